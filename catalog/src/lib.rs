@@ -1,0 +1,5 @@
+//! The firmware catalog: a content-addressed blob store, the firmware package
+//! model and importers, the TUF-signed repository and mirrors.
+//!
+//! Invariant: this crate does no networking. Callers hand it bytes, readers and
+//! paths; fetching over HTTP is the agent's and server's job.

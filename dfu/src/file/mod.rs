@@ -1,0 +1,1 @@
+//! `.dfu` suffix and DfuSe container formats.
