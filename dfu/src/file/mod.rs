@@ -1,1 +1,210 @@
 //! `.dfu` suffix and DfuSe container formats.
+//!
+//! A `.dfu` file is firmware followed by the 16-byte DFU suffix of USB DFU 1.1
+//! (appendix B): `bcdDevice`, `idProduct`, `idVendor`, `bcdDFU`, the signature
+//! `UFD`, `bLength` and a CRC. When the firmware starts with the `DfuSe`
+//! prefix it is an ST DfuSe image (UM0391): targets, one per alternate
+//! setting, each a list of `(address, bytes)` elements.
+//!
+//! Reading is lenient where the common tools (dfu-util's `dfu-suffix` and
+//! `dfuse-pack`, fwupd) disagree with each other and strict everywhere else:
+//! anything inconsistent is refused with a [`FileError`] naming the field and
+//! its byte offset. Parsing never panics and allocates no more than the input
+//! size justifies. Writing always follows the specifications. See
+//! `docs/dfu-files.md` for the list of tolerated disagreements.
+//!
+//! ```
+//! use dfu::file::{DfuFile, DfuSeTarget, Firmware};
+//!
+//! let file = DfuFile::new_raw(0x047f, 0xc056, 0x0102, b"firmware".to_vec());
+//! let bytes = file.to_bytes();
+//! assert!(dfu::file::has_dfu_suffix(&bytes));
+//! let back = DfuFile::parse(&bytes).unwrap();
+//! assert_eq!(back.suffix.id_vendor, 0x047f);
+//! assert_eq!(back.firmware, Firmware::Raw(b"firmware".to_vec()));
+//!
+//! let target = DfuSeTarget::new(0, Some("Internal Flash"), [(0x0800_0000, vec![1, 2, 3])]);
+//! let dfuse = DfuFile::new_dfuse(0x0483, 0xdf11, 0xffff, vec![target]).unwrap();
+//! assert!(DfuFile::parse(&dfuse.to_bytes()).unwrap().is_dfuse());
+//! ```
+
+mod dfuse;
+mod error;
+mod suffix;
+
+pub use dfuse::{DfuSeElement, DfuSeImage, DfuSeTarget};
+pub use error::FileError;
+pub use suffix::{dfu_crc, has_dfu_suffix, Suffix, ANY, BCD_DFU_1_0, BCD_DFU_DFUSE, SUFFIX_LEN};
+
+/// What a `.dfu` file carries in front of its suffix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Firmware {
+    /// Plain DFU: the bytes to download as they are.
+    Raw(Vec<u8>),
+    /// An ST DfuSe image.
+    DfuSe(DfuSeImage),
+}
+
+/// A parsed (or to-be-written) `.dfu` file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DfuFile {
+    /// The DFU suffix. [`Suffix::absent`] when the file had none.
+    pub suffix: Suffix,
+    /// The content before the suffix.
+    pub firmware: Firmware,
+}
+
+impl DfuFile {
+    /// Parses a `.dfu` file: plain DFU or DfuSe, with a valid DFU suffix.
+    ///
+    /// Accepts what dfu-util and fwupd write, including where they disagree:
+    /// `DFUImageSize` with or without the suffix, any `bTargetNamed`, a DfuSe
+    /// image with `bcdDFU` 0x0100 (as `dfu-suffix -a` writes), a `bLength`
+    /// above 16, and a DfuSe image with no suffix at all (ids are then
+    /// [`ANY`]). A plain image without a suffix is refused
+    /// ([`FileError::MissingSuffix`]); see [`DfuFile::parse_lenient`].
+    pub fn parse(bytes: &[u8]) -> Result<Self, FileError> {
+        Self::parse_inner(bytes, false)
+    }
+
+    /// Like [`DfuFile::parse`], but a file without any DFU suffix is taken as
+    /// a raw image for any device, as `dfu-util -D` does (with a warning).
+    /// A file that has a `UFD` signature but a bad CRC is still refused.
+    pub fn parse_lenient(bytes: &[u8]) -> Result<Self, FileError> {
+        Self::parse_inner(bytes, true)
+    }
+
+    fn parse_inner(bytes: &[u8], allow_raw: bool) -> Result<Self, FileError> {
+        let suffix = match Suffix::parse(bytes) {
+            Ok(suffix) => suffix,
+            Err(e @ (FileError::MissingSuffix { .. } | FileError::Truncated { .. })) => {
+                return Self::parse_unsuffixed(bytes, allow_raw, e)
+            }
+            Err(e) => return Err(e),
+        };
+        let body = &bytes[..bytes.len() - usize::from(suffix.length)];
+        let firmware = if dfuse::has_dfuse_prefix(body) {
+            Firmware::DfuSe(dfuse::parse(body, bytes.len())?)
+        } else if suffix.bcd_dfu == BCD_DFU_DFUSE {
+            return Err(FileError::invalid(
+                "bcdDFU",
+                bytes.len() - SUFFIX_LEN + 6,
+                "0x011a marks a DfuSe file, but the content does not start with \"DfuSe\"",
+            ));
+        } else {
+            Firmware::Raw(body.to_vec())
+        };
+        Ok(DfuFile { suffix, firmware })
+    }
+
+    fn parse_unsuffixed(
+        bytes: &[u8],
+        allow_raw: bool,
+        missing: FileError,
+    ) -> Result<Self, FileError> {
+        if dfuse::has_dfuse_prefix(bytes) {
+            match dfuse::parse(bytes, bytes.len()) {
+                Ok(image) => {
+                    return Ok(DfuFile {
+                        suffix: Suffix::absent(),
+                        firmware: Firmware::DfuSe(image),
+                    })
+                }
+                // A DfuSe image that says it is the whole file: its own error
+                // explains best. Otherwise the suffix is what is missing.
+                Err(e) if declared_image_size(bytes) == Some(bytes.len()) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        if allow_raw && !bytes.is_empty() {
+            return Ok(DfuFile {
+                suffix: Suffix::absent(),
+                firmware: Firmware::Raw(bytes.to_vec()),
+            });
+        }
+        Err(missing)
+    }
+
+    /// A plain DFU file for the given ids ([`ANY`] = any) with `payload`.
+    pub fn new_raw(id_vendor: u16, id_product: u16, bcd_device: u16, payload: Vec<u8>) -> Self {
+        DfuFile {
+            suffix: Suffix::new(id_vendor, id_product, bcd_device, BCD_DFU_1_0),
+            firmware: Firmware::Raw(payload),
+        }
+    }
+
+    /// A DfuSe file for the given ids with `targets` (see [`DfuSeTarget::new`]).
+    /// Fails if the targets cannot be written (see [`DfuFile::validate`]).
+    pub fn new_dfuse(
+        id_vendor: u16,
+        id_product: u16,
+        bcd_device: u16,
+        targets: Vec<DfuSeTarget>,
+    ) -> Result<Self, FileError> {
+        let file = DfuFile {
+            suffix: Suffix::new(id_vendor, id_product, bcd_device, BCD_DFU_DFUSE),
+            firmware: Firmware::DfuSe(DfuSeImage { targets }),
+        };
+        file.validate()?;
+        Ok(file)
+    }
+
+    /// Whether the firmware is a DfuSe image.
+    pub fn is_dfuse(&self) -> bool {
+        matches!(self.firmware, Firmware::DfuSe(_))
+    }
+
+    /// Checks that [`DfuFile::to_bytes`] can write this file: a DfuSe image
+    /// has 1 to 255 targets, each with at least one element; names are at
+    /// most 254 bytes without NUL; elements fit the 32-bit address space and
+    /// do not overlap within a target; every size fits its 32-bit field.
+    pub fn validate(&self) -> Result<(), FileError> {
+        match &self.firmware {
+            Firmware::Raw(_) => Ok(()),
+            Firmware::DfuSe(image) => dfuse::validate(image),
+        }
+    }
+
+    /// Writes the file to the specification, or says why it cannot.
+    ///
+    /// The suffix gets the ids from [`DfuFile::suffix`], `bcdDFU` 0x0100 for
+    /// plain DFU or 0x011A for DfuSe, `bLength` 16 and the CRC (whatever
+    /// `suffix.bcd_dfu`, `length` and `crc` hold). `DFUImageSize` counts the
+    /// file without its suffix; `bTargetNamed` is 1 for a named target, else 0.
+    pub fn try_to_bytes(&self) -> Result<Vec<u8>, FileError> {
+        self.validate()?;
+        let mut out = Vec::new();
+        let bcd_dfu = match &self.firmware {
+            Firmware::Raw(data) => {
+                out.reserve_exact(data.len() + SUFFIX_LEN);
+                out.extend_from_slice(data);
+                BCD_DFU_1_0
+            }
+            Firmware::DfuSe(image) => {
+                dfuse::write(image, &mut out);
+                BCD_DFU_DFUSE
+            }
+        };
+        self.suffix.append_to(&mut out, bcd_dfu);
+        Ok(out)
+    }
+
+    /// Writes the file to the specification (see [`DfuFile::try_to_bytes`]).
+    ///
+    /// # Panics
+    ///
+    /// If [`DfuFile::validate`] fails. Files from [`DfuFile::parse`],
+    /// [`DfuFile::new_raw`] and [`DfuFile::new_dfuse`] always validate.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self.try_to_bytes() {
+            Ok(bytes) => bytes,
+            Err(e) => panic!("DfuFile::to_bytes on an unwritable file: {e}"),
+        }
+    }
+}
+
+/// `DFUImageSize` of a DfuSe prefix, if `bytes` is long enough to hold one.
+fn declared_image_size(bytes: &[u8]) -> Option<usize> {
+    let b = bytes.get(6..10)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+}

@@ -1,0 +1,39 @@
+//! The `dfu` command-line tool: inspect and build `.dfu` / DfuSe files.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+/// Inspect and build USB DFU (`.dfu`) and ST DfuSe firmware files.
+#[derive(Debug, Parser)]
+#[command(name = "dfu", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// One variant per subcommand; each dispatches to `cli::<name>::run`.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show what a .dfu or DfuSe file contains.
+    Inspect(cli::inspect::Args),
+    /// Wrap a raw image into a .dfu or DfuSe file.
+    Build(cli::build::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => cli::inspect::run(args),
+        Command::Build(args) => cli::build::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dfu: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
