@@ -5,3 +5,7 @@
 //! nothing of tokio or HTTP.
 
 pub mod file;
+pub mod host;
+pub mod quirks;
+#[cfg(feature = "usb")]
+pub mod usb;
