@@ -110,9 +110,12 @@ impl DfuFile {
                         firmware: Firmware::DfuSe(image),
                     })
                 }
-                // A DfuSe image that says it is the whole file: its own error
-                // explains best. Otherwise the suffix is what is missing.
-                Err(e) if declared_image_size(bytes) == Some(bytes.len()) => return Err(e),
+                // A DfuSe image that says it is the whole file, or one that
+                // may not be taken as raw: its own error explains best.
+                // Otherwise the suffix is what is missing.
+                Err(e) if allow_raw || declared_image_size(bytes) == Some(bytes.len()) => {
+                    return Err(e)
+                }
                 Err(_) => {}
             }
         }
@@ -154,12 +157,17 @@ impl DfuFile {
         matches!(self.firmware, Firmware::DfuSe(_))
     }
 
-    /// Checks that [`DfuFile::to_bytes`] can write this file: a DfuSe image
+    /// Checks that [`DfuFile::to_bytes`] can write this file: a raw payload
+    /// does not start with `DfuSe`; a DfuSe image
     /// has 1 to 255 targets, each with at least one element; names are at
     /// most 254 bytes without NUL; elements fit the 32-bit address space and
     /// do not overlap within a target; every size fits its 32-bit field.
     pub fn validate(&self) -> Result<(), FileError> {
         match &self.firmware {
+            Firmware::Raw(data) if dfuse::has_dfuse_prefix(data) => Err(FileError::unwritable(
+                "firmware",
+                "a raw payload starting with \"DfuSe\" would be read back as a DfuSe image",
+            )),
             Firmware::Raw(_) => Ok(()),
             Firmware::DfuSe(image) => dfuse::validate(image),
         }
