@@ -6,3 +6,11 @@
 
 pub mod blob;
 pub mod digest;
+mod fsutil;
+pub mod import;
+pub mod mirror;
+pub mod package;
+pub mod store;
+pub mod tuf;
+
+pub use store::{Catalog, CatalogError, Imported};

@@ -336,11 +336,8 @@ impl BlobStore {
     }
 }
 
-/// Flushes a directory entry change (a rename) to disk.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), BlobError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
+fn sync_dir(dir: &Path) -> Result<(), BlobError> {
+    crate::fsutil::sync_dir(dir).map_err(io_err(dir))
 }
 
 /// A reader that hashes what passes through it and fails at end of input if

@@ -1,0 +1,396 @@
+//! The catalog on disk: blobs, the release index and the signed repository,
+//! changed together under one lock.
+//!
+//! ```text
+//! <root>/blobs/            content-addressed blob store
+//! <root>/releases.json     the release index (written atomically)
+//! <root>/repo/metadata/    TUF metadata, consistent snapshots
+//! <root>/.lock             held while a change is made
+//! <keys>/                  signing keys (mode 0600), outside <root>
+//! ```
+//!
+//! Every change takes the lock, re-reads the index (another process may have
+//! changed it), writes the index, and publishes new TUF metadata.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::blob::{BlobError, BlobStore, GcReport};
+use crate::digest::Sha256Digest;
+use crate::import::{self, ImportError, ImportOptions, Payload};
+use crate::package::{slug, FirmwareRelease};
+use crate::tuf::{self, Repository, TargetFile, TufError};
+
+/// Errors of catalog operations.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// IO on the catalog's own files.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// A refused import.
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    /// A blob store problem.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// A signing / metadata problem.
+    #[error(transparent)]
+    Tuf(#[from] TufError),
+    /// The release index does not parse.
+    #[error("{path}: corrupt release index: {why}")]
+    CorruptIndex {
+        /// The index file.
+        path: PathBuf,
+        /// The parser's message.
+        why: String,
+    },
+    /// The same target name with other content.
+    #[error("{target} is already in the catalog with different content ({existing}); import it under another version or file name")]
+    Conflict {
+        /// The target name.
+        target: String,
+        /// The digest already stored.
+        existing: Sha256Digest,
+    },
+    /// No such release.
+    #[error("no release matches {0:?}")]
+    NotFound(String),
+    /// More than one release matches.
+    #[error("{query:?} matches {count} releases; be more specific")]
+    Ambiguous {
+        /// What was asked.
+        query: String,
+        /// How many matched.
+        count: usize,
+    },
+    /// The catalog directory was never initialised.
+    #[error("{0} is not an initialised catalog (run `catalog keys init` first)")]
+    NotInitialised(PathBuf),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CatalogError + '_ {
+    move |source| CatalogError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Index {
+    releases: Vec<FirmwareRelease>,
+}
+
+/// The firmware catalog.
+#[derive(Debug)]
+pub struct Catalog {
+    root: PathBuf,
+    keys_dir: PathBuf,
+    blobs: BlobStore,
+    index: Index,
+}
+
+/// Result of an import.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The release as stored.
+    pub release: FirmwareRelease,
+    /// False if an identical release was already there (nothing changed).
+    pub added: bool,
+}
+
+impl Catalog {
+    /// Creates a catalog (blob store, empty signed repository, fresh keys in
+    /// `keys_dir`). Fails if one already exists at `root`.
+    pub fn init(root: &Path, keys_dir: &Path, now: DateTime<Utc>) -> Result<Self, CatalogError> {
+        fs::create_dir_all(root).map_err(io_err(root))?;
+        let _lock = lock(root)?;
+        let repo_dir = root.join("repo");
+        Repository::create(&repo_dir, keys_dir, now)?;
+        let blobs = BlobStore::open(root.join("blobs"))?;
+        let mut catalog = Self {
+            root: root.to_owned(),
+            keys_dir: keys_dir.to_owned(),
+            blobs,
+            index: Index::default(),
+        };
+        catalog.write_index()?;
+        catalog.publish_locked(now)?;
+        Ok(catalog)
+    }
+
+    /// Opens an existing catalog.
+    pub fn open(root: &Path, keys_dir: &Path) -> Result<Self, CatalogError> {
+        if !root
+            .join("repo")
+            .join("metadata")
+            .join("1.root.json")
+            .is_file()
+        {
+            return Err(CatalogError::NotInitialised(root.to_owned()));
+        }
+        let blobs = BlobStore::open(root.join("blobs"))?;
+        let mut catalog = Self {
+            root: root.to_owned(),
+            keys_dir: keys_dir.to_owned(),
+            blobs,
+            index: Index::default(),
+        };
+        catalog.reload()?;
+        Ok(catalog)
+    }
+
+    /// Opens the catalog, creating it first if it does not exist.
+    pub fn open_or_init(
+        root: &Path,
+        keys_dir: &Path,
+        now: DateTime<Utc>,
+    ) -> Result<Self, CatalogError> {
+        match Self::open(root, keys_dir) {
+            Err(CatalogError::NotInitialised(_)) => Self::init(root, keys_dir, now),
+            other => other,
+        }
+    }
+
+    /// The catalog directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The signed repository directory (its `metadata/` is what mirrors copy).
+    pub fn repo_dir(&self) -> PathBuf {
+        self.root.join("repo")
+    }
+
+    /// The signed metadata directory.
+    pub fn metadata_dir(&self) -> PathBuf {
+        self.repo_dir().join("metadata")
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// All releases, in import order.
+    pub fn releases(&self) -> &[FirmwareRelease] {
+        &self.index.releases
+    }
+
+    /// Re-reads the index from disk.
+    pub fn reload(&mut self) -> Result<(), CatalogError> {
+        let path = self.root.join("releases.json");
+        self.index = match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| CatalogError::CorruptIndex {
+                    path: path.clone(),
+                    why: e.to_string(),
+                })?
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Index::default(),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        Ok(())
+    }
+
+    /// Finds one release by target name, name prefix or sha256 prefix
+    /// (at least 8 hex characters).
+    pub fn find(&self, query: &str) -> Result<&FirmwareRelease, CatalogError> {
+        if let Some(r) = self.index.releases.iter().find(|r| r.target_name == query) {
+            return Ok(r);
+        }
+        let matches: Vec<&FirmwareRelease> = self
+            .index
+            .releases
+            .iter()
+            .filter(|r| {
+                r.target_name.starts_with(query)
+                    || (query.len() >= 8 && r.sha256.to_hex().starts_with(query))
+            })
+            .collect();
+        match matches[..] {
+            [one] => Ok(one),
+            [] => Err(CatalogError::NotFound(query.to_owned())),
+            _ => Err(CatalogError::Ambiguous {
+                query: query.to_owned(),
+                count: matches.len(),
+            }),
+        }
+    }
+
+    /// Imports a firmware file. Nothing is changed if the file is refused.
+    pub fn import(
+        &mut self,
+        path: &Path,
+        opts: &ImportOptions,
+        now: DateTime<Utc>,
+    ) -> Result<Imported, CatalogError> {
+        let prepared = import::prepare(path, opts)?;
+        let target_name = format!(
+            "{}/{}/{}/{}",
+            slug(&prepared.vendor),
+            slug(&prepared.model),
+            slug(prepared.version.as_str()),
+            slug(&prepared.file_name)
+        );
+        tuf::validate_target_name(&target_name)?;
+        let _lock = lock(&self.root)?;
+        self.reload()?;
+        let info = match &prepared.payload {
+            Payload::WholeFile(p) => self.blobs.put_file(p)?,
+            Payload::Bytes(b) => self.blobs.put_bytes(b)?,
+        };
+        if let Some(existing) = self
+            .index
+            .releases
+            .iter()
+            .find(|r| r.target_name == target_name)
+        {
+            if existing.sha256 == info.digest {
+                return Ok(Imported {
+                    release: existing.clone(),
+                    added: false,
+                });
+            }
+            if info.newly_stored {
+                // Unreferenced: take it back out so a refusal leaves no trace.
+                let _ = fs::remove_file(self.blobs.path_of(&info.digest));
+            }
+            return Err(CatalogError::Conflict {
+                target: target_name,
+                existing: existing.sha256,
+            });
+        }
+        let release = FirmwareRelease {
+            target_name,
+            vendor: prepared.vendor,
+            model: prepared.model,
+            hardware_ids: prepared.hardware_ids,
+            version: prepared.version,
+            security_counter: prepared.security_counter,
+            protocol: prepared.protocol,
+            capabilities: prepared.capabilities,
+            urgency: prepared.urgency,
+            release_notes: prepared.release_notes,
+            size: info.len,
+            sha256: info.digest,
+            source_format: prepared.source_format,
+            lvfs: prepared.lvfs,
+            imported_at: now,
+        };
+        if let Err(e) = release.validate() {
+            if info.newly_stored {
+                let _ = fs::remove_file(self.blobs.path_of(&info.digest));
+            }
+            return Err(ImportError::Model(e).into());
+        }
+        self.index.releases.push(release.clone());
+        self.write_index()?;
+        self.publish_locked(now)?;
+        Ok(Imported {
+            release,
+            added: true,
+        })
+    }
+
+    /// Removes a release from the catalog (its blob stays until [`Catalog::gc`]).
+    pub fn remove(
+        &mut self,
+        query: &str,
+        now: DateTime<Utc>,
+    ) -> Result<FirmwareRelease, CatalogError> {
+        let _lock = lock(&self.root)?;
+        self.reload()?;
+        let name = self.find(query)?.target_name.clone();
+        let pos = self
+            .index
+            .releases
+            .iter()
+            .position(|r| r.target_name == name)
+            .ok_or_else(|| CatalogError::NotFound(query.to_owned()))?;
+        let removed = self.index.releases.remove(pos);
+        self.write_index()?;
+        self.publish_locked(now)?;
+        Ok(removed)
+    }
+
+    /// The TUF targets for the current releases.
+    pub fn targets(&self) -> BTreeMap<String, TargetFile> {
+        self.index
+            .releases
+            .iter()
+            .map(|r| {
+                (
+                    r.target_name.clone(),
+                    TargetFile::new(r.size, *r.sha256.as_bytes(), Some(r.target_custom())),
+                )
+            })
+            .collect()
+    }
+
+    /// Publishes the current releases as new signed metadata.
+    pub fn publish(&mut self, now: DateTime<Utc>) -> Result<(), CatalogError> {
+        let _lock = lock(&self.root)?;
+        self.reload()?;
+        self.publish_locked(now)
+    }
+
+    fn publish_locked(&mut self, now: DateTime<Utc>) -> Result<(), CatalogError> {
+        let mut repo = Repository::open(&self.repo_dir(), &self.keys_dir)?;
+        repo.publish_targets(self.targets(), now)?;
+        Ok(())
+    }
+
+    /// Re-signs the timestamp if it is close to expiry; returns whether it did.
+    pub fn refresh_timestamp(&mut self, now: DateTime<Utc>) -> Result<bool, CatalogError> {
+        let _lock = lock(&self.root)?;
+        let mut repo = Repository::open(&self.repo_dir(), &self.keys_dir)?;
+        Ok(repo.refresh_timestamp(now)?)
+    }
+
+    /// Opens the signed repository for key operations (rotation).
+    pub fn repository(&self) -> Result<Repository, CatalogError> {
+        Ok(Repository::open(&self.repo_dir(), &self.keys_dir)?)
+    }
+
+    /// Deletes blobs that no release references.
+    pub fn gc(&mut self, now: std::time::SystemTime) -> Result<GcReport, CatalogError> {
+        let _lock = lock(&self.root)?;
+        self.reload()?;
+        let referenced: HashSet<Sha256Digest> =
+            self.index.releases.iter().map(|r| r.sha256).collect();
+        Ok(self.blobs.gc(&referenced, now)?)
+    }
+
+    fn write_index(&self) -> Result<(), CatalogError> {
+        let path = self.root.join("releases.json");
+        let bytes =
+            serde_json::to_vec_pretty(&self.index).map_err(|e| CatalogError::CorruptIndex {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+        crate::fsutil::write_atomic(&path, &bytes).map_err(io_err(&path))
+    }
+}
+
+/// An exclusive advisory lock on the catalog, released on drop.
+fn lock(root: &Path) -> Result<File, CatalogError> {
+    let path = root.join(".lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    file.lock().map_err(io_err(&path))?;
+    Ok(file)
+}
