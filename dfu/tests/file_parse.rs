@@ -263,6 +263,7 @@ const REFUSED: &[Case] = &[
     ("dwElementSize", || dfuse_with(|b| put_u32(b, 289, 100)), "dwElementSize", 289, "100 bytes exceed the 14 bytes left"),
     ("overlap", || dfuse_with(|b| put_u32(b, 297, 0x102)), "dwElementAddress", 297, "element 1 (0x00000102, 2 bytes) overlaps element 0 (0x00000100, 4 bytes)"),
     ("address overflow", || dfuse_with(|b| put_u32(b, 297, 0xffff_ffff)), "dwElementSize", 301, "run past the end of the 32-bit address space"),
+    ("bytes after the last target", || { let mut b = sample_dfuse(); b.splice(307..307, [0; 4]); put_u32(&mut b, 6, 311); fix_crc(&mut b); b }, "bTargets", 10, "1 targets end at offset 0x133, but 4 more bytes follow"),
     ("DfuSe without suffix, truncated", || { let mut b = sample_dfuse(); b.truncate(300); put_u32(&mut b, 6, 300); b }, "dwTargetSize", 277, "needs 22 bytes but the file has only 15"),
 ];
 
