@@ -361,3 +361,57 @@ fn refuses_to_write_what_the_format_cannot_hold() {
         "an empty element at the top address fits: {edge:?}"
     );
 }
+
+#[test]
+fn longer_suffix_is_stripped_as_dfu_util_does() {
+    // bLength 20: the 4 bytes before the standard 16 belong to the suffix.
+    let mut bytes = b"payload!XTRA".to_vec();
+    bytes.extend_from_slice(&DfuFile::new_raw(1, 2, 3, vec![]).to_bytes());
+    let n = bytes.len();
+    bytes[n - 5] = 20;
+    fix_crc(&mut bytes);
+    let file = DfuFile::parse(&bytes).unwrap();
+    assert_eq!(file.suffix.length, 20);
+    assert_eq!(file.firmware, Firmware::Raw(b"payload!".to_vec()));
+}
+
+#[test]
+fn target_names_are_read_whatever_the_flag_and_encoding() {
+    // (bTargetNamed, szTargetName bytes, expected name)
+    let table: &[(u32, &[u8], Option<&str>)] = &[
+        (1, b"Flash", Some("Flash")),
+        (0, b"Flash", Some("Flash")),
+        (0x100, b"Flash", Some("Flash")),
+        (1, b"", None),
+        (0, b"", None),
+        (1, b"Fl\xffsh", Some("Fl\u{fffd}sh")),
+    ];
+    for (flag, raw_name, expected) in table {
+        let mut b = sample_dfuse();
+        put_u32(&mut b, 18, *flag);
+        b[22..277].fill(0);
+        b[22..22 + raw_name.len()].copy_from_slice(raw_name);
+        fix_crc(&mut b);
+        let file = DfuFile::parse(&b).unwrap_or_else(|e| panic!("{flag} {raw_name:?}: {e}"));
+        let Firmware::DfuSe(image) = &file.firmware else {
+            panic!("not DfuSe")
+        };
+        assert_eq!(
+            image.targets[0].name.as_deref(),
+            *expected,
+            "{flag} {raw_name:?}"
+        );
+        file.validate().unwrap();
+    }
+    // 254 invalid bytes decode to 254 U+FFFD (762 bytes), cut to fit 254 bytes.
+    let b = dfuse_with(|b| b[22..276].fill(0xff));
+    let file = DfuFile::parse(&b).unwrap();
+    let Firmware::DfuSe(image) = &file.firmware else {
+        panic!("not DfuSe")
+    };
+    assert_eq!(
+        image.targets[0].name.as_deref(),
+        Some("\u{fffd}".repeat(84).as_str())
+    );
+    assert!(file.try_to_bytes().is_ok());
+}
