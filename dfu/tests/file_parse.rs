@@ -243,7 +243,7 @@ fn raw_with(edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
 
 #[rustfmt::skip]
 const REFUSED: &[Case] = &[
-    ("empty", Vec::new, "DFU suffix", 0, "needs 16 bytes but the file has only 0"),
+    ("empty", Vec::new, "DFU suffix", 0, "needs 16 bytes but only 0 are left"),
     ("no suffix", || { let mut b = raw(); b[16..19].copy_from_slice(b"XYZ"); b }, "ucDfuSignature", 16, "\"XYZ\""),
     ("payload changed", || { let mut b = raw(); b[0] ^= 0x80; b }, "dwCRC", 20, "stored 0x"),
     ("bLength 15", || raw_with(|b| b[19] = 15), "bLength", 19, "15 is not between 16"),
@@ -252,10 +252,10 @@ const REFUSED: &[Case] = &[
     ("bVersion 2", || dfuse_with(|b| b[5] = 2), "bVersion", 5, "2 is not a known"),
     ("DFUImageSize", || dfuse_with(|b| put_u32(b, 6, 300)), "DFUImageSize", 6, "300 matches neither the file without suffix (307) nor the whole file (323)"),
     ("bTargets 0", || dfuse_with(|b| b[10] = 0), "bTargets", 10, "no firmware"),
-    ("bTargets 2", || dfuse_with(|b| b[10] = 2), "szSignature (target)", 307, "needs 6 bytes but the file has only 0"),
+    ("bTargets 2", || dfuse_with(|b| b[10] = 2), "szSignature (target)", 307, "needs 6 bytes but only 0 are left"),
     ("target signature", || dfuse_with(|b| b[14] = b'X'), "szSignature (target)", 11, "\"TarXet\""),
     ("unterminated name", || dfuse_with(|b| b[22..277].fill(b'a')), "szTargetName", 22, "not NUL-terminated"),
-    ("dwTargetSize too big", || dfuse_with(|b| put_u32(b, 277, 23)), "dwTargetSize", 277, "needs 23 bytes but the file has only 22"),
+    ("dwTargetSize too big", || dfuse_with(|b| put_u32(b, 277, 23)), "dwTargetSize", 277, "needs 23 bytes but only 22 are left"),
     ("dwTargetSize too small", || dfuse_with(|b| put_u32(b, 277, 20)), "dwElementSize", 301, "2 bytes exceed the 0 bytes left"),
     ("dwNbElements 0", || dfuse_with(|b| put_u32(b, 281, 0)), "dwNbElements", 281, "is 0"),
     ("dwNbElements 1", || dfuse_with(|b| put_u32(b, 281, 1)), "dwTargetSize", 277, "declares 22 bytes but the 1 elements occupy 12"),
@@ -264,7 +264,7 @@ const REFUSED: &[Case] = &[
     ("overlap", || dfuse_with(|b| put_u32(b, 297, 0x102)), "dwElementAddress", 297, "element 1 (0x00000102, 2 bytes) overlaps element 0 (0x00000100, 4 bytes)"),
     ("address overflow", || dfuse_with(|b| put_u32(b, 297, 0xffff_ffff)), "dwElementSize", 301, "run past the end of the 32-bit address space"),
     ("bytes after the last target", || { let mut b = sample_dfuse(); b.splice(307..307, [0; 4]); put_u32(&mut b, 6, 311); fix_crc(&mut b); b }, "bTargets", 10, "1 targets end at offset 0x133, but 4 more bytes follow"),
-    ("DfuSe without suffix, truncated", || { let mut b = sample_dfuse(); b.truncate(300); put_u32(&mut b, 6, 300); b }, "dwTargetSize", 277, "needs 22 bytes but the file has only 15"),
+    ("DfuSe without suffix, truncated", || { let mut b = sample_dfuse(); b.truncate(300); put_u32(&mut b, 6, 300); b }, "dwTargetSize", 277, "needs 22 bytes but only 15 are left"),
 ];
 
 #[test]

@@ -6,12 +6,12 @@
 /// Every parse error names the offending field (with the name the USB DFU 1.1
 /// specification or ST's UM0391 gives it) and the byte offset of that field in
 /// the input, so a message reads like
-/// `dwCRC at offset 0x24: stored 0x3e7da9c2, computed 0xcfa7ac68`.
+/// `dwCRC at offset 0x20: stored 0x3e7da9c2, computed 0xcfa7ac68`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FileError {
     /// The input ends before a field does.
-    #[error("{field} at offset {offset:#x}: needs {needed} bytes but the file has only {available} left")]
+    #[error("{field} at offset {offset:#x}: needs {needed} bytes but only {available} are left")]
     Truncated {
         /// The field that does not fit.
         field: &'static str,
