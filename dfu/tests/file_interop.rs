@@ -294,7 +294,7 @@ fn our_files() -> (DfuFile, DfuFile) {
             DfuSeTarget::new(
                 0,
                 Some("Internal Flash"),
-                [(0x0800_0000, data(2048, 5)), (0x0800_c000, data(7, 6))],
+                [(0x0800_0000, data(200_000, 5)), (0x0805_0000, data(7, 6))],
             ),
             DfuSeTarget::new(1, None, [(0x1fff_7800, data(16, 7))]),
             DfuSeTarget::new(
@@ -347,7 +347,7 @@ fn dfuse_pack_dumps_what_we_write() {
     assert!(!out.contains("ERROR"), "dfuse-pack -d found errors:\n{out}");
     for line in [
         format!("v1, image size: {}, targets: 3", bytes.len() - 16),
-        "alt setting: 0, name: \"b'Internal Flash'\", size: 2071, elements: 2".to_owned(),
+        "alt setting: 0, name: \"b'Internal Flash'\", size: 200023, elements: 2".to_owned(),
         "alt setting: 1, name: \"\", size: 24, elements: 1".to_owned(),
         "usb: 0483:df11, device: 0x0200, dfu: 0x011a, b'UFD', 16".to_owned(),
     ] {
@@ -398,10 +398,10 @@ fn fwupd_parses_what_we_write() {
         "<id>@External /0x90000000/8*4Kg</id>",
         "<idx>0x3</idx>",
         "<addr>0x8000000</addr>",
-        "<addr>0x800c000</addr>",
+        "<addr>0x8050000</addr>",
         "<addr>0x1fff7800</addr>",
         "<addr>0x90000000</addr>",
-        "size=\"0x800\"",
+        "size=\"0x30d40\"",
         "size=\"0x12c\"",
     ] {
         assert!(
