@@ -53,14 +53,14 @@ pub(crate) struct Slot {
     pub(crate) attached: bool,
     pub(crate) generation: u64,
     pub(crate) in_call: bool,
+    /// Descriptors as read at the last enumeration (they only change by re-enumerating).
+    enumerated: Option<DeviceInfo>,
 }
 
 impl Slot {
+    /// The descriptors of the current (or last) enumeration; `None` for HID-only devices.
     pub(crate) fn dfu_info(&self) -> Option<DeviceInfo> {
-        match &self.device {
-            BusDevice::Dfu(d) => Some(d.info(&self.port)),
-            BusDevice::Hid(_) => None,
-        }
+        self.enumerated.clone()
     }
 }
 
@@ -104,6 +104,10 @@ impl BusState {
         }
         slot.attached = true;
         slot.generation = generation;
+        slot.enumerated = match &slot.device {
+            BusDevice::Dfu(d) => Some(d.info(&slot.port)),
+            BusDevice::Hid(_) => None,
+        };
         let info = slot.dfu_info();
         let h = info.clone().map(HotplugEvent::Arrived);
         self.emit(BusEvent::Attached { id, at: now, info }, h);
@@ -241,6 +245,7 @@ impl VirtualBus {
                 attached: false,
                 generation: 0,
                 in_call,
+                enumerated: None,
             },
         );
         s.attach(id);

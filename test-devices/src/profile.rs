@@ -208,6 +208,7 @@ impl ModelProfile {
         Self {
             poll_timeout: Duration::from_secs(2),
             block_busy: Duration::ZERO,
+            manifest_time: Duration::ZERO,
             quirks: Quirks {
                 poll_timeout: PollTimeoutPolicy::Ignore,
                 ..Quirks::default()

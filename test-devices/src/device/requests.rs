@@ -223,17 +223,19 @@ impl SimDevice {
                         return Ok(Duration::ZERO);
                     }
                     self.busy_until = now + self.busy_time;
-                }
-                if now >= self.busy_until {
+                    if self.busy_time.is_zero() && self.reported_poll.is_zero() {
+                        self.set_state(DfuState::DfuDnloadIdle);
+                        return Ok(Duration::ZERO);
+                    }
+                } else if now >= self.busy_until {
                     self.set_state(DfuState::DfuDnloadIdle);
-                    Ok(Duration::ZERO)
-                } else {
-                    let poll = self.reported_poll;
-                    self.last_poll = poll;
-                    self.poll_deadline = now + poll;
-                    self.set_state(DfuState::DfuDnbusy);
-                    Ok(poll)
+                    return Ok(Duration::ZERO);
                 }
+                let poll = self.reported_poll;
+                self.last_poll = poll;
+                self.poll_deadline = now + poll;
+                self.set_state(DfuState::DfuDnbusy);
+                Ok(poll)
             }
             DfuState::DfuManifestSync => self.manifest_sync(now),
             _ => Ok(Duration::ZERO),
