@@ -139,8 +139,10 @@ fn endless_data_from_misbehaving_fetcher() {
     );
     assert!(!env.out_dir().join("fw%2Fa.bin").exists());
     // Oversized metadata returned by `fetch` is refused as well.
-    let mut cfg = UpdaterConfig::default();
-    cfg.timestamp_max_length = 100;
+    let cfg = UpdaterConfig {
+        timestamp_max_length: 100,
+        ..UpdaterConfig::default()
+    };
     let mut c = Updater::new(
         &env.client_dir(),
         "metadata",

@@ -110,6 +110,11 @@ impl<F: Fetcher> Updater<F> {
         })
     }
 
+    /// The fetcher this client uses.
+    pub fn fetcher(&self) -> &F {
+        &self.fetcher
+    }
+
     /// The trusted root.
     pub fn root(&self) -> &Root {
         &self.root.signed
