@@ -181,7 +181,7 @@ pub struct Timestamp {
     /// Expiry.
     #[serde(with = "expires_format")]
     pub expires: DateTime<Utc>,
-    /// Exactly one entry, `snapshot.json`.
+    /// The `snapshot.json` entry (other entries are kept but not used).
     pub meta: BTreeMap<String, MetaFile>,
     /// Unknown fields, kept verbatim.
     #[serde(flatten)]
@@ -191,8 +191,8 @@ common_fields!(Timestamp, "timestamp");
 
 impl Timestamp {
     fn check(&self) -> Result<(), String> {
-        if self.meta.len() != 1 || !self.meta.contains_key("snapshot.json") {
-            return Err("meta must contain exactly snapshot.json".into());
+        if !self.meta.contains_key("snapshot.json") {
+            return Err("meta lacks snapshot.json".into());
         }
         Ok(())
     }
