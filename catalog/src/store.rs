@@ -117,14 +117,14 @@ impl Catalog {
         let repo_dir = root.join("repo");
         Repository::create(&repo_dir, keys_dir, now)?;
         let blobs = BlobStore::open(root.join("blobs"))?;
-        let mut catalog = Self {
+        let catalog = Self {
             root: root.to_owned(),
             keys_dir: keys_dir.to_owned(),
             blobs,
             index: Index::default(),
         };
+        // The new repository already signs the (empty) release list.
         catalog.write_index()?;
-        catalog.publish_locked(now)?;
         Ok(catalog)
     }
 

@@ -1,0 +1,408 @@
+//! `updater-server catalog …`: the firmware catalog's admin commands.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use catalog::import::ImportOptions;
+use catalog::mirror::{self, ExportFilter, Progress, VerifyOptions};
+use catalog::package::{
+    FirmwareRelease, HardwareId, SourceFormat, UpdateProtocol, Urgency, VersionFormat,
+};
+use catalog::Catalog;
+use clap::{Args, Subcommand};
+
+use super::DataDir;
+
+/// Catalog commands.
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Import a firmware file: a raw image, a .dfu or DfuSe file, or an LVFS .cab.
+    Import(ImportArgs),
+    /// List releases.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one release (by target name, name prefix or sha256 prefix).
+    Show {
+        /// What to show.
+        query: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a release (its blob is deleted by `gc`).
+    Remove {
+        /// Which release.
+        query: String,
+    },
+    /// Export the signed repository to a directory (network share or web root).
+    Mirror {
+        /// Destination directory.
+        dest: PathBuf,
+        /// Only firmware for these models (VID:PID); repeatable.
+        #[arg(long = "model")]
+        models: Vec<HardwareId>,
+    },
+    /// Verify a mirror (signatures, expiry, staleness, every blob), or with no
+    /// mirror the catalog's own blob store. Exits non-zero on any problem.
+    Verify {
+        /// The mirror directory.
+        mirror: Option<PathBuf>,
+        /// Trusted root.json (default: the catalog's version 1 root).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// The mirror was exported for these models only.
+        #[arg(long = "model")]
+        models: Vec<HardwareId>,
+    },
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Delete blobs that no release references, and leftovers of interrupted imports.
+    Gc,
+    /// Re-sign the timestamp (and snapshot/targets) if close to expiry.
+    RefreshTimestamp,
+}
+
+/// Key commands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create the catalog and its signing keys (one ed25519 key per role).
+    Init,
+    /// Publish root N+1 with new keys for the given roles, signed by old and new root keys.
+    Rotate {
+        /// Roles whose key to replace: root, targets, snapshot, timestamp (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Print the key ids of the current root.
+    List,
+}
+
+/// Metadata for an import; fields the file carries may be omitted.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The firmware file.
+    pub file: PathBuf,
+    /// Force the format instead of detecting it: raw, dfu, dfuse, cab.
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<SourceFormat>,
+    /// Vendor name.
+    #[arg(long)]
+    pub vendor: Option<String>,
+    /// Model name.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Hardware id VID:PID[@LO-HI] (hex); repeatable.
+    #[arg(long = "hardware-id")]
+    pub hardware_ids: Vec<HardwareId>,
+    /// Version string.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Version format: plain, bcd, hex.
+    #[arg(long)]
+    pub version_format: Option<VersionFormat>,
+    /// Anti-downgrade security counter.
+    #[arg(long)]
+    pub security_counter: Option<u32>,
+    /// Update protocol: dfu or dfuse.
+    #[arg(long)]
+    pub protocol: Option<UpdateProtocol>,
+    /// The device must be unplugged and replugged after flashing.
+    #[arg(long)]
+    pub needs_replug: bool,
+    /// May be installed silently in a maintenance window.
+    #[arg(long)]
+    pub silent_capable: bool,
+    /// May not be installed automatically at agent start.
+    #[arg(long)]
+    pub no_automatic: bool,
+    /// Expected install time in seconds.
+    #[arg(long)]
+    pub install_duration: Option<u32>,
+    /// Urgency: low, medium, high, critical.
+    #[arg(long)]
+    pub urgency: Option<Urgency>,
+    /// Release notes.
+    #[arg(long)]
+    pub notes: Option<String>,
+    /// File name of the target (default: the file's own name).
+    #[arg(long)]
+    pub file_name: Option<String>,
+}
+
+fn parse_format(s: &str) -> Result<SourceFormat, String> {
+    match s {
+        "raw" => Ok(SourceFormat::Raw),
+        "dfu" => Ok(SourceFormat::Dfu),
+        "dfuse" => Ok(SourceFormat::Dfuse),
+        "cab" => Ok(SourceFormat::Cab),
+        other => Err(format!("{other:?} is not raw, dfu, dfuse or cab")),
+    }
+}
+
+impl ImportArgs {
+    fn options(&self) -> ImportOptions {
+        ImportOptions {
+            format: self.format,
+            vendor: self.vendor.clone(),
+            model: self.model.clone(),
+            hardware_ids: self.hardware_ids.clone(),
+            version: self.version.clone(),
+            version_format: self.version_format,
+            security_counter: self.security_counter,
+            protocol: self.protocol,
+            needs_replug: self.needs_replug.then_some(true),
+            silent_capable: self.silent_capable.then_some(true),
+            automatic_capable: self.no_automatic.then_some(false),
+            install_duration_secs: self.install_duration,
+            urgency: self.urgency,
+            release_notes: self.notes.clone(),
+            file_name: self.file_name.clone(),
+        }
+    }
+}
+
+/// Runs a catalog command.
+pub(super) fn run(data: &DataDir, command: CatalogCommand) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    match command {
+        CatalogCommand::Keys {
+            command: KeysCommand::Init,
+        } => {
+            let c = Catalog::init(&data.catalog(), &data.keys(), now)?;
+            println!("created catalog in {}", c.root().display());
+            println!(
+                "signing keys in {} (mode 0600; keep the root key offline)",
+                data.keys().display()
+            );
+            Ok(())
+        }
+        CatalogCommand::Import(args) => {
+            let mut c = data.open_catalog(now)?;
+            let imported = c.import(&args.file, &args.options(), now)?;
+            let verb = if imported.added {
+                "imported"
+            } else {
+                "already present"
+            };
+            println!("{verb}: {}", imported.release.target_name);
+            print_release(&imported.release);
+            Ok(())
+        }
+        CatalogCommand::List { json } => {
+            let c = data.open_existing()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(c.releases())?);
+                return Ok(());
+            }
+            println!(
+                "{:<52} {:<12} {:<20} {:>10}  SHA256",
+                "TARGET", "VERSION", "HARDWARE IDS", "SIZE"
+            );
+            for r in c.releases() {
+                let ids: Vec<String> = r.hardware_ids.iter().map(|h| h.to_string()).collect();
+                println!(
+                    "{:<52} {:<12} {:<20} {:>10}  {}",
+                    r.target_name,
+                    r.version.as_str(),
+                    ids.join(","),
+                    r.size,
+                    &r.sha256.to_hex()[..16]
+                );
+            }
+            Ok(())
+        }
+        CatalogCommand::Show { query, json } => {
+            let c = data.open_existing()?;
+            let r = c.find(&query)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(r)?);
+            } else {
+                println!("{}", r.target_name);
+                print_release(r);
+            }
+            Ok(())
+        }
+        CatalogCommand::Remove { query } => {
+            let mut c = data.open_existing()?;
+            let r = c.remove(&query, now)?;
+            println!(
+                "removed {} (run `catalog gc` to delete its blob)",
+                r.target_name
+            );
+            Ok(())
+        }
+        CatalogCommand::Mirror { dest, models } => {
+            let c = data.open_existing()?;
+            let bar = progress_bar("exporting");
+            let report =
+                mirror::export(&c, &dest, &ExportFilter { models }, &mut |p| show(&bar, p))?;
+            bar.finish_and_clear();
+            println!(
+                "mirror {}: {} targets copied ({} bytes), {} already present, {} filtered out, {} metadata files written",
+                dest.display(),
+                report.targets_copied,
+                report.bytes_copied,
+                report.targets_present,
+                report.targets_filtered,
+                report.metadata_copied
+            );
+            Ok(())
+        }
+        CatalogCommand::Verify { mirror: None, .. } => {
+            let c = data.open_existing()?;
+            let problems = mirror::verify_blob_store(c.blobs())?;
+            let referenced: HashSet<_> = c.releases().iter().map(|r| r.sha256).collect();
+            let mut missing = 0;
+            for r in c.releases() {
+                if !c.blobs().contains(&r.sha256) {
+                    eprintln!("missing: blob {} of {}", r.sha256, r.target_name);
+                    missing += 1;
+                }
+            }
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            if !problems.is_empty() || missing > 0 {
+                bail!("catalog has {} problem(s)", problems.len() + missing);
+            }
+            println!(
+                "catalog OK: {} releases, {} blobs verified",
+                c.releases().len(),
+                referenced.len()
+            );
+            Ok(())
+        }
+        CatalogCommand::Verify {
+            mirror: Some(dir),
+            root,
+            models,
+        } => {
+            let (trusted_root, catalog_snapshot) = match root {
+                Some(p) => (
+                    std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?,
+                    None,
+                ),
+                None => {
+                    let c = data.open_existing()?;
+                    let root = std::fs::read(c.metadata_dir().join("1.root.json"))?;
+                    (root, Some(c.repository()?.snapshot().version))
+                }
+            };
+            let opts = VerifyOptions {
+                trusted_root: &trusted_root,
+                now,
+                catalog_snapshot,
+                filter: ExportFilter { models },
+            };
+            let bar = progress_bar("verifying");
+            let report = mirror::verify(&dir, &opts, &mut |p| show(&bar, p))?;
+            bar.finish_and_clear();
+            for p in &report.problems {
+                eprintln!("{p}");
+            }
+            if !report.is_ok() {
+                bail!(
+                    "mirror {} has {} problem(s)",
+                    dir.display(),
+                    report.problems.len()
+                );
+            }
+            println!(
+                "mirror OK: {} targets verified, {} not mirrored by choice",
+                report.targets_ok, report.targets_skipped
+            );
+            Ok(())
+        }
+        CatalogCommand::Keys {
+            command: KeysCommand::Rotate { roles },
+        } => {
+            let c = data.open_existing()?;
+            let mut repo = c.repository()?;
+            let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+            repo.rotate_root(&roles, now)?;
+            println!("published root v{}", repo.root().version);
+            Ok(())
+        }
+        CatalogCommand::Keys {
+            command: KeysCommand::List,
+        } => {
+            let c = data.open_existing()?;
+            let repo = c.repository()?;
+            let root = repo.root();
+            println!("root v{} (expires {})", root.version, root.expires);
+            for (role, keys) in &root.roles {
+                println!(
+                    "{role:<10} threshold {} keys {}",
+                    keys.threshold,
+                    keys.keyids.join(", ")
+                );
+            }
+            Ok(())
+        }
+        CatalogCommand::Gc => {
+            let mut c = data.open_existing()?;
+            let report = c.gc(std::time::SystemTime::now())?;
+            println!(
+                "removed {} blobs ({} bytes) and {} stale temp files",
+                report.removed.len(),
+                report.bytes_freed,
+                report.stale_temp_files
+            );
+            Ok(())
+        }
+        CatalogCommand::RefreshTimestamp => {
+            let mut c = data.open_existing()?;
+            let did = c.refresh_timestamp(now)?;
+            println!("{}", if did { "re-signed" } else { "nothing due" });
+            Ok(())
+        }
+    }
+}
+
+fn print_release(r: &FirmwareRelease) {
+    let ids: Vec<String> = r.hardware_ids.iter().map(|h| h.to_string()).collect();
+    println!("  vendor:           {}", r.vendor);
+    println!("  model:            {}", r.model);
+    println!("  hardware ids:     {}", ids.join(", "));
+    println!("  version:          {} ({})", r.version, r.version.format());
+    println!("  security counter: {}", r.security_counter);
+    println!("  protocol:         {:?}", r.protocol);
+    println!(
+        "  install:          replug={} silent={} automatic={} ~{}s",
+        r.capabilities.needs_replug,
+        r.capabilities.silent_capable,
+        r.capabilities.automatic_capable,
+        r.capabilities.install_duration_secs
+    );
+    println!("  urgency:          {:?}", r.urgency);
+    println!("  size:             {} bytes", r.size);
+    println!("  sha256:           {}", r.sha256);
+    if !r.release_notes.is_empty() {
+        println!(
+            "  notes:            {}",
+            r.release_notes.replace('\n', "\n                    ")
+        );
+    }
+}
+
+fn progress_bar(what: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(what);
+    bar
+}
+
+fn show(bar: &indicatif::ProgressBar, p: Progress) {
+    bar.set_length(p.bytes_total);
+    bar.set_position(p.bytes_done);
+}
