@@ -378,16 +378,34 @@ fn threshold_with_duplicate_keys() {
     // One key's signature repeated: does not reach the new threshold of 2.
     let mut signed = Signed::sign(root.clone(), &[&old_root, &old_root]).unwrap();
     assert_eq!(signed.signatures.len(), 2);
+    let err = signed
+        .verify("root", &root.keys, &root.roles["root"].keyids, 2)
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            TufError::Threshold {
+                valid: 1,
+                threshold: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // As a file, a repeated keyid makes the document invalid (spec: keyids in
+    // "signatures" MUST be unique), and the client keeps root v1.
     std::fs::write(
         env.md().join("2.root.json"),
         signed.to_json_bytes().unwrap(),
     )
     .unwrap();
-    let err = env.client().refresh(now()).unwrap_err();
+    let mut c = env.client();
+    let err = c.refresh(now()).unwrap_err();
     assert!(
-        matches!(&err, TufError::Threshold { role, valid: 1, threshold: 2 } if role.contains("by itself")),
+        matches!(&err, TufError::Malformed { role, reason } if role == "root v2" && reason.contains("appears twice")),
         "{err}"
     );
+    assert_eq!(c.root().version, 1);
     // Two distinct keys do.
     signed = Signed::sign(root, &[&old_root, &second]).unwrap();
     std::fs::write(

@@ -374,8 +374,9 @@ pub struct Signed<T> {
 }
 
 impl<T: Metadata> Signed<T> {
-    /// Parses an envelope; checks `_type`, the spec major version and the
-    /// structure of the document. Signatures are not checked here.
+    /// Parses an envelope; checks `_type`, the spec major version, that no key
+    /// id appears twice among the signatures, and the structure of the
+    /// document. Signatures are not verified here.
     pub fn from_slice(role: &str, bytes: &[u8]) -> Result<Self, TufError> {
         let mut v: Value =
             serde_json::from_slice(bytes).map_err(|e| TufError::malformed(role, e))?;
@@ -390,6 +391,16 @@ impl<T: Metadata> Signed<T> {
             .ok_or_else(|| TufError::malformed(role, "no signatures list"))?;
         let signatures: Vec<Signature> =
             serde_json::from_value(sigs).map_err(|e| TufError::malformed(role, e))?;
+        // Spec: "The keyid MUST be unique in the signatures array".
+        let mut seen = std::collections::BTreeSet::new();
+        for sig in &signatures {
+            if !seen.insert(sig.keyid.as_str()) {
+                return Err(TufError::malformed(
+                    role,
+                    format!("keyid {} appears twice in signatures", sig.keyid),
+                ));
+            }
+        }
         let found = raw_signed
             .get("_type")
             .and_then(Value::as_str)
