@@ -1,6 +1,6 @@
 //! One test per attack of the TUF specification's threat list (section 1.5.2),
-//! plus unsafe names, expiry of each role, wrong root versions and wrong
-//! snapshot meta hashes.
+//! plus unsafe names, wrong root versions and wrong snapshot meta hashes.
+//! Expiry of each role (indefinite freeze per role) is in `tuf_expiry.rs`.
 //!
 //! Slow retrieval is not covered here: the core has no clock-driven transfer,
 //! so minimum-rate and timeout enforcement belongs to the caller's `Fetcher`
@@ -484,56 +484,6 @@ fn bad_delegated_role_name_refused() {
         matches!(&err, TufError::UnsafeName { kind: "role", name, .. } if name == ".."),
         "{err}"
     );
-}
-
-fn short(role: &str) -> catalog::tuf::RepositoryConfig {
-    let mut c = catalog::tuf::RepositoryConfig {
-        root_expiry: Duration::days(30),
-        targets_expiry: Duration::days(30),
-        snapshot_expiry: Duration::days(30),
-        timestamp_expiry: Duration::days(30),
-    };
-    let d = Duration::days(1);
-    match role {
-        "root" => c.root_expiry = d,
-        "targets" => c.targets_expiry = d,
-        "snapshot" => c.snapshot_expiry = d,
-        _ => c.timestamp_expiry = d,
-    }
-    c
-}
-
-fn assert_expired(role: &str) {
-    let mut env = Env::with_config(short(role));
-    env.publish(&[("fw/a.bin", FW)], t0());
-    assert_eq!(env.fetch_target("fw/a.bin", now()).unwrap(), FW);
-    let err = env
-        .fetch_target("fw/a.bin", t0() + Duration::days(2))
-        .unwrap_err();
-    assert!(
-        matches!(&err, TufError::Expired { role: r, .. } if r == role),
-        "{role}: {err}"
-    );
-}
-
-#[test]
-fn expired_root() {
-    assert_expired("root");
-}
-
-#[test]
-fn expired_timestamp() {
-    assert_expired("timestamp");
-}
-
-#[test]
-fn expired_snapshot() {
-    assert_expired("snapshot");
-}
-
-#[test]
-fn expired_targets() {
-    assert_expired("targets");
 }
 
 #[test]

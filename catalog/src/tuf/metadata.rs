@@ -427,7 +427,7 @@ impl<T: Metadata> Signed<T> {
         signed
             .validate()
             .map_err(|e| TufError::malformed(role, e))?;
-        let canonical = canonical_json(&raw_signed)?;
+        let canonical = canonical_json(&raw_signed).map_err(|e| TufError::malformed(role, e))?;
         Ok(Signed {
             signed,
             signatures,
