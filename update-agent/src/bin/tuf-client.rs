@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use catalog::tuf::{copy_bounded, FetchError, Fetcher, Updater, UpdaterConfig};
+use catalog::tuf::{copy_bounded, FetchError, Fetcher, Root, Signed, Updater, UpdaterConfig};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -120,6 +120,15 @@ fn init(metadata_dir: &Path, trusted_root: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", metadata_dir.display()))?;
     let data = std::fs::read(trusted_root)
         .with_context(|| format!("reading {}", trusted_root.display()))?;
+    // Only a root that parses and carries its own threshold of signatures is trusted.
+    let root = Signed::<Root>::from_slice("trusted root", &data)?;
+    let role = root.signed.role("root")?;
+    root.verify(
+        "trusted root",
+        &root.signed.keys,
+        &role.keyids,
+        role.threshold,
+    )?;
     let dest = metadata_dir.join("root.json");
     let tmp = metadata_dir.join(".root.json.tmp");
     std::fs::write(&tmp, &data).with_context(|| format!("writing {}", tmp.display()))?;
