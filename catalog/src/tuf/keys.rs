@@ -23,8 +23,10 @@ use super::error::TufError;
 /// The `keyval` object of a public key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyVal {
-    /// The public key (hex for ed25519, PEM for ECDSA).
-    pub public: String,
+    /// The public key (hex for ed25519, PEM for ECDSA). Absent for key types
+    /// without one (e.g. `sigstore-oidc`), which are then never verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<String>,
     /// Fields this implementation does not interpret, kept verbatim.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
@@ -62,7 +64,7 @@ impl PublicKey {
             keytype: "ed25519".into(),
             scheme: "ed25519".into(),
             keyval: KeyVal {
-                public: hex::encode(public),
+                public: Some(hex::encode(public)),
                 extra: BTreeMap::new(),
             },
             extra: BTreeMap::new(),
@@ -76,10 +78,15 @@ impl PublicKey {
 
     /// Verifies `sig_hex` (a hex signature from a metadata file) over `msg`.
     pub fn verify(&self, msg: &[u8], sig_hex: &str) -> Verification {
-        match (self.keytype.as_str(), self.scheme.as_str()) {
-            ("ed25519", "ed25519") => verify_ed25519(&self.keyval.public, msg, sig_hex),
-            ("ecdsa" | "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256") => {
-                verify_p256(&self.keyval.public, msg, sig_hex)
+        let public = self.keyval.public.as_deref();
+        match (self.keytype.as_str(), self.scheme.as_str(), public) {
+            ("ed25519", "ed25519", Some(pk)) => verify_ed25519(pk, msg, sig_hex),
+            ("ecdsa" | "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256", Some(pk)) => {
+                verify_p256(pk, msg, sig_hex)
+            }
+            ("ed25519", "ed25519", None)
+            | ("ecdsa" | "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256", None) => {
+                Verification::Invalid
             }
             _ => Verification::Unsupported,
         }
@@ -88,7 +95,11 @@ impl PublicKey {
     /// A value identifying the key material, used to refuse one key listed under
     /// two key ids counting twice.
     pub(crate) fn material(&self) -> (String, String) {
-        (self.keytype.clone(), self.keyval.public.trim().to_string())
+        let public = match &self.keyval.public {
+            Some(p) => p.trim().to_string(),
+            None => serde_json::to_string(&self.keyval.extra).unwrap_or_default(),
+        };
+        (self.keytype.clone(), public)
     }
 }
 
@@ -176,6 +187,23 @@ mod tests {
         assert_eq!(ec.verify(b"hello", sig), Verification::Valid);
         assert_eq!(ec.verify(b"hellO", sig), Verification::Invalid);
         assert_eq!(ec.verify(b"hello", "zz"), Verification::Invalid);
+    }
+
+    #[test]
+    fn keys_without_public_value_parse_and_are_ignored() {
+        let k: PublicKey = serde_json::from_value(json!({
+            "keytype": "sigstore-oidc", "scheme": "Fulcio",
+            "keyval": {"identity": "a@example.com", "issuer": "https://issuer.example"},
+            "x-unknown": 1
+        }))
+        .unwrap();
+        assert_eq!(k.keyval.public, None);
+        assert_eq!(k.verify(b"x", "00"), Verification::Unsupported);
+        // Round-trips exactly, so its key id is stable.
+        let v = serde_json::to_value(&k).unwrap();
+        assert_eq!(v["keyval"]["issuer"], "https://issuer.example");
+        assert_eq!(v["x-unknown"], 1);
+        assert!(v["keyval"].get("public").is_none());
     }
 
     #[test]
