@@ -1,7 +1,7 @@
 //! ST DfuSe extensions (bcdDFUVersion 0x011A): commands in DNLOAD block 0,
 //! data blocks from wValue 2 at `address + (wValue - 2) * wTransferSize`.
 
-use super::download::{compare, ManifestOutcome};
+use super::download::ManifestOutcome;
 use super::error::DfuError;
 use super::layout::{MemoryLayout, Sector};
 use super::progress::{Phase, Progress};
@@ -135,13 +135,7 @@ impl<T: Transport> DfuHost<T> {
         Ok(())
     }
 
-    /// Reads `len` bytes from `address`. Leaves the device in dfuIDLE.
-    pub fn dfuse_upload(
-        &mut self,
-        address: u32,
-        len: usize,
-        progress: &mut dyn Progress,
-    ) -> Result<Vec<u8>, DfuError> {
+    fn dfuse_prepare_read(&mut self, address: u32, len: usize) -> Result<(), DfuError> {
         if !self.can_upload() {
             return Err(DfuError::NotSupported("reading firmware back (upload)"));
         }
@@ -154,7 +148,17 @@ impl<T: Transport> DfuHost<T> {
         }
         self.recover()?;
         self.dfuse_set_address(address)?;
-        self.abort()?;
+        self.abort()
+    }
+
+    /// Reads `len` bytes from `address`. Leaves the device in dfuIDLE.
+    pub fn dfuse_upload(
+        &mut self,
+        address: u32,
+        len: usize,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<u8>, DfuError> {
+        self.dfuse_prepare_read(address, len)?;
         let data = self.upload_from(2, Some(len), progress)?;
         if data.len() < len {
             self.recover()?;
@@ -162,18 +166,15 @@ impl<T: Transport> DfuHost<T> {
         Ok(data)
     }
 
-    /// Reads back `data.len()` bytes at `address` and compares.
+    /// Reads back `data.len()` bytes at `address` and compares, block by block.
     pub fn dfuse_verify(
         &mut self,
         address: u32,
         data: &[u8],
         progress: &mut dyn Progress,
     ) -> Result<(), DfuError> {
-        let read = self.dfuse_upload(address, data.len(), progress)?;
-        progress.report(Phase::Verify, 0, data.len() as u64);
-        compare(data, &read)?;
-        progress.report(Phase::Verify, data.len() as u64, data.len() as u64);
-        Ok(())
+        self.dfuse_prepare_read(address, data.len())?;
+        self.verify_from(2, data, progress)
     }
 
     /// Leaves DFU mode and starts the application at `address`: SET_ADDRESS then a

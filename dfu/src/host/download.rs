@@ -167,6 +167,22 @@ impl<T: Transport> DfuHost<T> {
         max_len: Option<usize>,
         progress: &mut dyn Progress,
     ) -> Result<Vec<u8>, DfuError> {
+        let mut out = Vec::with_capacity(max_len.unwrap_or_else(|| self.transfer_size()));
+        self.upload_each(first_block, max_len, progress, &mut |block: &[u8]| {
+            out.extend_from_slice(block);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Uploads block by block, handing each block to `sink`; returns the byte count.
+    pub(crate) fn upload_each(
+        &mut self,
+        first_block: u16,
+        max_len: Option<usize>,
+        progress: &mut dyn Progress,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), DfuError>,
+    ) -> Result<usize, DfuError> {
         self.require_dfu_mode("reading firmware")?;
         if !self.can_upload() {
             return Err(DfuError::NotSupported("reading firmware back (upload)"));
@@ -177,37 +193,67 @@ impl<T: Transport> DfuHost<T> {
         let size = self.transfer_size();
         let total = max_len.map_or(0, |m| m as u64);
         progress.report(Phase::Upload, 0, total);
-        let mut out = Vec::with_capacity(max_len.unwrap_or(size));
         let mut buf = vec![0u8; size];
+        let mut done = 0usize;
         let mut block = first_block;
         loop {
-            let want = max_len.map_or(size, |m| (m - out.len()).min(size));
+            let want = max_len.map_or(size, |m| (m - done).min(size));
             let n = self.input(Request::Upload, block, &mut buf[..want], "UPLOAD")?;
-            out.extend_from_slice(&buf[..n]);
-            progress.report(Phase::Upload, out.len() as u64, total);
+            sink(&buf[..n])?;
+            done += n;
+            progress.report(Phase::Upload, done as u64, total);
             if n < want {
                 // A short block ends the upload; the device is back in dfuIDLE.
-                return Ok(out);
+                return Ok(done);
             }
-            if max_len == Some(out.len()) {
+            if max_len == Some(done) {
                 self.abort()?;
-                return Ok(out);
+                return Ok(done);
             }
             block = block.wrapping_add(1);
         }
     }
 
-    /// Uploads `image.len()` bytes and compares them with `image`.
+    /// Reads `image.len()` bytes back and compares them with `image` block by block.
     pub fn verify(&mut self, image: &[u8], progress: &mut dyn Progress) -> Result<(), DfuError> {
-        let read = self.upload(Some(image.len()), progress)?;
-        progress.report(Phase::Verify, 0, image.len() as u64);
-        compare(image, &read)?;
-        progress.report(Phase::Verify, image.len() as u64, image.len() as u64);
+        self.verify_from(0, image, progress)
+    }
+
+    pub(crate) fn verify_from(
+        &mut self,
+        first_block: u16,
+        image: &[u8],
+        progress: &mut dyn Progress,
+    ) -> Result<(), DfuError> {
+        let total = image.len() as u64;
+        let mut offset = 0usize;
+        let read = self.upload_each(
+            first_block,
+            Some(image.len()),
+            progress,
+            &mut |block: &[u8]| {
+                compare(&image[offset..offset + block.len()], block).map_err(|e| match e {
+                    DfuError::VerifyMismatch { offset: o } => {
+                        DfuError::VerifyMismatch { offset: offset + o }
+                    }
+                    e => e,
+                })?;
+                offset += block.len();
+                Ok(())
+            },
+        )?;
+        if read < image.len() {
+            return Err(DfuError::VerifyMismatch { offset: read });
+        }
+        progress.report(Phase::Verify, total, total);
         Ok(())
     }
 }
 
 pub(crate) fn compare(image: &[u8], read: &[u8]) -> Result<(), DfuError> {
+    if image == read {
+        return Ok(());
+    }
     if let Some(offset) = image.iter().zip(read).position(|(a, b)| a != b) {
         return Err(DfuError::VerifyMismatch { offset });
     }

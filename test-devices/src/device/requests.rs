@@ -28,9 +28,14 @@ impl SimDevice {
     /// cannot take in its current state.
     fn begin(&mut self, request: Request, now: Duration) -> Result<(), Failure> {
         self.tick(now);
-        let count = self.request_counts.entry(request).or_insert(0);
-        *count += 1;
-        let count = *count;
+        let stall_armed = self.faults.iter().any(|f| matches!(f, Fault::Stall { .. }));
+        let count = if stall_armed {
+            let count = self.request_counts.entry(request).or_insert(0);
+            *count += 1;
+            *count
+        } else {
+            0
+        };
         if let Some(i) = self.faults.iter().position(
             |f| matches!(f, Fault::Stall { request: r, nth } if *r == request && *nth == count),
         ) {
