@@ -21,6 +21,12 @@ enum Command {
     Inspect(cli::inspect::Args),
     /// Wrap a raw image into a .dfu or DfuSe file.
     Build(cli::build::Args),
+    /// List DFU-capable USB devices (runtime and DFU mode).
+    List(cli::device::list::Args),
+    /// Flash a .dfu, DfuSe or raw firmware file into a device.
+    Flash(cli::device::flash::Args),
+    /// Read the firmware from a device into a file.
+    Read(cli::device::read::Args),
 }
 
 fn main() -> ExitCode {
@@ -28,6 +34,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => cli::inspect::run(args),
         Command::Build(args) => cli::build::run(args),
+        Command::List(args) => cli::device::list::run(args),
+        Command::Flash(args) => cli::device::flash::run(args),
+        Command::Read(args) => cli::device::read::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! Subcommands of the `dfu` tool, one module each, and what they share.
 
 pub(crate) mod build;
+pub(crate) mod device;
 pub(crate) mod inspect;
 
 use std::fmt;
