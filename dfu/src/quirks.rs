@@ -63,7 +63,7 @@ impl Quirks {
     }
 
     /// Adds `other`'s settings on top of `self` (later entries win).
-    fn merge(&mut self, other: &Quirks) {
+    pub fn merge(&mut self, other: &Quirks) {
         if other.poll_timeout != PollTimeoutPolicy::AsReported {
             self.poll_timeout = other.poll_timeout;
         }

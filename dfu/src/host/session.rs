@@ -310,10 +310,9 @@ impl<T: Transport> DfuHost<T> {
             .wait_reenumeration(matcher, timeout)
             .map_err(|source| DfuError::Reenumeration { during, source })?;
         let d = self.transport.device();
+        // Quirks keyed by the new identity (e.g. the DFU-mode PID) add to the ones in effect.
         let more = self.table.lookup(d.vendor_id, d.product_id, d.bcd_device);
-        if more != Quirks::default() {
-            self.quirks = more;
-        }
+        self.quirks.merge(&more);
         self.interface = d
             .interfaces
             .first()

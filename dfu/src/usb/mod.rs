@@ -17,8 +17,6 @@ use crate::host::{
     Setup, Transport, TransportError,
 };
 
-/// Timeout for reading string descriptors.
-const STRING_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often [`UsbTransport::wait_reenumeration`] rescans the bus.
 const RESCAN_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -120,7 +118,6 @@ fn describe(device: &Device<Context>) -> Option<DeviceInfo> {
         .port_numbers()
         .ok()
         .map(|p| port_path(device.bus_number(), &p));
-    let _ = STRING_TIMEOUT;
     Some(DeviceInfo {
         vendor_id: desc.vendor_id(),
         product_id: desc.product_id(),
