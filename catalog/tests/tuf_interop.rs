@@ -206,6 +206,9 @@ fn python_tuf_reads_our_repository() {
         "hardware_ids": ["1209:0001", "1209:0002"],
         "version": "2.0.1",
         "security_counter": 7,
+        // Non-ASCII, quotes, backslashes and control characters: canonical
+        // JSON must match securesystemslib byte for byte for the signature.
+        "notes": "Gerät \u{e9}\u{301} \"quoted\" back\\slash\ttab\u{1f600}",
     });
     let tf = TargetFile::from_data(&data, Some(custom.clone()));
     let name = "acme/widget/firmware.bin";

@@ -126,4 +126,32 @@ mod tests {
         assert!(canonical_json(&json!(1.5)).is_err());
         assert!(canonical_json(&json!({"a": [0.1]})).is_err());
     }
+
+    fn arb_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|i| json!(i)),
+            any::<u64>().prop_map(|u| json!(u)),
+            "[a-zA-Z0-9 \"\\\\é😀/]{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z\"é]{0,4}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn canonical_round_trips_and_is_stable(v in arb_value()) {
+            let c = canonical_json(&v).unwrap();
+            let back: Value = serde_json::from_slice(&c).unwrap();
+            proptest::prop_assert_eq!(&back, &v);
+            proptest::prop_assert_eq!(canonical_json(&back).unwrap(), c);
+        }
+    }
 }

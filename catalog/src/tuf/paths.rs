@@ -280,4 +280,24 @@ mod tests {
         r.path_hash_prefixes = None;
         assert!(!role_matches(&r, "abc"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn accepted_target_names_stay_inside(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec!["a", ".", "..", "/", "\\", "\0", "é", "b.bin", ""]),
+                0..8,
+            )
+        ) {
+            let name: String = parts.concat();
+            if validate_target_name(&name).is_ok() {
+                let p = std::path::Path::new(&name);
+                proptest::prop_assert!(p
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_))));
+                let q = quote(&name);
+                proptest::prop_assert!(!q.contains('/') && q != "." && q != "..");
+            }
+        }
+    }
 }
