@@ -12,5 +12,6 @@ pub mod mirror;
 pub mod package;
 pub mod store;
 pub mod tuf;
+pub mod window;
 
 pub use store::{Catalog, CatalogError, Imported};
