@@ -237,6 +237,37 @@ fn fast_forward_snapshot_recovery() {
 }
 
 #[test]
+fn fast_forward_targets_recovery() {
+    // Spec "targets recovery": rotating the targets key alone must be enough
+    // (the client drops its old targets and snapshot); rotating all online keys
+    // as well must work too.
+    for rotate in [&["targets"][..], &["targets", "snapshot", "timestamp"][..]] {
+        let mut env = env_with_target();
+        // Leaked keys: targets v50 is published and trusted.
+        let mut t = env.targets_doc();
+        t.version = 50;
+        let bytes = env.write_signed("50.targets.json", t, &[&env.signer("targets")]);
+        env.resnapshot(
+            BTreeMap::from([("targets.json".into(), meta_of(&bytes, 50))]),
+            t0(),
+        );
+        let mut c = env.client();
+        c.refresh(now()).unwrap();
+        assert_eq!(c.targets().unwrap().version, 50);
+        // Recovery: rotate, republish with the repository's own (lower) versions.
+        env.repo.rotate_root(rotate, now()).unwrap();
+        env.publish(&[("fw/a.bin", FW)], now());
+        let mut c = env.client();
+        c.refresh(now()).unwrap();
+        assert_eq!(c.root().version, 2, "{rotate:?}");
+        let v = c.targets().unwrap().version;
+        assert_eq!(v, env.repo.current_targets().version, "{rotate:?}");
+        assert!(v < 50, "{rotate:?}");
+        assert_eq!(env.fetch_target("fw/a.bin", now()).unwrap(), FW);
+    }
+}
+
+#[test]
 fn indefinite_freeze() {
     let env = env_with_target();
     // The attacker keeps serving today's (valid, signed) metadata forever.
