@@ -2,6 +2,7 @@
 
 mod catalog;
 mod demo;
+mod windows;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +50,12 @@ pub enum Command {
         /// The catalog command.
         #[command(subcommand)]
         command: CatalogCommand,
+    },
+    /// Maintenance windows: preview when a window opens.
+    Windows {
+        /// The windows command.
+        #[command(subcommand)]
+        command: windows::WindowsCommand,
     },
 }
 
@@ -107,6 +114,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(crate::http::serve(catalog, listen))
         }
         Command::Catalog { command } => catalog::run(&data, command),
+        Command::Windows { command } => windows::run(command),
     }
 }
 
