@@ -12,14 +12,13 @@
 //! targets are stored in O under the URL-encoded target path (as python-tuf
 //! does), and are not fetched again if the stored file already matches.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
-use catalog::tuf::{copy_bounded, FetchError, Fetcher, Root, Signed, Updater, UpdaterConfig};
+use catalog::tuf::{Root, Signed, Updater, UpdaterConfig};
 use clap::{Parser, Subcommand};
+use update_agent::fetch::HttpFetcher;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,59 +59,6 @@ enum Cmd {
     Refresh,
     /// Refresh, then download and verify one target.
     Download,
-}
-
-/// HTTP(S) fetcher with a hard length bound while streaming.
-#[derive(Debug)]
-struct HttpFetcher {
-    client: reqwest::blocking::Client,
-}
-
-impl HttpFetcher {
-    fn new() -> anyhow::Result<Self> {
-        let client = reqwest::blocking::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .timeout(Duration::from_secs(300))
-            .build()
-            .context("building the HTTP client")?;
-        Ok(HttpFetcher { client })
-    }
-}
-
-impl Fetcher for HttpFetcher {
-    fn fetch(&self, url: &str, max_len: u64) -> Result<Vec<u8>, FetchError> {
-        let mut buf = Vec::new();
-        self.fetch_to(url, max_len, &mut buf)?;
-        Ok(buf)
-    }
-
-    fn fetch_to(&self, url: &str, max_len: u64, out: &mut dyn Write) -> Result<u64, FetchError> {
-        let transport = |message: String| FetchError::Transport {
-            url: url.to_string(),
-            message,
-        };
-        let resp = self
-            .client
-            .get(url)
-            .send()
-            .map_err(|e| transport(e.to_string()))?;
-        let status = resp.status();
-        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::FORBIDDEN {
-            return Err(FetchError::NotFound {
-                url: url.to_string(),
-            });
-        }
-        if !status.is_success() {
-            return Err(transport(format!("HTTP status {status}")));
-        }
-        if resp.content_length().is_some_and(|n| n > max_len) {
-            return Err(FetchError::TooLong {
-                url: url.to_string(),
-                max_len,
-            });
-        }
-        copy_bounded(url, resp, max_len, out)
-    }
 }
 
 fn init(metadata_dir: &Path, trusted_root: &Path) -> anyhow::Result<()> {
