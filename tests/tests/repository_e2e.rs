@@ -153,3 +153,55 @@ fn agent_client_downloads_verified_firmware_from_the_server() {
     let out = download("acme/voyager/9.9/fw.bin", &out_dir2);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// The agent's staging resumes an interrupted download from the server with
+/// `Range`, and from a mirror on a share, and verifies both.
+#[test]
+fn staging_resumes_over_http_and_from_a_share() {
+    use catalog::digest::Sha256Digest;
+    use catalog::tuf::TargetFile;
+    use update_agent::fetch::{HttpFetcher, ShareFetcher};
+    use update_agent::staging::Staging;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let image: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let fw = dir.path().join("fw.bin");
+    fs::write(&fw, &image).unwrap();
+    import(&data, &fw, "1.0");
+    let digest = Sha256Digest::of(&image);
+    let target = TargetFile::from_data(&image, None);
+    let rel = format!("acme/voyager/1.0/{digest}.fw.bin");
+
+    // Over HTTP: 64 KiB arrived before the interruption.
+    let server = Server::start(&data);
+    let staging_dir = dir.path().join("staging-http");
+    fs::create_dir(&staging_dir).unwrap();
+    fs::write(
+        staging_dir.join(format!("{digest}.partial")),
+        &image[..65_536],
+    )
+    .unwrap();
+    let staging = Staging::open(&staging_dir).unwrap();
+    let url = format!("{}/repo/targets/{rel}", server.base);
+    let staged = staging
+        .stage(&HttpFetcher::new().unwrap(), &url, &target)
+        .unwrap();
+    assert_eq!(fs::read(staged).unwrap(), image);
+
+    // From a share exported with the admin CLI.
+    let share = dir.path().join("share");
+    admin(&data, &["catalog", "mirror", share.to_str().unwrap()]);
+    let staging_dir = dir.path().join("staging-share");
+    fs::create_dir(&staging_dir).unwrap();
+    fs::write(
+        staging_dir.join(format!("{digest}.partial")),
+        &image[..1000],
+    )
+    .unwrap();
+    let staging = Staging::open(&staging_dir).unwrap();
+    let staged = staging
+        .stage(&ShareFetcher::new(share.join("targets")), &rel, &target)
+        .unwrap();
+    assert_eq!(fs::read(staged).unwrap(), image);
+}
