@@ -349,6 +349,17 @@ fn days_names_steps_and_the_or_rule() {
         ),
         // 2100 is not a leap year: eight years between two 29 Februaries.
         ("0 0 29 2 *", "2097-01-01T00:00:00Z", &["2104-02-29T00:00Z"]),
+        // `*/7` is Sunday (0 and 7) and unrestricted for the OR rule: 29 February that
+        // is a Sunday, 40 years apart across 2100.
+        (
+            "0 0 29 2 */7",
+            "2033-01-01T00:00:00Z",
+            &[
+                "2060-02-29T00:00Z",
+                "2088-02-29T00:00Z",
+                "2128-02-29T00:00Z",
+            ],
+        ),
         // 31 February never exists, but OR makes every Monday of February count.
         (
             "0 0 31 2 mon",

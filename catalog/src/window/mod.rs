@@ -42,10 +42,12 @@ pub use self::spec::{CronError, CronField, CronSpec};
 /// The longest window accepted: 7 days.
 pub const MAX_DURATION: Duration = Duration::days(7);
 
-/// How many consecutive non-matching days the search scans before giving up. Any
-/// valid expression matches at least once every 8 years (29 February skips 2100),
-/// so this only ends the search near the end of representable time.
-const SEARCH_DAYS: u32 = 366 * 8 + 2;
+/// How many consecutive non-matching days the search scans before giving up: one
+/// Gregorian cycle of 400 years, after which dates and weekdays repeat exactly. A
+/// validated expression matches within it (gaps can be long: 29 February on a
+/// Sunday comes back after 40 years across 2100), so this only ends the search at
+/// the end of chrono's calendar. Scanning a day is a few bit tests.
+const SEARCH_DAYS: u32 = 146_097;
 
 /// Longest spring-forward gap searched for its end (a whole day was skipped by
 /// Pacific/Apia in 2011).
@@ -172,7 +174,7 @@ impl MaintenanceWindow {
     /// The windows whose start is at or after `from`, in increasing order of start.
     ///
     /// The iterator is endless for practical purposes (it ends only if no start is
-    /// found within 8 years, which a validated expression cannot cause before the
+    /// found within 400 years, which a validated expression cannot cause before the
     /// end of chrono's calendar).
     pub fn occurrences(&self, from: DateTime<Utc>) -> Occurrences {
         // Two days back: a start on an earlier local date can map to an instant at
@@ -203,12 +205,12 @@ impl MaintenanceWindow {
     /// The window containing `t`, or else the next one to open.
     ///
     /// # Panics
-    /// Only if no window opens within 8 years after `t`, which cannot happen for a
-    /// validated window unless `t` is within 8 years of chrono's last date.
+    /// Only if no window opens within 400 years after `t`, which cannot happen for a
+    /// validated window unless `t` is within 400 years of chrono's last date.
     pub fn next_or_current(&self, t: DateTime<Utc>) -> Occurrence {
         self.active_at(t)
             .or_else(|| self.occurrences(t).next())
-            .expect("a validated maintenance window occurs at least every 8 years")
+            .expect("a validated maintenance window occurs within 400 years")
     }
 
     /// Time left in the window containing `t` (`end - t`), or `None` outside any

@@ -230,9 +230,9 @@ impl CronSpec {
         &self.source
     }
 
-    /// Whether any real date matches. Every (month, day) pair with the day within the
-    /// month's length recurs on every weekday within 400 years (29 February at least
-    /// every 8 years), so only the month/day-of-month combination needs checking.
+    /// Whether any real date matches. Within a 400-year Gregorian cycle every
+    /// (month, day) pair that fits the month's length falls on every weekday, so only
+    /// the month/day-of-month combination needs checking.
     fn can_occur(&self) -> bool {
         if !self.dom_star && !self.dow_star && self.days_of_week != 0 {
             return true; // OR rule: any selected weekday in any selected month.
