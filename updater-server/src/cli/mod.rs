@@ -1,17 +1,30 @@
 //! The `updater-server` command line: the service and its admin commands.
 
+mod admin;
 mod catalog;
 mod demo;
+mod tenant;
+mod tls;
 mod windows;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use ::catalog::Catalog;
 use anyhow::{bail, Context};
+use chrono::TimeDelta;
 use clap::{Parser, Subcommand};
 
+use crate::auth::{Accounts, SessionPolicy, SystemClock};
+use crate::http::{Limits, ServeOptions, TlsFiles};
+use crate::store::RedbStore;
+
+pub use self::admin::AdminCommand;
 pub use self::catalog::{CatalogCommand, ImportArgs, KeysCommand};
+pub use self::tenant::TenantCommand;
+pub use self::tls::TlsCommand;
 
 /// Firmware distribution and device update service.
 #[derive(Debug, Parser)]
@@ -34,11 +47,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP service on the embedded store (created on first run).
-    Serve {
-        /// Address to listen on. Plain HTTP is only allowed on loopback.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-    },
+    Serve(ServeArgs),
     /// Seed sample firmware for simulated headsets (first run only), then serve.
     Demo {
         /// Address to listen on.
@@ -51,12 +60,68 @@ pub enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Tenants and their enrollment tokens.
+    Tenant {
+        /// The tenant command.
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Admin accounts.
+    Admin {
+        /// The admin command.
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// TLS certificates.
+    Tls {
+        /// The TLS command.
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
     /// Maintenance windows: preview when a window opens.
     Windows {
         /// The windows command.
         #[command(subcommand)]
         command: windows::WindowsCommand,
     },
+}
+
+/// `serve` options.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Plain HTTP is only allowed on loopback.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// PEM certificate chain: serve HTTPS (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Session inactivity timeout in seconds.
+    #[arg(
+        long,
+        env = "UPDATER_SESSION_IDLE_SECS",
+        default_value_t = 3600,
+        hide = true
+    )]
+    pub session_idle_secs: u32,
+    /// Absolute session lifetime in seconds.
+    #[arg(
+        long,
+        env = "UPDATER_SESSION_MAX_SECS",
+        default_value_t = 43200,
+        hide = true
+    )]
+    pub session_max_secs: u32,
+    /// Time limit for producing a response, in seconds.
+    #[arg(
+        long,
+        env = "UPDATER_REQUEST_TIMEOUT_SECS",
+        default_value_t = 30,
+        hide = true
+    )]
+    pub request_timeout_secs: u32,
 }
 
 /// The layout of a data directory.
@@ -81,6 +146,23 @@ impl DataDir {
         self.root.join("keys")
     }
 
+    /// `<data>/server.redb`: tenants, admins, sessions, tokens.
+    pub fn store_path(&self) -> PathBuf {
+        self.root.join("server.redb")
+    }
+
+    /// The account service over the embedded store (created on first use).
+    pub fn accounts(&self, sessions: SessionPolicy) -> anyhow::Result<Accounts> {
+        let store = RedbStore::open(&self.store_path())
+            .with_context(|| format!("opening {}", self.store_path().display()))?;
+        Ok(Accounts::new(
+            Arc::new(store),
+            Arc::new(SystemClock),
+            self.keys(),
+            sessions,
+        ))
+    }
+
     /// Opens the catalog, creating it (and its keys) on first use.
     pub fn open_catalog(&self, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<Catalog> {
         Catalog::open_or_init(&self.catalog(), &self.keys(), now)
@@ -97,10 +179,29 @@ impl DataDir {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let data = DataDir::new(cli.data_dir);
     match cli.command {
-        Command::Serve { listen } => {
-            check_listen(listen)?;
+        Command::Serve(args) => {
+            let tls = match (args.tls_cert, args.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                _ => None,
+            };
+            if tls.is_none() {
+                check_listen(args.listen)?;
+            }
             let catalog = data.open_catalog(chrono::Utc::now())?;
-            runtime()?.block_on(crate::http::serve(catalog, listen))
+            let accounts = data.accounts(SessionPolicy {
+                idle: TimeDelta::seconds(args.session_idle_secs.into()),
+                absolute: TimeDelta::seconds(args.session_max_secs.into()),
+            })?;
+            let opts = ServeOptions {
+                listen: args.listen,
+                tls,
+                limits: Limits {
+                    timeout: Duration::from_secs(args.request_timeout_secs.into()),
+                    ..Limits::default()
+                },
+                keys_dir: data.keys(),
+            };
+            runtime()?.block_on(crate::http::serve(catalog, accounts, opts))
         }
         Command::Demo { listen } => {
             check_listen(listen)?;
@@ -111,9 +212,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 "explore: updater-server --data-dir {} catalog list",
                 data.root.display()
             );
-            runtime()?.block_on(crate::http::serve(catalog, listen))
+            let accounts = data.accounts(SessionPolicy::default())?;
+            let opts = ServeOptions {
+                listen,
+                tls: None,
+                limits: Limits::default(),
+                keys_dir: data.keys(),
+            };
+            runtime()?.block_on(crate::http::serve(catalog, accounts, opts))
         }
         Command::Catalog { command } => catalog::run(&data, command),
+        Command::Tenant { command } => tenant::run(&data, command),
+        Command::Admin { command } => admin::run(&data, command),
+        Command::Tls { command } => tls::run(command),
         Command::Windows { command } => windows::run(command),
     }
 }
@@ -121,7 +232,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn check_listen(listen: SocketAddr) -> anyhow::Result<()> {
     if !listen.ip().is_loopback() {
         bail!(
-            "refusing to serve plain HTTP on {listen}: only loopback addresses are allowed without TLS"
+            "refusing to serve plain HTTP on {listen}: only loopback addresses are allowed without TLS (--tls-cert/--tls-key)"
         );
     }
     Ok(())

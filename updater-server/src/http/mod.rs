@@ -1,56 +1,126 @@
-//! The HTTP service: health, and the signed repository (metadata and
-//! firmware blobs) that agents and web mirrors read.
+//! The HTTP service: health, metrics, the signed repository (metadata and
+//! firmware blobs) that agents and web mirrors read, and the tenant API.
 
+pub mod api;
+mod authz;
 mod download;
+mod errors;
+mod metrics;
+mod serve;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use catalog::blob::BlobStore;
 use catalog::digest::Sha256Digest;
 use catalog::Catalog;
 
+pub(crate) use self::errors::error;
+pub use self::serve::{serve, ServeOptions, TlsFiles};
+use crate::auth::Accounts;
+
 /// What the handlers share.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AppState {
     metadata_dir: PathBuf,
+    catalog_dir: PathBuf,
+    keys_dir: PathBuf,
     blobs: BlobStore,
+    accounts: Accounts,
+    metrics: metrics::Metrics,
 }
 
+pub(crate) type Shared = Arc<AppState>;
+
 impl AppState {
-    /// State serving `catalog`'s repository.
-    pub fn new(catalog: &Catalog) -> Self {
+    /// State serving `catalog`'s repository and the tenants of `accounts`;
+    /// `keys_dir` holds the catalog's signing keys.
+    pub fn new(catalog: &Catalog, keys_dir: PathBuf, accounts: Accounts) -> Self {
         Self {
             metadata_dir: catalog.metadata_dir(),
+            catalog_dir: catalog.root().to_owned(),
+            keys_dir,
             blobs: catalog.blobs().clone(),
+            accounts,
+            metrics: metrics::Metrics::new(),
         }
     }
 }
 
-/// A JSON error body with a stable machine-readable `code`.
-pub(crate) fn error(status: StatusCode, code: &'static str, message: &str) -> Response {
-    (
-        status,
-        Json(serde_json::json!({ "code": code, "message": message })),
-    )
-        .into_response()
+/// Request limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted request body.
+    pub body_bytes: usize,
+    /// Longest time to produce a response's head (a download's body may
+    /// stream for longer).
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_bytes: 64 * 1024,
+            timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// The service's routes.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+pub fn router(state: AppState, limits: Limits) -> Router {
+    let state = Arc::new(state);
+    let mut r = Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::metrics))
         .route("/repo/metadata/{file}", get(metadata))
         .route("/repo/targets/{*path}", get(target))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .with_state(Arc::new(state))
+        .route("/api/v1/login", post(authz::login))
+        .route("/api/v1/logout", post(authz::logout));
+    for route in api::TENANT_ROUTES {
+        r = r.route(
+            route.path,
+            route.method_router().route_layer(from_fn_with_state(
+                (Arc::clone(&state), route.access),
+                authz::authorize,
+            )),
+        );
+    }
+    r.fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(from_fn_with_state(limits, hygiene))
+        .layer(from_fn_with_state(Arc::clone(&state), metrics::track))
+        .with_state(state)
+}
+
+/// Refuses declared bodies over the limit and bounds the time to answer.
+async fn hygiene(State(limits): State<Limits>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.body_bytes as u64) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &format!("request bodies are limited to {} bytes", limits.body_bytes),
+        );
+    }
+    match tokio::time::timeout(limits.timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => error(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "the request took too long",
+        ),
+    }
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -148,61 +218,6 @@ async fn target(
         &headers,
     )
     .await
-}
-
-/// Serves until Ctrl-C / SIGTERM, re-signing the timestamp before it expires.
-pub async fn serve(catalog: Catalog, listen: SocketAddr) -> anyhow::Result<()> {
-    let state = AppState::new(&catalog);
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "listening");
-    println!("updater-server listening on http://{addr}");
-    let refresher = tokio::spawn(refresh_timestamps(catalog));
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    refresher.abort();
-    Ok(())
-}
-
-async fn refresh_timestamps(catalog: Catalog) {
-    let catalog = Arc::new(std::sync::Mutex::new(catalog));
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
-    loop {
-        tick.tick().await;
-        let c = Arc::clone(&catalog);
-        let result = tokio::task::spawn_blocking(move || {
-            let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
-            c.refresh_timestamp(chrono::Utc::now())
-        })
-        .await;
-        match result {
-            Ok(Ok(true)) => tracing::info!("re-signed timestamp"),
-            Ok(Ok(false)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "timestamp refresh failed"),
-            Err(e) => tracing::error!(error = %e, "timestamp refresh task failed"),
-        }
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
 }
 
 #[cfg(test)]

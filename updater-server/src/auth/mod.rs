@@ -1,0 +1,485 @@
+//! Tenants, admins, sessions and API tokens: the rules, over a [`Store`].
+//!
+//! Both the CLI and the HTTP service go through [`Accounts`]; time comes from
+//! a [`Clock`] so session expiry is tested without waiting.
+
+pub mod secret;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use catalog::tuf::Ed25519Signer;
+use chrono::{DateTime, TimeDelta, Utc};
+
+use self::secret::{new_id, new_token, parse_token, secret_matches, TokenKind};
+use crate::store::{
+    Admin, ApiToken, ApiTokenScope, EnrollmentToken, Records, Role, Session, Store, StoreError,
+    Tenant,
+};
+
+/// The current time.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// How long sessions live: `idle` after the last use, and never longer than
+/// `absolute` after login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// Inactivity timeout (default one hour).
+    pub idle: TimeDelta,
+    /// Absolute lifetime (default twelve hours).
+    pub absolute: TimeDelta,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            idle: TimeDelta::hours(1),
+            absolute: TimeDelta::hours(12),
+        }
+    }
+}
+
+/// A session's last use is written back at most this often.
+const TOUCH_EVERY: TimeDelta = TimeDelta::seconds(60);
+
+/// Who a request acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The one tenant it may see.
+    pub tenant: String,
+    /// Admin or application.
+    pub kind: PrincipalKind,
+}
+
+/// The kinds of principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// An admin through a login session.
+    Admin {
+        /// The admin id.
+        admin_id: String,
+        /// The session id.
+        session_id: String,
+        /// The admin's current role.
+        role: Role,
+    },
+    /// A partner application through an API token.
+    ApiToken {
+        /// The token id.
+        token_id: String,
+        /// Its scope.
+        scope: ApiTokenScope,
+    },
+}
+
+impl Principal {
+    /// Whether it may change tenant data.
+    pub fn can_write(&self) -> bool {
+        match &self.kind {
+            PrincipalKind::Admin { role, .. } => *role == Role::Full,
+            PrincipalKind::ApiToken { scope, .. } => *scope == ApiTokenScope::Full,
+        }
+    }
+
+    /// Whether it is a full admin (needed to manage admins and API tokens).
+    pub fn is_full_admin(&self) -> bool {
+        matches!(
+            self.kind,
+            PrincipalKind::Admin {
+                role: Role::Full,
+                ..
+            }
+        )
+    }
+}
+
+/// Why an account operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No such tenant.
+    #[error("no tenant {0}")]
+    UnknownTenant(String),
+    /// No such record in the tenant.
+    #[error("not found")]
+    NotFound,
+    /// The e-mail address is taken in this tenant.
+    #[error("an admin with e-mail {0} already exists in this tenant")]
+    EmailTaken(String),
+    /// The tenant already has a primary contact.
+    #[error("the tenant already has a primary contact")]
+    PrimaryExists,
+    /// A field is invalid.
+    #[error("invalid {field}: {why}")]
+    Invalid {
+        /// Which field.
+        field: &'static str,
+        /// Why.
+        why: &'static str,
+    },
+    /// Wrong tenant, e-mail, password or token (deliberately not saying which).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// A key could not be made or saved.
+    #[error("assignment key: {0}")]
+    Key(#[from] catalog::tuf::TufError),
+    /// The tenant's key directory could not be created.
+    #[error("creating {path}: {source}")]
+    KeyDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Password hashing failed.
+    #[error("password hashing: {0}")]
+    Password(String),
+}
+
+/// The account service.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    keys_dir: PathBuf,
+    sessions: SessionPolicy,
+}
+
+impl Accounts {
+    /// Accounts over `store`; tenant keys go under `<keys_dir>/tenants/`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        keys_dir: PathBuf,
+        sessions: SessionPolicy,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            keys_dir,
+            sessions,
+        }
+    }
+
+    /// The typed store.
+    pub fn records(&self) -> Records<'_> {
+        Records::new(self.store.as_ref())
+    }
+
+    /// The clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// `<keys>/tenants/<id>/assignments.pem`.
+    pub fn assignment_key_path(&self, tenant: &str) -> PathBuf {
+        self.keys_dir
+            .join("tenants")
+            .join(tenant)
+            .join("assignments.pem")
+    }
+
+    fn tenant(&self, id: &str) -> Result<Tenant, AccountError> {
+        self.records()
+            .tenant(id)?
+            .ok_or_else(|| AccountError::UnknownTenant(id.to_owned()))
+    }
+
+    /// Creates a tenant with its assignment-signing key and an enrollment
+    /// token; returns the tenant and the token (shown once).
+    pub fn create_tenant(&self, name: &str) -> Result<(Tenant, String), AccountError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(AccountError::Invalid {
+                field: "name",
+                why: "must be 1 to 200 characters",
+            });
+        }
+        let id = new_id();
+        let key = Ed25519Signer::generate()?;
+        let path = self.assignment_key_path(&id);
+        if let Some(dir) = path.parent() {
+            create_private_dir(dir).map_err(|source| AccountError::KeyDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        key.save(&path)?;
+        let (token, hash) = new_token(TokenKind::Enrollment, &id, "");
+        let now = self.now();
+        let tenant = Tenant {
+            id,
+            name: name.to_owned(),
+            created_at: now,
+            enrollment_token: Some(EnrollmentToken {
+                secret_sha256: hash,
+                issued_at: now,
+            }),
+            assignment_key_id: key.key_id().to_owned(),
+        };
+        self.records().insert_tenant(&tenant)?;
+        Ok((tenant, token))
+    }
+
+    /// Issues a new enrollment token; the old one stops working.
+    pub fn rotate_enrollment_token(&self, tenant: &str) -> Result<String, AccountError> {
+        let mut t = self.tenant(tenant)?;
+        let (token, hash) = new_token(TokenKind::Enrollment, &t.id, "");
+        t.enrollment_token = Some(EnrollmentToken {
+            secret_sha256: hash,
+            issued_at: self.now(),
+        });
+        self.records().update_tenant(&t)?;
+        Ok(token)
+    }
+
+    /// Revokes the enrollment token: no agent can enroll until the next rotation.
+    pub fn revoke_enrollment_token(&self, tenant: &str) -> Result<(), AccountError> {
+        let mut t = self.tenant(tenant)?;
+        t.enrollment_token = None;
+        self.records().update_tenant(&t)?;
+        Ok(())
+    }
+
+    /// Whether `token` is the tenant's current enrollment token.
+    pub fn check_enrollment_token(&self, tenant: &str, token: &str) -> Result<bool, AccountError> {
+        let Some(p) = parse_token(token).filter(|p| p.kind == TokenKind::Enrollment) else {
+            return Ok(false);
+        };
+        let Some(t) = self.records().tenant(tenant)? else {
+            return Ok(false);
+        };
+        Ok(p.tenant == t.id
+            && t.enrollment_token
+                .is_some_and(|e| secret_matches(&p.secret, &e.secret_sha256)))
+    }
+
+    /// Creates an admin account.
+    pub fn create_admin(
+        &self,
+        tenant: &str,
+        email: &str,
+        role: Role,
+        primary: bool,
+        password: &str,
+    ) -> Result<Admin, AccountError> {
+        self.tenant(tenant)?;
+        let email = email.trim().to_lowercase();
+        let valid = email.len() <= 254
+            && email
+                .split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+            && !email.chars().any(char::is_whitespace);
+        if !valid {
+            return Err(AccountError::Invalid {
+                field: "email",
+                why: "must look like name@domain",
+            });
+        }
+        if password.chars().count() < 12 {
+            return Err(AccountError::Invalid {
+                field: "password",
+                why: "must be at least 12 characters",
+            });
+        }
+        let password_hash =
+            secret::hash_password(password).map_err(|e| AccountError::Password(e.to_string()))?;
+        let admin = Admin {
+            tenant: tenant.to_owned(),
+            id: new_id(),
+            email: email.clone(),
+            role,
+            primary,
+            password_hash,
+            created_at: self.now(),
+        };
+        match self.records().insert_admin(&admin) {
+            Ok(()) => Ok(admin),
+            Err(StoreError::Conflict { key, .. }) if key.id == "primary" => {
+                Err(AccountError::PrimaryExists)
+            }
+            Err(StoreError::Conflict { .. }) => Err(AccountError::EmailTaken(email)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes an admin and ends its sessions.
+    pub fn delete_admin(&self, tenant: &str, id: &str) -> Result<(), AccountError> {
+        let admin = self
+            .records()
+            .admin(tenant, id)?
+            .ok_or(AccountError::NotFound)?;
+        self.records().delete_admin(&admin)?;
+        Ok(())
+    }
+
+    /// Checks a password and opens a session; returns it and its token.
+    pub fn login(
+        &self,
+        tenant: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<(Session, String), AccountError> {
+        let email = email.trim().to_lowercase();
+        let admin = match self.records().tenant(tenant)? {
+            Some(_) => self.records().admin_by_email(tenant, &email)?,
+            None => None,
+        };
+        let hash = admin
+            .as_ref()
+            .map_or(secret::dummy_password_hash(), |a| a.password_hash.as_str());
+        let ok = secret::verify_password(password, hash);
+        let admin = admin
+            .filter(|_| ok)
+            .ok_or(AccountError::InvalidCredentials)?;
+        let now = self.now();
+        let id = new_id();
+        let (token, hash) = new_token(TokenKind::Session, tenant, &id);
+        let expires_at = now + self.sessions.absolute;
+        let session = Session {
+            tenant: tenant.to_owned(),
+            id,
+            admin_id: admin.id,
+            secret_sha256: hash,
+            created_at: now,
+            last_seen: now,
+            idle_expires_at: (now + self.sessions.idle).min(expires_at),
+            expires_at,
+        };
+        self.records().insert_session(&session)?;
+        Ok((session, token))
+    }
+
+    /// Ends the session of `principal` (no-op for API tokens).
+    pub fn logout(&self, principal: &Principal) -> Result<(), AccountError> {
+        if let PrincipalKind::Admin { session_id, .. } = &principal.kind {
+            self.records()
+                .delete_session(&principal.tenant, session_id)?;
+        }
+        Ok(())
+    }
+
+    /// Resolves a bearer token to a principal; every failure (malformed,
+    /// unknown, tampered, expired, revoked, admin deleted) is
+    /// [`AccountError::InvalidCredentials`].
+    pub fn authenticate(&self, token: &str) -> Result<Principal, AccountError> {
+        let p = parse_token(token).ok_or(AccountError::InvalidCredentials)?;
+        let now = self.now();
+        match p.kind {
+            TokenKind::Session => {
+                let mut s = self
+                    .records()
+                    .session(&p.tenant, &p.id)?
+                    .filter(|s| secret_matches(&p.secret, &s.secret_sha256))
+                    .ok_or(AccountError::InvalidCredentials)?;
+                if now >= s.idle_expires_at || now >= s.expires_at {
+                    self.records().delete_session(&s.tenant, &s.id)?;
+                    return Err(AccountError::InvalidCredentials);
+                }
+                let admin = self
+                    .records()
+                    .admin(&s.tenant, &s.admin_id)?
+                    .ok_or(AccountError::InvalidCredentials)?;
+                if now - s.last_seen >= TOUCH_EVERY {
+                    s.last_seen = now;
+                    s.idle_expires_at = (now + self.sessions.idle).min(s.expires_at);
+                    self.records().update_session(&s)?;
+                }
+                Ok(Principal {
+                    tenant: s.tenant,
+                    kind: PrincipalKind::Admin {
+                        admin_id: admin.id,
+                        session_id: s.id,
+                        role: admin.role,
+                    },
+                })
+            }
+            TokenKind::Api => {
+                let t = self
+                    .records()
+                    .api_token(&p.tenant, &p.id)?
+                    .filter(|t| t.revoked_at.is_none())
+                    .filter(|t| secret_matches(&p.secret, &t.secret_sha256))
+                    .ok_or(AccountError::InvalidCredentials)?;
+                Ok(Principal {
+                    tenant: t.tenant,
+                    kind: PrincipalKind::ApiToken {
+                        token_id: t.id,
+                        scope: t.scope,
+                    },
+                })
+            }
+            TokenKind::Enrollment => Err(AccountError::InvalidCredentials),
+        }
+    }
+
+    /// Creates an API token; returns it and the token (shown once).
+    pub fn create_api_token(
+        &self,
+        tenant: &str,
+        name: &str,
+        scope: ApiTokenScope,
+        created_by: &str,
+    ) -> Result<(ApiToken, String), AccountError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(AccountError::Invalid {
+                field: "name",
+                why: "must be 1 to 200 characters",
+            });
+        }
+        let id = new_id();
+        let (token, hash) = new_token(TokenKind::Api, tenant, &id);
+        let record = ApiToken {
+            tenant: tenant.to_owned(),
+            id,
+            name: name.to_owned(),
+            scope,
+            secret_sha256: hash,
+            created_at: self.now(),
+            created_by: created_by.to_owned(),
+            revoked_at: None,
+        };
+        self.records().insert_api_token(&record)?;
+        Ok((record, token))
+    }
+
+    /// Revokes an API token (idempotent).
+    pub fn revoke_api_token(&self, tenant: &str, id: &str) -> Result<(), AccountError> {
+        let mut t = self
+            .records()
+            .api_token(tenant, id)?
+            .ok_or(AccountError::NotFound)?;
+        if t.revoked_at.is_none() {
+            t.revoked_at = Some(self.now());
+            self.records().update_api_token(&t)?;
+        }
+        Ok(())
+    }
+}
+
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+#[cfg(test)]
+mod tests;

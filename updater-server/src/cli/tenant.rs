@@ -1,0 +1,121 @@
+//! `updater-server tenant …`: tenants and their enrollment tokens.
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::DataDir;
+use crate::auth::SessionPolicy;
+
+/// Tenant commands.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant: prints its id and enrollment token (shown once).
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tenants.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a new enrollment token (shown once); the old one stops working.
+    RotateToken {
+        /// The tenant id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke the enrollment token: no agent enrolls until the next rotation.
+    RevokeToken {
+        /// The tenant id.
+        id: String,
+    },
+}
+
+/// Runs a tenant command.
+pub(super) fn run(data: &DataDir, command: TenantCommand) -> anyhow::Result<()> {
+    let accounts = data.accounts(SessionPolicy::default())?;
+    match command {
+        TenantCommand::Create { name, json } => {
+            // The tenant's agents pin the catalog's root, so the catalog must exist.
+            let catalog = data.open_catalog(accounts.now())?;
+            let (tenant, token) = accounts.create_tenant(&name)?;
+            let root = std::fs::read(catalog.metadata_dir().join("root.json"))?;
+            let root_sha256 = catalog::digest::Sha256Digest::of(&root).to_string();
+            if json {
+                let out = json!({
+                    "id": tenant.id,
+                    "name": tenant.name,
+                    "enrollment_token": token,
+                    "assignment_key_id": tenant.assignment_key_id,
+                    "catalog_root_sha256": root_sha256,
+                });
+                println!("{out:#}");
+            } else {
+                println!("tenant:           {}", tenant.id);
+                println!("name:             {}", tenant.name);
+                println!("enrollment token: {token}");
+                println!(
+                    "                  (shown once: put it in the agent installer as TENANT_TOKEN)"
+                );
+                println!("assignment key:   {}", tenant.assignment_key_id);
+                println!("catalog root:     sha256 {root_sha256}");
+            }
+        }
+        TenantCommand::List { json } => {
+            let tenants = accounts.records().tenants()?;
+            if json {
+                let out: Vec<_> = tenants
+                    .iter()
+                    .map(|t| {
+                        json!({
+                            "id": t.id,
+                            "name": t.name,
+                            "created_at": t.created_at,
+                            "enrollment_token_active": t.enrollment_token.is_some(),
+                            "assignment_key_id": t.assignment_key_id,
+                        })
+                    })
+                    .collect();
+                println!("{:#}", serde_json::Value::Array(out));
+            } else {
+                println!("{:<18} {:<8} {:<25} NAME", "ID", "TOKEN", "CREATED");
+                for t in tenants {
+                    let token = if t.enrollment_token.is_some() {
+                        "active"
+                    } else {
+                        "revoked"
+                    };
+                    println!(
+                        "{:<18} {:<8} {:<25} {}",
+                        t.id,
+                        token,
+                        t.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                        t.name
+                    );
+                }
+            }
+        }
+        TenantCommand::RotateToken { id, json } => {
+            let token = accounts.rotate_enrollment_token(&id)?;
+            if json {
+                println!("{:#}", json!({ "id": id, "enrollment_token": token }));
+            } else {
+                println!("enrollment token: {token}");
+                println!("                  (shown once; the previous token no longer works)");
+            }
+        }
+        TenantCommand::RevokeToken { id } => {
+            accounts.revoke_enrollment_token(&id)?;
+            println!("enrollment token of {id} revoked");
+        }
+    }
+    Ok(())
+}

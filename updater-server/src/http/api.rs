@@ -1,0 +1,341 @@
+//! The tenant-scoped API. [`TENANT_ROUTES`] is the one table the router is
+//! built from, and that the auth-matrix test walks.
+
+use axum::extract::{Extension, Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, MethodRouter};
+use axum::Json;
+use catalog::digest::Sha256Digest;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::errors::{blocking, internal, ApiError, JsonBody};
+use super::{AppState, Shared};
+use crate::auth::{Principal, PrincipalKind};
+use crate::store::{Admin, ApiToken, ApiTokenScope, Role};
+
+/// Who may call a route (on top of belonging to the route's tenant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Any principal of the tenant.
+    Read,
+    /// Full admins and full-scope API tokens.
+    Write,
+    /// Full admins only (managing admins and API tokens).
+    FullAdmin,
+}
+
+/// An HTTP method of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET.
+    Get,
+    /// POST.
+    Post,
+    /// DELETE.
+    Delete,
+}
+
+impl Method {
+    /// The method's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// One tenant-scoped route.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// Method.
+    pub method: Method,
+    /// Path with `{tenant}` and optionally `{id}` parameters.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// The status of a successful call.
+    pub success: u16,
+    /// A valid request body (empty for none): documentation, and what the
+    /// auth-matrix test sends.
+    pub example_body: &'static str,
+    handler: fn() -> MethodRouter<Shared>,
+}
+
+/// Every route under `/api/v1/tenants/{tenant}`.
+pub const TENANT_ROUTES: &[Route] = &[
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(tenant_info),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/admins",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(list_admins),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/v1/tenants/{tenant}/admins",
+        access: Access::FullAdmin,
+        success: 201,
+        example_body: r#"{"email":"new-admin@example.com","role":"read-only","password":"a long enough password"}"#,
+        handler: || post(create_admin),
+    },
+    Route {
+        method: Method::Delete,
+        path: "/api/v1/tenants/{tenant}/admins/{id}",
+        access: Access::FullAdmin,
+        success: 204,
+        example_body: "",
+        handler: || delete(delete_admin),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/v1/tenants/{tenant}/enrollment-token/rotate",
+        access: Access::Write,
+        success: 200,
+        example_body: "",
+        handler: || post(rotate_enrollment_token),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/api-tokens",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(list_api_tokens),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/v1/tenants/{tenant}/api-tokens",
+        access: Access::FullAdmin,
+        success: 201,
+        example_body: r#"{"name":"example app","scope":"read"}"#,
+        handler: || post(create_api_token),
+    },
+    Route {
+        method: Method::Delete,
+        path: "/api/v1/tenants/{tenant}/api-tokens/{id}",
+        access: Access::FullAdmin,
+        success: 204,
+        example_body: "",
+        handler: || delete(revoke_api_token),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/catalog/releases",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(catalog_releases),
+    },
+];
+
+impl Route {
+    /// The route's method router (without the auth layer).
+    pub(crate) fn method_router(&self) -> MethodRouter<Shared> {
+        (self.handler)()
+    }
+}
+
+fn admin_view(a: &Admin) -> Value {
+    json!({
+        "id": a.id,
+        "email": a.email,
+        "role": a.role,
+        "primary": a.primary,
+        "created_at": a.created_at,
+    })
+}
+
+fn token_view(t: &ApiToken) -> Value {
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "scope": t.scope,
+        "created_at": t.created_at,
+        "created_by": t.created_by,
+        "revoked_at": t.revoked_at,
+    })
+}
+
+/// The catalog's current root (what agents pin at enrollment): version and
+/// the SHA-256 of `root.json` as served under `/repo/metadata/`.
+pub(crate) fn catalog_root(state: &AppState) -> Result<Value, ApiError> {
+    let path = state.metadata_dir.join("root.json");
+    let bytes = std::fs::read(&path).map_err(|e| ApiError::new(internal(&e)))?;
+    let root: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::new(internal(&e)))?;
+    Ok(json!({
+        "version": root["signed"]["version"],
+        "sha256": Sha256Digest::of(&bytes).to_string(),
+        "url": format!("/repo/metadata/{}.root.json", root["signed"]["version"]),
+    }))
+}
+
+async fn tenant_info(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let t = state
+            .accounts
+            .records()
+            .tenant(&p.tenant)
+            .map_err(|e| ApiError::new(internal(&e)))?
+            .ok_or_else(|| ApiError::new(super::errors::not_found()))?;
+        Ok(Json(json!({
+            "id": t.id,
+            "name": t.name,
+            "created_at": t.created_at,
+            "enrollment_token": {
+                "active": t.enrollment_token.is_some(),
+                "issued_at": t.enrollment_token.as_ref().map(|e| e.issued_at),
+            },
+            "assignment_key_id": t.assignment_key_id,
+            "catalog_root": catalog_root(&state)?,
+        })))
+    })
+    .await
+}
+
+async fn list_admins(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let admins = state
+            .accounts
+            .records()
+            .admins(&p.tenant)
+            .map_err(|e| ApiError::new(internal(&e)))?;
+        Ok(Json(Value::Array(admins.iter().map(admin_view).collect())))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAdmin {
+    email: String,
+    role: Role,
+    password: String,
+    #[serde(default)]
+    primary: bool,
+}
+
+async fn create_admin(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    JsonBody(body): JsonBody<NewAdmin>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let a = state.accounts.create_admin(
+            &p.tenant,
+            &body.email,
+            body.role,
+            body.primary,
+            &body.password,
+        )?;
+        Ok((StatusCode::CREATED, Json(admin_view(&a))).into_response())
+    })
+    .await
+}
+
+async fn delete_admin(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    UrlPath((_, id)): UrlPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    blocking(move || {
+        state.accounts.delete_admin(&p.tenant, &id)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+async fn rotate_enrollment_token(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let token = state.accounts.rotate_enrollment_token(&p.tenant)?;
+        Ok(Json(json!({ "token": token })))
+    })
+    .await
+}
+
+async fn list_api_tokens(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let tokens = state
+            .accounts
+            .records()
+            .api_tokens(&p.tenant)
+            .map_err(|e| ApiError::new(internal(&e)))?;
+        Ok(Json(Value::Array(tokens.iter().map(token_view).collect())))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewApiToken {
+    name: String,
+    scope: ApiTokenScope,
+}
+
+async fn create_api_token(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    JsonBody(body): JsonBody<NewApiToken>,
+) -> Result<Response, ApiError> {
+    let PrincipalKind::Admin { admin_id, .. } = p.kind.clone() else {
+        // The route is FullAdmin: the auth layer lets only admins through.
+        return Err(ApiError::new(internal(&"api token without admin")));
+    };
+    blocking(move || {
+        let (record, token) = state
+            .accounts
+            .create_api_token(&p.tenant, &body.name, body.scope, &admin_id)?;
+        let mut view = token_view(&record);
+        view["token"] = Value::String(token);
+        Ok((StatusCode::CREATED, Json(view)).into_response())
+    })
+    .await
+}
+
+async fn revoke_api_token(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    UrlPath((_, id)): UrlPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    blocking(move || {
+        state.accounts.revoke_api_token(&p.tenant, &id)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+async fn catalog_releases(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        // Re-read: the CLI may have imported since the server started.
+        let catalog = catalog::Catalog::open(&state.catalog_dir, &state.keys_dir)
+            .map_err(|e| ApiError::new(internal(&e)))?;
+        Ok(Json(
+            serde_json::to_value(catalog.releases()).map_err(|e| ApiError::new(internal(&e)))?,
+        ))
+    })
+    .await
+}

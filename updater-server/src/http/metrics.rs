@@ -1,0 +1,157 @@
+//! Prometheus metrics: requests by route and status, and process info, in the
+//! text exposition format. Hand-written: a few counters need no registry.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::Shared;
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counter {
+    count: u64,
+    seconds: f64,
+}
+
+/// Request counters.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    started: SystemTime,
+    requests: Mutex<BTreeMap<(String, String, u16), Counter>>,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        Self {
+            started: SystemTime::now(),
+            requests: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let c = m
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default();
+        c.count += 1;
+        c.seconds += seconds;
+    }
+
+    /// The text exposition.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        let m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        out.push_str("# HELP updater_http_requests_total HTTP requests by route and status.\n");
+        out.push_str("# TYPE updater_http_requests_total counter\n");
+        for ((method, route, status), c) in m.iter() {
+            let _ = writeln!(
+                out,
+                "updater_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {}",
+                escape(route),
+                c.count
+            );
+        }
+        out.push_str(
+            "# HELP updater_http_request_duration_seconds_sum Time spent answering, by route and status.\n",
+        );
+        out.push_str("# TYPE updater_http_request_duration_seconds_sum counter\n");
+        for ((method, route, status), c) in m.iter() {
+            let _ = writeln!(
+                out,
+                "updater_http_request_duration_seconds_sum{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {}",
+                escape(route),
+                c.seconds
+            );
+        }
+        drop(m);
+        let start = self
+            .started
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        out.push_str("# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n# TYPE process_start_time_seconds gauge\n");
+        let _ = writeln!(out, "process_start_time_seconds {start}");
+        if let Some(rss) = resident_bytes() {
+            out.push_str("# HELP process_resident_memory_bytes Resident memory size.\n# TYPE process_resident_memory_bytes gauge\n");
+            let _ = writeln!(out, "process_resident_memory_bytes {rss}");
+        }
+        out.push_str(
+            "# HELP updater_build_info Build information.\n# TYPE updater_build_info gauge\n",
+        );
+        let _ = writeln!(
+            out,
+            "updater_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        out
+    }
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Resident set size from `/proc/self/statm` (Linux; `None` elsewhere).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Counts every request under its route template (never the raw path, so
+/// ids do not blow up the label set).
+pub(crate) async fn track(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    state.metrics.record(
+        &method,
+        &route,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// `GET /metrics`.
+pub(crate) async fn metrics(State(state): State<Shared>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exposition() {
+        let m = super::Metrics::new();
+        m.record("GET", "/api/v1/tenants/{tenant}", 200, 0.5);
+        m.record("GET", "/api/v1/tenants/{tenant}", 200, 0.25);
+        m.record("GET", "unmatched", 404, 0.0);
+        let text = m.render();
+        assert!(text.contains(
+            "updater_http_requests_total{method=\"GET\",route=\"/api/v1/tenants/{tenant}\",status=\"200\"} 2\n"
+        ), "{text}");
+        assert!(text.contains(
+            "updater_http_request_duration_seconds_sum{method=\"GET\",route=\"/api/v1/tenants/{tenant}\",status=\"200\"} 0.75\n"
+        ), "{text}");
+        assert!(text.contains("status=\"404\"} 1\n"));
+        assert!(text.contains("process_start_time_seconds "));
+    }
+}

@@ -1,0 +1,133 @@
+//! Running the service: plain HTTP (loopback only, checked by the CLI) or
+//! HTTPS with rustls on the ring provider.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use catalog::Catalog;
+
+use super::{router, AppState, Limits};
+use crate::auth::Accounts;
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain (leaf first).
+    pub cert: PathBuf,
+    /// PKCS#8, PKCS#1 or SEC1 private key.
+    pub key: PathBuf,
+}
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Serve HTTPS with these files.
+    pub tls: Option<TlsFiles>,
+    /// Request limits.
+    pub limits: Limits,
+    /// The catalog's signing keys directory.
+    pub keys_dir: PathBuf,
+}
+
+/// Serves until Ctrl-C / SIGTERM, re-signing the timestamp before it expires.
+/// Prints `updater-server listening on <url>` once the socket is bound.
+pub async fn serve(catalog: Catalog, accounts: Accounts, opts: ServeOptions) -> anyhow::Result<()> {
+    let state = AppState::new(&catalog, opts.keys_dir.clone(), accounts);
+    let app = router(state, opts.limits);
+    let refresher = tokio::spawn(refresh_timestamps(catalog));
+    let result = match &opts.tls {
+        None => {
+            let listener = tokio::net::TcpListener::bind(opts.listen).await?;
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, "listening");
+            println!("updater-server listening on http://{addr}");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .map_err(anyhow::Error::from)
+        }
+        Some(tls) => serve_tls(app, opts.listen, tls).await,
+    };
+    refresher.abort();
+    result
+}
+
+/// The process-wide rustls provider: ring, the only one in the dependency graph.
+pub(crate) fn install_crypto_provider() {
+    // Fails only if a provider is already installed, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+async fn serve_tls(app: axum::Router, listen: SocketAddr, tls: &TlsFiles) -> anyhow::Result<()> {
+    install_crypto_provider();
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+        .await
+        .with_context(|| {
+            format!(
+                "loading TLS certificate {} and key {}",
+                tls.cert.display(),
+                tls.key.display()
+            )
+        })?;
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening (TLS)");
+    println!("updater-server listening on https://{addr}");
+    let handle = axum_server::Handle::new();
+    let on_signal = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        on_signal.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    axum_server::from_tcp_rustls(listener, config)?
+        .handle(handle)
+        .serve(app.into_make_service())
+        .await?;
+    Ok(())
+}
+
+async fn refresh_timestamps(catalog: Catalog) {
+    let catalog = Arc::new(std::sync::Mutex::new(catalog));
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let c = Arc::clone(&catalog);
+        let result = tokio::task::spawn_blocking(move || {
+            let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
+            c.refresh_timestamp(chrono::Utc::now())
+        })
+        .await;
+        match result {
+            Ok(Ok(true)) => tracing::info!("re-signed timestamp"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "timestamp refresh failed"),
+            Err(e) => tracing::error!(error = %e, "timestamp refresh task failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,204 @@
+//! Server state (tenants, admins, sessions, API tokens) behind the narrow
+//! [`Store`] trait.
+//!
+//! The trait knows only tables of JSON records keyed by `(tenant, id)` and
+//! atomic batches of writes, so a PostgreSQL implementation is a table with a
+//! composite primary key and one transaction per [`Store::commit`]. The typed
+//! view ([`Records`]) and every rule about what a record means live above it.
+//!
+//! The embedded default is [`RedbStore`]: one file, `<data>/server.redb`.
+//! Blobs never go into the store.
+
+mod records;
+mod redb;
+
+use std::fmt;
+
+pub use self::records::{
+    Admin, ApiToken, ApiTokenScope, EnrollmentToken, Records, Role, Session, Tenant,
+};
+pub use self::redb::RedbStore;
+
+/// The tables of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// Tenants, keyed by `(tenant id, "")`.
+    Tenants,
+    /// Admin accounts, keyed by `(tenant, admin id)`.
+    Admins,
+    /// Login sessions, keyed by `(tenant, session id)`.
+    Sessions,
+    /// API tokens for partner applications, keyed by `(tenant, token id)`.
+    ApiTokens,
+    /// Uniqueness claims (`(tenant, "email:<address>")`, `(tenant, "primary")`):
+    /// inserting one that exists fails the whole batch with [`StoreError::Conflict`].
+    Unique,
+}
+
+impl Table {
+    /// Every table.
+    pub const ALL: [Table; 5] = [
+        Table::Tenants,
+        Table::Admins,
+        Table::Sessions,
+        Table::ApiTokens,
+        Table::Unique,
+    ];
+
+    /// The table's name in the backend.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Tenants => "tenants",
+            Table::Admins => "admins",
+            Table::Sessions => "sessions",
+            Table::ApiTokens => "api_tokens",
+            Table::Unique => "unique",
+        }
+    }
+}
+
+/// A record key: the owning tenant and the record's id within it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    /// The tenant id.
+    pub tenant: String,
+    /// The id within the tenant (`""` for the tenant record itself).
+    pub id: String,
+}
+
+impl Key {
+    /// `(tenant, id)`.
+    pub fn new(tenant: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            tenant: tenant.into(),
+            id: id.into(),
+        }
+    }
+}
+
+/// One write in a batch.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Creates a record; the batch fails with [`StoreError::Conflict`] if it exists.
+    Insert(Table, Key, serde_json::Value),
+    /// Replaces a record; the batch fails with [`StoreError::NotFound`] if it is missing.
+    Update(Table, Key, serde_json::Value),
+    /// Deletes a record if it exists.
+    Delete(Table, Key),
+}
+
+/// What a store operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An [`Op::Insert`] hit an existing record.
+    #[error("{table} {key:?} already exists")]
+    Conflict {
+        /// The table.
+        table: &'static str,
+        /// The key.
+        key: Key,
+    },
+    /// An [`Op::Update`] found no record.
+    #[error("{table} {key:?} does not exist")]
+    NotFound {
+        /// The table.
+        table: &'static str,
+        /// The key.
+        key: Key,
+    },
+    /// The database is held by a process that cannot share it.
+    #[error("the store {0} is in use by another process")]
+    Locked(String),
+    /// A stored record does not decode.
+    #[error("corrupt record in {table}: {why}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// Why.
+        why: String,
+    },
+    /// The backend failed.
+    #[error("store backend: {0}")]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Durable storage of JSON records. Every [`Store::commit`] is one atomic,
+/// durable transaction: when it returns `Ok`, the writes survive a crash.
+pub trait Store: Send + Sync + fmt::Debug {
+    /// One record.
+    fn get(&self, table: Table, key: &Key) -> Result<Option<serde_json::Value>, StoreError>;
+    /// All records of `tenant` in `table` (every record when `tenant` is `None`),
+    /// ordered by key.
+    fn list(
+        &self,
+        table: Table,
+        tenant: Option<&str>,
+    ) -> Result<Vec<(Key, serde_json::Value)>, StoreError>;
+    /// Applies `ops` atomically and durably, or none of them.
+    fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError>;
+}
+
+/// The conformance suite every [`Store`] implementation must pass.
+#[cfg(test)]
+pub(crate) fn conformance(store: &dyn Store) {
+    use serde_json::json;
+    let k = |t: &str, i: &str| Key::new(t, i);
+    assert_eq!(store.get(Table::Admins, &k("a", "1")).unwrap(), None);
+    store
+        .commit(vec![
+            Op::Insert(Table::Admins, k("a", "1"), json!({"n": 1})),
+            Op::Insert(Table::Admins, k("a", "2"), json!({"n": 2})),
+            Op::Insert(Table::Admins, k("ab", "1"), json!({"n": 3})),
+            Op::Insert(Table::Sessions, k("a", "1"), json!({"s": 1})),
+        ])
+        .unwrap();
+    assert_eq!(
+        store.get(Table::Admins, &k("a", "2")).unwrap(),
+        Some(json!({"n": 2}))
+    );
+    // Tenant "a" is not a prefix match for tenant "ab".
+    let a: Vec<_> = store
+        .list(Table::Admins, Some("a"))
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k.id)
+        .collect();
+    assert_eq!(a, ["1", "2"]);
+    assert_eq!(store.list(Table::Admins, None).unwrap().len(), 3);
+    assert_eq!(store.list(Table::Sessions, Some("a")).unwrap().len(), 1);
+
+    // A failing op rolls back the whole batch.
+    let err = store
+        .commit(vec![
+            Op::Insert(Table::Admins, k("a", "3"), json!({"n": 4})),
+            Op::Insert(Table::Admins, k("a", "1"), json!({"n": 5})),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert_eq!(store.get(Table::Admins, &k("a", "3")).unwrap(), None);
+    assert_eq!(
+        store.get(Table::Admins, &k("a", "1")).unwrap(),
+        Some(json!({"n": 1}))
+    );
+    let err = store
+        .commit(vec![
+            Op::Delete(Table::Admins, k("a", "2")),
+            Op::Update(Table::Admins, k("a", "9"), json!({})),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    assert!(store.get(Table::Admins, &k("a", "2")).unwrap().is_some());
+
+    store
+        .commit(vec![
+            Op::Update(Table::Admins, k("a", "1"), json!({"n": 10})),
+            Op::Delete(Table::Admins, k("a", "2")),
+            Op::Delete(Table::Admins, k("a", "missing")),
+        ])
+        .unwrap();
+    assert_eq!(
+        store.get(Table::Admins, &k("a", "1")).unwrap(),
+        Some(json!({"n": 10}))
+    );
+    assert_eq!(store.get(Table::Admins, &k("a", "2")).unwrap(), None);
+}

@@ -1,0 +1,174 @@
+//! The embedded [`Store`]: one redb file, tables of `(tenant, id) -> JSON`.
+
+use std::path::{Path, PathBuf};
+
+use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{Key, Op, Store, StoreError, Table};
+
+type Def = TableDefinition<'static, (&'static str, &'static str), &'static str>;
+
+fn def(table: Table) -> Def {
+    TableDefinition::new(table.name())
+}
+
+fn backend(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Backend(Box::new(e.into()))
+}
+
+fn decode(table: Table, text: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        table: table.name(),
+        why: e.to_string(),
+    })
+}
+
+/// The redb-backed store. Opened in redb's multi-writer mode, so the admin CLI
+/// can write while a server has the same file open.
+pub struct RedbStore {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedbStore {
+    /// Opens `path`, creating the file and its tables on first use.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        }
+        let db = Database::builder()
+            .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen
+                | redb::DatabaseError::LockProtocolMismatch => {
+                    StoreError::Locked(path.display().to_string())
+                }
+                other => backend(other),
+            })?;
+        // Password and token hashes: readable by the service account only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        }
+        let txn = db.begin_write().map_err(backend)?;
+        for table in Table::ALL {
+            txn.open_table(def(table)).map_err(backend)?;
+        }
+        txn.commit().map_err(backend)?;
+        Ok(Self {
+            db,
+            path: path.to_owned(),
+        })
+    }
+}
+
+impl Store for RedbStore {
+    fn get(&self, table: Table, key: &Key) -> Result<Option<serde_json::Value>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let t = txn.open_table(def(table)).map_err(backend)?;
+        let found = t
+            .get((key.tenant.as_str(), key.id.as_str()))
+            .map_err(backend)?;
+        found.map(|v| decode(table, v.value())).transpose()
+    }
+
+    fn list(
+        &self,
+        table: Table,
+        tenant: Option<&str>,
+    ) -> Result<Vec<(Key, serde_json::Value)>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let t = txn.open_table(def(table)).map_err(backend)?;
+        let start = tenant.unwrap_or("");
+        let mut out = Vec::new();
+        for entry in t.range((start, "")..).map_err(backend)? {
+            let (k, v) = entry.map_err(backend)?;
+            let (kt, kid) = k.value();
+            if tenant.is_some_and(|want| want != kt) {
+                break;
+            }
+            out.push((Key::new(kt, kid), decode(table, v.value())?));
+        }
+        Ok(out)
+    }
+
+    fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        for op in &ops {
+            let (table, key) = match op {
+                Op::Insert(t, k, _) | Op::Update(t, k, _) | Op::Delete(t, k) => (*t, k),
+            };
+            let mut t = txn.open_table(def(table)).map_err(backend)?;
+            let k = (key.tenant.as_str(), key.id.as_str());
+            match op {
+                Op::Insert(_, _, value) | Op::Update(_, _, value) => {
+                    let exists = t.get(k).map_err(backend)?.is_some();
+                    if exists && matches!(op, Op::Insert(..)) {
+                        // Dropping the transaction without commit aborts it.
+                        return Err(StoreError::Conflict {
+                            table: table.name(),
+                            key: key.clone(),
+                        });
+                    }
+                    if !exists && matches!(op, Op::Update(..)) {
+                        return Err(StoreError::NotFound {
+                            table: table.name(),
+                            key: key.clone(),
+                        });
+                    }
+                    t.insert(k, value.to_string().as_str()).map_err(backend)?;
+                }
+                Op::Delete(..) => {
+                    t.remove(k).map_err(backend)?;
+                }
+            }
+        }
+        // Durability::Immediate (the default): fsynced before commit returns.
+        txn.commit().map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("server.redb")).unwrap();
+        super::super::conformance(&store);
+    }
+
+    #[test]
+    fn survives_reopen_and_is_shared_between_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.redb");
+        let a = RedbStore::open(&path).unwrap();
+        let b = RedbStore::open(&path).unwrap();
+        a.commit(vec![Op::Insert(
+            Table::Tenants,
+            Key::new("t1", ""),
+            serde_json::json!({"name": "x"}),
+        )])
+        .unwrap();
+        // A second handle (as the CLI beside a running server) sees the commit.
+        assert_eq!(
+            b.get(Table::Tenants, &Key::new("t1", "")).unwrap(),
+            Some(serde_json::json!({"name": "x"}))
+        );
+        drop((a, b));
+        let c = RedbStore::open(&path).unwrap();
+        assert_eq!(c.list(Table::Tenants, None).unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,339 @@
+//! Every tenant-scoped route × every kind of caller, against the real binary.
+//!
+//! The routes come from `updater_server::http::api::TENANT_ROUTES`, the table
+//! the router is built from, so a new route is walked without editing this file.
+
+mod support;
+
+use std::path::Path;
+
+use reqwest::blocking::{Client, RequestBuilder};
+use serde_json::{json, Value};
+use support::{create_admin, create_tenant, login, start, updater};
+use updater_server::http::api::{Access, Route, TENANT_ROUTES};
+
+/// How a caller presents itself.
+#[derive(Debug, Clone)]
+enum Caller {
+    Nobody,
+    Bearer(String),
+    /// The raw `Authorization` header value.
+    Header(String),
+}
+
+struct Column {
+    name: &'static str,
+    caller: Caller,
+    /// The expected status for a route, given its access level and success status.
+    expect: fn(Access, u16) -> u16,
+}
+
+fn import_release(data: &Path, dir: &Path) {
+    let fw = dir.join("fw.bin");
+    std::fs::write(&fw, vec![7u8; 4096]).unwrap();
+    let out = updater(data)
+        .args(["catalog", "import"])
+        .arg(&fw)
+        .args([
+            "--vendor",
+            "Acme",
+            "--model",
+            "Voyager",
+            "--hardware-id",
+            "047F:C056",
+            "--version",
+            "1.0",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn send(http: &Client, base: &str, route: &Route, path: &str, caller: &Caller) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
+    let mut req: RequestBuilder = http.request(method, format!("{base}{path}"));
+    if !route.example_body.is_empty() {
+        req = req
+            .header("content-type", "application/json")
+            .body(route.example_body);
+    }
+    req = match caller {
+        Caller::Nobody => req,
+        Caller::Bearer(t) => req.bearer_auth(t),
+        Caller::Header(h) => req.header("authorization", h),
+    };
+    let r = req.send().unwrap();
+    let status = r.status().as_u16();
+    let bytes = r.bytes().unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{path}: not JSON ({e})"))
+    };
+    (status, body)
+}
+
+fn tampered(token: &str) -> String {
+    let mut t = token.as_bytes().to_vec();
+    let last = t.len() - 1;
+    t[last] = if t[last] == b'0' { b'1' } else { b'0' };
+    String::from_utf8(t).unwrap()
+}
+
+#[test]
+fn every_tenant_route_for_every_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    import_release(&data, dir.path());
+    let (a, _) = create_tenant(&data, "Acme");
+    let (b, _) = create_tenant(&data, "Bravo");
+    create_admin(&data, &a, "ann@acme.example", "full");
+    create_admin(&data, &a, "rob@acme.example", "read-only");
+    create_admin(&data, &a, "gone@acme.example", "full");
+    let victim_admin = create_admin(&data, &a, "victim@acme.example", "read-only");
+    create_admin(&data, &b, "bea@bravo.example", "full");
+    let http = Client::new();
+
+    // A session that expires at once: log in under a zero idle timeout. The
+    // deadline is stored with the session, so it stays expired afterwards.
+    let expired = {
+        let server = start(&data, &[], &[("UPDATER_SESSION_IDLE_SECS", "0")]);
+        let token = login(&http, &server.base, &a, "ann@acme.example");
+        let r = http
+            .get(format!("{}/api/v1/tenants/{a}", server.base))
+            .bearer_auth(&token)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        token
+    };
+
+    let server = start(&data, &[], &[]);
+    let base = server.base.as_str();
+    let ann = login(&http, base, &a, "ann@acme.example");
+    let rob = login(&http, base, &a, "rob@acme.example");
+    let bea = login(&http, base, &b, "bea@bravo.example");
+    let gone = login(&http, base, &a, "gone@acme.example");
+
+    let new_token = |scope: &str| -> (String, String) {
+        let r = http
+            .post(format!("{base}/api/v1/tenants/{a}/api-tokens"))
+            .bearer_auth(&ann)
+            .json(&json!({ "name": format!("app {scope}"), "scope": scope }))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().unwrap();
+        (
+            v["id"].as_str().unwrap().to_owned(),
+            v["token"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (_, api_read) = new_token("read");
+    let (_, api_full) = new_token("full");
+    let (revoked_id, revoked) = new_token("full");
+    let (victim_token, _) = new_token("read");
+    let r = http
+        .delete(format!("{base}/api/v1/tenants/{a}/api-tokens/{revoked_id}"))
+        .bearer_auth(&ann)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // Deleted while the server runs (the CLI shares the store): its session dies.
+    let gone_id = support::cli_json(&data, &["admin", "list", "--tenant", &a, "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["email"] == "gone@acme.example")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = updater(&data)
+        .args(["admin", "delete", "--tenant", &a, &gone_id])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let unauthorized: fn(Access, u16) -> u16 = |_, _| 401;
+    let columns = [
+        Column {
+            name: "no credentials",
+            caller: Caller::Nobody,
+            expect: unauthorized,
+        },
+        Column {
+            name: "other tenant's full admin",
+            caller: Caller::Bearer(bea.clone()),
+            expect: |_, _| 404,
+        },
+        Column {
+            name: "read-only admin",
+            caller: Caller::Bearer(rob.clone()),
+            expect: |access, ok| if access == Access::Read { ok } else { 403 },
+        },
+        Column {
+            name: "read api token",
+            caller: Caller::Bearer(api_read.clone()),
+            expect: |access, ok| if access == Access::Read { ok } else { 403 },
+        },
+        Column {
+            name: "full api token",
+            caller: Caller::Bearer(api_full.clone()),
+            expect: |access, ok| if access == Access::FullAdmin { 403 } else { ok },
+        },
+        Column {
+            name: "revoked api token",
+            caller: Caller::Bearer(revoked),
+            expect: unauthorized,
+        },
+        Column {
+            name: "expired session",
+            caller: Caller::Bearer(expired),
+            expect: unauthorized,
+        },
+        Column {
+            name: "deleted admin's session",
+            caller: Caller::Bearer(gone),
+            expect: unauthorized,
+        },
+        Column {
+            name: "tampered session",
+            caller: Caller::Bearer(tampered(&ann)),
+            expect: unauthorized,
+        },
+        Column {
+            name: "session in a Token header",
+            caller: Caller::Header(format!("Token {ann}")),
+            expect: unauthorized,
+        },
+        Column {
+            name: "session without a scheme",
+            caller: Caller::Header(ann.clone()),
+            expect: unauthorized,
+        },
+        // Last: its writes succeed and use up the DELETE targets.
+        Column {
+            name: "full admin",
+            caller: Caller::Bearer(ann.clone()),
+            expect: |_, ok| ok,
+        },
+    ];
+
+    assert!(TENANT_ROUTES.len() >= 9);
+    for column in &columns {
+        for route in TENANT_ROUTES {
+            let path = route.path.replace("{tenant}", &a);
+            let path = if route.path.contains("/admins/{id}") {
+                path.replace("{id}", &victim_admin)
+            } else if route.path.contains("/api-tokens/{id}") {
+                path.replace("{id}", &victim_token)
+            } else {
+                path
+            };
+            assert!(
+                !path.contains('{'),
+                "no test value for a parameter of {}",
+                route.path
+            );
+            let (status, body) = send(&http, base, route, &path, &column.caller);
+            let want = (column.expect)(route.access, route.success);
+            assert_eq!(
+                status,
+                want,
+                "{} {} as {}: {body}",
+                route.method.as_str(),
+                route.path,
+                column.name
+            );
+            let code = match status {
+                401 => Some("unauthorized"),
+                403 => Some("forbidden"),
+                404 => Some("not_found"),
+                _ => None,
+            };
+            if let Some(code) = code {
+                assert_eq!(body["code"], code, "{} as {}", route.path, column.name);
+            }
+        }
+    }
+
+    // The full admin's answers carry the real data (and never secrets).
+    let get = |path: &str| -> Value {
+        let r = http
+            .get(format!("{base}{path}"))
+            .bearer_auth(&ann)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        r.json().unwrap()
+    };
+    let info = get(&format!("/api/v1/tenants/{a}"));
+    assert_eq!(info["name"], "Acme");
+    assert_eq!(info["enrollment_token"]["active"], true);
+    assert!(!info.to_string().contains("upde_"));
+    let root_version = info["catalog_root"]["version"].as_u64().unwrap();
+    let root = http
+        .get(format!("{base}/repo/metadata/{root_version}.root.json"))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert_eq!(
+        info["catalog_root"]["sha256"],
+        hex_sha256(&root),
+        "tenant info names the served root"
+    );
+    let releases = get(&format!("/api/v1/tenants/{a}/catalog/releases"));
+    assert_eq!(releases.as_array().unwrap().len(), 1);
+    assert_eq!(releases[0]["version"]["version"], "1.0");
+    let admins = get(&format!("/api/v1/tenants/{a}/admins"));
+    let emails: Vec<_> = admins
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["email"].clone())
+        .collect();
+    assert!(
+        emails.contains(&json!("new-admin@example.com")),
+        "{emails:?}"
+    );
+    assert!(!emails.contains(&json!("victim@acme.example")));
+    assert!(!admins.to_string().contains("argon2"));
+    let tokens = get(&format!("/api/v1/tenants/{a}/api-tokens"));
+    assert!(!tokens.to_string().contains("updt_"));
+    let victim = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == victim_token.as_str())
+        .unwrap();
+    assert!(victim["revoked_at"].is_string());
+
+    // Tenant B's admin gets the same 404 for A as for a tenant that does not exist.
+    for tenant in [a.as_str(), "00000000000000ff"] {
+        let r = http
+            .get(format!("{base}/api/v1/tenants/{tenant}"))
+            .bearer_auth(&bea)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 404);
+        assert_eq!(
+            r.json::<Value>().unwrap(),
+            json!({"code": "not_found", "message": "no such tenant or resource"})
+        );
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

@@ -1,0 +1,104 @@
+//! Running the real binary: CLI commands and a server on a loopback port.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+
+/// The password every test admin gets.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A running server, killed on drop.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT` (or https).
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `updater-server --data-dir <data>`.
+pub fn updater(data: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_updater-server"));
+    c.arg("--data-dir").arg(data);
+    c.env_remove("UPDATER_ADMIN_PASSWORD");
+    c
+}
+
+/// Starts `serve` with extra arguments and environment, and waits for its
+/// "listening" line (no sleeps).
+pub fn start(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut cmd = updater(data);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("updater-server listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Server { child, base }
+}
+
+/// Runs a CLI command that must succeed and print JSON.
+pub fn cli_json(data: &Path, args: &[&str]) -> Value {
+    let out = updater(data)
+        .args(args)
+        .env("UPDATER_ADMIN_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Creates a tenant; returns its id and enrollment token.
+pub fn create_tenant(data: &Path, name: &str) -> (String, String) {
+    let t = cli_json(data, &["tenant", "create", "--name", name, "--json"]);
+    (
+        t["id"].as_str().unwrap().to_owned(),
+        t["enrollment_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Creates an admin with [`PASSWORD`]; returns its id.
+pub fn create_admin(data: &Path, tenant: &str, email: &str, role: &str) -> String {
+    let a = cli_json(
+        data,
+        &[
+            "admin", "create", "--tenant", tenant, "--email", email, "--role", role, "--json",
+        ],
+    );
+    a["id"].as_str().unwrap().to_owned()
+}
+
+/// Logs in; returns the session token.
+pub fn login(http: &reqwest::blocking::Client, base: &str, tenant: &str, email: &str) -> String {
+    let r = http
+        .post(format!("{base}/api/v1/login"))
+        .json(&json!({ "tenant": tenant, "email": email, "password": PASSWORD }))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "login {email}");
+    let body: Value = r.json().unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
