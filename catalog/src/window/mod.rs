@@ -56,9 +56,10 @@ const MAX_GAP_MINUTES: i64 = 48 * 60;
 /// Why a window definition was refused. The message names the field and the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WindowError {
-    /// The crontab expression is invalid or never matches.
+    /// The crontab expression is invalid or never matches. (The reason is part of
+    /// the message, not a `source`, so `{:#}` chains do not print it twice.)
     #[error("cron: {0}")]
-    Cron(#[from] CronError),
+    Cron(CronError),
     /// The duration is zero or negative.
     #[error("duration: must be positive")]
     DurationNotPositive,
@@ -82,6 +83,12 @@ pub enum WindowError {
     /// Not an IANA time-zone name known to the tz database.
     #[error("tz: unknown time zone {0:?} (expected an IANA name such as Europe/Berlin)")]
     UnknownZone(String),
+}
+
+impl From<CronError> for WindowError {
+    fn from(e: CronError) -> Self {
+        WindowError::Cron(e)
+    }
 }
 
 /// One opening of a window: `start <= t < end` is inside it.
