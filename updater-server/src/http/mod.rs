@@ -222,6 +222,84 @@ async fn target(
 
 #[cfg(test)]
 mod tests {
+    use axum::body::Body;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    fn limited(timeout: Duration) -> Router {
+        Router::new()
+            .route("/slow", get(std::future::pending::<&'static str>))
+            .route(
+                "/echo",
+                post(|errors::JsonBody(v): errors::JsonBody<serde_json::Value>| async move {
+                    Json(v)
+                }),
+            )
+            .layer(DefaultBodyLimit::max(1024))
+            .layer(from_fn_with_state(
+                Limits {
+                    body_bytes: 1024,
+                    timeout,
+                },
+                hygiene,
+            ))
+    }
+
+    async fn call(app: Router, req: axum::http::Request<Body>) -> (StatusCode, serde_json::Value) {
+        let r = app.oneshot(req).await.unwrap();
+        let status = r.status();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn slow_handlers_time_out_with_a_json_error() {
+        let req = axum::http::Request::get("/slow")
+            .body(Body::empty())
+            .unwrap();
+        let (status, body) = call(limited(Duration::from_millis(20)), req).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(body["code"], "timeout");
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_refused_declared_or_not() {
+        let big = format!("\"{}\"", "x".repeat(2000));
+        let declared = axum::http::Request::post("/echo")
+            .header("content-type", "application/json")
+            .header("content-length", big.len().to_string())
+            .body(Body::from(big.clone()))
+            .unwrap();
+        let (status, body) = call(limited(Duration::from_secs(5)), declared).await;
+        assert_eq!(
+            (status, &body["code"]),
+            (StatusCode::PAYLOAD_TOO_LARGE, &"payload_too_large".into())
+        );
+        // Streamed without a length: the extractor stops at the limit.
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            big.as_bytes().chunks(100).map(|c| Ok(c.to_vec())).collect();
+        let stream = Body::from_stream(futures_util::stream::iter(chunks));
+        let undeclared = axum::http::Request::post("/echo")
+            .header("content-type", "application/json")
+            .body(stream)
+            .unwrap();
+        let (status, body) = call(limited(Duration::from_secs(5)), undeclared).await;
+        assert_eq!(
+            (status, &body["code"]),
+            (StatusCode::PAYLOAD_TOO_LARGE, &"payload_too_large".into())
+        );
+        let small = axum::http::Request::post("/echo")
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"a":1}"#))
+            .unwrap();
+        let (status, body) = call(limited(Duration::from_secs(5)), small).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, serde_json::json!({"a": 1}))
+        );
+    }
+
     #[test]
     fn metadata_names() {
         for ok in [

@@ -33,14 +33,15 @@ pub fn updater(data: &Path) -> Command {
     c
 }
 
-/// Starts `serve` with extra arguments and environment, and waits for its
-/// "listening" line (no sleeps).
+/// Starts `serve` (on `127.0.0.1:0` unless `args` has `--listen`) with extra
+/// arguments and environment, and waits for its "listening" line (no sleeps).
 pub fn start(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
     let mut cmd = updater(data);
-    cmd.args(["serve", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    cmd.arg("serve");
+    if !args.contains(&"--listen") {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
