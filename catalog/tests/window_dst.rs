@@ -159,6 +159,17 @@ fn starts_across_dst_in_several_zones() {
             "2026-10-03T00:00:00Z",
             &["2026-10-03T15:45Z", "2026-10-04T15:45Z"],
         ),
+        // America/Havana springs forward at midnight (2026-03-08 00:00 CST -> 01:00 CDT).
+        (
+            "0 0 * * *",
+            "America/Havana",
+            "2026-03-07T00:00:00Z",
+            &[
+                "2026-03-07T05:00Z",
+                "2026-03-08T05:00Z",
+                "2026-03-09T04:00Z",
+            ],
+        ),
         // Asia/Kolkata: +05:30 all year.
         (
             "30 2 * * *",

@@ -19,6 +19,9 @@ const ZONES: &[(&str, &[&str])] = &[
     ("Australia/Sydney", &["2026-04-05", "2026-10-04"]),
     ("Australia/Lord_Howe", &["2026-04-05", "2026-10-04"]),
     ("Pacific/Chatham", &["2026-04-05", "2026-09-27"]),
+    // Transitions at midnight; in Beirut the repeated hour is 23:00-24:00 of Saturday.
+    ("America/Havana", &["2026-03-08", "2026-11-01"]),
+    ("Asia/Beirut", &["2026-03-29", "2026-10-25"]),
     ("Asia/Kolkata", &[]),
 ];
 
@@ -43,6 +46,7 @@ fn schedules() -> Vec<Schedule> {
         ("0,30", "0-4", vec![0, 30], (0..=4).collect(), 45),
         ("0", "*/6", vec![0], vec![0, 6, 12, 18], 7 * 24 * 60),
         ("59", "23", vec![59], vec![23], 2),
+        ("30", "23", vec![30], vec![23], 60),
     ]
 }
 
@@ -130,7 +134,7 @@ fn windows_around_dst_transitions_match_python_zoneinfo() {
         assert_eq!(got, want, "{cron} for {duration} min in {tz} from {from}");
         compared += want.len();
     }
-    // 8 zones x 2 dates x 10 schedules; hundreds of windows.
-    assert_eq!(cases.len(), 160);
+    // 10 zones x 2 dates x 11 schedules; over a thousand windows.
+    assert_eq!(cases.len(), 220);
     assert!(compared > 1000, "{compared}");
 }
