@@ -341,3 +341,91 @@ fn tenant_and_admin_cli() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+#[test]
+fn agents_enroll_with_the_tenant_token_and_clones_are_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (a, token) = create_tenant(&data, "Acme");
+    create_admin(&data, &a, "ann@acme.example", "read-only");
+    let server = start(&data, &[], &[]);
+    let http = Client::new();
+    let base = server.base.as_str();
+    let enroll = |token: &str, machine: &str| {
+        http.post(format!("{base}/api/v1/enroll"))
+            .json(&json!({
+                "tenant": a, "token": token, "system_id": "{6F9619FF-8B86-D011-B42D-00C04FC964FF}",
+                "machine_fingerprint": machine, "hostname": "ws-17", "os": "Windows 11",
+            }))
+            .send()
+            .unwrap()
+    };
+    let (s, first) = code(enroll(&token, "aa01"));
+    assert_eq!(s, 201);
+    assert!(first["credential"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("upda_{a}_")));
+    assert_eq!(first["suspected_clone"], false);
+    // The root the agent pins is the one the repository serves.
+    let served: Value = http
+        .get(format!("{base}/repo/metadata/root.json"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(first["root"], served);
+    assert_eq!(
+        first["catalog_root"]["version"],
+        served["signed"]["version"]
+    );
+    assert_eq!(first["assignment_key"]["key"]["keytype"], "ed25519");
+    // The agent credential is no admin credential.
+    let r = http
+        .get(format!("{base}/api/v1/tenants/{a}/agents"))
+        .bearer_auth(first["credential"].as_str().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let (s, again) = code(enroll(&token, "aa01"));
+    assert_eq!((s, again["reenrolled"].as_bool()), (200, Some(true)));
+    assert_eq!(again["id"], first["id"]);
+    let (s, clone) = code(enroll(&token, "bb02"));
+    assert_eq!(s, 201);
+    assert_eq!(clone["suspected_clone"], true);
+    assert_eq!(clone["clone_of"], first["id"]);
+
+    let (s, v) = code(enroll(&format!("{token}0"), "cc03"));
+    assert_eq!(
+        (s, v["code"].as_str().unwrap()),
+        (401, "invalid_enrollment_token")
+    );
+    let (s, v) = code(
+        http.post(format!("{base}/api/v1/enroll"))
+            .json(&json!({"tenant": a, "token": token, "system_id": "x y",
+                "machine_fingerprint": "m", "hostname": "h", "os": "o"}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!((s, v["code"].as_str().unwrap()), (400, "invalid_request"));
+
+    let ann = login(&http, base, &a, "ann@acme.example");
+    let agents: Value = http
+        .get(format!("{base}/api/v1/tenants/{a}/agents"))
+        .bearer_auth(&ann)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let agents = agents.as_array().unwrap();
+    assert_eq!(agents.len(), 2);
+    assert_eq!(
+        agents
+            .iter()
+            .filter(|x| x["suspected_clone"] == true)
+            .count(),
+        1
+    );
+    assert!(!Value::Array(agents.clone()).to_string().contains("upda_"));
+}

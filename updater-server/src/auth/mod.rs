@@ -3,6 +3,7 @@
 //! Both the CLI and the HTTP service go through [`Accounts`]; time comes from
 //! a [`Clock`] so session expiry is tested without waiting.
 
+mod enroll;
 pub mod secret;
 
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use catalog::tuf::Ed25519Signer;
 use chrono::{DateTime, TimeDelta, Utc};
 
+pub use self::enroll::{Enrolled, Enrollment};
 use self::secret::{new_id, new_token, parse_token, secret_matches, TokenKind};
 use crate::store::{
     Admin, ApiToken, ApiTokenScope, EnrollmentToken, Records, Role, Session, Store, StoreError,
@@ -424,7 +426,8 @@ impl Accounts {
                     },
                 })
             }
-            TokenKind::Enrollment => Err(AccountError::InvalidCredentials),
+            // Enrollment tokens and agent credentials never act for an admin.
+            TokenKind::Enrollment | TokenKind::Agent => Err(AccountError::InvalidCredentials),
         }
     }
 

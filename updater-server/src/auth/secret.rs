@@ -19,6 +19,8 @@ pub enum TokenKind {
     Api,
     /// A tenant's agent enrollment token: `upde_`.
     Enrollment,
+    /// An enrolled agent's credential: `upda_`.
+    Agent,
 }
 
 impl TokenKind {
@@ -27,6 +29,7 @@ impl TokenKind {
             TokenKind::Session => "upds",
             TokenKind::Api => "updt",
             TokenKind::Enrollment => "upde",
+            TokenKind::Agent => "upda",
         }
     }
 }
@@ -76,9 +79,14 @@ fn is_hex(s: &str, len: std::ops::RangeInclusive<usize>) -> bool {
 pub fn parse_token(token: &str) -> Option<ParsedToken> {
     let mut parts = token.split('_');
     let prefix = parts.next()?;
-    let kind = [TokenKind::Session, TokenKind::Api, TokenKind::Enrollment]
-        .into_iter()
-        .find(|k| k.prefix() == prefix)?;
+    let kind = [
+        TokenKind::Session,
+        TokenKind::Api,
+        TokenKind::Enrollment,
+        TokenKind::Agent,
+    ]
+    .into_iter()
+    .find(|k| k.prefix() == prefix)?;
     let tenant = parts.next()?;
     let id = if kind == TokenKind::Enrollment {
         ""

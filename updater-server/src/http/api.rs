@@ -139,6 +139,14 @@ pub const TENANT_ROUTES: &[Route] = &[
         example_body: "",
         handler: || get(catalog_releases),
     },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/agents",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(super::agents::list_agents),
+    },
 ];
 
 impl Route {

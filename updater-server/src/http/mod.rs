@@ -1,6 +1,7 @@
 //! The HTTP service: health, metrics, the signed repository (metadata and
 //! firmware blobs) that agents and web mirrors read, and the tenant API.
 
+mod agents;
 pub mod api;
 mod authz;
 mod download;
@@ -82,7 +83,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/repo/metadata/{file}", get(metadata))
         .route("/repo/targets/{*path}", get(target))
         .route("/api/v1/login", post(authz::login))
-        .route("/api/v1/logout", post(authz::logout));
+        .route("/api/v1/logout", post(authz::logout))
+        .route("/api/v1/enroll", post(agents::enroll));
     for route in api::TENANT_ROUTES {
         r = r.route(
             route.path,

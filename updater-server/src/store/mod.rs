@@ -15,7 +15,7 @@ mod redb;
 use std::fmt;
 
 pub use self::records::{
-    Admin, ApiToken, ApiTokenScope, EnrollmentToken, Records, Role, Session, Tenant,
+    Admin, Agent, ApiToken, ApiTokenScope, EnrollmentToken, Records, Role, Session, Tenant,
 };
 pub use self::redb::RedbStore;
 
@@ -30,18 +30,22 @@ pub enum Table {
     Sessions,
     /// API tokens for partner applications, keyed by `(tenant, token id)`.
     ApiTokens,
-    /// Uniqueness claims (`(tenant, "email:<address>")`, `(tenant, "primary")`):
+    /// Enrolled agents, keyed by `(tenant, agent id)`.
+    Agents,
+    /// Uniqueness claims (`(tenant, "email:<address>")`, `(tenant, "primary")`,
+    /// `(tenant, "system:<id>")`, `(tenant, "machine:<system id>:<fingerprint>")`):
     /// inserting one that exists fails the whole batch with [`StoreError::Conflict`].
     Unique,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::Tenants,
         Table::Admins,
         Table::Sessions,
         Table::ApiTokens,
+        Table::Agents,
         Table::Unique,
     ];
 
@@ -52,6 +56,7 @@ impl Table {
             Table::Admins => "admins",
             Table::Sessions => "sessions",
             Table::ApiTokens => "api_tokens",
+            Table::Agents => "agents",
             Table::Unique => "unique",
         }
     }

@@ -113,6 +113,32 @@ pub struct ApiToken {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// An enrolled workstation agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    /// The tenant.
+    pub tenant: String,
+    /// Random hex id (part of its credential).
+    pub id: String,
+    /// The SystemID the installer gave the host.
+    pub system_id: String,
+    /// What identifies the machine itself (hash of its machine id / SMBIOS UUID).
+    pub machine_fingerprint: String,
+    /// Host name at enrollment.
+    pub hostname: String,
+    /// Operating system at enrollment.
+    pub os: String,
+    /// First enrollment.
+    pub enrolled_at: DateTime<Utc>,
+    /// Last (re-)enrollment.
+    pub credential_issued_at: DateTime<Utc>,
+    /// Hex SHA-256 of the agent credential's secret part.
+    pub credential_sha256: String,
+    /// Set when another machine enrolled first with the same SystemID: this
+    /// agent is a suspected clone of that one (a separate record, never merged).
+    pub clone_of: Option<String>,
+}
+
 fn to_value<T: Serialize>(v: &T) -> serde_json::Value {
     // Records are plain structs of strings, enums and dates: serialising cannot fail.
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
@@ -278,6 +304,49 @@ impl<'a> Records<'a> {
     pub fn delete_session(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
         self.store
             .commit(vec![Op::Delete(Table::Sessions, Key::new(tenant, id))])
+    }
+
+    /// One agent.
+    pub fn agent(&self, tenant: &str, id: &str) -> Result<Option<Agent>, StoreError> {
+        self.get(Table::Agents, Key::new(tenant, id))
+    }
+
+    /// The agents of a tenant.
+    pub fn agents(&self, tenant: &str) -> Result<Vec<Agent>, StoreError> {
+        self.list(Table::Agents, Some(tenant))
+    }
+
+    /// The agent id claiming a uniqueness key (`system:…` or `machine:…`).
+    pub fn claim(&self, tenant: &str, claim: &str) -> Result<Option<String>, StoreError> {
+        let v: Option<serde_json::Value> = self.get(Table::Unique, Key::new(tenant, claim))?;
+        Ok(v.and_then(|v| v.as_str().map(str::to_owned)))
+    }
+
+    /// Stores a new agent with its claims; fails with [`StoreError::Conflict`]
+    /// if a claim was taken meanwhile.
+    pub fn insert_agent(&self, a: &Agent, claims: &[String]) -> Result<(), StoreError> {
+        let mut ops = vec![Op::Insert(
+            Table::Agents,
+            Key::new(&a.tenant, &a.id),
+            to_value(a),
+        )];
+        for c in claims {
+            ops.push(Op::Insert(
+                Table::Unique,
+                Key::new(&a.tenant, c),
+                serde_json::Value::String(a.id.clone()),
+            ));
+        }
+        self.store.commit(ops)
+    }
+
+    /// Replaces an agent (new credential on re-enrollment).
+    pub fn update_agent(&self, a: &Agent) -> Result<(), StoreError> {
+        self.store.commit(vec![Op::Update(
+            Table::Agents,
+            Key::new(&a.tenant, &a.id),
+            to_value(a),
+        )])
     }
 
     /// One API token.
