@@ -248,8 +248,20 @@ impl<T: Transport> DfuHost<T> {
     /// interrupted download/upload (ABORT). Returns the status code that was cleared, if any.
     pub fn recover(&mut self) -> Result<Option<DfuStatus>, DfuError> {
         let mut cleared = None;
+        let mut stalls = 0;
         for _ in 0..MAX_POLLS {
-            let st = self.get_status()?;
+            let st = match self.get_status() {
+                // A host that lost track may poll a busy device too early; the device then
+                // stalls and enters dfuERROR, which the next round clears.
+                Err(DfuError::Transport {
+                    source: TransportError::Stall,
+                    ..
+                }) if stalls < 2 => {
+                    stalls += 1;
+                    continue;
+                }
+                other => other?,
+            };
             match st.state {
                 DfuState::DfuIdle => return Ok(cleared),
                 DfuState::DfuError => {
