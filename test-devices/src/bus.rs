@@ -1,5 +1,5 @@
 //! A virtual USB bus: attach/detach, re-enumeration, hotplug events, virtual time,
-//! and the [`Transport`]/[`Backend`] implementations the DFU host uses.
+//! and the [`dfu::host::Transport`]/[`Backend`] implementations the DFU host uses.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, Receiver, Sender};

@@ -144,7 +144,7 @@ pub fn flash_dfuse<T: Transport>(
     host.set_control_timeout(options.control_timeout);
     host.enter_dfu_mode(progress)?;
     let mut bytes = 0;
-    let mut verified = options.verify && host.can_upload();
+    let mut verified = options.verify && host.can_upload() && !segments.is_empty();
     for seg in segments {
         host.select_alt(seg.alt_setting)?;
         host.dfuse_download(seg.address, &seg.data, progress)?;
