@@ -319,7 +319,7 @@ fn every_tenant_route_for_every_caller() {
     assert!(victim["revoked_at"].is_string());
 
     // Tenant B's admin gets the same 404 for A as for a tenant that does not exist.
-    for tenant in [a.as_str(), "00000000000000ff"] {
+    for tenant in [a.as_str(), "00000000000000ff", "%ff", "..%2f"] {
         let r = http
             .get(format!("{base}/api/v1/tenants/{tenant}"))
             .bearer_auth(&bea)

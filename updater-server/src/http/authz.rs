@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
@@ -48,10 +49,14 @@ async fn principal(state: &Shared, headers: &HeaderMap) -> Result<Principal, Res
 /// and `access`, and hands the [`Principal`] to the handler as an extension.
 pub(crate) async fn authorize(
     State((state, access)): State<(Shared, Access)>,
-    UrlPath(params): UrlPath<HashMap<String, String>>,
+    params: Result<UrlPath<HashMap<String, String>>, PathRejection>,
     mut req: Request,
     next: Next,
 ) -> Response {
+    // Undecodable parameters name no tenant of anyone's.
+    let Ok(UrlPath(params)) = params else {
+        return not_found();
+    };
     let p = match principal(&state, req.headers()).await {
         Ok(p) => p,
         Err(r) => return r,

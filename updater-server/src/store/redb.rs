@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    ConcurrencyMode, Database, Durability, ReadableDatabase, ReadableTable, TableDefinition,
+};
 
 use super::{Key, Op, Store, StoreError, Table};
 
@@ -104,7 +106,9 @@ impl Store for RedbStore {
     }
 
     fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(backend)?;
+        let mut txn = self.db.begin_write().map_err(backend)?;
+        // Fsynced before commit returns (redb's default, stated here on purpose).
+        txn.set_durability(Durability::Immediate).map_err(backend)?;
         for op in &ops {
             let (table, key) = match op {
                 Op::Insert(t, k, _) | Op::Update(t, k, _) | Op::Delete(t, k) => (*t, k),
@@ -134,7 +138,6 @@ impl Store for RedbStore {
                 }
             }
         }
-        // Durability::Immediate (the default): fsynced before commit returns.
         txn.commit().map_err(backend)
     }
 }
