@@ -10,6 +10,7 @@ mod fsutil;
 pub mod import;
 pub mod mirror;
 pub mod package;
+pub mod protocol;
 pub mod store;
 pub mod tuf;
 pub mod window;

@@ -3,5 +3,7 @@
 //! download path: untrusted sources ([`fetch`]) and verified, resumable
 //! staging ([`staging`]).
 
+pub mod devices;
 pub mod fetch;
+pub mod flasher;
 pub mod staging;
