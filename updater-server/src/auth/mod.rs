@@ -431,6 +431,22 @@ impl Accounts {
         }
     }
 
+    /// Deletes every expired session (the server runs this periodically);
+    /// returns how many.
+    pub fn sweep_sessions(&self) -> Result<usize, AccountError> {
+        let now = self.now();
+        let expired: Vec<Session> = self
+            .records()
+            .all_sessions()?
+            .into_iter()
+            .filter(|s| now >= s.idle_expires_at || now >= s.expires_at)
+            .collect();
+        if !expired.is_empty() {
+            self.records().delete_sessions(&expired)?;
+        }
+        Ok(expired.len())
+    }
+
     /// Creates an API token; returns it and the token (shown once).
     pub fn create_api_token(
         &self,

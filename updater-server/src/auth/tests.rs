@@ -251,3 +251,28 @@ fn tokens_cannot_be_reused_after_logout_revocation_or_admin_deletion() {
     let enroll = f.accounts.rotate_enrollment_token(&f.tenant).unwrap();
     assert!(f.accounts.authenticate(&enroll).is_err());
 }
+
+#[test]
+fn sweeping_removes_only_expired_sessions() {
+    let f = fixture();
+    f.accounts
+        .create_admin(&f.tenant, "ann@example.com", Role::Full, false, PASSWORD)
+        .unwrap();
+    let login = || {
+        f.accounts
+            .login(&f.tenant, "ann@example.com", PASSWORD)
+            .unwrap()
+            .1
+    };
+    let (old1, old2) = (login(), login());
+    f.clock.advance(TimeDelta::minutes(45));
+    let fresh = login();
+    assert_eq!(f.accounts.sweep_sessions().unwrap(), 0);
+    f.clock.advance(TimeDelta::minutes(20)); // old ones idle 65 min, fresh 20
+    assert_eq!(f.accounts.sweep_sessions().unwrap(), 2);
+    assert_eq!(f.accounts.records().all_sessions().unwrap().len(), 1);
+    assert!(f.accounts.authenticate(&fresh).is_ok());
+    for t in [old1, old2] {
+        assert!(f.accounts.authenticate(&t).is_err());
+    }
+}

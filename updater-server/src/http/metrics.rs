@@ -141,15 +141,15 @@ mod tests {
     #[test]
     fn exposition() {
         let m = super::Metrics::new();
-        m.record("GET", "/api/v1/tenants/{tenant}", 200, 0.5);
-        m.record("GET", "/api/v1/tenants/{tenant}", 200, 0.25);
+        m.record("GET", "/repo/metadata/{file}", 200, 0.5);
+        m.record("GET", "/repo/metadata/{file}", 200, 0.25);
         m.record("GET", "unmatched", 404, 0.0);
         let text = m.render();
         assert!(text.contains(
-            "updater_http_requests_total{method=\"GET\",route=\"/api/v1/tenants/{tenant}\",status=\"200\"} 2\n"
+            "updater_http_requests_total{method=\"GET\",route=\"/repo/metadata/{file}\",status=\"200\"} 2\n"
         ), "{text}");
         assert!(text.contains(
-            "updater_http_request_duration_seconds_sum{method=\"GET\",route=\"/api/v1/tenants/{tenant}\",status=\"200\"} 0.75\n"
+            "updater_http_request_duration_seconds_sum{method=\"GET\",route=\"/repo/metadata/{file}\",status=\"200\"} 0.75\n"
         ), "{text}");
         assert!(text.contains("status=\"404\"} 1\n"));
         assert!(text.contains("process_start_time_seconds "));

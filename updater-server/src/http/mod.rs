@@ -302,6 +302,31 @@ mod tests {
         );
     }
 
+    /// The auth matrix walks `api::TENANT_ROUTES`; a tenant route registered
+    /// anywhere else would escape it (and the auth layer).
+    #[test]
+    fn tenant_routes_are_only_defined_in_the_route_table() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut stack = vec![dir];
+        let mut offenders = Vec::new();
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs")
+                    && !path.ends_with("http/api.rs")
+                {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    if text.contains(concat!("\"/api/v1/", "tenants/")) {
+                        offenders.push(path);
+                    }
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "{offenders:?}");
+    }
+
     #[test]
     fn metadata_names() {
         for ok in [

@@ -37,6 +37,7 @@ pub struct ServeOptions {
 /// Serves until Ctrl-C / SIGTERM, re-signing the timestamp before it expires.
 /// Prints `updater-server listening on <url>` once the socket is bound.
 pub async fn serve(catalog: Catalog, accounts: Accounts, opts: ServeOptions) -> anyhow::Result<()> {
+    let sweeper = tokio::spawn(sweep_sessions(accounts.clone()));
     let state = AppState::new(&catalog, opts.keys_dir.clone(), accounts);
     let app = router(state, opts.limits);
     let refresher = tokio::spawn(refresh_timestamps(catalog));
@@ -54,6 +55,7 @@ pub async fn serve(catalog: Catalog, accounts: Accounts, opts: ServeOptions) -> 
         Some(tls) => serve_tls(app, opts.listen, tls).await,
     };
     refresher.abort();
+    sweeper.abort();
     result
 }
 
@@ -90,6 +92,21 @@ async fn serve_tls(app: axum::Router, listen: SocketAddr, tls: &TlsFiles) -> any
         .serve(app.into_make_service())
         .await?;
     Ok(())
+}
+
+/// Deletes expired sessions every ten minutes.
+async fn sweep_sessions(accounts: Accounts) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let a = accounts.clone();
+        match tokio::task::spawn_blocking(move || a.sweep_sessions()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(sessions = n, "removed expired sessions"),
+            Ok(Err(e)) => tracing::error!(error = %e, "session sweep failed"),
+            Err(e) => tracing::error!(error = %e, "session sweep task failed"),
+        }
+    }
 }
 
 async fn refresh_timestamps(catalog: Catalog) {

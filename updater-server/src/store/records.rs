@@ -282,6 +282,21 @@ impl<'a> Records<'a> {
         self.get(Table::Sessions, Key::new(tenant, id))
     }
 
+    /// Every session of every tenant.
+    pub fn all_sessions(&self) -> Result<Vec<Session>, StoreError> {
+        self.list(Table::Sessions, None)
+    }
+
+    /// Deletes sessions in one transaction.
+    pub fn delete_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
+        self.store.commit(
+            sessions
+                .iter()
+                .map(|s| Op::Delete(Table::Sessions, Key::new(&s.tenant, &s.id)))
+                .collect(),
+        )
+    }
+
     /// Stores a new session.
     pub fn insert_session(&self, s: &Session) -> Result<(), StoreError> {
         self.store.commit(vec![Op::Insert(
