@@ -4,6 +4,7 @@
 //! Invariant: this crate does no networking. Callers hand it bytes, readers and
 //! paths; fetching over HTTP is the agent's and server's job.
 
+pub mod assignment;
 pub mod blob;
 pub mod digest;
 mod fsutil;

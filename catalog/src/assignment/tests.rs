@@ -1,0 +1,320 @@
+use chrono::{Duration, TimeZone};
+
+use super::*;
+use crate::protocol::DfuState;
+use crate::tuf::Ed25519Signer;
+
+/// The signed catalog entry of a Voyager 2.14.0 release for 047F:C056 rev 0100-01FF.
+fn release_target(security_counter: u32) -> TargetFile {
+    use crate::package::{
+        FirmwareRelease, InstallCapabilities, SourceFormat, UpdateProtocol, Urgency, VersionFormat,
+    };
+    let image = b"voyager 2.14.0 image";
+    let release = FirmwareRelease {
+        target_name: "acme/voyager/2.14.0/fw.dfu".into(),
+        vendor: "Acme".into(),
+        model: "Voyager".into(),
+        hardware_ids: vec!["047F:C056@0100-01FF".parse().unwrap()],
+        version: Version::parse("2.14.0", VersionFormat::Plain).unwrap(),
+        security_counter,
+        protocol: UpdateProtocol::Dfu,
+        capabilities: InstallCapabilities::default(),
+        urgency: Urgency::Medium,
+        release_notes: String::new(),
+        size: image.len() as u64,
+        sha256: Sha256Digest::of(image),
+        source_format: SourceFormat::Dfu,
+        lvfs: None,
+        imported_at: now(),
+    };
+    TargetFile::new(
+        release.size,
+        *release.sha256.as_bytes(),
+        Some(release.target_custom()),
+    )
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()
+}
+
+fn device(vid: u16, pid: u16, bcd: u16) -> DeviceReport {
+    DeviceReport {
+        vendor_id: vid,
+        product_id: pid,
+        bcd_device: bcd,
+        serial: Some("SN-1".into()),
+        port_path: Some("1-2".into()),
+        manufacturer: None,
+        product: None,
+        firmware_version: Some("2.13.0".into()),
+        dfu: DfuState::Runtime,
+        telephony: true,
+        battery: None,
+        in_call: false,
+    }
+}
+
+fn assignment(target: &TargetFile) -> Assignment {
+    Assignment {
+        device: device(0x047f, 0xc056, 0x0100).identity(),
+        hardware_id: "047F:C056".parse().unwrap(),
+        target_name: "acme/voyager/2.14.0/fw.dfu".into(),
+        sha256: target.hashes["sha256"].parse().unwrap(),
+        length: target.length,
+        deployment: DeploymentType::Silent,
+        window: Some(
+            MaintenanceWindow::new("0 1 * * *", Duration::hours(4), "Europe/Berlin").unwrap(),
+        ),
+        source: DownloadSource::Share {
+            path: "//fileserver/firmware".into(),
+        },
+        fallback_to_server: true,
+        policy: "p-1".into(),
+    }
+}
+
+fn signed_doc(key: &Ed25519Signer, set: AssignmentSet) -> Vec<u8> {
+    sign_assignments(set, key).unwrap()
+}
+
+fn set(target: &TargetFile) -> AssignmentSet {
+    AssignmentSet::new(
+        "t-1",
+        "agent-1",
+        7,
+        now() + Duration::days(7),
+        21_600,
+        vec![assignment(target)],
+    )
+}
+
+#[test]
+fn round_trip() {
+    let key = Ed25519Signer::generate().unwrap();
+    let target = release_target(3);
+    let bytes = signed_doc(&key, set(&target));
+    let got = verify_assignments(&bytes, key.public_key(), "agent-1", 7, now()).unwrap();
+    assert_eq!(got.version, 7);
+    assert_eq!(got.assignments, vec![assignment(&target)]);
+    assert_eq!(got.poll_interval_secs, 21_600);
+}
+
+#[test]
+fn envelope_attacks_are_refused() {
+    let key = Ed25519Signer::generate().unwrap();
+    let other = Ed25519Signer::generate().unwrap();
+    let target = release_target(3);
+    let good = signed_doc(&key, set(&target));
+    let mutate = |f: &dyn Fn(&mut Value)| {
+        let mut v: Value = serde_json::from_slice(&good).unwrap();
+        f(&mut v);
+        let out = serde_json::to_vec(&v).unwrap();
+        assert_ne!(
+            out,
+            serde_json::to_vec(&serde_json::from_slice::<Value>(&good).unwrap()).unwrap()
+        );
+        out
+    };
+
+    let mut two_for_one = set(&target);
+    two_for_one.assignments.push(assignment(&target));
+    let mut zero_poll = set(&target);
+    zero_poll.poll_interval_secs = 0;
+    let mut escaping = set(&target);
+    escaping.assignments[0].target_name = "../../etc/passwd".into();
+
+    // (what, document, this agent, trusted version, now, expected error)
+    type Case<'a> = (&'a str, Vec<u8>, &'a str, u64, DateTime<Utc>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "signed by another key",
+            signed_doc(&other, set(&target)),
+            "agent-1",
+            0,
+            now(),
+            "threshold",
+        ),
+        (
+            "field changed after signing",
+            mutate(&|v| v["signed"]["assignments"][0]["deployment"] = "automatic".into()),
+            "agent-1",
+            0,
+            now(),
+            "threshold",
+        ),
+        (
+            "replayed to another agent",
+            good.clone(),
+            "agent-2",
+            0,
+            now(),
+            "for agent agent-1",
+        ),
+        (
+            "expired",
+            good.clone(),
+            "agent-1",
+            0,
+            now() + Duration::days(8),
+            "expired",
+        ),
+        (
+            "rolled back",
+            good.clone(),
+            "agent-1",
+            8,
+            now(),
+            "older than the trusted version 8",
+        ),
+        (
+            "signatures removed",
+            mutate(&|v| v["signatures"] = Value::Array(vec![])),
+            "agent-1",
+            0,
+            now(),
+            "threshold",
+        ),
+        (
+            "signature repeated",
+            mutate(&|v| {
+                let sig = v["signatures"][0].clone();
+                v["signatures"].as_array_mut().unwrap().push(sig);
+            }),
+            "agent-1",
+            0,
+            now(),
+            "appears twice",
+        ),
+        (
+            "device assigned twice",
+            signed_doc(&key, two_for_one),
+            "agent-1",
+            0,
+            now(),
+            "assigned twice",
+        ),
+        (
+            "no poll interval",
+            signed_doc(&key, zero_poll),
+            "agent-1",
+            0,
+            now(),
+            "poll_interval_secs",
+        ),
+        (
+            "target escaping",
+            signed_doc(&key, escaping),
+            "agent-1",
+            0,
+            now(),
+            "`..` path component",
+        ),
+        (
+            "not JSON",
+            b"{".to_vec(),
+            "agent-1",
+            0,
+            now(),
+            "assignments",
+        ),
+        (
+            "wrong type",
+            mutate(&|v| v["signed"]["_type"] = "targets".into()),
+            "agent-1",
+            0,
+            now(),
+            "targets",
+        ),
+    ];
+    for (what, bytes, agent, trusted, at, want) in cases {
+        let err = verify_assignments(&bytes, key.public_key(), agent, trusted, at)
+            .expect_err(what)
+            .to_string();
+        assert!(err.contains(want), "{what}: {err}");
+    }
+}
+
+#[test]
+fn assignment_and_catalog_must_agree() {
+    let target = release_target(3);
+    let dev = device(0x047f, 0xc056, 0x0100);
+    let ok = assignment(&target);
+    let (fw, version) = check_against_target(&ok, &target, &dev, 3).unwrap();
+    assert_eq!(version.as_str(), "2.14.0");
+    assert_eq!(fw.security_counter, 3);
+
+    let mut wrong_sha = ok.clone();
+    wrong_sha.sha256 = Sha256Digest::of(b"other image");
+    let mut wrong_len = ok.clone();
+    wrong_len.length += 1;
+    let mut wrong_policy_hw = ok.clone();
+    wrong_policy_hw.hardware_id = "047F:C057".parse().unwrap();
+    let mut no_custom = target.clone();
+    no_custom.custom = None;
+
+    let cases: Vec<(&str, &Assignment, &TargetFile, DeviceReport, u32, &str)> = vec![
+        (
+            "sha256 differs",
+            &wrong_sha,
+            &target,
+            dev.clone(),
+            0,
+            "assignment says sha256",
+        ),
+        (
+            "length differs",
+            &wrong_len,
+            &target,
+            dev.clone(),
+            0,
+            "assignment says length",
+        ),
+        (
+            "other product",
+            &ok,
+            &target,
+            device(0x047f, 0xc099, 0x0100),
+            0,
+            "not for the device 047F:C099",
+        ),
+        (
+            "revision outside range",
+            &ok,
+            &target,
+            device(0x047f, 0xc056, 0x0300),
+            0,
+            "rev 0300",
+        ),
+        (
+            "policy for other hardware",
+            &wrong_policy_hw,
+            &target,
+            dev.clone(),
+            0,
+            "not for the device",
+        ),
+        (
+            "downgrade",
+            &ok,
+            &target,
+            dev.clone(),
+            4,
+            "below the installed 4",
+        ),
+        (
+            "not firmware",
+            &ok,
+            &no_custom,
+            dev.clone(),
+            0,
+            "no firmware description",
+        ),
+    ];
+    for (what, a, t, d, installed, want) in cases {
+        let err = check_against_target(a, t, &d, installed)
+            .expect_err(what)
+            .to_string();
+        assert!(err.contains(want), "{what}: {err}");
+    }
+}
