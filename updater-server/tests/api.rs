@@ -103,6 +103,21 @@ fn login_and_logout() {
             .status(),
         401
     );
+
+    // Ten wrong passwords lock the account (in this server process) for 15 minutes.
+    let wrong = json!({"tenant": a, "email": "ann@acme.example", "password": "not the password!"});
+    for _ in 0..10 {
+        assert_eq!(http.post(&url).json(&wrong).send().unwrap().status(), 401);
+    }
+    let r = http.post(&url).json(&login_body).send().unwrap();
+    let retry: u32 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((800..=900).contains(&retry), "{retry}");
+    let (s, v) = code(r);
+    assert_eq!((s, v["code"].as_str().unwrap()), (429, "too_many_attempts"));
 }
 
 #[test]

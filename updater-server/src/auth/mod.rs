@@ -5,6 +5,7 @@
 
 mod enroll;
 pub mod secret;
+mod throttle;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -134,6 +135,12 @@ pub enum AccountError {
         /// Why.
         why: &'static str,
     },
+    /// Too many wrong passwords for this account lately.
+    #[error("too many failed logins; retry in {retry_after_secs} s")]
+    TooManyAttempts {
+        /// Seconds until the next attempt is accepted.
+        retry_after_secs: i64,
+    },
     /// Wrong tenant, e-mail, password or token (deliberately not saying which).
     #[error("invalid credentials")]
     InvalidCredentials,
@@ -160,6 +167,7 @@ pub struct Accounts {
     clock: Arc<dyn Clock>,
     keys_dir: PathBuf,
     sessions: SessionPolicy,
+    throttle: Arc<throttle::LoginThrottle>,
 }
 
 impl Accounts {
@@ -175,6 +183,7 @@ impl Accounts {
             clock,
             keys_dir,
             sessions,
+            throttle: Arc::default(),
         }
     }
 
@@ -338,6 +347,11 @@ impl Accounts {
         password: &str,
     ) -> Result<(Session, String), AccountError> {
         let email = email.trim().to_lowercase();
+        let key = (tenant.to_owned(), email.clone());
+        let now = self.now();
+        if let Some(retry_after_secs) = self.throttle.locked(&key, now) {
+            return Err(AccountError::TooManyAttempts { retry_after_secs });
+        }
         let admin = match self.records().tenant(tenant)? {
             Some(_) => self.records().admin_by_email(tenant, &email)?,
             None => None,
@@ -346,10 +360,11 @@ impl Accounts {
             .as_ref()
             .map_or(secret::dummy_password_hash(), |a| a.password_hash.as_str());
         let ok = secret::verify_password(password, hash);
-        let admin = admin
-            .filter(|_| ok)
-            .ok_or(AccountError::InvalidCredentials)?;
-        let now = self.now();
+        let Some(admin) = admin.filter(|_| ok) else {
+            self.throttle.failed(key, now);
+            return Err(AccountError::InvalidCredentials);
+        };
+        self.throttle.succeeded(&key);
         let id = new_id();
         let (token, hash) = new_token(TokenKind::Session, tenant, &id);
         let expires_at = now + self.sessions.absolute;

@@ -276,3 +276,47 @@ fn sweeping_removes_only_expired_sessions() {
         assert!(f.accounts.authenticate(&t).is_err());
     }
 }
+
+#[test]
+fn repeated_wrong_passwords_lock_the_account_for_a_while() {
+    let f = fixture();
+    f.accounts
+        .create_admin(&f.tenant, "ann@example.com", Role::Full, false, PASSWORD)
+        .unwrap();
+    f.accounts
+        .create_admin(&f.tenant, "bob@example.com", Role::Full, false, PASSWORD)
+        .unwrap();
+    let attempt = |email: &str, pw: &str| f.accounts.login(&f.tenant, email, pw).map(|_| ());
+    // A success resets the count.
+    for _ in 0..throttle::MAX_FAILURES - 1 {
+        assert!(matches!(
+            attempt("ann@example.com", "wrong password!!"),
+            Err(AccountError::InvalidCredentials)
+        ));
+    }
+    attempt("ann@example.com", PASSWORD).unwrap();
+    for _ in 0..throttle::MAX_FAILURES {
+        assert!(matches!(
+            attempt("ANN@example.com", "wrong password!!"),
+            Err(AccountError::InvalidCredentials)
+        ));
+    }
+    // Locked: even the right password is refused, for the rest of the window.
+    assert!(matches!(
+        attempt("ann@example.com", PASSWORD),
+        Err(AccountError::TooManyAttempts {
+            retry_after_secs: 900
+        })
+    ));
+    // Other accounts are not affected.
+    attempt("bob@example.com", PASSWORD).unwrap();
+    f.clock.advance(TimeDelta::minutes(14));
+    assert!(matches!(
+        attempt("ann@example.com", PASSWORD),
+        Err(AccountError::TooManyAttempts {
+            retry_after_secs: 60
+        })
+    ));
+    f.clock.advance(TimeDelta::minutes(1));
+    attempt("ann@example.com", PASSWORD).unwrap();
+}

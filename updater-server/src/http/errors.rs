@@ -67,6 +67,18 @@ impl From<AccountError> for ApiError {
             AccountError::Invalid { .. } => {
                 error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string())
             }
+            AccountError::TooManyAttempts { retry_after_secs } => {
+                let mut r = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    &e.to_string(),
+                );
+                r.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(*retry_after_secs),
+                );
+                r
+            }
             AccountError::Store(_)
             | AccountError::Key(_)
             | AccountError::KeyDir { .. }
