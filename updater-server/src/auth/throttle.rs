@@ -15,14 +15,19 @@ pub(crate) const WINDOW: TimeDelta = TimeDelta::minutes(15);
 /// Accounts tracked at most; beyond, stale entries are dropped first, then all.
 const MAX_TRACKED: usize = 100_000;
 
+/// `(tenant, e-mail)`.
+type Account = (String, String);
+/// Failures so far and the time of the first one in the window.
+type Failures = (u32, DateTime<Utc>);
+
 #[derive(Debug, Default)]
 pub(crate) struct LoginThrottle {
-    failures: Mutex<HashMap<(String, String), (u32, DateTime<Utc>)>>,
+    failures: Mutex<HashMap<Account, Failures>>,
 }
 
 impl LoginThrottle {
     /// `Some(seconds to wait)` if the account is locked at `now`.
-    pub(crate) fn locked(&self, key: &(String, String), now: DateTime<Utc>) -> Option<i64> {
+    pub(crate) fn locked(&self, key: &Account, now: DateTime<Utc>) -> Option<i64> {
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let (count, first) = map.get(key)?;
         let until = *first + WINDOW;
@@ -31,7 +36,7 @@ impl LoginThrottle {
             .then(|| ((until - now).num_milliseconds() + 999) / 1000)
     }
 
-    pub(crate) fn failed(&self, key: (String, String), now: DateTime<Utc>) {
+    pub(crate) fn failed(&self, key: Account, now: DateTime<Utc>) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_TRACKED && !map.contains_key(&key) {
             map.retain(|_, (_, first)| now < *first + WINDOW);
@@ -46,7 +51,7 @@ impl LoginThrottle {
         entry.0 += 1;
     }
 
-    pub(crate) fn succeeded(&self, key: &(String, String)) {
+    pub(crate) fn succeeded(&self, key: &Account) {
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
