@@ -129,13 +129,25 @@ fn aws_lc_rs_is_not_in_the_dependency_graph() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let run = |package: &str| {
         Command::new(&cargo)
-            .args(["tree", "--offline", "--workspace", "-e", "all", "-i", package])
+            .args([
+                "tree",
+                "--offline",
+                "--workspace",
+                "-e",
+                "all",
+                "-i",
+                package,
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .unwrap()
     };
     let aws = run("aws-lc-rs");
-    assert!(aws.stdout.is_empty(), "{}", String::from_utf8_lossy(&aws.stdout));
+    assert!(
+        aws.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&aws.stdout)
+    );
     assert!(
         String::from_utf8_lossy(&aws.stderr).contains("did not match any packages"),
         "{}",
