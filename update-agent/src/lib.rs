@@ -1,9 +1,21 @@
-//! The workstation agent: device discovery, check-in, verified downloads and
-//! flashing. This crate grows with the agent issues; today it holds the
-//! download path: untrusted sources ([`fetch`]) and verified, resumable
-//! staging ([`staging`]).
+//! The workstation agent: configuration and enrollment, durable local state,
+//! device discovery, verified downloads and flashing, and the daemon loop.
+//!
+//! - [`config`]: installer parameters and settings (args > env > file).
+//! - [`identity`]: SystemID and machine fingerprint.
+//! - [`enroll`]: `POST /api/v1/enroll` and what it stores.
+//! - [`state`]: the redb state (staged updates, downloads, event spool, device history).
+//! - [`clock`], [`schedule`]: time as an argument; the check-in schedule.
+//! - [`daemon`]: scans and the poll schedule in one loop.
+//! - [`devices`], [`fetch`], [`staging`], [`flasher`]: the download and install path.
 
+pub mod clock;
+pub mod config;
 pub mod devices;
 pub mod fetch;
 pub mod flasher;
+pub mod fsutil;
+pub mod identity;
+pub mod schedule;
 pub mod staging;
+pub mod state;

@@ -1,0 +1,311 @@
+//! Configuration: the installer parameters (`TENANT_ID`, `SERVER_URL`,
+//! `TENANT_TOKEN`), the state directory, the device backend and timings.
+//!
+//! Each setting comes from the first of: a command-line argument, the
+//! environment, the TOML config file (`--config FILE`, written by an
+//! installer), a built-in default. Empty values count as unset.
+//!
+//! ```toml
+//! tenant_id = "3f2a9c0d4e5b6a71"
+//! server_url = "https://updates.example.com"
+//! tenant_token = "upde_…"
+//! state_dir = "/var/lib/update-agent"     # default
+//! ca_cert = "/etc/update-agent/ca.pem"    # optional: trust this CA/certificate too
+//! backend = "hardware"                    # or "simulated"
+//! poll_interval_secs = 21600              # default 6 h
+//! scan_interval_secs = 60                 # default 1 min
+//!
+//! [[simulated.devices]]                   # only with backend = "simulated"
+//! profile = "headset_tolerant"            # a test_devices::ModelProfile constructor
+//! serial = "SN-1"                         # optional
+//! version = "1.2.0"                       # optional initial firmware
+//! [[simulated.devices]]
+//! hid = "other_vendor_headset"            # a HidTelephonyDevice constructor
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Environment variable names (the installer parameters keep their names).
+pub mod env {
+    /// The tenant id.
+    pub const TENANT_ID: &str = "TENANT_ID";
+    /// The server's base URL.
+    pub const SERVER_URL: &str = "SERVER_URL";
+    /// The tenant's enrollment token.
+    pub const TENANT_TOKEN: &str = "TENANT_TOKEN";
+    /// The state directory.
+    pub const STATE_DIR: &str = "UPDATE_AGENT_STATE_DIR";
+    /// The config file.
+    pub const CONFIG: &str = "UPDATE_AGENT_CONFIG";
+}
+
+/// The state directory when nothing names one.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/update-agent";
+/// Seconds between device scans when nothing says otherwise.
+pub const DEFAULT_SCAN_INTERVAL_SECS: u64 = 60;
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// An installer parameter is missing.
+    #[error("{name} is not set: pass --{flag}, set the environment variable {name}, or put {key} in the config file")]
+    Missing {
+        /// The parameter (environment) name.
+        name: &'static str,
+        /// The command-line flag.
+        flag: &'static str,
+        /// The config file key.
+        key: &'static str,
+    },
+    /// A setting has a value that cannot work.
+    #[error("invalid {what}: {why}")]
+    Invalid {
+        /// The setting.
+        what: &'static str,
+        /// Why.
+        why: String,
+    },
+}
+
+/// Which devices the agent sees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// Real USB and HID devices.
+    #[default]
+    Hardware,
+    /// A simulated bus populated from `[[simulated.devices]]`.
+    Simulated,
+}
+
+/// One simulated device: either a DFU model `profile` or a HID-only
+/// telephony device `hid`, by constructor name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedDevice {
+    /// A `test_devices::ModelProfile` constructor name, e.g. `headset_tolerant`.
+    pub profile: Option<String>,
+    /// A `test_devices::HidTelephonyDevice` constructor name, e.g. `other_vendor_headset`.
+    pub hid: Option<String>,
+    /// Overrides the profile's serial number.
+    pub serial: Option<String>,
+    /// Overrides the profile's initial firmware version (`major.minor.patch`).
+    pub version: Option<String>,
+}
+
+/// The `[simulated]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedConfig {
+    /// The devices on the simulated bus.
+    #[serde(default)]
+    pub devices: Vec<SimulatedDevice>,
+}
+
+/// The config file, as written by an installer. Every key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `TENANT_ID`.
+    pub tenant_id: Option<String>,
+    /// `SERVER_URL`.
+    pub server_url: Option<String>,
+    /// `TENANT_TOKEN`.
+    pub tenant_token: Option<String>,
+    /// The state directory.
+    pub state_dir: Option<PathBuf>,
+    /// An extra trusted certificate (PEM) for the server's TLS.
+    pub ca_cert: Option<PathBuf>,
+    /// The device backend.
+    pub backend: Option<BackendKind>,
+    /// Seconds between check-ins.
+    pub poll_interval_secs: Option<u64>,
+    /// Seconds between device scans.
+    pub scan_interval_secs: Option<u64>,
+    /// The simulated bus.
+    #[serde(default)]
+    pub simulated: SimulatedConfig,
+}
+
+impl FileConfig {
+    /// Parses TOML text (`path` only names the file in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads and parses a config file.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+}
+
+/// What the command line gave (each `None` when the flag was absent).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--tenant-id`.
+    pub tenant_id: Option<String>,
+    /// `--server-url`.
+    pub server_url: Option<String>,
+    /// `--tenant-token`.
+    pub tenant_token: Option<String>,
+    /// `--state-dir`.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `TENANT_ID`, if given anywhere.
+    pub tenant_id: Option<String>,
+    /// `SERVER_URL`, if given anywhere.
+    pub server_url: Option<String>,
+    /// `TENANT_TOKEN`, if given anywhere.
+    pub tenant_token: Option<String>,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// An extra trusted certificate for the server.
+    pub ca_cert: Option<PathBuf>,
+    /// The device backend.
+    pub backend: BackendKind,
+    /// The simulated devices (with `backend = "simulated"`).
+    pub simulated: Vec<SimulatedDevice>,
+    /// Time between check-ins.
+    pub poll_interval: Duration,
+    /// Time between device scans.
+    pub scan_interval: Duration,
+}
+
+/// The three installer parameters, all present.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InstallerParams {
+    /// `TENANT_ID`.
+    pub tenant_id: String,
+    /// `SERVER_URL`, without a trailing slash.
+    pub server_url: String,
+    /// `TENANT_TOKEN`.
+    pub tenant_token: String,
+}
+
+impl std::fmt::Debug for InstallerParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstallerParams")
+            .field("tenant_id", &self.tenant_id)
+            .field("server_url", &self.server_url)
+            .field("tenant_token", &"<redacted>")
+            .finish()
+    }
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+impl Config {
+    /// Combines the sources: `args` > `env` > `file` > defaults. `env` looks
+    /// up one variable (the real environment, or a table in tests).
+    pub fn resolve(
+        args: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+        file: FileConfig,
+    ) -> Self {
+        let pick = |arg: &Option<String>, name: &str, from_file: Option<String>| {
+            non_empty(arg.clone())
+                .or_else(|| non_empty(env(name)))
+                .or_else(|| non_empty(from_file))
+        };
+        let state_dir = args
+            .state_dir
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty())
+            .or_else(|| non_empty(env(env::STATE_DIR)).map(PathBuf::from))
+            .or(file.state_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        let secs = |v: Option<u64>, default: u64| Duration::from_secs(v.unwrap_or(default).max(1));
+        Self {
+            tenant_id: pick(&args.tenant_id, env::TENANT_ID, file.tenant_id),
+            server_url: pick(&args.server_url, env::SERVER_URL, file.server_url),
+            tenant_token: pick(&args.tenant_token, env::TENANT_TOKEN, file.tenant_token),
+            state_dir,
+            ca_cert: file.ca_cert,
+            backend: file.backend.unwrap_or_default(),
+            simulated: file.simulated.devices,
+            poll_interval: secs(
+                file.poll_interval_secs,
+                crate::schedule::DEFAULT_POLL_INTERVAL
+                    .num_seconds()
+                    .unsigned_abs(),
+            ),
+            scan_interval: secs(file.scan_interval_secs, DEFAULT_SCAN_INTERVAL_SECS),
+        }
+    }
+
+    /// Reads the config file (if any) and the process environment.
+    pub fn load(args: &Overrides, config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let file = match config_file {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        Ok(Self::resolve(args, |name| std::env::var(name).ok(), file))
+    }
+
+    /// The installer parameters, or which one is missing.
+    pub fn installer(&self) -> Result<InstallerParams, ConfigError> {
+        let need = |v: &Option<String>, name, flag, key| {
+            v.clone().ok_or(ConfigError::Missing { name, flag, key })
+        };
+        let tenant_id = need(&self.tenant_id, env::TENANT_ID, "tenant-id", "tenant_id")?;
+        let server_url = need(
+            &self.server_url,
+            env::SERVER_URL,
+            "server-url",
+            "server_url",
+        )?;
+        let tenant_token = need(
+            &self.tenant_token,
+            env::TENANT_TOKEN,
+            "tenant-token",
+            "tenant_token",
+        )?;
+        let server_url = server_url.trim().trim_end_matches('/').to_owned();
+        if !(server_url.starts_with("https://") || server_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                what: "SERVER_URL",
+                why: format!("{server_url:?} is not an http:// or https:// URL"),
+            });
+        }
+        Ok(InstallerParams {
+            tenant_id: tenant_id.trim().to_owned(),
+            server_url,
+            tenant_token: tenant_token.trim().to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+fn file_with(tenant: Option<&str>, state: Option<&str>) -> FileConfig {
+    FileConfig {
+        tenant_id: tenant.map(Into::into),
+        state_dir: state.map(PathBuf::from),
+        ..FileConfig::default()
+    }
+}
+
+#[test]
+fn precedence_table_args_env_file_default() {
+    // (arg, env, file, expected) for TENANT_ID and the state directory alike.
+    let cases: [(Option<&str>, Option<&str>, Option<&str>, Option<&str>); 8] = [
+        (Some("a"), Some("e"), Some("f"), Some("a")),
+        (Some("a"), None, Some("f"), Some("a")),
+        (None, Some("e"), Some("f"), Some("e")),
+        (None, None, Some("f"), Some("f")),
+        (None, Some("e"), None, Some("e")),
+        (None, None, None, None),
+        // Empty values count as unset.
+        (Some(""), Some("e"), Some("f"), Some("e")),
+        (None, Some("  "), Some("f"), Some("f")),
+    ];
+    for (arg, env_value, file, expected) in cases {
+        let args = Overrides {
+            tenant_id: arg.map(Into::into),
+            state_dir: arg.map(PathBuf::from),
+            ..Overrides::default()
+        };
+        let env: HashMap<&str, String> = env_value
+            .map(|v| {
+                [
+                    (env::TENANT_ID, v.to_owned()),
+                    (env::STATE_DIR, v.to_owned()),
+                ]
+                .into_iter()
+                .collect()
+            })
+            .unwrap_or_default();
+        let c = Config::resolve(&args, |n| env.get(n).cloned(), file_with(file, file));
+        assert_eq!(
+            c.tenant_id.as_deref(),
+            expected,
+            "{arg:?} {env_value:?} {file:?}"
+        );
+        let state = expected.unwrap_or(DEFAULT_STATE_DIR);
+        assert_eq!(
+            c.state_dir,
+            PathBuf::from(state),
+            "{arg:?} {env_value:?} {file:?}"
+        );
+    }
+}
+
+#[test]
+fn parses_an_installer_file_with_simulated_devices() {
+    let text = r#"
+tenant_id = "3f2a9c0d4e5b6a71"
+server_url = "http://127.0.0.1:8080/"
+tenant_token = "upde_x"
+backend = "simulated"
+poll_interval_secs = 3600
+
+[[simulated.devices]]
+profile = "headset_tolerant"
+serial = "SN-9"
+
+[[simulated.devices]]
+hid = "other_vendor_headset"
+"#;
+    let file = FileConfig::parse(Path::new("agent.toml"), text).unwrap();
+    let c = Config::resolve(&Overrides::default(), |_| None, file);
+    assert_eq!(c.backend, BackendKind::Simulated);
+    assert_eq!(c.poll_interval, Duration::from_secs(3600));
+    assert_eq!(c.scan_interval, Duration::from_secs(60));
+    assert_eq!(c.simulated.len(), 2);
+    assert_eq!(c.simulated[0].profile.as_deref(), Some("headset_tolerant"));
+    assert_eq!(c.simulated[0].serial.as_deref(), Some("SN-9"));
+    assert_eq!(c.simulated[1].hid.as_deref(), Some("other_vendor_headset"));
+    let p = c.installer().unwrap();
+    assert_eq!(
+        p.server_url, "http://127.0.0.1:8080",
+        "trailing slash trimmed"
+    );
+    assert_eq!(p.tenant_id, "3f2a9c0d4e5b6a71");
+    assert!(
+        !format!("{p:?}").contains("upde_x"),
+        "the token is not logged"
+    );
+}
+
+#[test]
+fn defaults_and_errors() {
+    let c = Config::resolve(&Overrides::default(), |_| None, FileConfig::default());
+    assert_eq!(c.backend, BackendKind::Hardware);
+    assert_eq!(c.poll_interval, Duration::from_secs(6 * 3600));
+    assert_eq!(c.state_dir, PathBuf::from("/var/lib/update-agent"));
+    let e = c.installer().unwrap_err().to_string();
+    assert!(
+        e.contains("TENANT_ID is not set") && e.contains("--tenant-id"),
+        "{e}"
+    );
+
+    let bad = [
+        "tenant = \"typo\"",
+        "backend = \"usb\"",
+        "[[simulated.devices]]\nprofil = \"x\"",
+        "poll_interval_secs = \"6h\"",
+    ];
+    for text in bad {
+        let e = FileConfig::parse(Path::new("agent.toml"), text).unwrap_err();
+        assert!(
+            e.to_string().starts_with("invalid config file agent.toml"),
+            "{e}"
+        );
+    }
+
+    let mut c = c;
+    c.tenant_id = Some("t".into());
+    c.tenant_token = Some("upde_x".into());
+    c.server_url = Some("ftp://x".into());
+    let e = c.installer().unwrap_err().to_string();
+    assert!(e.contains("not an http:// or https:// URL"), "{e}");
+    let e = FileConfig::read(Path::new("/nonexistent/agent.toml")).unwrap_err();
+    assert!(e.to_string().contains("cannot read config file"), "{e}");
+}
