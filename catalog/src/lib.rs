@@ -7,6 +7,7 @@
 pub mod assignment;
 pub mod blob;
 pub mod digest;
+pub mod events;
 mod fsutil;
 pub mod import;
 pub mod mirror;
