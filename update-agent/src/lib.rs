@@ -11,7 +11,9 @@
 
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod devices;
+pub mod enroll;
 pub mod fetch;
 pub mod flasher;
 pub mod fsutil;
@@ -19,3 +21,4 @@ pub mod identity;
 pub mod schedule;
 pub mod staging;
 pub mod state;
+pub mod status;

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use catalog::protocol::{Battery, DeviceReport, DfuState};
 use dfu::host::{Backend, DeviceInfo, DfuMode, TransportError};
 
-pub use sim::SimDevices;
+pub use sim::{hid_by_name, profile_by_name, SimDevices, HID_NAMES, PROFILE_NAMES};
 #[cfg(feature = "hardware")]
 pub use usb::UsbDevices;
 

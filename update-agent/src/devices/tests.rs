@@ -125,3 +125,86 @@ fn merge_table() {
         }
     }
 }
+
+#[test]
+fn profiles_by_name_match_their_constructors() {
+    let table = [
+        ("headset_needs_replug", ModelProfile::headset_needs_replug()),
+        ("headset_tolerant", ModelProfile::headset_tolerant()),
+        ("dfuse_speakerphone", ModelProfile::dfuse_speakerphone()),
+        ("base_station", ModelProfile::base_station()),
+        ("usb_dongle", ModelProfile::usb_dongle()),
+        (
+            "desk_phone_no_pid_change",
+            ModelProfile::desk_phone_no_pid_change(),
+        ),
+        ("slow_conference_bar", ModelProfile::slow_conference_bar()),
+        ("bogus_poll_timeout", ModelProfile::bogus_poll_timeout()),
+        ("zero_poll_timeout", ModelProfile::zero_poll_timeout()),
+        ("manifest_polling", ModelProfile::manifest_polling()),
+        ("extra_reset", ModelProfile::extra_reset()),
+        ("broken_upload", ModelProfile::broken_upload()),
+        ("small_blocks", ModelProfile::small_blocks()),
+        ("silent_detach", ModelProfile::silent_detach()),
+        ("slow_reenumeration", ModelProfile::slow_reenumeration()),
+    ];
+    assert_eq!(table.len(), PROFILE_NAMES.len());
+    for (name, profile) in table {
+        assert_eq!(profile_by_name(name), Some(profile), "{name}");
+    }
+    assert_eq!(profile_by_name("nope"), None);
+    for name in HID_NAMES {
+        assert!(hid_by_name(name).is_some(), "{name}");
+    }
+}
+
+#[test]
+fn simulated_bus_from_config() {
+    use crate::config::SimulatedDevice;
+    let dev =
+        |profile: Option<&str>, hid: Option<&str>, serial: Option<&str>, version: Option<&str>| {
+            SimulatedDevice {
+                profile: profile.map(Into::into),
+                hid: hid.map(Into::into),
+                serial: serial.map(Into::into),
+                version: version.map(Into::into),
+            }
+        };
+    let sim = SimDevices::from_config(&[
+        dev(Some("headset_tolerant"), None, Some("SN-9"), Some("1.2.0")),
+        dev(None, Some("other_vendor_headset"), None, None),
+    ])
+    .unwrap();
+    let inv = sim.inventory().unwrap();
+    assert_eq!(inv.len(), 2, "{inv:#?}");
+    let h = inv
+        .iter()
+        .find(|d| d.serial.as_deref() == Some("SN-9"))
+        .unwrap();
+    assert_eq!(h.firmware_version.as_deref(), Some("1.2.0"));
+    assert_eq!(h.dfu, DfuState::Runtime);
+    assert!(inv
+        .iter()
+        .any(|d| d.product.as_deref() == Some("Wireless headset 45")));
+
+    let bad = [
+        (
+            dev(Some("nope"), None, None, None),
+            "unknown profile \"nope\"",
+        ),
+        (dev(None, Some("nope"), None, None), "unknown hid device"),
+        (dev(None, None, None, None), "exactly one of profile or hid"),
+        (
+            dev(Some("usb_dongle"), Some("x"), None, None),
+            "exactly one of profile or hid",
+        ),
+        (
+            dev(Some("usb_dongle"), None, None, Some("1.2")),
+            "not major.minor.patch",
+        ),
+    ];
+    for (d, msg) in bad {
+        let e = SimDevices::from_config(&[d]).unwrap_err().to_string();
+        assert!(e.contains(msg), "{e}");
+    }
+}

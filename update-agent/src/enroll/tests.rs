@@ -1,0 +1,259 @@
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::thread::{self, JoinHandle};
+
+use catalog::tuf::{Ed25519Signer, Repository};
+use serde_json::{json, Value};
+
+use super::*;
+
+/// Answers one HTTP request with `status` and `body`; the handle returns the
+/// request as received.
+fn serve_once(status: &'static str, body: String) -> (String, JoinHandle<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = s.read(&mut chunk).unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len = text
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    break;
+                }
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        write!(
+            s,
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    (url, handle)
+}
+
+fn options(url: &str) -> EnrollOptions {
+    EnrollOptions {
+        params: InstallerParams {
+            tenant_id: "t1".into(),
+            server_url: url.into(),
+            tenant_token: "upde_t1_secret".into(),
+        },
+        ca_cert: None,
+        machine_fingerprint: "fp-1".into(),
+        hostname: "ws-17".into(),
+        os: "Debian".into(),
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root_file: Vec<u8>,
+    root: Value,
+    key: Ed25519Signer,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    Repository::create(&repo, &dir.path().join("keys"), chrono::Utc::now()).unwrap();
+    let root_file = std::fs::read(repo.join("metadata/1.root.json")).unwrap();
+    let root = serde_json::from_slice(&root_file).unwrap();
+    Fixture {
+        _dir: dir,
+        root_file,
+        root,
+        key: Ed25519Signer::generate().unwrap(),
+    }
+}
+
+fn answer(f: &Fixture, system_id: &str, root: &Value) -> String {
+    json!({
+        "id": "agent-1", "system_id": system_id, "hostname": "ws-17", "os": "Debian",
+        "enrolled_at": "2026-11-20T08:00:00Z", "credential_issued_at": "2026-11-20T08:00:00Z",
+        "suspected_clone": false, "clone_of": null, "credential": "upda_agent-1_secret",
+        "reenrolled": false, "tenant": "t1",
+        "assignment_key": {"keyid": f.key.key_id(), "key": f.key.public_key()},
+        "catalog_root": {"version": 1, "sha256": "00", "url": "/repo/metadata/1.root.json"},
+        "root": root,
+    })
+    .to_string()
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn stores_credential_root_and_key() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let id = SystemId::load_or_create(&state).unwrap();
+    let (url, server) = serve_once("201 Created", answer(&f, id.as_str(), &f.root));
+    let e = enroll(&state, &options(&url)).unwrap();
+    let request = server.join().unwrap();
+    assert!(
+        request.starts_with("POST /api/v1/enroll HTTP/1.1"),
+        "{request}"
+    );
+    let body: Value = serde_json::from_str(request.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({"tenant": "t1", "token": "upde_t1_secret", "system_id": id.as_str(),
+               "machine_fingerprint": "fp-1", "hostname": "ws-17", "os": "Debian"})
+    );
+
+    assert_eq!(e.agent_id, "agent-1");
+    assert_eq!(e.pinned_root_version, 1);
+    assert_eq!(e.assignment_key_id, f.key.key_id());
+    assert_eq!(load(&state).unwrap(), Some(e));
+    assert_eq!(credential(&state).unwrap(), "upda_agent-1_secret");
+    // The pinned root is byte for byte the repository's file.
+    assert_eq!(std::fs::read(state.join(ROOT_FILE)).unwrap(), f.root_file);
+    let key: AssignmentKey =
+        serde_json::from_slice(&std::fs::read(state.join(ASSIGNMENT_KEY_FILE)).unwrap()).unwrap();
+    assert_eq!(&key.key, f.key.public_key());
+    assert_eq!(mode(&state), 0o700);
+    for file in [
+        CREDENTIAL_FILE,
+        ENROLLMENT_FILE,
+        ASSIGNMENT_KEY_FILE,
+        "system_id",
+    ] {
+        assert_eq!(mode(&state.join(file)), 0o600, "{file}");
+    }
+    assert_eq!(mode(&state.join(ROOT_FILE)), 0o644);
+}
+
+#[test]
+fn a_root_that_does_not_verify_is_not_stored() {
+    let f = fixture();
+    let cases: Vec<(&str, Value)> = vec![
+        ("tampered", {
+            let mut r = f.root.clone();
+            r["signed"]["expires"] = json!("2099-01-01T00:00:00Z");
+            r
+        }),
+        ("unsigned", {
+            let mut r = f.root.clone();
+            r["signatures"] = json!([]);
+            r
+        }),
+        (
+            "not a root",
+            json!({"signed": {"_type": "targets"}, "signatures": []}),
+        ),
+    ];
+    for (what, root) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let id = SystemId::load_or_create(&state).unwrap();
+        let (url, server) = serve_once("201 Created", answer(&f, id.as_str(), &root));
+        let err = enroll(&state, &options(&url)).unwrap_err();
+        server.join().unwrap();
+        assert!(matches!(err, EnrollError::RootInvalid(_)), "{what}: {err}");
+        assert!(
+            err.to_string()
+                .contains("does not verify, nothing was stored"),
+            "{err}"
+        );
+        assert_eq!(listing(&state), ["system_id"], "{what}");
+    }
+}
+
+#[test]
+fn refusals_and_unreachable_servers_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let body =
+        r#"{"code":"invalid_enrollment_token","message":"wrong tenant or enrollment token"}"#;
+    let (url, server) = serve_once("401 Unauthorized", body.into());
+    let err = enroll(&state, &options(&url)).unwrap_err();
+    server.join().unwrap();
+    assert!(matches!(err, EnrollError::InvalidToken { .. }), "{err}");
+    assert!(
+        err.to_string().contains("check TENANT_ID and TENANT_TOKEN"),
+        "{err}"
+    );
+    assert!(
+        !state.exists(),
+        "nothing stored, not even the state directory"
+    );
+
+    let (url, server) = serve_once(
+        "422 Unprocessable Entity",
+        r#"{"code":"invalid_request","message":"bad"}"#.into(),
+    );
+    let err = enroll(&state, &options(&url)).unwrap_err().to_string();
+    server.join().unwrap();
+    assert_eq!(err, "the server answered 422: invalid_request: bad");
+    assert!(!state.exists());
+
+    // Connection refused: a port nobody listens on any more.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = enroll(&state, &options(&format!("http://127.0.0.1:{port}"))).unwrap_err();
+    assert!(matches!(err, EnrollError::Unreachable { .. }), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "cannot reach the server at http://127.0.0.1:{port}/api/v1/enroll"
+        )),
+        "{err}"
+    );
+    assert!(!state.exists());
+
+    // A server error may follow a commit: the new SystemID is kept for the retry.
+    let (url, server) = serve_once(
+        "500 Internal Server Error",
+        r#"{"code":"internal","message":"x"}"#.into(),
+    );
+    enroll(&state, &options(&url)).unwrap_err();
+    server.join().unwrap();
+    assert_eq!(listing(&state), ["system_id"]);
+}
+
+#[test]
+fn an_answer_for_another_system_id_is_refused() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    SystemId::load_or_create(&state).unwrap();
+    let (url, server) = serve_once("201 Created", answer(&f, "someone-else", &f.root));
+    let err = enroll(&state, &options(&url)).unwrap_err().to_string();
+    server.join().unwrap();
+    assert!(err.contains("not ours"), "{err}");
+    assert_eq!(listing(&state), ["system_id"]);
+}
