@@ -1,0 +1,306 @@
+//! Agent enrollment end to end: the real `updater-server` and the real
+//! `update-agent` binary, over loopback HTTP.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{json, Value};
+use tests::{bin, Server};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn server_cli(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(bin("updater-server"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `update-agent` with a clean installer environment.
+fn agent(config: &Path, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin("update-agent"));
+    cmd.arg("--config")
+        .arg(config)
+        .arg("--state-dir")
+        .arg(state)
+        .args(args);
+    for var in [
+        "TENANT_ID",
+        "SERVER_URL",
+        "TENANT_TOKEN",
+        "UPDATE_AGENT_STATE_DIR",
+        "UPDATE_AGENT_CONFIG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn mode(p: &Path) -> u32 {
+    fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn agent_enrolls_pins_the_root_and_clones_are_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    let out = server_cli(
+        &data,
+        &["tenant", "create", "--name", "Acme", "--json"],
+        None,
+    );
+    let tenant: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
+    let token = tenant["enrollment_token"].as_str().unwrap().to_owned();
+    server_cli(
+        &data,
+        &[
+            "admin",
+            "create",
+            "--tenant",
+            &tenant_id,
+            "--email",
+            "ann@acme.example",
+            "--role",
+            "full",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let server = Server::start(&data);
+
+    // SERVER_URL from the installer's config file, TENANT_ID from the
+    // command line, TENANT_TOKEN from the environment.
+    let config = dir.path().join("agent.toml");
+    fs::write(
+        &config,
+        format!(
+            "server_url = \"{}/\"\nbackend = \"simulated\"\n\n\
+             [[simulated.devices]]\nprofile = \"headset_tolerant\"\n\n\
+             [[simulated.devices]]\nhid = \"other_vendor_headset\"\n",
+            server.base
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let out = agent(
+        &config,
+        &state,
+        &["enroll", "--tenant-id", &tenant_id],
+        &[("TENANT_TOKEN", &token)],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("enrolled as agent "), "{stdout}");
+
+    // What is stored, and how.
+    assert_eq!(mode(&state), 0o700);
+    for file in [
+        "credential",
+        "enrollment.json",
+        "assignment_key.json",
+        "system_id",
+    ] {
+        assert_eq!(mode(&state.join(file)), 0o600, "{file}");
+    }
+    let credential = fs::read_to_string(state.join("credential")).unwrap();
+    assert!(credential.starts_with("upda_"), "{credential}");
+    let enrollment: Value =
+        serde_json::from_slice(&fs::read(state.join("enrollment.json")).unwrap()).unwrap();
+    let agent_id = enrollment["agent_id"].as_str().unwrap().to_owned();
+    assert_eq!(enrollment["tenant"], tenant_id.as_str());
+    assert_eq!(
+        enrollment["server_url"],
+        server.base.as_str(),
+        "trailing slash trimmed"
+    );
+    assert_eq!(enrollment["suspected_clone"], false);
+    assert_eq!(enrollment["assignment_key_id"], tenant["assignment_key_id"]);
+    let system_id = fs::read_to_string(state.join("system_id")).unwrap();
+    assert_eq!(enrollment["system_id"], system_id.trim());
+    // The pinned root is the catalog's root.json, byte for byte.
+    let root = fs::read(state.join("metadata/root.json")).unwrap();
+    assert_eq!(
+        catalog::digest::Sha256Digest::of(&root).to_string(),
+        tenant["catalog_root_sha256"].as_str().unwrap()
+    );
+    // …and the TUF client the agent ships accepts it and refreshes from the server.
+    let refresh = Command::new(bin("tuf-client"))
+        .arg("--metadata-dir")
+        .arg(state.join("metadata"))
+        .args([
+            "--metadata-url",
+            &format!("{}/repo/metadata", server.base),
+            "refresh",
+        ])
+        .output()
+        .unwrap();
+    assert!(refresh.status.success(), "{}", text(&refresh.stderr));
+
+    // Status with the simulated backend.
+    let out = agent(&config, &state, &["status", "--json"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["enrollment"]["agent_id"], agent_id.as_str());
+    assert_eq!(status["backend"], "simulated");
+    let mut products: Vec<&str> = status["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["product"].as_str().unwrap())
+        .collect();
+    products.sort();
+    assert_eq!(products, ["Voyage 5200 USB headset", "Wireless headset 45"]);
+    assert_eq!(status["pending_updates"], json!([]));
+
+    // Same machine again: the same agent, a new credential.
+    let out = agent(
+        &config,
+        &state,
+        &["enroll"],
+        &[("TENANT_ID", &tenant_id), ("TENANT_TOKEN", &token)],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with(&format!("re-enrolled as agent {agent_id}")));
+    assert_ne!(
+        fs::read_to_string(state.join("credential")).unwrap(),
+        credential
+    );
+
+    // A wrong token: a clear message, nothing stored.
+    let wrong_state = dir.path().join("wrong");
+    let out = agent(
+        &config,
+        &wrong_state,
+        &["enroll"],
+        &[("TENANT_ID", &tenant_id), ("TENANT_TOKEN", "upde_wrong")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("refused the enrollment token") && err.contains("invalid_enrollment_token"),
+        "{err}"
+    );
+    assert!(!wrong_state.exists(), "nothing stored");
+
+    // The state directory copied to another machine (a base image): flagged.
+    let clone_state = dir.path().join("clone");
+    copy_dir(&state, &clone_state);
+    let out = agent(
+        &config,
+        &clone_state,
+        &["enroll", "--machine-fingerprint", "another-machine"],
+        &[("TENANT_ID", &tenant_id), ("TENANT_TOKEN", &token)],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("suspected clone of agent {agent_id}")),
+        "{}",
+        text(&out.stderr)
+    );
+    let clone: Value =
+        serde_json::from_slice(&fs::read(clone_state.join("enrollment.json")).unwrap()).unwrap();
+    assert_eq!(clone["suspected_clone"], true);
+    assert_eq!(clone["clone_of"], agent_id.as_str());
+    assert_ne!(clone["agent_id"], agent_id.as_str());
+    assert_eq!(clone["system_id"], system_id.trim());
+
+    // The admin sees both agents, the clone flagged.
+    let http = reqwest::blocking::Client::new();
+    let login: Value = serde_json::from_slice(
+        &http
+            .post(format!("{}/api/v1/login", server.base))
+            .header("content-type", "application/json")
+            .body(
+                json!({"tenant": tenant_id, "email": "ann@acme.example", "password": PASSWORD})
+                    .to_string(),
+            )
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap(),
+    )
+    .unwrap();
+    let session = login["token"].as_str().expect("login token");
+    let agents: Value = serde_json::from_slice(
+        &http
+            .get(format!("{}/api/v1/tenants/{tenant_id}/agents", server.base))
+            .bearer_auth(session)
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap(),
+    )
+    .unwrap();
+    let agents = agents.as_array().expect("a list of agents");
+    assert_eq!(agents.len(), 2, "{agents:#?}");
+    let original = agents
+        .iter()
+        .find(|a| a["id"] == agent_id.as_str())
+        .unwrap();
+    assert_eq!(original["suspected_clone"], false);
+    let flagged = agents
+        .iter()
+        .find(|a| a["id"] != agent_id.as_str())
+        .unwrap();
+    assert_eq!(flagged["suspected_clone"], true);
+    assert_eq!(flagged["clone_of"], agent_id.as_str());
+    assert_eq!(flagged["system_id"], system_id.trim());
+
+    // Server gone: unreachable, said so.
+    let base = server.base.clone();
+    drop(server);
+    let gone_state = dir.path().join("gone");
+    let out = agent(
+        &config,
+        &gone_state,
+        &["enroll", "--server-url", &base],
+        &[("TENANT_ID", &tenant_id), ("TENANT_TOKEN", &token)],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot reach the server at {base}/api/v1/enroll")),
+        "{err}"
+    );
+    assert!(!gone_state.exists());
+}
