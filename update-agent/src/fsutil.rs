@@ -5,14 +5,14 @@ use std::io::{self, Write};
 use std::path::Path;
 
 /// Mode of files holding secrets or private state.
-pub const PRIVATE: u32 = 0o600;
+pub(crate) const PRIVATE: u32 = 0o600;
 /// Mode of files anyone may read (the pinned root).
-pub const PUBLIC: u32 = 0o644;
+pub(crate) const PUBLIC: u32 = 0o644;
 
 /// Replaces `path` with `data`: a temp file in the same directory, the mode
 /// set before any byte is written, fsync, rename, fsync of the directory.
 /// A crash leaves the old content or the new, never a mix.
-pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -26,7 +26,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
 }
 
 /// Creates `dir` (and parents) and makes it private to the owner (0700).
-pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     #[cfg(unix)]
     {
@@ -37,7 +37,7 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Makes a rename in `dir` durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     File::open(dir)?.sync_all()?;
     #[cfg(not(unix))]

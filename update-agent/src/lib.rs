@@ -16,7 +16,7 @@ pub mod devices;
 pub mod enroll;
 pub mod fetch;
 pub mod flasher;
-pub mod fsutil;
+mod fsutil;
 pub mod identity;
 pub mod schedule;
 pub mod staging;

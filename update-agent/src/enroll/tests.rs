@@ -257,3 +257,31 @@ fn an_answer_for_another_system_id_is_refused() {
     assert!(err.contains("not ours"), "{err}");
     assert_eq!(listing(&state), ["system_id"]);
 }
+
+#[test]
+fn a_newer_pinned_root_is_not_rolled_back() {
+    // The TUF client followed a rotation to root v2; re-enrolling against a
+    // server answer carrying v1 keeps v2.
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let repo_dir = dir.path().join("repo");
+    let mut repo =
+        Repository::create(&repo_dir, &dir.path().join("keys"), chrono::Utc::now()).unwrap();
+    let v1: Value =
+        serde_json::from_slice(&std::fs::read(repo_dir.join("metadata/1.root.json")).unwrap())
+            .unwrap();
+    repo.rotate_root(&["timestamp"], chrono::Utc::now())
+        .unwrap();
+    let v2 = std::fs::read(repo_dir.join("metadata/2.root.json")).unwrap();
+
+    let state = dir.path().join("state");
+    let id = SystemId::load_or_create(&state).unwrap();
+    std::fs::create_dir_all(state.join("metadata")).unwrap();
+    std::fs::write(state.join(ROOT_FILE), &v2).unwrap();
+    let (url, server) = serve_once("200 OK", answer(&f, id.as_str(), &v1));
+    let e = enroll(&state, &options(&url)).unwrap();
+    server.join().unwrap();
+    assert_eq!(e.pinned_root_version, 2);
+    assert_eq!(e.catalog_root.version, 1);
+    assert_eq!(std::fs::read(state.join(ROOT_FILE)).unwrap(), v2);
+}
