@@ -15,7 +15,12 @@ fn file_with(tenant: Option<&str>, state: Option<&str>) -> FileConfig {
 #[test]
 fn precedence_table_args_env_file_default() {
     // (arg, env, file, expected) for TENANT_ID and the state directory alike.
-    type Case<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+    type Case<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
     let cases: [Case<'_>; 8] = [
         (Some("a"), Some("e"), Some("f"), Some("a")),
         (Some("a"), None, Some("f"), Some("a")),
