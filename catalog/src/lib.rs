@@ -6,6 +6,7 @@
 
 pub mod assignment;
 pub mod blob;
+pub mod checkin;
 pub mod digest;
 pub mod events;
 mod fsutil;
