@@ -43,13 +43,13 @@ struct Cli {
 enum Command {
     /// Enroll this host with the server (again: same SystemID, new credential).
     Enroll {
-        /// TENANT_ID.
+        /// Tenant id [env TENANT_ID; config tenant_id].
         #[arg(long)]
         tenant_id: Option<String>,
-        /// SERVER_URL.
+        /// Server base URL [env SERVER_URL; config server_url].
         #[arg(long)]
         server_url: Option<String>,
-        /// TENANT_TOKEN (prefer the environment or the config file: arguments are visible to other users).
+        /// Enrollment token [env TENANT_TOKEN; config tenant_token] (prefer those: arguments are visible to other users).
         #[arg(long)]
         tenant_token: Option<String>,
         /// Send this machine fingerprint instead of this machine's (for testing cloned images).

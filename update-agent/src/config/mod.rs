@@ -178,8 +178,8 @@ pub struct Overrides {
     pub state_dir: Option<PathBuf>,
 }
 
-/// The effective configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The effective configuration (its `Debug` output hides the token).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Config {
     /// `TENANT_ID`, if given anywhere.
     pub tenant_id: Option<String>,
@@ -199,6 +199,25 @@ pub struct Config {
     pub poll_interval: Duration,
     /// Time between device scans.
     pub scan_interval: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("tenant_id", &self.tenant_id)
+            .field("server_url", &self.server_url)
+            .field(
+                "tenant_token",
+                &self.tenant_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("state_dir", &self.state_dir)
+            .field("ca_cert", &self.ca_cert)
+            .field("backend", &self.backend)
+            .field("simulated", &self.simulated)
+            .field("poll_interval", &self.poll_interval)
+            .field("scan_interval", &self.scan_interval)
+            .finish()
+    }
 }
 
 /// The three installer parameters, all present.
