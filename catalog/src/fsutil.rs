@@ -1,4 +1,5 @@
-//! Durable file replacement shared by the catalog's writers.
+//! Durable file replacement, shared by the catalog's writers and the agent's
+//! state directory.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -6,19 +7,20 @@ use std::path::Path;
 
 /// Replaces `path` with `data` atomically (temp file in the same directory,
 /// fsync, rename, fsync of the directory), leaving mode 0644.
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     write_atomic_mode(path, data, 0o644)
 }
 
 /// Like [`write_atomic`] with the given Unix permission bits (0600 for keys).
-pub(crate) fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."));
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    tmp.write_all(data)?;
+    // The mode is set before any byte is written, so a secret is never readable by others.
     set_mode(tmp.as_file(), mode)?;
+    tmp.write_all(data)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     sync_dir(dir)
@@ -26,7 +28,7 @@ pub(crate) fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> io::Resu
 
 /// Copies `src` to `dest` through a temp file next to `dest`, so that `dest`
 /// is either absent, its old content, or the full copy.
-pub(crate) fn copy_atomic(src: &Path, dest: &Path) -> io::Result<u64> {
+pub fn copy_atomic(src: &Path, dest: &Path) -> io::Result<u64> {
     let dir = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -42,7 +44,7 @@ pub(crate) fn copy_atomic(src: &Path, dest: &Path) -> io::Result<u64> {
 }
 
 /// Makes a rename in `dir` durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     File::open(dir)?.sync_all()?;
     #[cfg(not(unix))]

@@ -9,7 +9,7 @@ pub mod blob;
 pub mod checkin;
 pub mod digest;
 pub mod events;
-mod fsutil;
+pub mod fsutil;
 pub mod import;
 pub mod mirror;
 pub mod package;

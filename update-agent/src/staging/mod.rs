@@ -164,9 +164,7 @@ impl Staging {
         }
         let done = self.final_path(&digest);
         fs::rename(&partial, &done).map_err(io_err(&done))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(&self.dir))?;
+        catalog::fsutil::sync_dir(&self.dir).map_err(io_err(&self.dir))?;
         Ok(done)
     }
 
