@@ -6,5 +6,6 @@
 
 pub mod auth;
 pub mod cli;
+pub mod fleet;
 pub mod http;
 pub mod store;

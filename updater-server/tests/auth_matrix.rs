@@ -89,7 +89,7 @@ fn every_tenant_route_for_every_caller() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     import_release(&data, dir.path());
-    let (a, _) = create_tenant(&data, "Acme");
+    let (a, a_enroll) = create_tenant(&data, "Acme");
     let (b, _) = create_tenant(&data, "Bravo");
     create_admin(&data, &a, "ann@acme.example", "full");
     create_admin(&data, &a, "rob@acme.example", "read-only");
@@ -163,6 +163,8 @@ fn every_tenant_route_for_every_caller() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    let victims = fleet_victims(&http, base, &a, &a_enroll, &ann);
+
     let unauthorized: fn(Access, u16) -> u16 = |_, _| 401;
     let columns = [
         Column {
@@ -228,7 +230,7 @@ fn every_tenant_route_for_every_caller() {
         },
     ];
 
-    assert!(TENANT_ROUTES.len() >= 9);
+    assert!(TENANT_ROUTES.len() >= 30);
     for column in &columns {
         for route in TENANT_ROUTES {
             let path = route.path.replace("{tenant}", &a);
@@ -236,6 +238,12 @@ fn every_tenant_route_for_every_caller() {
                 path.replace("{id}", &victim_admin)
             } else if route.path.contains("/api-tokens/{id}") {
                 path.replace("{id}", &victim_token)
+            } else if let Some((_, ids)) = victims
+                .iter()
+                .find(|(prefix, _)| route.path.contains(&format!("/{prefix}/{{id}}")))
+            {
+                // Write routes succeed for two columns: each gets its own record.
+                path.replace("{id}", &ids[usize::from(column.name == "full admin")])
             } else {
                 path
             };
@@ -331,6 +339,98 @@ fn every_tenant_route_for_every_caller() {
             json!({"code": "not_found", "message": "no such tenant or resource"})
         );
     }
+}
+
+/// Two records per kind for the `{id}` routes of groups, policies and the
+/// inventory (the inventory comes from two agents' check-ins).
+fn fleet_victims(
+    http: &Client,
+    base: &str,
+    tenant: &str,
+    enrollment: &str,
+    admin: &str,
+) -> Vec<(&'static str, [String; 2])> {
+    let t = |p: &str| format!("{base}/api/v1/tenants/{tenant}/{p}");
+    let create = |p: &str, body: Value| -> String {
+        let r = http
+            .post(t(p))
+            .bearer_auth(admin)
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201, "{p}");
+        r.json::<Value>().unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let two = |p: &str, body: Value| [create(p, body.clone()), create(p, body)];
+    let groups = two(
+        "groups",
+        json!({"name": "victim", "membership": {"kind": "manual"}}),
+    );
+    let fw = two(
+        "policies/firmware",
+        json!({"name": "victim", "model": "047F:C056", "version": "latest", "enabled": false}),
+    );
+    let sw = two(
+        "policies/software",
+        json!({"name": "victim", "platform": "linux", "version": "latest", "enabled": false}),
+    );
+    let mut agents = Vec::new();
+    for n in 0..2 {
+        let r = http
+            .post(format!("{base}/api/v1/enroll"))
+            .json(&json!({"tenant": tenant, "token": enrollment, "system_id": format!("SYS-{n}"),
+                "machine_fingerprint": format!("m{n}"), "hostname": format!("ws-{n}"), "os": "Linux"}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().unwrap();
+        let id = v["id"].as_str().unwrap().to_owned();
+        let r = http
+            .post(format!("{base}/api/v1/agents/{id}/checkin"))
+            .bearer_auth(v["credential"].as_str().unwrap())
+            .json(&json!({"agent_version": "0.1.0", "platform": "linux", "hostname": format!("ws-{n}"),
+                "users": [{"account": format!("user{n}")}],
+                "devices": [{"vendor_id": 0x047f, "product_id": 0xc056, "bcd_device": 0x100,
+                    "serial": format!("SN{n}"), "port_path": "1-1", "manufacturer": null,
+                    "product": null, "firmware_version": "1.0", "dfu": "runtime",
+                    "telephony": true, "battery": null, "in_call": false}]}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        agents.push(id);
+    }
+    let list = |p: &str, field: &str, want: [String; 2]| -> [String; 2] {
+        let v: Value = http
+            .get(t(p))
+            .bearer_auth(admin)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        want.map(|w| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x[field] == w.as_str())
+                .unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+    };
+    let devices = list("devices", "serial", ["SN0".into(), "SN1".into()]);
+    let users = list("users", "name", ["user0".into(), "user1".into()]);
+    vec![
+        ("groups", groups),
+        ("policies/firmware", fw),
+        ("policies/software", sw),
+        ("devices", devices),
+        ("hosts", [agents[0].clone(), agents[1].clone()]),
+        ("users", users),
+    ]
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {

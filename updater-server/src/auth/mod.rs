@@ -192,6 +192,11 @@ impl Accounts {
         Records::new(self.store.as_ref())
     }
 
+    /// The untyped store (for services with their own records, such as `fleet`).
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
     /// The clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()

@@ -3,6 +3,7 @@
 mod admin;
 mod catalog;
 mod demo;
+mod group;
 mod tenant;
 mod tls;
 mod windows;
@@ -23,6 +24,7 @@ use crate::store::RedbStore;
 
 pub use self::admin::AdminCommand;
 pub use self::catalog::{CatalogCommand, ImportArgs, KeysCommand};
+pub use self::group::GroupCommand;
 pub use self::tenant::TenantCommand;
 pub use self::tls::TlsCommand;
 
@@ -71,6 +73,12 @@ pub enum Command {
         /// The admin command.
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Custom user groups (policies and the rest: the HTTP API).
+    Group {
+        /// The group command.
+        #[command(subcommand)]
+        command: GroupCommand,
     },
     /// TLS certificates.
     Tls {
@@ -224,6 +232,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Catalog { command } => catalog::run(&data, command),
         Command::Tenant { command } => tenant::run(&data, command),
         Command::Admin { command } => admin::run(&data, command),
+        Command::Group { command } => group::run(&data, command),
         Command::Tls { command } => tls::run(command),
         Command::Windows { command } => windows::run(command),
     }

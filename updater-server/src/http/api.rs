@@ -4,14 +4,14 @@
 use axum::extract::{Extension, Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, MethodRouter};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Json;
 use catalog::digest::Sha256Digest;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::errors::{blocking, internal, ApiError, JsonBody};
-use super::{AppState, Shared};
+use super::{fleet, AppState, Shared};
 use crate::auth::{Principal, PrincipalKind};
 use crate::store::{Admin, ApiToken, ApiTokenScope, Role};
 
@@ -35,6 +35,8 @@ pub enum Method {
     Post,
     /// DELETE.
     Delete,
+    /// PUT (replace a record).
+    Put,
 }
 
 impl Method {
@@ -44,6 +46,7 @@ impl Method {
             Method::Get => "GET",
             Method::Post => "POST",
             Method::Delete => "DELETE",
+            Method::Put => "PUT",
         }
     }
 }
@@ -146,6 +149,174 @@ pub const TENANT_ROUTES: &[Route] = &[
         success: 200,
         example_body: "",
         handler: || get(super::agents::list_agents),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/groups",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(fleet::list_groups),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/v1/tenants/{tenant}/groups",
+        access: Access::Write,
+        success: 201,
+        example_body: r#"{"name":"Example group","membership":{"kind":"manual","members":["ann"]}}"#,
+        handler: || post(fleet::create_group),
+    },
+    Route {
+        method: Method::Put,
+        path: "/api/v1/tenants/{tenant}/groups/{id}",
+        access: Access::Write,
+        success: 200,
+        example_body: r#"{"name":"Renamed group","poll_interval_secs":3600,"membership":{"kind":"ldap","filter":"(uid=$user$)"}}"#,
+        handler: || put(fleet::update_group),
+    },
+    Route {
+        method: Method::Delete,
+        path: "/api/v1/tenants/{tenant}/groups/{id}",
+        access: Access::Write,
+        success: 204,
+        example_body: "",
+        handler: || delete(fleet::delete_group),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/settings",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(fleet::get_settings),
+    },
+    Route {
+        method: Method::Put,
+        path: "/api/v1/tenants/{tenant}/settings",
+        access: Access::Write,
+        success: 200,
+        example_body: r#"{"shared_accounts":["kiosk"],"excluded_accounts":["svc-backup"],"all_users_poll_interval_secs":21600}"#,
+        handler: || put(fleet::put_settings),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/policies/firmware",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(fleet::list_firmware),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/v1/tenants/{tenant}/policies/firmware",
+        access: Access::Write,
+        success: 201,
+        example_body: r#"{"name":"Example policy","model":"047F:C056","version":"latest","enabled":false}"#,
+        handler: || post(fleet::create_firmware),
+    },
+    Route {
+        method: Method::Put,
+        path: "/api/v1/tenants/{tenant}/policies/firmware/{id}",
+        access: Access::Write,
+        success: 200,
+        example_body: r#"{"name":"Edited policy","model":"047F:C056","version":"1.0","deployment":"persistent","max_deferrals":3,"enabled":false}"#,
+        handler: || put(fleet::update_firmware),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/v1/tenants/{tenant}/policies/firmware/{id}/copy",
+        access: Access::Write,
+        success: 201,
+        example_body: r#"{"name":"Copied policy"}"#,
+        handler: || post(fleet::copy_firmware),
+    },
+    Route {
+        method: Method::Delete,
+        path: "/api/v1/tenants/{tenant}/policies/firmware/{id}",
+        access: Access::Write,
+        success: 204,
+        example_body: "",
+        handler: || delete(fleet::delete_firmware),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/policies/software",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(fleet::list_software),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/v1/tenants/{tenant}/policies/software",
+        access: Access::Write,
+        success: 201,
+        example_body: r#"{"name":"Agent rollout","platform":"windows","version":"latest","enabled":false}"#,
+        handler: || post(fleet::create_software),
+    },
+    Route {
+        method: Method::Put,
+        path: "/api/v1/tenants/{tenant}/policies/software/{id}",
+        access: Access::Write,
+        success: 200,
+        example_body: r#"{"name":"Agent pinned","platform":"windows","version":"1.2.0","enabled":false}"#,
+        handler: || put(fleet::update_software),
+    },
+    Route {
+        method: Method::Delete,
+        path: "/api/v1/tenants/{tenant}/policies/software/{id}",
+        access: Access::Write,
+        success: 204,
+        example_body: "",
+        handler: || delete(fleet::delete_software),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/devices",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(fleet::list_devices),
+    },
+    Route {
+        method: Method::Delete,
+        path: "/api/v1/tenants/{tenant}/devices/{id}",
+        access: Access::Write,
+        success: 204,
+        example_body: "",
+        handler: || delete(fleet::delete_device),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/hosts",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(fleet::list_hosts),
+    },
+    Route {
+        method: Method::Delete,
+        path: "/api/v1/tenants/{tenant}/hosts/{id}",
+        access: Access::Write,
+        success: 204,
+        example_body: "",
+        handler: || delete(fleet::delete_host),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/users",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(fleet::list_users),
+    },
+    Route {
+        method: Method::Delete,
+        path: "/api/v1/tenants/{tenant}/users/{id}",
+        access: Access::Write,
+        success: 204,
+        example_body: "",
+        handler: || delete(fleet::delete_user),
     },
 ];
 

@@ -4,8 +4,10 @@
 mod agents;
 pub mod api;
 mod authz;
+mod checkin;
 mod download;
 mod errors;
+mod fleet;
 mod metrics;
 mod serve;
 
@@ -84,7 +86,11 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/repo/targets/{*path}", get(target))
         .route("/api/v1/login", post(authz::login))
         .route("/api/v1/logout", post(authz::logout))
-        .route("/api/v1/enroll", post(agents::enroll));
+        .route("/api/v1/enroll", post(agents::enroll))
+        .route(
+            "/api/v1/agents/{agent}/checkin",
+            post(checkin::check_in).layer(DefaultBodyLimit::max(checkin::MAX_CHECKIN_BYTES)),
+        );
     for route in api::TENANT_ROUTES {
         r = r.route(
             route.path,

@@ -32,6 +32,22 @@ pub enum Table {
     ApiTokens,
     /// Enrolled agents, keyed by `(tenant, agent id)`.
     Agents,
+    /// Custom user groups, keyed by `(tenant, group id)`.
+    Groups,
+    /// Firmware policies, keyed by `(tenant, policy id)`.
+    FirmwarePolicies,
+    /// Software (agent) policies, keyed by `(tenant, policy id)`.
+    SoftwarePolicies,
+    /// Fleet settings (shared / excluded accounts), keyed by `(tenant, "fleet")`.
+    Settings,
+    /// Inventory users, keyed by `(tenant, user id)`.
+    InventoryUsers,
+    /// Inventory hosts, keyed by `(tenant, agent id)`.
+    InventoryHosts,
+    /// Inventory devices, keyed by `(tenant, device id)`.
+    InventoryDevices,
+    /// The last signed assignment document per agent, keyed by `(tenant, agent id)`.
+    CheckIns,
     /// Uniqueness claims (`(tenant, "email:<address>")`, `(tenant, "primary")`,
     /// `(tenant, "system:<id>")`, `(tenant, "machine:<system id>:<fingerprint>")`):
     /// inserting one that exists fails the whole batch with [`StoreError::Conflict`].
@@ -40,12 +56,20 @@ pub enum Table {
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 14] = [
         Table::Tenants,
         Table::Admins,
         Table::Sessions,
         Table::ApiTokens,
         Table::Agents,
+        Table::Groups,
+        Table::FirmwarePolicies,
+        Table::SoftwarePolicies,
+        Table::Settings,
+        Table::InventoryUsers,
+        Table::InventoryHosts,
+        Table::InventoryDevices,
+        Table::CheckIns,
         Table::Unique,
     ];
 
@@ -57,6 +81,14 @@ impl Table {
             Table::Sessions => "sessions",
             Table::ApiTokens => "api_tokens",
             Table::Agents => "agents",
+            Table::Groups => "groups",
+            Table::FirmwarePolicies => "firmware_policies",
+            Table::SoftwarePolicies => "software_policies",
+            Table::Settings => "settings",
+            Table::InventoryUsers => "inventory_users",
+            Table::InventoryHosts => "inventory_hosts",
+            Table::InventoryDevices => "inventory_devices",
+            Table::CheckIns => "checkins",
             Table::Unique => "unique",
         }
     }

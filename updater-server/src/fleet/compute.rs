@@ -1,0 +1,229 @@
+//! The assignment computation: a pure function from the tenant's groups and
+//! policies, what one agent reported, and the catalog's releases to the
+//! per-device assignments and the reasons for every device left out.
+//!
+//! Rules:
+//! - A user's effective group is the custom group with the best (lowest)
+//!   priority number they belong to (manual membership by inventory name, or
+//!   an LDAP group id the agent reported for the account), else All Users.
+//!   The host's devices follow the best effective group among its users.
+//! - A device's policy is the enabled policy for its model (`VID:PID`) and
+//!   that group, else the enabled All-Users policy for the model.
+//! - Candidate releases fit the device (hardware ids, `bcdDevice` range);
+//!   `latest` picks the highest [`catalog::package::Version`], a pin the equal
+//!   version.
+//! - Refused: silent without `silent_capable`, automatic without
+//!   `automatic_capable`, a release whose security counter is below what the
+//!   agent reports installed.
+//! - **Up to date devices get no assignment** (reason `up_to_date`): the
+//!   document lists only work to do, so it changes only when there is some.
+//!   A pin below the installed version is honoured (a deliberate downgrade)
+//!   as long as the security counter allows it.
+
+use std::collections::BTreeMap;
+
+use catalog::assignment::Assignment;
+use catalog::package::{FirmwareRelease, Version};
+use catalog::protocol::{DeviceReport, DfuState};
+use serde::{Deserialize, Serialize};
+
+use super::policies::check_capability;
+use super::{FirmwarePolicy, Group, ALL_USERS};
+
+/// Why a device got no assignment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum SkipReason {
+    /// The device cannot be flashed (inventory only).
+    NotUpdatable,
+    /// No enabled policy for the model in the effective group or All Users.
+    NoPolicy,
+    /// The catalog has no release for the device.
+    NoRelease {
+        /// The policy.
+        policy: String,
+    },
+    /// The pinned version is not in the catalog for the device.
+    PinnedVersionNotInCatalog {
+        /// The policy.
+        policy: String,
+        /// The pin.
+        version: String,
+    },
+    /// The deployment type is not supported by the release.
+    NotCapable {
+        /// The policy.
+        policy: String,
+        /// Why.
+        message: String,
+    },
+    /// The release's security counter is below the installed one.
+    Downgrade {
+        /// The policy.
+        policy: String,
+        /// The release.
+        target: String,
+        /// Its counter.
+        offered: u32,
+        /// The installed counter.
+        installed: u32,
+    },
+    /// The device already runs the selected version.
+    UpToDate {
+        /// The policy.
+        policy: String,
+        /// The version.
+        version: String,
+    },
+}
+
+/// What one agent reported, as the computation needs it.
+#[derive(Debug, Clone, Default)]
+pub struct Reported<'a> {
+    /// Inventory names of the users (after shared / excluded accounts).
+    pub users: Vec<String>,
+    /// LDAP group ids per inventory name.
+    pub ldap: BTreeMap<String, Vec<String>>,
+    /// Attached devices.
+    pub devices: &'a [DeviceReport],
+    /// Installed security counters by device identity.
+    pub installed_counters: BTreeMap<String, u32>,
+}
+
+/// The result for one agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The host's effective group (`all-users` or a custom group id).
+    pub group: String,
+    /// Assignments, one per device at most, in device order.
+    pub assignments: Vec<Assignment>,
+    /// Devices left out, with why.
+    pub skipped: Vec<(String, SkipReason)>,
+}
+
+/// The best custom group of one user, if any.
+pub fn effective_group<'g>(groups: &'g [Group], user: &str, ldap: &[String]) -> Option<&'g Group> {
+    groups
+        .iter()
+        .filter(|g| g.has_member(user, ldap))
+        .min_by_key(|g| g.priority)
+}
+
+/// The host's group: the best effective group among its users.
+pub fn host_group<'g>(groups: &'g [Group], r: &Reported<'_>) -> Option<&'g Group> {
+    r.users
+        .iter()
+        .filter_map(|u| {
+            let ldap = r.ldap.get(u).map(Vec::as_slice).unwrap_or(&[]);
+            effective_group(groups, u, ldap)
+        })
+        .min_by_key(|g| g.priority)
+}
+
+/// Computes one agent's assignments (see the module docs for the rules).
+pub fn compute(
+    groups: &[Group],
+    policies: &[FirmwarePolicy],
+    releases: &[FirmwareRelease],
+    reported: &Reported<'_>,
+) -> Outcome {
+    let group = host_group(groups, reported).map(|g| g.id.clone());
+    let mut out = Outcome {
+        group: group.clone().unwrap_or_else(|| ALL_USERS.to_owned()),
+        assignments: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for d in reported.devices {
+        let id = d.identity();
+        if !seen.insert(id.clone()) {
+            continue; // reported twice: assign once
+        }
+        match assign(policies, releases, reported, group.as_deref(), d) {
+            Ok(a) => out.assignments.push(a),
+            Err(reason) => out.skipped.push((id, reason)),
+        }
+    }
+    out
+}
+
+fn assign(
+    policies: &[FirmwarePolicy],
+    releases: &[FirmwareRelease],
+    reported: &Reported<'_>,
+    group: Option<&str>,
+    d: &DeviceReport,
+) -> Result<Assignment, SkipReason> {
+    if d.dfu == DfuState::None {
+        return Err(SkipReason::NotUpdatable);
+    }
+    let for_model = |g: Option<&str>| {
+        policies.iter().find(|p| {
+            p.spec.enabled
+                && p.spec.group.as_deref() == g
+                && p.spec
+                    .model
+                    .matches(d.vendor_id, d.product_id, d.bcd_device)
+        })
+    };
+    let policy = group
+        .and_then(|g| for_model(Some(g)))
+        .or_else(|| for_model(None))
+        .ok_or(SkipReason::NoPolicy)?;
+    let pid = policy.id.clone();
+    let candidates: Vec<&FirmwareRelease> = releases
+        .iter()
+        .filter(|r| r.fits(d.vendor_id, d.product_id, d.bcd_device))
+        .collect();
+    if candidates.is_empty() {
+        return Err(SkipReason::NoRelease { policy: pid });
+    }
+    let release = policy.spec.version.select(&candidates).ok_or_else(|| {
+        SkipReason::PinnedVersionNotInCatalog {
+            policy: pid.clone(),
+            version: policy.spec.version.to_string(),
+        }
+    })?;
+    check_capability(policy.spec.deployment, release).map_err(|message| {
+        SkipReason::NotCapable {
+            policy: pid.clone(),
+            message,
+        }
+    })?;
+    if let Some(&installed) = reported.installed_counters.get(&d.identity()) {
+        if release.security_counter < installed {
+            return Err(SkipReason::Downgrade {
+                policy: pid,
+                target: release.target_name.clone(),
+                offered: release.security_counter,
+                installed,
+            });
+        }
+    }
+    let running = d
+        .firmware_version
+        .as_deref()
+        .and_then(|v| Version::parse(v, release.version.format()).ok());
+    if running.as_ref() == Some(&release.version) {
+        return Err(SkipReason::UpToDate {
+            policy: pid,
+            version: release.version.as_str().to_owned(),
+        });
+    }
+    Ok(Assignment {
+        device: d.identity(),
+        hardware_id: policy.spec.model,
+        target_name: release.target_name.clone(),
+        sha256: release.sha256,
+        length: release.size,
+        deployment: policy.spec.deployment,
+        window: policy.spec.window.clone(),
+        source: policy.spec.source.clone(),
+        fallback_to_server: policy.spec.fallback_to_server,
+        policy: pid,
+    })
+}
+
+#[cfg(test)]
+#[path = "compute_tests.rs"]
+mod tests;

@@ -1,0 +1,238 @@
+//! Custom groups: manual (a list of users) or LDAP (a filter the agent evaluates).
+
+use serde::{Deserialize, Serialize};
+
+use super::{check_poll, check_text, FleetError, Stamps, DEFAULT_POLL_SECS};
+
+/// Which directory server an LDAP group queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectoryKind {
+    /// Active Directory.
+    #[default]
+    ActiveDirectory,
+    /// OpenLDAP.
+    OpenLdap,
+}
+
+/// LDAP server settings; every field may be blank (the agent auto-discovers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LdapServer {
+    /// Host name.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// 389 or 636.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Use TLS.
+    #[serde(default)]
+    pub tls: bool,
+    /// Search base.
+    #[serde(default)]
+    pub base_dn: Option<String>,
+    /// Bind DN.
+    #[serde(default)]
+    pub bind_dn: Option<String>,
+    /// AD or OpenLDAP.
+    #[serde(default)]
+    pub directory: DirectoryKind,
+}
+
+/// How users become members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
+pub enum Membership {
+    /// Listed users (inventory names: `account` or `account@hostname`).
+    Manual {
+        /// The members.
+        #[serde(default)]
+        members: Vec<String>,
+    },
+    /// Users matching an LDAP filter, as the agent reports.
+    Ldap {
+        /// The filter; `$user$` stands for the logged-in account.
+        filter: String,
+        /// Server settings (blank: auto-discover).
+        #[serde(default)]
+        server: LdapServer,
+    },
+}
+
+/// A custom group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// The tenant.
+    pub tenant: String,
+    /// Random hex id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Unique within the tenant; 1 is the highest precedence.
+    pub priority: u32,
+    /// Seconds between check-ins for hosts whose users are in this group.
+    pub poll_interval_secs: u64,
+    /// Membership.
+    pub membership: Membership,
+    /// Timestamps.
+    #[serde(flatten)]
+    pub stamps: Stamps,
+}
+
+/// What an admin sends to create or replace a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupInput {
+    /// Display name.
+    pub name: String,
+    /// Priority (1 highest); omitted: after every existing group.
+    #[serde(default)]
+    pub priority: Option<u32>,
+    /// Poll interval (default 6 h; 5 min to 7 days).
+    #[serde(default)]
+    pub poll_interval_secs: Option<u64>,
+    /// Membership.
+    pub membership: Membership,
+}
+
+/// Minimal LDAP filter syntax check: balanced parentheses (the whole filter
+/// in one pair) and a `$user$` placeholder.
+pub fn check_ldap_filter(filter: &str) -> Result<(), FleetError> {
+    check_text("filter", filter, 4096)?;
+    let bad = |why: &str| FleetError::invalid("filter", why);
+    if !filter.contains("$user$") {
+        return Err(bad("must contain $user$"));
+    }
+    let f = filter.trim();
+    if !f.starts_with('(') || !f.ends_with(')') {
+        return Err(bad("must be enclosed in parentheses"));
+    }
+    let mut depth = 0i32;
+    let mut closed_early = false;
+    for (i, c) in f.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth < 0 {
+                    return Err(bad("unbalanced parentheses"));
+                }
+                closed_early |= depth == 0 && i + 1 != f.len();
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err(bad("unbalanced parentheses"));
+    }
+    if closed_early {
+        return Err(bad("must be one filter in one pair of parentheses"));
+    }
+    Ok(())
+}
+
+impl GroupInput {
+    /// Checks every field; returns the poll interval to store.
+    pub fn validate(&self) -> Result<u64, FleetError> {
+        check_text("name", &self.name, 200)?;
+        if self.priority == Some(0) {
+            return Err(FleetError::invalid("priority", "must be 1 or more"));
+        }
+        let poll = self.poll_interval_secs.unwrap_or(DEFAULT_POLL_SECS);
+        check_poll(poll)?;
+        match &self.membership {
+            Membership::Manual { members } => {
+                if members.len() > 10_000 {
+                    return Err(FleetError::invalid("members", "at most 10000"));
+                }
+                for m in members {
+                    check_text("members", m, 300)?;
+                }
+            }
+            Membership::Ldap { filter, server } => {
+                check_ldap_filter(filter)?;
+                if server.port.is_some_and(|p| p != 389 && p != 636) {
+                    return Err(FleetError::invalid("port", "must be 389 or 636"));
+                }
+                for (field, v) in [
+                    ("host", &server.host),
+                    ("base_dn", &server.base_dn),
+                    ("bind_dn", &server.bind_dn),
+                ] {
+                    if let Some(v) = v {
+                        check_text(field, v, 1024)?;
+                    }
+                }
+            }
+        }
+        Ok(poll)
+    }
+}
+
+impl Group {
+    /// Whether `user` (inventory name) with these reported LDAP group ids is
+    /// a member. Reported ids count only for LDAP groups.
+    pub fn has_member(&self, user: &str, ldap_groups: &[String]) -> bool {
+        match &self.membership {
+            Membership::Manual { members } => members.iter().any(|m| m.eq_ignore_ascii_case(user)),
+            Membership::Ldap { .. } => ldap_groups.iter().any(|g| g == &self.id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldap_filters() {
+        let ok = [
+            "(sAMAccountName=$user$)",
+            "(&(objectCategory=person)(objectClass=user)(sAMAccountName=$user$)(memberof=CN=Sales,OU=Groups,DC=x,DC=com))",
+            "  (uid=$user$) ",
+        ];
+        for f in ok {
+            assert!(check_ldap_filter(f).is_ok(), "{f}");
+        }
+        for (f, why) in [
+            ("(sAMAccountName=bob)", "must contain $user$"),
+            ("sAMAccountName=$user$", "must be enclosed in parentheses"),
+            ("(&(uid=$user$)", "unbalanced parentheses"),
+            ("(uid=$user$))", "unbalanced parentheses"),
+            (
+                "(uid=$user$)(cn=x)",
+                "must be one filter in one pair of parentheses",
+            ),
+        ] {
+            match check_ldap_filter(f) {
+                Err(FleetError::Invalid { field, why: got }) => {
+                    assert_eq!((field, got.as_str()), ("filter", why), "{f}");
+                }
+                other => panic!("{f}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn input_validation() {
+        let mut g: GroupInput = serde_json::from_str(
+            r#"{"name":"Sales","membership":{"kind":"ldap","filter":"(uid=$user$)","server":{"port":636,"tls":true,"directory":"open_ldap"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(g.validate().unwrap(), DEFAULT_POLL_SECS);
+        g.poll_interval_secs = Some(299);
+        assert!(g.validate().is_err());
+        g.poll_interval_secs = Some(300);
+        assert_eq!(g.validate().unwrap(), 300);
+        g.membership = Membership::Ldap {
+            filter: "(uid=$user$)".into(),
+            server: LdapServer {
+                port: Some(390),
+                ..LdapServer::default()
+            },
+        };
+        assert!(g.validate().is_err());
+        g.priority = Some(0);
+        assert!(g.validate().is_err());
+    }
+}

@@ -1,0 +1,233 @@
+//! Groups, firmware and software policies, the inventory, and the agent
+//! check-in that answers with signed assignments.
+//!
+//! The rules live here, over the [`Store`] of [`Accounts`]; the HTTP layer and
+//! the CLI only translate. [`compute`] is the pure assignment computation.
+
+pub mod compute;
+mod groups;
+pub mod inventory;
+mod policies;
+mod service;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub use self::groups::{
+    check_ldap_filter, DirectoryKind, Group, GroupInput, LdapServer, Membership,
+};
+pub use self::policies::{
+    FirmwarePolicy, FirmwarePolicyInput, SoftwarePolicy, SoftwarePolicyInput, VersionSpec,
+};
+pub use self::service::{CheckInAnswer, Fleet};
+use crate::store::{Key, Store, StoreError, Table};
+
+/// The id of the implicit group every user is in.
+pub const ALL_USERS: &str = "all-users";
+/// Default poll interval: six hours.
+pub const DEFAULT_POLL_SECS: u64 = 6 * 3600;
+/// Shortest poll interval accepted: five minutes.
+pub const MIN_POLL_SECS: u64 = 5 * 60;
+/// Longest poll interval accepted: seven days.
+pub const MAX_POLL_SECS: u64 = 7 * 24 * 3600;
+
+/// Why a fleet operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No such record in the tenant.
+    #[error("not found")]
+    NotFound,
+    /// A field is invalid.
+    #[error("invalid {field}: {why}")]
+    Invalid {
+        /// Which field.
+        field: &'static str,
+        /// Why.
+        why: String,
+    },
+    /// Another record holds a value that must be unique.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The policy asks for something the catalog release cannot do.
+    #[error("{0}")]
+    Capability(String),
+    /// The catalog could not be read.
+    #[error("catalog: {0}")]
+    Catalog(#[from] catalog::CatalogError),
+    /// The tenant's assignment key could not be loaded or used.
+    #[error("assignment key: {0}")]
+    Key(#[from] catalog::tuf::TufError),
+}
+
+impl FleetError {
+    pub(crate) fn invalid(field: &'static str, why: impl Into<String>) -> Self {
+        FleetError::Invalid {
+            field,
+            why: why.into(),
+        }
+    }
+}
+
+/// Per-tenant fleet settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Accounts recorded as `account@hostname` (one user per host).
+    #[serde(default)]
+    pub shared_accounts: Vec<String>,
+    /// Accounts never recorded nor used for groups (service accounts, VDI logins).
+    #[serde(default)]
+    pub excluded_accounts: Vec<String>,
+    /// Poll interval of All Users.
+    #[serde(default = "default_poll")]
+    pub all_users_poll_interval_secs: u64,
+}
+
+fn default_poll() -> u64 {
+    DEFAULT_POLL_SECS
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            shared_accounts: Vec::new(),
+            excluded_accounts: Vec::new(),
+            all_users_poll_interval_secs: DEFAULT_POLL_SECS,
+        }
+    }
+}
+
+impl Settings {
+    /// Checks the lists and the poll interval.
+    pub fn validate(&self) -> Result<(), FleetError> {
+        check_poll(self.all_users_poll_interval_secs)?;
+        for list in [&self.shared_accounts, &self.excluded_accounts] {
+            if list.len() > 1000 {
+                return Err(FleetError::invalid("accounts", "at most 1000 per list"));
+            }
+            for a in list {
+                check_text("account", a, 256)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The inventory name of an account on a host: `None` when excluded,
+    /// `account@hostname` for shared accounts, else the account. Matching
+    /// ignores case.
+    pub fn user_name(&self, account: &str, hostname: &str) -> Option<String> {
+        let is = |list: &[String]| list.iter().any(|a| a.eq_ignore_ascii_case(account));
+        if is(&self.excluded_accounts) {
+            None
+        } else if is(&self.shared_accounts) {
+            Some(format!("{account}@{hostname}"))
+        } else {
+            Some(account.to_owned())
+        }
+    }
+}
+
+pub(crate) fn check_poll(secs: u64) -> Result<(), FleetError> {
+    if !(MIN_POLL_SECS..=MAX_POLL_SECS).contains(&secs) {
+        return Err(FleetError::invalid(
+            "poll_interval_secs",
+            format!("must be between {MIN_POLL_SECS} (5 min) and {MAX_POLL_SECS} (7 days)"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_text(field: &'static str, s: &str, max: usize) -> Result<(), FleetError> {
+    if s.trim().is_empty() || s.len() > max || s.chars().any(char::is_control) {
+        return Err(FleetError::invalid(
+            field,
+            format!("must be 1 to {max} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A short, URL-safe id derived from a natural key (users, devices).
+pub(crate) fn derived_id(natural: &str) -> String {
+    catalog::digest::Sha256Digest::of(natural.as_bytes()).to_hex()[..16].to_owned()
+}
+
+pub(crate) fn to_value<T: Serialize>(v: &T) -> serde_json::Value {
+    // Records are plain structs: serialising cannot fail.
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+pub(crate) fn get<T: DeserializeOwned>(
+    store: &dyn Store,
+    table: Table,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<T>, FleetError> {
+    store
+        .get(table, &Key::new(tenant, id))?
+        .map(|v| decode(table, v))
+        .transpose()
+}
+
+pub(crate) fn list<T: DeserializeOwned>(
+    store: &dyn Store,
+    table: Table,
+    tenant: &str,
+) -> Result<Vec<T>, FleetError> {
+    store
+        .list(table, Some(tenant))?
+        .into_iter()
+        .map(|(_, v)| decode(table, v))
+        .collect()
+}
+
+fn decode<T: DeserializeOwned>(table: Table, v: serde_json::Value) -> Result<T, FleetError> {
+    serde_json::from_value(v).map_err(|e| {
+        FleetError::Store(StoreError::Corrupt {
+            table: table.name(),
+            why: e.to_string(),
+        })
+    })
+}
+
+/// Timestamps every record carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamps {
+    /// Creation.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_and_excluded_accounts() {
+        let s = Settings {
+            shared_accounts: vec!["Kiosk".into()],
+            excluded_accounts: vec!["svc-backup".into()],
+            ..Settings::default()
+        };
+        assert_eq!(s.user_name("ann", "ws-1").as_deref(), Some("ann"));
+        assert_eq!(s.user_name("kiosk", "ws-1").as_deref(), Some("kiosk@ws-1"));
+        assert_eq!(s.user_name("SVC-BACKUP", "ws-1"), None);
+        assert!(s.validate().is_ok());
+        let bad = Settings {
+            all_users_poll_interval_secs: 60,
+            ..Settings::default()
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(FleetError::Invalid {
+                field: "poll_interval_secs",
+                ..
+            })
+        ));
+    }
+}

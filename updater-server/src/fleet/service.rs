@@ -1,0 +1,496 @@
+//! [`Fleet`]: group, policy and settings management, and the check-in.
+
+use std::path::PathBuf;
+
+use catalog::assignment::{sign_assignments, AssignmentSet};
+use catalog::checkin::{CheckIn, CheckInResponse};
+use catalog::digest::Sha256Digest;
+use catalog::package::FirmwareRelease;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::compute::{compute, Reported};
+use super::inventory::{self, Sighting};
+use super::{
+    get, list, to_value, FirmwarePolicy, FirmwarePolicyInput, FleetError, Group, GroupInput,
+    Settings, SoftwarePolicy, SoftwarePolicyInput, Stamps, ALL_USERS,
+};
+use crate::auth::secret::new_id;
+use crate::auth::Accounts;
+use crate::store::{Agent, Key, Op, Store, StoreError, Table};
+
+/// An assignment document is valid for this many poll intervals.
+const VALID_POLLS: i64 = 4;
+/// A cached document is re-signed once less than this many intervals remain.
+const RESIGN_BELOW_POLLS: i64 = 2;
+
+/// The last answer signed for one agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckInState {
+    version: u64,
+    content_sha256: String,
+    expires: DateTime<Utc>,
+    /// The response body (JSON text of [`CheckInResponse`]).
+    body: String,
+}
+
+/// A check-in answer: the body and its entity tag.
+#[derive(Debug, Clone)]
+pub struct CheckInAnswer {
+    /// JSON of [`CheckInResponse`].
+    pub body: String,
+    /// `"<sha256 of body>"`.
+    pub etag: String,
+}
+
+/// The fleet service (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    accounts: Accounts,
+    catalog_dir: PathBuf,
+    keys_dir: PathBuf,
+}
+
+fn settings_key(tenant: &str) -> Key {
+    Key::new(tenant, "fleet")
+}
+
+fn priority_claim(p: u32) -> String {
+    format!("group-priority:{p}")
+}
+
+/// Claim changes for a record update: release `old`, take `new`.
+fn claim_ops(tenant: &str, id: &str, old: Option<String>, new: Option<String>) -> Vec<Op> {
+    if old == new {
+        return Vec::new();
+    }
+    let mut ops = Vec::new();
+    if let Some(o) = old {
+        ops.push(Op::Delete(Table::Unique, Key::new(tenant, o)));
+    }
+    if let Some(n) = new {
+        ops.push(Op::Insert(
+            Table::Unique,
+            Key::new(tenant, n),
+            serde_json::Value::String(id.to_owned()),
+        ));
+    }
+    ops
+}
+
+impl Fleet {
+    /// The service over `accounts`' store, reading releases from the catalog.
+    pub fn new(accounts: Accounts, catalog_dir: PathBuf, keys_dir: PathBuf) -> Self {
+        Self {
+            accounts,
+            catalog_dir,
+            keys_dir,
+        }
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.accounts.store()
+    }
+
+    fn commit(&self, ops: Vec<Op>, conflict: impl FnOnce() -> String) -> Result<(), FleetError> {
+        match self.store().commit(ops) {
+            Err(StoreError::Conflict { .. }) => Err(FleetError::Conflict(conflict())),
+            other => Ok(other?),
+        }
+    }
+
+    /// The catalog's current releases (re-read: the CLI may import meanwhile).
+    pub fn releases(&self) -> Result<Vec<FirmwareRelease>, FleetError> {
+        let c = catalog::Catalog::open(&self.catalog_dir, &self.keys_dir)?;
+        Ok(c.releases().to_vec())
+    }
+
+    /// The tenant's settings (defaults until changed).
+    pub fn settings(&self, tenant: &str) -> Result<Settings, FleetError> {
+        Ok(get(self.store(), Table::Settings, tenant, "fleet")?.unwrap_or_default())
+    }
+
+    /// Replaces the tenant's settings.
+    pub fn set_settings(&self, tenant: &str, s: &Settings) -> Result<(), FleetError> {
+        s.validate()?;
+        let exists = self
+            .store()
+            .get(Table::Settings, &settings_key(tenant))?
+            .is_some();
+        let op = if exists {
+            Op::Update(Table::Settings, settings_key(tenant), to_value(s))
+        } else {
+            Op::Insert(Table::Settings, settings_key(tenant), to_value(s))
+        };
+        self.commit(vec![op], || "settings changed concurrently; retry".into())
+    }
+
+    /// Custom groups by priority (All Users is implicit and not listed).
+    pub fn groups(&self, tenant: &str) -> Result<Vec<Group>, FleetError> {
+        let mut g: Vec<Group> = list(self.store(), Table::Groups, tenant)?;
+        g.sort_by_key(|g| g.priority);
+        Ok(g)
+    }
+
+    /// Creates a group; without a priority it goes after every existing one.
+    pub fn create_group(&self, tenant: &str, input: &GroupInput) -> Result<Group, FleetError> {
+        let poll = input.validate()?;
+        let priority = match input.priority {
+            Some(p) => p,
+            None => {
+                self.groups(tenant)?
+                    .iter()
+                    .map(|g| g.priority)
+                    .max()
+                    .unwrap_or(0)
+                    + 1
+            }
+        };
+        let now = self.accounts.now();
+        let g = Group {
+            tenant: tenant.to_owned(),
+            id: new_id(),
+            name: input.name.trim().to_owned(),
+            priority,
+            poll_interval_secs: poll,
+            membership: input.membership.clone(),
+            stamps: Stamps {
+                created_at: now,
+                updated_at: now,
+            },
+        };
+        let mut ops = vec![Op::Insert(
+            Table::Groups,
+            Key::new(tenant, &g.id),
+            to_value(&g),
+        )];
+        ops.extend(claim_ops(
+            tenant,
+            &g.id,
+            None,
+            Some(priority_claim(priority)),
+        ));
+        self.commit(ops, || {
+            format!("priority {priority} is taken by another group")
+        })?;
+        Ok(g)
+    }
+
+    /// Replaces a group's definition (the priority stays unless given).
+    pub fn update_group(
+        &self,
+        tenant: &str,
+        id: &str,
+        input: &GroupInput,
+    ) -> Result<Group, FleetError> {
+        let poll = input.validate()?;
+        let mut g: Group =
+            get(self.store(), Table::Groups, tenant, id)?.ok_or(FleetError::NotFound)?;
+        let old = g.priority;
+        g.priority = input.priority.unwrap_or(old);
+        g.name = input.name.trim().to_owned();
+        g.poll_interval_secs = poll;
+        g.membership = input.membership.clone();
+        g.stamps.updated_at = self.accounts.now();
+        let mut ops = vec![Op::Update(
+            Table::Groups,
+            Key::new(tenant, id),
+            to_value(&g),
+        )];
+        ops.extend(claim_ops(
+            tenant,
+            id,
+            Some(priority_claim(old)),
+            Some(priority_claim(g.priority)),
+        ));
+        let p = g.priority;
+        self.commit(ops, || format!("priority {p} is taken by another group"))?;
+        Ok(g)
+    }
+
+    /// Deletes a group; refused while a policy names it.
+    pub fn delete_group(&self, tenant: &str, id: &str) -> Result<(), FleetError> {
+        let g: Group = get(self.store(), Table::Groups, tenant, id)?.ok_or(FleetError::NotFound)?;
+        let used = self
+            .firmware_policies(tenant)?
+            .iter()
+            .any(|p| p.spec.group.as_deref() == Some(id))
+            || self
+                .software_policies(tenant)?
+                .iter()
+                .any(|p| p.spec.group.as_deref() == Some(id));
+        if used {
+            return Err(FleetError::Conflict(format!(
+                "group {id} is used by a policy; delete or move the policy first"
+            )));
+        }
+        let mut ops = vec![Op::Delete(Table::Groups, Key::new(tenant, id))];
+        ops.extend(claim_ops(
+            tenant,
+            id,
+            Some(priority_claim(g.priority)),
+            None,
+        ));
+        self.commit(ops, String::new)
+    }
+
+    fn check_group(&self, tenant: &str, group: Option<&str>) -> Result<(), FleetError> {
+        match group {
+            None => Ok(()),
+            Some(ALL_USERS) => Err(FleetError::invalid("group", "omit the group for All Users")),
+            Some(g) => match get::<Group>(self.store(), Table::Groups, tenant, g)? {
+                Some(_) => Ok(()),
+                None => Err(FleetError::invalid("group", format!("no group {g}"))),
+            },
+        }
+    }
+
+    /// The tenant's firmware policies.
+    pub fn firmware_policies(&self, tenant: &str) -> Result<Vec<FirmwarePolicy>, FleetError> {
+        list(self.store(), Table::FirmwarePolicies, tenant)
+    }
+
+    /// Creates (`id` = `None`) or replaces a firmware policy, refusing a
+    /// deployment type the catalog release cannot do.
+    pub fn put_firmware_policy(
+        &self,
+        tenant: &str,
+        id: Option<&str>,
+        spec: FirmwarePolicyInput,
+    ) -> Result<FirmwarePolicy, FleetError> {
+        spec.validate()?;
+        self.check_group(tenant, spec.group.as_deref())?;
+        spec.check_catalog(&self.releases()?)?;
+        let now = self.accounts.now();
+        let old: Option<FirmwarePolicy> = match id {
+            Some(id) => Some(
+                get(self.store(), Table::FirmwarePolicies, tenant, id)?
+                    .ok_or(FleetError::NotFound)?,
+            ),
+            None => None,
+        };
+        let p = FirmwarePolicy {
+            tenant: tenant.to_owned(),
+            id: id.map_or_else(new_id, str::to_owned),
+            stamps: Stamps {
+                created_at: old.as_ref().map_or(now, |o| o.stamps.created_at),
+                updated_at: now,
+            },
+            spec,
+        };
+        let key = Key::new(tenant, &p.id);
+        let mut ops = vec![match old {
+            Some(_) => Op::Update(Table::FirmwarePolicies, key, to_value(&p)),
+            None => Op::Insert(Table::FirmwarePolicies, key, to_value(&p)),
+        }];
+        ops.extend(claim_ops(
+            tenant,
+            &p.id,
+            old.and_then(|o| o.spec.claim()),
+            p.spec.claim(),
+        ));
+        let model = p.spec.model.model_key();
+        self.commit(ops, || {
+            format!("an enabled policy for {model} and this group exists; disable it first")
+        })?;
+        Ok(p)
+    }
+
+    /// Copies a firmware policy (disabled, so it can be edited before use),
+    /// optionally for another group.
+    pub fn copy_firmware_policy(
+        &self,
+        tenant: &str,
+        id: &str,
+        name: Option<String>,
+        group: Option<String>,
+    ) -> Result<FirmwarePolicy, FleetError> {
+        let src: FirmwarePolicy =
+            get(self.store(), Table::FirmwarePolicies, tenant, id)?.ok_or(FleetError::NotFound)?;
+        let mut spec = src.spec;
+        spec.name = name.unwrap_or_else(|| format!("Copy of {}", spec.name));
+        if group.is_some() {
+            spec.group = group;
+        }
+        spec.enabled = false;
+        self.put_firmware_policy(tenant, None, spec)
+    }
+
+    /// Deletes a firmware policy.
+    pub fn delete_firmware_policy(&self, tenant: &str, id: &str) -> Result<(), FleetError> {
+        let p: FirmwarePolicy =
+            get(self.store(), Table::FirmwarePolicies, tenant, id)?.ok_or(FleetError::NotFound)?;
+        let mut ops = vec![Op::Delete(Table::FirmwarePolicies, Key::new(tenant, id))];
+        ops.extend(claim_ops(tenant, id, p.spec.claim(), None));
+        self.commit(ops, String::new)
+    }
+
+    /// The tenant's software policies.
+    pub fn software_policies(&self, tenant: &str) -> Result<Vec<SoftwarePolicy>, FleetError> {
+        list(self.store(), Table::SoftwarePolicies, tenant)
+    }
+
+    /// Creates (`id` = `None`) or replaces a software policy.
+    pub fn put_software_policy(
+        &self,
+        tenant: &str,
+        id: Option<&str>,
+        spec: SoftwarePolicyInput,
+    ) -> Result<SoftwarePolicy, FleetError> {
+        spec.validate()?;
+        self.check_group(tenant, spec.group.as_deref())?;
+        let now = self.accounts.now();
+        let old: Option<SoftwarePolicy> = match id {
+            Some(id) => Some(
+                get(self.store(), Table::SoftwarePolicies, tenant, id)?
+                    .ok_or(FleetError::NotFound)?,
+            ),
+            None => None,
+        };
+        let p = SoftwarePolicy {
+            tenant: tenant.to_owned(),
+            id: id.map_or_else(new_id, str::to_owned),
+            stamps: Stamps {
+                created_at: old.as_ref().map_or(now, |o| o.stamps.created_at),
+                updated_at: now,
+            },
+            spec,
+        };
+        let key = Key::new(tenant, &p.id);
+        let mut ops = vec![match old {
+            Some(_) => Op::Update(Table::SoftwarePolicies, key, to_value(&p)),
+            None => Op::Insert(Table::SoftwarePolicies, key, to_value(&p)),
+        }];
+        ops.extend(claim_ops(
+            tenant,
+            &p.id,
+            old.and_then(|o| o.spec.claim()),
+            p.spec.claim(),
+        ));
+        self.commit(ops, || {
+            "an enabled software policy for this platform and group exists; disable it first".into()
+        })?;
+        Ok(p)
+    }
+
+    /// Deletes a software policy.
+    pub fn delete_software_policy(&self, tenant: &str, id: &str) -> Result<(), FleetError> {
+        let p: SoftwarePolicy =
+            get(self.store(), Table::SoftwarePolicies, tenant, id)?.ok_or(FleetError::NotFound)?;
+        let mut ops = vec![Op::Delete(Table::SoftwarePolicies, Key::new(tenant, id))];
+        ops.extend(claim_ops(tenant, id, p.spec.claim(), None));
+        self.commit(ops, String::new)
+    }
+
+    /// Handles one check-in: records the inventory, computes the
+    /// assignments and answers with the signed document. The document is
+    /// re-used (same bytes, same `ETag`) while its content is unchanged and
+    /// it is not close to expiry; its version increases whenever the content
+    /// changes.
+    pub fn check_in(&self, agent: &Agent, c: &CheckIn) -> Result<CheckInAnswer, FleetError> {
+        c.validate()
+            .map_err(|e| FleetError::invalid("check-in", e.to_string()))?;
+        let tenant = agent.tenant.as_str();
+        let now = self.accounts.now();
+        let settings = self.settings(tenant)?;
+        let groups = self.groups(tenant)?;
+        let policies = self.firmware_policies(tenant)?;
+        let releases = self.releases()?;
+        let mut reported = Reported {
+            devices: &c.devices,
+            ..Reported::default()
+        };
+        for u in &c.users {
+            if let Some(name) = settings.user_name(&u.account, &c.hostname) {
+                if let Some(l) = c.ldap_memberships.get(&u.account) {
+                    reported.ldap.insert(name.clone(), l.clone());
+                }
+                if !reported.users.contains(&name) {
+                    reported.users.push(name);
+                }
+            }
+        }
+        for s in &c.update_states {
+            if let Some(n) = s.installed_security_counter {
+                reported.installed_counters.insert(s.device.clone(), n);
+            }
+        }
+        let outcome = compute(&groups, &policies, &releases, &reported);
+        let poll = groups
+            .iter()
+            .find(|g| g.id == outcome.group)
+            .map_or(settings.all_users_poll_interval_secs, |g| {
+                g.poll_interval_secs
+            });
+        inventory::record(
+            self.store(),
+            tenant,
+            &Sighting {
+                agent: &agent.id,
+                clone_of: agent.clone_of.as_deref(),
+                hostname: &c.hostname,
+                platform: &c.platform,
+                agent_version: &c.agent_version,
+                users: &reported.users,
+                devices: &c.devices,
+                group: &outcome.group,
+                skipped: &outcome.skipped,
+            },
+            now,
+        )?;
+        let content = serde_json::json!({"poll": poll, "assignments": outcome.assignments});
+        let content_sha256 = Sha256Digest::of(content.to_string().as_bytes()).to_hex();
+        let old: Option<CheckInState> = get(self.store(), Table::CheckIns, tenant, &agent.id)?;
+        let poll_delta = TimeDelta::seconds(i64::try_from(poll).unwrap_or(i64::MAX / 8));
+        if let Some(o) = old.as_ref().filter(|o| {
+            o.content_sha256 == content_sha256
+                && o.expires - now > poll_delta * RESIGN_BELOW_POLLS as i32
+        }) {
+            return Ok(answer(o.body.clone()));
+        }
+        let version = match &old {
+            Some(o) if o.content_sha256 == content_sha256 => o.version,
+            Some(o) => o.version + 1,
+            None => 1,
+        };
+        let expires = now + poll_delta * VALID_POLLS as i32;
+        let set = AssignmentSet::new(
+            tenant,
+            &agent.id,
+            version,
+            expires,
+            poll,
+            outcome.assignments,
+        );
+        let expires = set.expires;
+        let key = catalog::tuf::Ed25519Signer::load(&self.accounts.assignment_key_path(tenant))?;
+        let doc = sign_assignments(set, &key)?;
+        let doc: serde_json::Value = serde_json::from_slice(&doc)
+            .map_err(|e| FleetError::invalid("assignments", e.to_string()))?;
+        let body = serde_json::to_string(&CheckInResponse {
+            assignments: doc,
+            poll_interval_secs: poll,
+        })
+        .map_err(|e| FleetError::invalid("assignments", e.to_string()))?;
+        let state = CheckInState {
+            version,
+            content_sha256,
+            expires,
+            body: body.clone(),
+        };
+        let k = Key::new(tenant, &agent.id);
+        let op = match old {
+            Some(_) => Op::Update(Table::CheckIns, k, to_value(&state)),
+            None => Op::Insert(Table::CheckIns, k, to_value(&state)),
+        };
+        self.commit(vec![op], || {
+            "concurrent check-in of the same agent; retry".into()
+        })?;
+        Ok(answer(body))
+    }
+}
+
+fn answer(body: String) -> CheckInAnswer {
+    let etag = format!("\"{}\"", Sha256Digest::of(body.as_bytes()).to_hex());
+    CheckInAnswer { body, etag }
+}
