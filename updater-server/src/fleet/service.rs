@@ -494,3 +494,7 @@ fn answer(body: String) -> CheckInAnswer {
     let etag = format!("\"{}\"", Sha256Digest::of(body.as_bytes()).to_hex());
     CheckInAnswer { body, etag }
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;
