@@ -528,4 +528,63 @@ fn groups_policies_checkin_and_inventory() {
         ),
         (3, 1)
     );
+
+    // A clone (same SystemID, another machine) is its own host, flagged.
+    let clone = enroll(&http, base, &a, &token, "{SYS-1}", "m2");
+    let r = http
+        .post(format!("{base}/api/v1/agents/{}/checkin", clone.id))
+        .bearer_auth(&clone.credential)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let hosts = get("hosts");
+    let flagged = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["id"] == clone.id.as_str())
+        .unwrap();
+    assert_eq!(flagged["suspected_clone_of"], agent.id.as_str());
+
+    // The CLI lists and deletes groups; a group a policy names stays.
+    let listed = cli_json(&data, &["group", "list", "--tenant", &a, "--json"]);
+    let ids: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, [sales.clone(), pilot.clone()]);
+    let out = updater(&data)
+        .args(["group", "delete", "--tenant", &a, &sales])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is used by a policy"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (s, _) = status_code(
+        http.delete(t(&format!(
+            "policies/firmware/{}",
+            copy["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&ann)
+        .send()
+        .unwrap(),
+    );
+    assert_eq!(s, 204);
+    let out = updater(&data)
+        .args(["group", "delete", "--tenant", &a, &pilot])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = cli_json(&data, &["group", "list", "--tenant", &a, "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
 }
