@@ -472,6 +472,12 @@ fn groups_policies_checkin_and_inventory() {
     assert_eq!(hosts[0]["id"], agent.id.as_str());
     assert_eq!(hosts[0]["group"], sales.as_str());
     assert_eq!(hosts[0]["suspected_clone_of"], Value::Null);
+    assert_eq!(
+        hosts[0]["update_states"][0]["installed_security_counter"],
+        1
+    );
+    assert_eq!(hosts[0]["skipped"][0][0], "0b0e/serial/J1");
+    assert_eq!(hosts[0]["skipped"][0][1]["reason"], "not_updatable");
     let devices = get("devices");
     assert_eq!(devices.as_array().unwrap().len(), 3);
     let jabra = devices

@@ -16,6 +16,7 @@
 
 use std::collections::BTreeSet;
 
+use catalog::checkin::UpdateState;
 use catalog::protocol::{Battery, DeviceReport, DfuState};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,9 @@ pub struct Host {
     pub group: String,
     /// Devices left without an assignment at the last check-in, and why.
     pub skipped: Vec<(String, SkipReason)>,
+    /// Update states the agent reported at the last check-in.
+    #[serde(default)]
+    pub update_states: Vec<UpdateState>,
 }
 
 /// An inventory device.
@@ -146,6 +150,8 @@ pub struct Sighting<'a> {
     pub group: &'a str,
     /// Devices without assignment.
     pub skipped: &'a [(String, SkipReason)],
+    /// Update states as reported.
+    pub update_states: &'a [UpdateState],
 }
 
 /// Records a check-in's users, host and devices in one transaction.
@@ -239,6 +245,7 @@ pub fn record(
         devices,
         group: s.group.to_owned(),
         skipped: s.skipped.to_vec(),
+        update_states: s.update_states.to_vec(),
     };
     ops.push(put(
         Table::InventoryHosts,

@@ -35,6 +35,7 @@ fn see(store: &dyn Store, agent: &str, users: &[&str], devices: &[DeviceReport],
         devices,
         group: "all-users",
         skipped: &[],
+        update_states: &[],
     };
     record(
         store,

@@ -435,6 +435,7 @@ impl Fleet {
                 devices: &c.devices,
                 group: &outcome.group,
                 skipped: &outcome.skipped,
+                update_states: &c.update_states,
             },
             now,
         )?;
