@@ -99,6 +99,9 @@ pub struct Outcome {
     pub assignments: Vec<Assignment>,
     /// Devices left out, with why.
     pub skipped: Vec<(String, SkipReason)>,
+    /// Deferral limits of persistent assignments, by device (signed with the
+    /// document as its `max_deferrals` field).
+    pub max_deferrals: BTreeMap<String, u32>,
 }
 
 /// The best custom group of one user, if any.
@@ -132,6 +135,7 @@ pub fn compute(
         group: group.clone().unwrap_or_else(|| ALL_USERS.to_owned()),
         assignments: Vec::new(),
         skipped: Vec::new(),
+        max_deferrals: BTreeMap::new(),
     };
     let mut seen = std::collections::BTreeSet::new();
     for d in reported.devices {
@@ -140,7 +144,12 @@ pub fn compute(
             continue; // reported twice: assign once
         }
         match assign(policies, releases, reported, group.as_deref(), d) {
-            Ok(a) => out.assignments.push(a),
+            Ok((a, max_deferrals)) => {
+                if let Some(n) = max_deferrals {
+                    out.max_deferrals.insert(a.device.clone(), n);
+                }
+                out.assignments.push(a);
+            }
             Err(reason) => out.skipped.push((id, reason)),
         }
     }
@@ -153,7 +162,7 @@ fn assign(
     reported: &Reported<'_>,
     group: Option<&str>,
     d: &DeviceReport,
-) -> Result<Assignment, SkipReason> {
+) -> Result<(Assignment, Option<u32>), SkipReason> {
     if d.dfu == DfuState::None {
         return Err(SkipReason::NotUpdatable);
     }
@@ -210,7 +219,8 @@ fn assign(
             version: release.version.as_str().to_owned(),
         });
     }
-    Ok(Assignment {
+    let max_deferrals = policy.spec.max_deferrals;
+    let assignment = Assignment {
         device: d.identity(),
         hardware_id: policy.spec.model,
         target_name: release.target_name.clone(),
@@ -221,7 +231,8 @@ fn assign(
         source: policy.spec.source.clone(),
         fallback_to_server: policy.spec.fallback_to_server,
         policy: pid,
-    })
+    };
+    Ok((assignment, max_deferrals))
 }
 
 #[cfg(test)]

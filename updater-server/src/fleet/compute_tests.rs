@@ -450,3 +450,24 @@ fn assignment_fields_and_inventory_only_devices() {
         vec![("0b0e/serial/J1".to_owned(), SkipReason::NotUpdatable)]
     );
 }
+
+#[test]
+fn persistent_assignments_carry_their_deferral_limit() {
+    let releases = vec![release(VOYAGER, "2.0", 1, false, false)];
+    let mut p = policy("p-p", VOYAGER, None, "latest", DeploymentType::Persistent);
+    p.spec.max_deferrals = Some(3);
+    let devices = vec![device(VOYAGER, "V1", Some("1.0"))];
+    let reported = Reported {
+        devices: &devices,
+        ..Reported::default()
+    };
+    let o = compute(&[], std::slice::from_ref(&p), &releases, &reported);
+    assert_eq!(o.assignments[0].deployment, DeploymentType::Persistent);
+    assert_eq!(
+        o.max_deferrals,
+        BTreeMap::from([("047f/serial/V1".to_owned(), 3)])
+    );
+    p.spec.max_deferrals = None;
+    let o = compute(&[], std::slice::from_ref(&p), &releases, &reported);
+    assert!(o.max_deferrals.is_empty());
+}

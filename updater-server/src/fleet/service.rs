@@ -439,7 +439,11 @@ impl Fleet {
             },
             now,
         )?;
-        let content = serde_json::json!({"poll": poll, "assignments": outcome.assignments});
+        let content = serde_json::json!({
+            "poll": poll,
+            "assignments": outcome.assignments,
+            "max_deferrals": outcome.max_deferrals,
+        });
         let content_sha256 = Sha256Digest::of(content.to_string().as_bytes()).to_hex();
         let old: Option<CheckInState> = get(self.store(), Table::CheckIns, tenant, &agent.id)?;
         let poll_delta = TimeDelta::seconds(i64::try_from(poll).unwrap_or(i64::MAX / 8));
@@ -455,7 +459,7 @@ impl Fleet {
             None => 1,
         };
         let expires = now + poll_delta * VALID_POLLS as i32;
-        let set = AssignmentSet::new(
+        let mut set = AssignmentSet::new(
             tenant,
             &agent.id,
             version,
@@ -463,6 +467,12 @@ impl Fleet {
             poll,
             outcome.assignments,
         );
+        if !outcome.max_deferrals.is_empty() {
+            set.extra.insert(
+                "max_deferrals".into(),
+                serde_json::json!(outcome.max_deferrals),
+            );
+        }
         let expires = set.expires;
         let key = catalog::tuf::Ed25519Signer::load(&self.accounts.assignment_key_path(tenant))?;
         let doc = sign_assignments(set, &key)?;
