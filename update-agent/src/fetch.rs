@@ -44,6 +44,11 @@ impl HttpFetcher {
         Ok(Self { client })
     }
 
+    /// Uses `client` (its TLS settings, e.g. the extra CA of the config).
+    pub fn with_client(client: reqwest::blocking::Client) -> Self {
+        Self { client }
+    }
+
     fn get(
         &self,
         url: &str,

@@ -4,8 +4,10 @@
 //! one [`Daemon::tick`] does whatever is due and says when to wake next, so
 //! tests drive it with a manual clock and no sleeps.
 //!
-//! The check-in call itself is not built yet (the server endpoint is not);
-//! [`CheckIn`] is where it plugs in.
+//! [`CheckIn`] is where the server conversation plugs in
+//! ([`crate::agent::AgentCore`]): the check-in and update pipeline when due,
+//! recovery at start, and the event spool at start, every
+//! [`EVENT_INTERVAL`] and right after a scan found new devices.
 
 use std::collections::BTreeSet;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -31,18 +33,35 @@ impl<B: DeviceBackend + Send> Inventory for B {
     }
 }
 
-/// Why a check-in failed.
+/// How often the event spool is sent when nothing else sends it.
+pub const EVENT_INTERVAL: chrono::Duration = chrono::Duration::minutes(2);
+
+/// Why a check-in failed (every kind is retried with backoff).
 #[derive(Debug, thiserror::Error)]
 pub enum CheckInError {
-    /// The server could not be reached; retried with backoff.
+    /// The server could not be reached.
     #[error("server unreachable: {0}")]
     Unreachable(String),
+    /// The server or the agent refused the exchange (credential, signature, …).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// One check-in with the server.
 pub trait CheckIn: Send {
     /// Reports and fetches what is due.
     fn check_in(&mut self, now: DateTime<Utc>) -> Result<(), CheckInError>;
+
+    /// Once, before the first check-in: finish what a restart interrupted.
+    fn start(&mut self, _now: DateTime<Utc>) {}
+
+    /// Sends the event spool (failures are logged; events stay spooled).
+    fn send_events(&mut self, _now: DateTime<Utc>) {}
+
+    /// The poll interval the server asked for, once known.
+    fn poll_interval(&self) -> Option<chrono::Duration> {
+        None
+    }
 }
 
 /// The check-in until the server has an endpoint for it: logs and succeeds.
@@ -88,7 +107,7 @@ pub struct Timings {
 
 /// The daemon's state between ticks.
 pub struct Daemon {
-    state: State,
+    state: Arc<State>,
     devices: Box<dyn Inventory>,
     clock: Arc<dyn Clock>,
     check_in: Box<dyn CheckIn>,
@@ -96,6 +115,8 @@ pub struct Daemon {
     scan_interval: chrono::Duration,
     last_check_in: LastCheckIn,
     next_scan: DateTime<Utc>,
+    next_events: DateTime<Utc>,
+    started: bool,
     present: BTreeSet<String>,
 }
 
@@ -113,7 +134,7 @@ impl std::fmt::Debug for Daemon {
 impl Daemon {
     /// A daemon started now (by `clock`); `seed` spreads the fleet's check-ins.
     pub fn new(
-        state: State,
+        state: impl Into<Arc<State>>,
         devices: Box<dyn Inventory>,
         clock: Arc<dyn Clock>,
         check_in: Box<dyn CheckIn>,
@@ -122,7 +143,7 @@ impl Daemon {
     ) -> Self {
         let now = clock.now();
         Self {
-            state,
+            state: state.into(),
             devices,
             schedule: PollSchedule::new(now, timings.poll_interval, seed),
             clock,
@@ -130,6 +151,8 @@ impl Daemon {
             scan_interval: timings.scan_interval.max(chrono::Duration::seconds(1)),
             last_check_in: LastCheckIn::Never,
             next_scan: now,
+            next_events: now,
+            started: false,
             present: BTreeSet::new(),
         }
     }
@@ -184,14 +207,27 @@ impl Daemon {
     /// Does whatever is due now (scan, check-in) and returns when to wake next.
     pub fn tick(&mut self) -> Result<DateTime<Utc>, DaemonError> {
         let now = self.clock.now();
+        if !self.started {
+            self.started = true;
+            self.check_in.start(now);
+        }
         if now >= self.next_scan {
-            self.scan()?;
+            let found = self.scan()?;
             self.next_scan = now + self.scan_interval;
+            if found.is_some_and(|o| !o.first_seen.is_empty()) {
+                // Registrations go out at once.
+                self.next_events = now;
+            }
         }
         let due = self.schedule.next_attempt(now, self.last_check_in);
         if due <= now {
             self.last_check_in = match self.check_in.check_in(now) {
-                Ok(()) => LastCheckIn::Succeeded { at: now },
+                Ok(()) => {
+                    if let Some(interval) = self.check_in.poll_interval() {
+                        self.schedule.set_interval(interval);
+                    }
+                    LastCheckIn::Succeeded { at: now }
+                }
                 Err(e) => {
                     let consecutive = match self.last_check_in {
                         LastCheckIn::Failed { consecutive, .. } => consecutive.saturating_add(1),
@@ -205,8 +241,12 @@ impl Daemon {
                 }
             };
         }
+        if now >= self.next_events {
+            self.check_in.send_events(now);
+            self.next_events = now + EVENT_INTERVAL;
+        }
         let next_check_in = self.schedule.next_attempt(now, self.last_check_in);
-        Ok(self.next_scan.min(next_check_in))
+        Ok(self.next_scan.min(next_check_in).min(self.next_events))
     }
 
     /// Runs until `stop` receives (or its sender is dropped), waking for

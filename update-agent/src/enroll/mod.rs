@@ -372,5 +372,17 @@ pub fn credential(state_dir: &Path) -> Result<String, EnrollError> {
     Ok(text.trim().to_owned())
 }
 
+/// The tenant's assignment-signing key pinned at enrollment.
+pub fn assignment_key(state_dir: &Path) -> Result<catalog::tuf::PublicKey, EnrollError> {
+    let path = state_dir.join(ASSIGNMENT_KEY_FILE);
+    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+    let bad = |why: String| EnrollError::BadResponse(format!("{}: {why}", path.display()));
+    let stored: AssignmentKey = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    match stored.key.key_id() {
+        Ok(id) if id == stored.keyid => Ok(stored.key),
+        _ => Err(bad("the key id does not match the key".into())),
+    }
+}
+
 #[cfg(test)]
 mod tests;

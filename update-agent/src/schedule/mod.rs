@@ -68,6 +68,11 @@ impl PollSchedule {
         self
     }
 
+    /// Replaces the poll interval (the server's `poll_interval_secs`).
+    pub fn set_interval(&mut self, interval: Duration) {
+        self.interval = interval.max(Duration::seconds(1));
+    }
+
     /// The poll interval.
     pub fn interval(&self) -> Duration {
         self.interval

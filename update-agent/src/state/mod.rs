@@ -9,6 +9,7 @@
 //! | `events` | event id | [`Event`] (the spool) |
 //! | `devices` | device identity | [`DeviceRecord`] |
 //! | `meta` | name | u64 (schema version, event sequence) |
+//! | `kv` | name | text: the verified assignment document, its ETag and version; `installed/<device>` → [`InstalledFirmware`] |
 //!
 //! Values are JSON, so fields can be added without a migration. Every method
 //! that changes something commits one fsynced transaction before it returns:
@@ -27,13 +28,19 @@ use redb::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use types::{DeviceRecord, DownloadProgress, Event, StagedUpdate, UpdateStatus};
+pub use types::{
+    DeviceRecord, DownloadProgress, Event, InstalledFirmware, StagedUpdate, StoredAssignments,
+    UpdateStatus,
+};
 
 const STAGED: TableDefinition<'static, (&str, &str), &str> = TableDefinition::new("staged");
 const DOWNLOADS: TableDefinition<'static, &str, &str> = TableDefinition::new("downloads");
 const EVENTS: TableDefinition<'static, &str, &str> = TableDefinition::new("events");
 const DEVICES: TableDefinition<'static, &str, &str> = TableDefinition::new("devices");
 const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
+const KV: TableDefinition<'static, &str, &str> = TableDefinition::new("kv");
+
+const ASSIGNMENTS_KEY: &str = "assignments";
 
 const SCHEMA_VERSION: u64 = 1;
 
@@ -144,6 +151,7 @@ impl State {
             txn.open_table(DOWNLOADS)?;
             txn.open_table(EVENTS)?;
             txn.open_table(DEVICES)?;
+            txn.open_table(KV)?;
             let mut meta = txn.open_table(META)?;
             let found = meta.get("schema_version")?.map(|v| v.value());
             match found {
@@ -269,6 +277,90 @@ impl State {
         let mut all = self.updates()?;
         all.retain(|u| u.status.is_pending());
         Ok(all)
+    }
+
+    /// Records (or replaces) a staged update and spools `event` in the same
+    /// transaction: the state change and its report cannot be separated by a crash.
+    pub fn put_update_with_event(
+        &self,
+        update: &StagedUpdate,
+        event: Option<&Event>,
+    ) -> Result<(), StateError> {
+        self.write(|txn| {
+            let mut t = txn.open_table(STAGED)?;
+            t.insert(
+                (update.digest.as_str(), update.device.as_str()),
+                encode(update).as_str(),
+            )?;
+            drop(t);
+            if let Some(e) = event {
+                spool_in(txn, e)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The staged update of `digest` for `device`, if any.
+    pub fn update(&self, digest: &str, device: &str) -> Result<Option<StagedUpdate>, StateError> {
+        let txn = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let t = txn.open_table(STAGED).map_err(|e| self.db_err(e))?;
+        let v = t.get((digest, device)).map_err(|e| self.db_err(e))?;
+        v.map(|v| decode("staged", digest, v.value())).transpose()
+    }
+
+    // ---- assignments and installed firmware -------------------------------
+
+    fn kv_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StateError> {
+        let txn = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let t = txn.open_table(KV).map_err(|e| self.db_err(e))?;
+        let v = t.get(key).map_err(|e| self.db_err(e))?;
+        v.map(|v| decode("kv", key, v.value())).transpose()
+    }
+
+    fn kv_put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StateError> {
+        self.write(|txn| {
+            txn.open_table(KV)?.insert(key, encode(value).as_str())?;
+            Ok(())
+        })
+    }
+
+    /// The last verified assignment document (what the agent acts on).
+    pub fn assignments(&self) -> Result<Option<StoredAssignments>, StateError> {
+        self.kv_get(ASSIGNMENTS_KEY)
+    }
+
+    /// Persists a verified assignment document before it is acted on.
+    pub fn put_assignments(&self, stored: &StoredAssignments) -> Result<(), StateError> {
+        self.kv_put(ASSIGNMENTS_KEY, stored)
+    }
+
+    /// What the agent installed on `device` (and read back), if anything.
+    pub fn installed(&self, device: &str) -> Result<Option<InstalledFirmware>, StateError> {
+        self.kv_get(&format!("installed/{device}"))
+    }
+
+    /// Records a verified install on `device`, moves its staged update to
+    /// `Installed` and spools `event`, in one transaction.
+    pub fn record_installed(
+        &self,
+        installed: &InstalledFirmware,
+        update: &StagedUpdate,
+        event: Option<&Event>,
+    ) -> Result<(), StateError> {
+        self.write(|txn| {
+            txn.open_table(KV)?.insert(
+                format!("installed/{}", installed.device).as_str(),
+                encode(installed).as_str(),
+            )?;
+            txn.open_table(STAGED)?.insert(
+                (update.digest.as_str(), update.device.as_str()),
+                encode(update).as_str(),
+            )?;
+            if let Some(e) = event {
+                spool_in(txn, e)?;
+            }
+            Ok(())
+        })
     }
 
     // ---- download progress ----------------------------------------------

@@ -35,6 +35,7 @@ fn update(digest: &str, device: &str, status: UpdateStatus) -> StagedUpdate {
         status,
         reason: None,
         updated_at: t0(),
+        firmware: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The records kept in the state database.
 
+use catalog::package::TargetFirmware;
 use catalog::protocol::DeviceReport;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,38 @@ pub struct StagedUpdate {
     pub reason: Option<String>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// The signed firmware fields of the target (protocol, version), for
+    /// flashing the staged image again without the network (recovery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<TargetFirmware>,
+}
+
+/// The verified assignment document the agent acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAssignments {
+    /// The signed document, as received.
+    pub document: String,
+    /// Its version (the rollback floor for the next one).
+    pub version: u64,
+    /// The check-in answer's ETag (sent back as `If-None-Match`).
+    pub etag: Option<String>,
+    /// Seconds between check-ins the server asked for.
+    pub poll_interval_secs: u64,
+}
+
+/// Firmware the agent installed on a device and read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstalledFirmware {
+    /// The device.
+    pub device: String,
+    /// The TUF target.
+    pub target: String,
+    /// The version read back.
+    pub version: String,
+    /// The target's security counter (the floor for later installs).
+    pub security_counter: u32,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
 /// How far a download got (the bytes are in the staging directory).
