@@ -8,16 +8,22 @@
 //! - [`clock`], [`schedule`]: time as an argument; the check-in schedule.
 //! - [`daemon`]: scans and the poll schedule in one loop.
 //! - [`devices`], [`fetch`], [`staging`], [`flasher`]: the download and install path.
+//! - [`client`], [`agent`], [`pipeline`], [`events`]: check-in, verified
+//!   assignments, the update pipeline and the event spool.
 
+pub mod agent;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod devices;
 pub mod enroll;
+pub mod events;
 pub mod fetch;
 pub mod flasher;
 mod fsutil;
 pub mod identity;
+pub mod pipeline;
 pub mod schedule;
 pub mod staging;
 pub mod state;

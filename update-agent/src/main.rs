@@ -4,6 +4,7 @@
 //! update-agent [--config FILE] [--state-dir DIR] enroll [--tenant-id T] [--server-url U] [--tenant-token K]
 //! update-agent [--config FILE] [--state-dir DIR] status [--json]
 //! update-agent [--config FILE] [--state-dir DIR] run
+//! update-agent [--config FILE] [--state-dir DIR] check-now
 //! ```
 
 use std::io::Write as _;
@@ -13,10 +14,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use update_agent::agent::AgentCore;
 use update_agent::clock::SystemClock;
 use update_agent::config::{self, BackendKind, Config, Overrides};
-use update_agent::daemon::{CheckInNotAvailable, Daemon, Inventory, Timings};
-use update_agent::devices::SimDevices;
+use update_agent::daemon::{CheckIn, CheckInNotAvailable, Daemon, Inventory, Timings};
+use update_agent::devices::{DeviceBackend, SimDevices};
 use update_agent::enroll::{self, EnrollOptions};
 use update_agent::identity;
 use update_agent::state::State;
@@ -64,6 +66,9 @@ enum Command {
     },
     /// Run the daemon in the foreground (for systemd); stops on SIGTERM or Ctrl-C.
     Run,
+    /// Check in once, install what is due, send the events, and exit
+    /// (status 1 with the reason when the check-in or an update failed).
+    CheckNow,
 }
 
 fn backend_name(kind: BackendKind) -> &'static str {
@@ -146,16 +151,19 @@ fn status_cmd(config: &Config, json: bool) -> anyhow::Result<()> {
 fn run_cmd(config: &Config) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     init_logging();
-    let state = State::open_in(&config.state_dir)?;
-    match enroll::load(&config.state_dir)? {
+    let state = Arc::new(State::open_in(&config.state_dir)?);
+    let (devices, check_in): (Box<dyn Inventory>, Box<dyn CheckIn>) = match enroll::load(
+        &config.state_dir,
+    )? {
         Some(e) => {
-            tracing::info!(agent = %e.agent_id, tenant = %e.tenant, server = %e.server_url, "enrolled")
+            tracing::info!(agent = %e.agent_id, tenant = %e.tenant, server = %e.server_url, "enrolled");
+            open_core(config, state.clone())?
         }
         None => {
-            tracing::warn!("not enrolled: run `update-agent enroll`; only devices are inventoried")
+            tracing::warn!("not enrolled: run `update-agent enroll`; only devices are inventoried");
+            (open_devices(config)?, Box::new(CheckInNotAvailable))
         }
-    }
-    let devices = open_devices(config)?;
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
         .context("installing signal handlers")?;
@@ -176,7 +184,7 @@ fn run_cmd(config: &Config) -> anyhow::Result<()> {
         state,
         devices,
         Arc::new(SystemClock),
-        Box::new(CheckInNotAvailable),
+        check_in,
         timings,
         seed,
     );
@@ -189,6 +197,111 @@ fn run_cmd(config: &Config) -> anyhow::Result<()> {
     handle.close();
     tracing::info!("stopped");
     Ok(())
+}
+
+fn flash_options(config: &Config) -> dfu::host::FlashOptions {
+    match config.backend {
+        // The simulated models need the quirks the test-devices table lists.
+        BackendKind::Simulated => dfu::host::FlashOptions {
+            quirks: test_devices::profile::quirk_table(),
+            ..Default::default()
+        },
+        BackendKind::Hardware => dfu::host::FlashOptions::default(),
+    }
+}
+
+fn core<B: DeviceBackend + Send + 'static>(
+    config: &Config,
+    state: Arc<State>,
+    backend: B,
+) -> anyhow::Result<AgentCore<B>> {
+    Ok(AgentCore::open(
+        &config.state_dir,
+        state,
+        backend,
+        config.ca_cert.as_deref(),
+        flash_options(config),
+    )?)
+}
+
+/// The configured devices twice: for the daemon's scans and for the agent
+/// core (the simulated bus is one bus shared by both handles).
+fn open_core(
+    config: &Config,
+    state: Arc<State>,
+) -> anyhow::Result<(Box<dyn Inventory>, Box<dyn CheckIn>)> {
+    match config.backend {
+        BackendKind::Simulated => {
+            let sim = SimDevices::from_config(&config.simulated)?;
+            Ok((Box::new(sim.clone()), Box::new(core(config, state, sim)?)))
+        }
+        #[cfg(feature = "hardware")]
+        BackendKind::Hardware => {
+            use update_agent::devices::UsbDevices;
+            let inventory = Box::new(UsbDevices::new()?);
+            Ok((
+                inventory,
+                Box::new(core(config, state, UsbDevices::new()?)?),
+            ))
+        }
+        #[cfg(not(feature = "hardware"))]
+        BackendKind::Hardware => open_devices(config).map(|_| unreachable!()),
+    }
+}
+
+fn check_now_with<B: DeviceBackend + Send + 'static>(
+    config: &Config,
+    state: Arc<State>,
+    backend: B,
+) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    state.record_scan(&backend.inventory()?, now)?;
+    let mut core = core(config, state, backend)?;
+    let recovered = core.recover(now)?;
+    let report = core.check_in_and_update(now)?;
+    let mut failures = recovered.failures();
+    failures.extend(report.failures());
+    for (device, outcome) in recovered.outcomes.iter().chain(&report.outcomes) {
+        println!("{device}: {}", describe(outcome));
+    }
+    if let Err(e) = core.flush() {
+        eprintln!("update-agent: warning: events not sent (kept spooled): {e}");
+    }
+    if !failures.is_empty() {
+        anyhow::bail!("{}", failures.join("; "));
+    }
+    Ok(())
+}
+
+fn describe(o: &update_agent::pipeline::Outcome) -> String {
+    use update_agent::pipeline::Outcome;
+    match o {
+        Outcome::Installed { version } => format!("installed {version} (read back)"),
+        Outcome::UpToDate => "up to date".into(),
+        Outcome::AwaitingReplug => "flashed; unplug and replug the device to finish".into(),
+        Outcome::Waiting(why) => format!("waiting: {why}"),
+        Outcome::Failed(why) => format!("failed: {why}"),
+        Outcome::NotAttached => "not attached".into(),
+    }
+}
+
+fn check_now_cmd(config: &Config) -> anyhow::Result<()> {
+    init_logging();
+    if enroll::load(&config.state_dir)?.is_none() {
+        anyhow::bail!("not enrolled: run `update-agent enroll` first");
+    }
+    let state = Arc::new(State::open_in(&config.state_dir)?);
+    match config.backend {
+        BackendKind::Simulated => {
+            check_now_with(config, state, SimDevices::from_config(&config.simulated)?)
+        }
+        #[cfg(feature = "hardware")]
+        BackendKind::Hardware => {
+            check_now_with(config, state, update_agent::devices::UsbDevices::new()?)
+        }
+        #[cfg(not(feature = "hardware"))]
+        BackendKind::Hardware => open_devices(config).map(|_| ()),
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -214,6 +327,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Enroll { .. } => enroll_cmd(&config, fingerprint),
         Command::Status { json } => status_cmd(&config, json),
         Command::Run => run_cmd(&config),
+        Command::CheckNow => check_now_cmd(&config),
     }
 }
 

@@ -1,0 +1,332 @@
+//! The enrolled agent's conversation with the server: check in (reporting
+//! users, devices and update states), verify and persist the signed
+//! assignments, run the update [`Pipeline`], send the event spool.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use catalog::assignment::{verify_assignments, AssignmentError, AssignmentSet};
+use catalog::checkin::{CheckIn, UpdatePhase, UpdateState, UserReport, MAX_TEXT};
+use catalog::tuf::PublicKey;
+use chrono::{DateTime, Utc};
+use dfu::host::FlashOptions;
+
+use crate::client::{CheckInAnswer, ClientError, ServerClient};
+use crate::daemon::{self, CheckInError};
+use crate::devices::DeviceBackend;
+use crate::enroll::{self, EnrollError};
+use crate::events::{self, tamper_event, FlushError, FlushReport};
+use crate::fetch::HttpFetcher;
+use crate::pipeline::{PassReport, Pipeline, PipelineError, Remote};
+use crate::staging::{StageError, Staging};
+use crate::state::{State, StateError, StoredAssignments, UpdateStatus};
+
+/// The staging directory, relative to the state directory.
+pub const STAGING_DIR: &str = "staging";
+/// The TUF client's metadata directory, relative to the state directory.
+pub const METADATA_DIR: &str = "metadata";
+
+/// Why a check-in and update pass failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The server conversation.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The assignment document was refused (nothing was acted on).
+    #[error("assignments refused: {0}")]
+    Assignments(#[from] AssignmentError),
+    /// The server's answer had no assignment document, and none is stored.
+    #[error("no assignments received yet")]
+    NoAssignments,
+    /// The state database.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The pipeline.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// Enrollment files.
+    #[error(transparent)]
+    Enrollment(#[from] EnrollError),
+    /// The staging directory.
+    #[error(transparent)]
+    Staging(#[from] StageError),
+}
+
+/// Verifies an assignment document and persists it before anything acts on
+/// it. A refused document is reported as `tamper_detected` and changes nothing.
+pub fn accept_assignments(
+    state: &State,
+    key: &PublicKey,
+    agent: &str,
+    document: &[u8],
+    etag: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<AssignmentSet, AgentError> {
+    let trusted = state.assignments()?.map_or(0, |s| s.version);
+    match verify_assignments(document, key, agent, trusted, now) {
+        Ok(set) => {
+            state.put_assignments(&StoredAssignments {
+                document: String::from_utf8_lossy(document).into_owned(),
+                version: set.version,
+                etag,
+                poll_interval_secs: set.poll_interval_secs,
+            })?;
+            Ok(set)
+        }
+        Err(e) => {
+            state.spool(&tamper_event("assignment", None, &e.to_string(), now))?;
+            Err(e.into())
+        }
+    }
+}
+
+/// The accounts to report: the one running the agent's session, if known.
+fn users() -> Vec<UserReport> {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok())
+        .filter(|u| !u.is_empty() && u.len() <= MAX_TEXT && !u.chars().any(char::is_control))
+        .map(|account| UserReport {
+            account,
+            display_name: None,
+        })
+        .into_iter()
+        .collect()
+}
+
+fn clip(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_TEXT / 4)
+        .collect()
+}
+
+/// The agent core for one device backend.
+pub struct AgentCore<B> {
+    state: Arc<State>,
+    client: ServerClient,
+    key: PublicKey,
+    pipeline: Pipeline<B>,
+    poll_interval: Option<chrono::Duration>,
+}
+
+impl<B> std::fmt::Debug for AgentCore<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentCore")
+            .field("client", &self.client)
+            .field("pipeline", &self.pipeline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: DeviceBackend> AgentCore<B> {
+    /// The core of the agent enrolled in `state_dir`, downloading over HTTP
+    /// from the server (and web mirrors) and from shares.
+    pub fn open(
+        state_dir: &Path,
+        state: Arc<State>,
+        backend: B,
+        ca_cert: Option<&Path>,
+        flash: FlashOptions,
+    ) -> Result<Self, AgentError> {
+        let client = ServerClient::from_state_dir(state_dir, ca_cert)?;
+        let http = HttpFetcher::with_client(client.http().clone());
+        let repo = format!("{}/repo", client.server_url());
+        let remote = Remote {
+            metadata: Box::new(http.clone()),
+            metadata_base: format!("{repo}/metadata"),
+            server: Box::new(http.clone()),
+            server_base: repo,
+            web: Box::new(http),
+        };
+        let key = enroll::assignment_key(state_dir)?;
+        let staging = Staging::open(state_dir.join(STAGING_DIR))?;
+        let pipeline = Pipeline::new(
+            state.clone(),
+            backend,
+            staging,
+            state_dir.join(METADATA_DIR),
+            remote,
+            flash,
+        );
+        Ok(Self::new(state, client, key, pipeline))
+    }
+
+    /// A core from its parts.
+    pub fn new(
+        state: Arc<State>,
+        client: ServerClient,
+        key: PublicKey,
+        pipeline: Pipeline<B>,
+    ) -> Self {
+        Self {
+            state,
+            client,
+            key,
+            pipeline,
+            poll_interval: None,
+        }
+    }
+
+    /// The check-in body: this host, its devices and their update states.
+    pub fn report(&self) -> Result<CheckIn, AgentError> {
+        let devices = self
+            .pipeline
+            .backend()
+            .inventory()
+            .map_err(PipelineError::from)?;
+        let mut states: std::collections::BTreeMap<String, UpdateState> = Default::default();
+        let mut updates = self.state.updates()?;
+        updates.sort_by_key(|u| u.updated_at);
+        for u in updates {
+            let phase = match u.status {
+                UpdateStatus::Installed => UpdatePhase::Installed,
+                UpdateStatus::Failed => UpdatePhase::Failed,
+                _ => UpdatePhase::Staged,
+            };
+            states.insert(
+                u.device.clone(),
+                UpdateState {
+                    device: u.device.clone(),
+                    installed_security_counter: None,
+                    target_name: Some(u.target.clone()),
+                    phase: Some(phase),
+                    deferrals: 0,
+                    message: u.reason.as_deref().map(clip).filter(|m| !m.is_empty()),
+                },
+            );
+        }
+        for d in &devices {
+            if let Some(i) = self.state.installed(&d.identity())? {
+                let s = states.entry(i.device.clone()).or_insert(UpdateState {
+                    device: i.device.clone(),
+                    installed_security_counter: None,
+                    target_name: None,
+                    phase: None,
+                    deferrals: 0,
+                    message: None,
+                });
+                s.installed_security_counter = Some(i.security_counter);
+            }
+        }
+        let mut update_states: Vec<UpdateState> = states.into_values().collect();
+        update_states.truncate(catalog::checkin::MAX_UPDATE_STATES);
+        let mut devices = devices;
+        devices.truncate(catalog::checkin::MAX_DEVICES);
+        Ok(CheckIn {
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            platform: std::env::consts::OS.to_owned(),
+            hostname: Some(clip(&crate::identity::hostname()))
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "unknown".into()),
+            users: users(),
+            devices,
+            ldap_memberships: Default::default(),
+            update_states,
+        })
+    }
+
+    /// One check-in: the verified assignments (new, or the stored ones when
+    /// the server answers 304).
+    pub fn check_in_only(&mut self, now: DateTime<Utc>) -> Result<AssignmentSet, AgentError> {
+        let body = self.report()?;
+        let stored = self.state.assignments()?;
+        let etag = stored.as_ref().and_then(|s| s.etag.clone());
+        let set = match self.client.check_in(&body, etag.as_deref())? {
+            CheckInAnswer::NotModified => {
+                let stored = stored.ok_or(AgentError::NoAssignments)?;
+                verify_assignments(
+                    stored.document.as_bytes(),
+                    &self.key,
+                    self.client.agent(),
+                    stored.version,
+                    now,
+                )?
+            }
+            CheckInAnswer::New { response, etag } => {
+                let bytes = serde_json::to_vec(&response.assignments).unwrap_or_default();
+                accept_assignments(
+                    &self.state,
+                    &self.key,
+                    self.client.agent(),
+                    &bytes,
+                    etag,
+                    now,
+                )?
+            }
+        };
+        self.poll_interval = i64::try_from(set.poll_interval_secs)
+            .ok()
+            .map(chrono::Duration::seconds);
+        Ok(set)
+    }
+
+    /// A check-in followed by one pipeline pass and the event spool.
+    pub fn check_in_and_update(&mut self, now: DateTime<Utc>) -> Result<PassReport, AgentError> {
+        let set = self.check_in_only(now)?;
+        let report = self.pipeline.run(&set, now)?;
+        self.flush_logged();
+        Ok(report)
+    }
+
+    /// Recovery at start (devices left in DFU mode), then the event spool.
+    pub fn recover(&mut self, now: DateTime<Utc>) -> Result<PassReport, AgentError> {
+        let report = self.pipeline.recover(now)?;
+        self.flush_logged();
+        Ok(report)
+    }
+
+    /// Sends the event spool.
+    pub fn flush(&self) -> Result<FlushReport, FlushError> {
+        events::flush(&self.state, &self.client)
+    }
+
+    fn flush_logged(&self) {
+        match self.flush() {
+            Ok(r) if r.not_available => {
+                tracing::info!("the server has no events endpoint yet; events stay spooled")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("sending events failed (kept spooled): {e}"),
+        }
+    }
+}
+
+impl<B: DeviceBackend + Send> daemon::CheckIn for AgentCore<B> {
+    fn check_in(&mut self, now: DateTime<Utc>) -> Result<(), CheckInError> {
+        match self.check_in_and_update(now) {
+            Ok(report) => {
+                for f in report.failures() {
+                    tracing::warn!("update failed: {f}");
+                }
+                Ok(())
+            }
+            Err(AgentError::Client(ClientError::Unreachable { url, message })) => {
+                Err(CheckInError::Unreachable(format!("{url}: {message}")))
+            }
+            Err(e) => Err(CheckInError::Refused(e.to_string())),
+        }
+    }
+
+    fn start(&mut self, now: DateTime<Utc>) {
+        if let Err(e) = self.recover(now) {
+            tracing::warn!("recovery at start failed: {e}");
+        }
+    }
+
+    fn send_events(&mut self, _now: DateTime<Utc>) {
+        self.flush_logged();
+    }
+
+    fn poll_interval(&self) -> Option<chrono::Duration> {
+        self.poll_interval
+    }
+}
+
+/// Where the staged images of the agent in `state_dir` live.
+pub fn staging_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join(STAGING_DIR)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,615 @@
+//! The update pipeline: for each verified assignment whose device is
+//! attached, the signed catalog target (TUF refresh), the agreement check
+//! between assignment and target, a verified download from the assigned
+//! source (with fallback to the server), staging, the deployment rule, the
+//! flash and the version read-back. Every state change is committed (with
+//! its event) before the next step, so a crash at any point leaves a state
+//! the next start can act on: [`Pipeline::recover`] re-flashes devices left
+//! in DFU mode from their staged image.
+
+mod download;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use catalog::assignment::{check_against_target, Assignment, AssignmentSet, DeploymentType};
+use catalog::package::{TargetFirmware, Version};
+use catalog::protocol::{DeviceReport, DfuState};
+use catalog::tuf::{Fetcher, TargetFile, TufError, Updater, UpdaterConfig};
+use chrono::{DateTime, Utc};
+use dfu::host::{FlashOptions, NoProgress};
+
+use crate::devices::{BackendError, DeviceBackend};
+use crate::events::{tamper_event, update_event};
+use crate::fetch::RangeFetch;
+use crate::flasher::{self, Installed};
+use crate::staging::{StageError, Staging};
+use crate::state::{InstalledFirmware, StagedUpdate, State, StateError, UpdateStatus};
+
+/// Where metadata and images come from.
+pub struct Remote {
+    /// The repository's metadata.
+    pub metadata: Box<dyn Fetcher + Send>,
+    /// Its base URL (`{server}/repo/metadata`).
+    pub metadata_base: String,
+    /// The server's targets.
+    pub server: Box<dyn RangeFetch + Send>,
+    /// The repository base (`{server}/repo`): targets are `{base}/targets/<consistent path>`.
+    pub server_base: String,
+    /// Web mirrors (HTTP).
+    pub web: Box<dyn RangeFetch + Send>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("metadata_base", &self.metadata_base)
+            .field("server_base", &self.server_base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What became of one assignment in a pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Flashed and read back.
+    Installed {
+        /// The version the device reports.
+        version: String,
+    },
+    /// Already done earlier (or the device already runs it).
+    UpToDate,
+    /// Flashed; waiting for the user to unplug and replug the device.
+    AwaitingReplug,
+    /// Staged; waiting (see the reason).
+    Waiting(String),
+    /// Refused or failed (see the reason); recorded and retried at the next pass.
+    Failed(String),
+    /// The device is not attached.
+    NotAttached,
+}
+
+/// What a pass did, per device.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// Device identity → outcome.
+    pub outcomes: BTreeMap<String, Outcome>,
+}
+
+impl PassReport {
+    /// The failures, as `device: reason`.
+    pub fn failures(&self) -> Vec<String> {
+        self.outcomes
+            .iter()
+            .filter_map(|(d, o)| match o {
+                Outcome::Failed(why) => Some(format!("{d}: {why}")),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Why a pass could not run at all (per-assignment failures are outcomes).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The state database: nothing may go on without it.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Devices could not be listed.
+    #[error("device scan failed: {0}")]
+    Backend(#[from] BackendError),
+    /// The staging directory.
+    #[error(transparent)]
+    Staging(#[from] StageError),
+}
+
+/// The pipeline over one device backend.
+pub struct Pipeline<B> {
+    state: Arc<State>,
+    backend: B,
+    staging: Staging,
+    metadata_dir: PathBuf,
+    remote: Remote,
+    flash: FlashOptions,
+}
+
+impl<B> std::fmt::Debug for Pipeline<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("state", &self.state)
+            .field("staging", &self.staging)
+            .field("metadata_dir", &self.metadata_dir)
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which update a record is about.
+#[derive(Debug, Clone)]
+struct Subject {
+    digest: String,
+    device: String,
+    target: String,
+}
+
+impl From<&Assignment> for Subject {
+    fn from(a: &Assignment) -> Self {
+        Self {
+            digest: a.sha256.to_hex(),
+            device: a.device.clone(),
+            target: a.target_name.clone(),
+        }
+    }
+}
+
+impl From<&StagedUpdate> for Subject {
+    fn from(u: &StagedUpdate) -> Self {
+        Self {
+            digest: u.digest.clone(),
+            device: u.device.clone(),
+            target: u.target.clone(),
+        }
+    }
+}
+
+/// The version part of a target name (`vendor/model/version/file`).
+fn version_of(target: &str) -> &str {
+    target
+        .split('/')
+        .nth(2)
+        .filter(|v| !v.is_empty())
+        .unwrap_or("unknown")
+}
+
+impl<B: DeviceBackend> Pipeline<B> {
+    /// A pipeline staging into `staging`, with the TUF client's metadata in
+    /// `metadata_dir` (the pinned root is there).
+    pub fn new(
+        state: Arc<State>,
+        backend: B,
+        staging: Staging,
+        metadata_dir: PathBuf,
+        remote: Remote,
+        flash: FlashOptions,
+    ) -> Self {
+        Self {
+            state,
+            backend,
+            staging,
+            metadata_dir,
+            remote,
+            flash,
+        }
+    }
+
+    /// The device backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Refreshes the catalog metadata and looks up `names`.
+    fn signed_targets(
+        &self,
+        names: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, Option<TargetFile>>, TufError> {
+        let fetcher: &dyn Fetcher = &*self.remote.metadata;
+        let mut updater = Updater::new(
+            &self.metadata_dir,
+            &self.remote.metadata_base,
+            fetcher,
+            UpdaterConfig::default(),
+        )?;
+        updater.refresh(now)?;
+        names
+            .iter()
+            .map(|n| Ok(((*n).to_owned(), updater.target_info(n)?)))
+            .collect()
+    }
+
+    fn record(
+        &self,
+        a: &Subject,
+        status: UpdateStatus,
+        reason: Option<String>,
+        firmware: Option<TargetFirmware>,
+        event: Option<crate::state::Event>,
+        now: DateTime<Utc>,
+    ) -> Result<StagedUpdate, StateError> {
+        let u = StagedUpdate {
+            digest: a.digest.clone(),
+            target: a.target.clone(),
+            device: a.device.clone(),
+            status,
+            reason,
+            updated_at: now,
+            firmware,
+        };
+        self.state.put_update_with_event(&u, event.as_ref())?;
+        Ok(u)
+    }
+
+    /// Records a failure (with an `update_failed` event, and a
+    /// `tamper_detected` one when `tamper` names what did not verify).
+    fn fail(
+        &self,
+        a: &Subject,
+        reason: String,
+        tamper: Option<&str>,
+        firmware: Option<TargetFirmware>,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, StateError> {
+        tracing::warn!(device = %a.device, target = %a.target, "update refused or failed: {reason}");
+        if let Some(source) = tamper {
+            self.state
+                .spool(&tamper_event(source, Some(&a.device), &reason, now))?;
+        }
+        let version = firmware
+            .as_ref()
+            .map_or_else(|| version_of(&a.target).to_owned(), |f| f.version.clone());
+        let event = update_event(
+            "update_failed",
+            &a.device,
+            &a.target,
+            &version,
+            Some(&reason),
+            now,
+        );
+        self.record(
+            a,
+            UpdateStatus::Failed,
+            Some(reason.clone()),
+            firmware,
+            Some(event),
+            now,
+        )?;
+        Ok(Outcome::Failed(reason))
+    }
+
+    /// One pass over a verified assignment set at `now`.
+    pub fn run(
+        &mut self,
+        set: &AssignmentSet,
+        now: DateTime<Utc>,
+    ) -> Result<PassReport, PipelineError> {
+        let devices = self.backend.inventory()?;
+        let mut report = PassReport::default();
+        let mut todo = Vec::new();
+        for a in &set.assignments {
+            let Some(device) = devices.iter().find(|d| d.identity() == a.device) else {
+                report
+                    .outcomes
+                    .insert(a.device.clone(), Outcome::NotAttached);
+                continue;
+            };
+            let existing = self.state.update(&a.sha256.to_hex(), &a.device)?;
+            match existing.as_ref().map(|u| u.status) {
+                Some(UpdateStatus::Installed) => {
+                    report.outcomes.insert(a.device.clone(), Outcome::UpToDate);
+                }
+                Some(UpdateStatus::AwaitingReplug) => {
+                    let u = existing.unwrap_or_else(|| unreachable!());
+                    let outcome = self.confirm_replug(device, u, now)?;
+                    report.outcomes.insert(a.device.clone(), outcome);
+                }
+                _ => todo.push((a, device.clone())),
+            }
+        }
+        if !todo.is_empty() {
+            let names: Vec<&str> = todo.iter().map(|(a, _)| a.target_name.as_str()).collect();
+            let targets = self.signed_targets(&names, now);
+            for (a, device) in todo {
+                let outcome = match &targets {
+                    Err(e) => {
+                        self.fail(&a.into(), format!("catalog metadata: {e}"), None, None, now)?
+                    }
+                    Ok(t) => match t.get(&a.target_name).cloned().flatten() {
+                        None => self.fail(
+                            &a.into(),
+                            format!("{} is not in the signed catalog", a.target_name),
+                            Some("assignment"),
+                            None,
+                            now,
+                        )?,
+                        Some(target) => self.process(a, &device, &target, now)?,
+                    },
+                };
+                report.outcomes.insert(a.device.clone(), outcome);
+            }
+        }
+        let keep: HashSet<_> = set.assignments.iter().map(|a| a.sha256).collect();
+        self.staging.retain(&keep)?;
+        Ok(report)
+    }
+
+    fn process(
+        &self,
+        a: &Assignment,
+        device: &DeviceReport,
+        target: &TargetFile,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, PipelineError> {
+        let subject = Subject::from(a);
+        let installed_counter = self
+            .state
+            .installed(&a.device)?
+            .map_or(0, |i| i.security_counter);
+        let (fw, version) = match check_against_target(a, target, device, installed_counter) {
+            Ok(ok) => ok,
+            Err(e @ catalog::assignment::AssignmentError::Downgrade { .. }) => {
+                return Ok(self.fail(&subject, e.to_string(), None, None, now)?)
+            }
+            Err(e) => {
+                return Ok(self.fail(&subject, e.to_string(), Some("assignment"), None, now)?)
+            }
+        };
+        if device.dfu == DfuState::Runtime
+            && flasher::version_matches(
+                &version,
+                device.firmware_version.as_deref(),
+                device.bcd_device,
+            )
+        {
+            let u = self.record_running(&subject, &fw, &version.to_string(), None, now)?;
+            tracing::info!(device = %u.device, version = %fw.version, "already runs the assigned firmware");
+            return Ok(Outcome::UpToDate);
+        }
+        let was_staged = self.staging.staged(&a.sha256).is_some();
+        let note = match download::stage(self, a, target, now)? {
+            Ok(note) => note,
+            Err(reason) => return Ok(self.fail(&subject, reason, None, Some(fw), now)?),
+        };
+        let staged_event = (!was_staged).then(|| {
+            update_event(
+                "update_staged",
+                &a.device,
+                &a.target_name,
+                &fw.version,
+                None,
+                now,
+            )
+        });
+        let update = self.record(
+            &subject,
+            UpdateStatus::Staged,
+            note,
+            Some(fw.clone()),
+            staged_event,
+            now,
+        )?;
+        if let Some(why) = waiting_reason(a, now) {
+            let waiting = Some(why.clone());
+            self.record(
+                &subject,
+                UpdateStatus::Waiting,
+                waiting,
+                Some(fw),
+                None,
+                now,
+            )?;
+            tracing::info!(device = %update.device, target = %update.target, "waiting: {why}");
+            return Ok(Outcome::Waiting(why));
+        }
+        Ok(self.flash(device, update, &fw, now)?)
+    }
+
+    fn record_running(
+        &self,
+        a: &Subject,
+        fw: &TargetFirmware,
+        version: &str,
+        event: Option<crate::state::Event>,
+        now: DateTime<Utc>,
+    ) -> Result<StagedUpdate, StateError> {
+        let update = StagedUpdate {
+            digest: a.digest.clone(),
+            target: a.target.clone(),
+            device: a.device.clone(),
+            status: UpdateStatus::Installed,
+            reason: None,
+            updated_at: now,
+            firmware: Some(fw.clone()),
+        };
+        let installed = InstalledFirmware {
+            device: a.device.clone(),
+            target: a.target.clone(),
+            version: version.to_owned(),
+            security_counter: fw.security_counter,
+            at: now,
+        };
+        self.state
+            .record_installed(&installed, &update, event.as_ref())?;
+        Ok(update)
+    }
+
+    /// Flashes the staged image of `update` onto `device` and records the outcome.
+    fn flash(
+        &self,
+        device: &DeviceReport,
+        update: StagedUpdate,
+        fw: &TargetFirmware,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, StateError> {
+        let a = Subject::from(&update);
+        let version = match Version::parse(&fw.version, fw.version_format) {
+            Ok(v) => v,
+            Err(e) => {
+                return self.fail(
+                    &a,
+                    format!("version {}: {e}", fw.version),
+                    None,
+                    Some(fw.clone()),
+                    now,
+                )
+            }
+        };
+        let staged = a.digest.parse().ok().and_then(|d| self.staging.staged(&d));
+        let Some(path) = staged else {
+            return self.fail(
+                &a,
+                "the staged image is missing".into(),
+                Some("state"),
+                Some(fw.clone()),
+                now,
+            );
+        };
+        let image = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                return self.fail(
+                    &a,
+                    format!("{}: {e}", path.display()),
+                    None,
+                    Some(fw.clone()),
+                    now,
+                )
+            }
+        };
+        let started = update_event(
+            "update_started",
+            &a.device,
+            &a.target,
+            &fw.version,
+            None,
+            now,
+        );
+        self.record(
+            &a,
+            UpdateStatus::Flashing,
+            None,
+            Some(fw.clone()),
+            Some(started),
+            now,
+        )?;
+        tracing::info!(device = %a.device, target = %a.target, "flashing");
+        let result = flasher::install(
+            &self.backend,
+            device,
+            &image,
+            fw.protocol,
+            &version,
+            &self.flash,
+            &mut NoProgress,
+        );
+        match result {
+            Ok(Installed::Running { version }) => {
+                let e = update_event(
+                    "update_succeeded",
+                    &a.device,
+                    &a.target,
+                    &fw.version,
+                    None,
+                    now,
+                );
+                self.record_running(&a, fw, &version, Some(e), now)?;
+                tracing::info!(device = %a.device, %version, "installed and read back");
+                Ok(Outcome::Installed { version })
+            }
+            Ok(Installed::AwaitingReplug) => {
+                let e = update_event(
+                    "awaiting_replug",
+                    &a.device,
+                    &a.target,
+                    &fw.version,
+                    None,
+                    now,
+                );
+                let why = "flashed; unplug and replug the device to finish".to_owned();
+                self.record(
+                    &a,
+                    UpdateStatus::AwaitingReplug,
+                    Some(why),
+                    Some(fw.clone()),
+                    Some(e),
+                    now,
+                )?;
+                Ok(Outcome::AwaitingReplug)
+            }
+            Err(e) => self.fail(&a, e.to_string(), None, Some(fw.clone()), now),
+        }
+    }
+
+    fn confirm_replug(
+        &self,
+        device: &DeviceReport,
+        update: StagedUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, StateError> {
+        let Some(fw) = update.firmware.clone() else {
+            return Ok(Outcome::AwaitingReplug);
+        };
+        let Ok(version) = Version::parse(&fw.version, fw.version_format) else {
+            return Ok(Outcome::AwaitingReplug);
+        };
+        match flasher::confirm(&self.backend, device, &version) {
+            Ok(Installed::Running { version }) => {
+                let a = Subject::from(&update);
+                let e = update_event(
+                    "update_succeeded",
+                    &a.device,
+                    &a.target,
+                    &fw.version,
+                    None,
+                    now,
+                );
+                self.record_running(&a, &fw, &version, Some(e), now)?;
+                Ok(Outcome::Installed { version })
+            }
+            _ => Ok(Outcome::AwaitingReplug),
+        }
+    }
+
+    /// At start: devices found in DFU mode (an interrupted flash) with a
+    /// staged image for their identity are flashed again from it.
+    pub fn recover(&mut self, now: DateTime<Utc>) -> Result<PassReport, PipelineError> {
+        let mut report = PassReport::default();
+        let updates = self.state.updates()?;
+        for device in self.backend.inventory()? {
+            if device.dfu != DfuState::DfuMode {
+                continue;
+            }
+            let id = device.identity();
+            let candidate = updates
+                .iter()
+                .filter(|u| u.device == id && u.status != UpdateStatus::Installed)
+                .filter(|u| u.firmware.is_some())
+                .filter(|u| {
+                    u.digest
+                        .parse()
+                        .is_ok_and(|d| self.staging.staged(&d).is_some())
+                })
+                .max_by_key(|u| u.updated_at);
+            let Some(u) = candidate else {
+                tracing::warn!(device = %id, "device is in DFU mode and no staged image is known for it");
+                continue;
+            };
+            tracing::info!(device = %id, target = %u.target, "device left in DFU mode: flashing the staged image again");
+            let fw = u.firmware.clone().unwrap_or_else(|| unreachable!());
+            let outcome = self.flash(&device, u.clone(), &fw, now)?;
+            report.outcomes.insert(id, outcome);
+        }
+        Ok(report)
+    }
+}
+
+/// Why an assignment waits at `now` instead of installing (this version
+/// installs `automatic` at once and `silent` inside its window; prompts come later).
+pub fn waiting_reason(a: &Assignment, now: DateTime<Utc>) -> Option<String> {
+    match a.deployment {
+        DeploymentType::Automatic => None,
+        DeploymentType::Optional => Some("waiting for user consent (optional update)".into()),
+        DeploymentType::Persistent => Some("waiting for user consent (persistent update)".into()),
+        DeploymentType::Silent => match &a.window {
+            None => Some("silent update without a maintenance window".into()),
+            Some(w) if w.active_at(now).is_some() => None,
+            Some(w) => Some(format!(
+                "silent update: outside the maintenance window (next opens {})",
+                w.next_or_current(now).start.to_rfc3339()
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
