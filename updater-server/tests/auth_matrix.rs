@@ -118,6 +118,18 @@ fn every_tenant_route_for_every_caller() {
     let rob = login(&http, base, &a, "rob@acme.example");
     let bea = login(&http, base, &b, "bea@bravo.example");
     let gone = login(&http, base, &a, "gone@acme.example");
+    // An agent of tenant A, with one update reported (for the event routes).
+    let (agent, agent_cred) = support::enroll(&http, base, &a, &a_enroll, "{SYS-1}");
+    let r = http
+        .post(format!("{base}/api/v1/agents/{agent}/events"))
+        .bearer_auth(&agent_cred)
+        .json(
+            &json!({"events": [{"id": "ev1", "at": "2026-01-02T03:04:05Z",
+            "kind": "update_succeeded", "target": "acme/voyager/1.0/fw.bin", "version": "1.0"}]}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
 
     let new_token = |scope: &str| -> (String, String) {
         let r = http
@@ -205,6 +217,11 @@ fn every_tenant_route_for_every_caller() {
         Column {
             name: "deleted admin's session",
             caller: Caller::Bearer(gone),
+            expect: unauthorized,
+        },
+        Column {
+            name: "agent credential",
+            caller: Caller::Bearer(agent_cred.clone()),
             expect: unauthorized,
         },
         Column {
@@ -316,6 +333,12 @@ fn every_tenant_route_for_every_caller() {
     );
     assert!(!emails.contains(&json!("victim@acme.example")));
     assert!(!admins.to_string().contains("argon2"));
+    let events = get(&format!("/api/v1/tenants/{a}/events"));
+    assert_eq!(events["items"][0]["event"]["id"], "ev1");
+    assert_eq!(events["items"][0]["agent"], agent.as_str());
+    let history = get(&format!("/api/v1/tenants/{a}/update-history"));
+    assert_eq!(history["items"][0]["outcome"], "succeeded");
+    assert_eq!(history["items"][0]["version"], "1.0");
     let tokens = get(&format!("/api/v1/tenants/{a}/api-tokens"));
     assert!(!tokens.to_string().contains("updt_"));
     let victim = tokens

@@ -152,6 +152,22 @@ pub const TENANT_ROUTES: &[Route] = &[
     },
     Route {
         method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/events",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(super::events::list_events),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/update-history",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(super::events::update_history),
+    },
+    Route {
+        method: Method::Get,
         path: "/api/v1/tenants/{tenant}/groups",
         access: Access::Read,
         success: 200,

@@ -80,6 +80,33 @@ pub(crate) async fn authorize(
     next.run(req).await
 }
 
+/// The layer on every agent route (`/api/v1/agents/{agent}/…`): the bearer
+/// token must be the current credential of the path's agent. No, malformed,
+/// unknown or replaced credentials → 401; another agent's path → 404. Hands
+/// the [`crate::store::Agent`] to the handler as an extension.
+pub(crate) async fn authorize_agent(
+    State(state): State<Shared>,
+    params: Result<UrlPath<HashMap<String, String>>, PathRejection>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Ok(UrlPath(params)) = params else {
+        return not_found();
+    };
+    let Some(token) = bearer(req.headers()).map(str::to_owned) else {
+        return unauthorized("an Authorization: Bearer agent credential is required");
+    };
+    let agent = match blocking(move || Ok(state.accounts.authenticate_agent(&token)?)).await {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    if params.get("agent") != Some(&agent.id) {
+        return not_found();
+    }
+    req.extensions_mut().insert(agent);
+    next.run(req).await
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Login {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +25,8 @@ struct Counter {
 pub(crate) struct Metrics {
     started: SystemTime,
     requests: Mutex<BTreeMap<(String, String, u16), Counter>>,
+    events_ingested: AtomicU64,
+    events_duplicate: AtomicU64,
 }
 
 impl Metrics {
@@ -31,7 +34,18 @@ impl Metrics {
         Self {
             started: SystemTime::now(),
             requests: Mutex::new(BTreeMap::new()),
+            events_ingested: AtomicU64::new(0),
+            events_duplicate: AtomicU64::new(0),
         }
+    }
+
+    /// Counts an acknowledged event batch: events newly stored, and events
+    /// that were already stored (retries).
+    pub(crate) fn events(&self, ingested: usize, duplicates: usize) {
+        self.events_ingested
+            .fetch_add(ingested as u64, Ordering::Relaxed);
+        self.events_duplicate
+            .fetch_add(duplicates as u64, Ordering::Relaxed);
     }
 
     fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
@@ -70,6 +84,16 @@ impl Metrics {
             );
         }
         drop(m);
+        let _ = writeln!(
+            out,
+            "# HELP updater_events_ingested_total Agent events stored.\n# TYPE updater_events_ingested_total counter\nupdater_events_ingested_total {}",
+            self.events_ingested.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP updater_events_duplicate_total Agent events received again after being stored (retries).\n# TYPE updater_events_duplicate_total counter\nupdater_events_duplicate_total {}",
+            self.events_duplicate.load(Ordering::Relaxed)
+        );
         let start = self
             .started
             .duration_since(UNIX_EPOCH)
@@ -144,7 +168,17 @@ mod tests {
         m.record("GET", "/repo/metadata/{file}", 200, 0.5);
         m.record("GET", "/repo/metadata/{file}", 200, 0.25);
         m.record("GET", "unmatched", 404, 0.0);
+        m.events(5, 0);
+        m.events(2, 3);
         let text = m.render();
+        assert!(
+            text.contains("\nupdater_events_ingested_total 7\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nupdater_events_duplicate_total 3\n"),
+            "{text}"
+        );
         assert!(text.contains(
             "updater_http_requests_total{method=\"GET\",route=\"/repo/metadata/{file}\",status=\"200\"} 2\n"
         ), "{text}");

@@ -48,15 +48,20 @@ pub enum Table {
     InventoryDevices,
     /// The last signed assignment document per agent, keyed by `(tenant, agent id)`.
     CheckIns,
+    /// Agent events, keyed by `(tenant, 20-digit receive sequence number)`.
+    Events,
+    /// Update history (update-status events), keyed like the event they come from.
+    UpdateHistory,
     /// Uniqueness claims (`(tenant, "email:<address>")`, `(tenant, "primary")`,
-    /// `(tenant, "system:<id>")`, `(tenant, "machine:<system id>:<fingerprint>")`):
+    /// `(tenant, "system:<id>")`, `(tenant, "machine:<system id>:<fingerprint>")`,
+    /// `(tenant, "event:<agent>:<event id>")`):
     /// inserting one that exists fails the whole batch with [`StoreError::Conflict`].
     Unique,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 16] = [
         Table::Tenants,
         Table::Admins,
         Table::Sessions,
@@ -70,6 +75,8 @@ impl Table {
         Table::InventoryHosts,
         Table::InventoryDevices,
         Table::CheckIns,
+        Table::Events,
+        Table::UpdateHistory,
         Table::Unique,
     ];
 
@@ -89,6 +96,8 @@ impl Table {
             Table::InventoryHosts => "inventory_hosts",
             Table::InventoryDevices => "inventory_devices",
             Table::CheckIns => "checkins",
+            Table::Events => "events",
+            Table::UpdateHistory => "update_history",
             Table::Unique => "unique",
         }
     }
@@ -173,6 +182,32 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<Vec<(Key, serde_json::Value)>, StoreError>;
     /// Applies `ops` atomically and durably, or none of them.
     fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError>;
+
+    /// Records of `tenant` in `table` whose id sorts after `after`, in key
+    /// order, at most `limit` (paging). Backends should override this with a
+    /// range query.
+    fn list_after(
+        &self,
+        table: Table,
+        tenant: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(Key, serde_json::Value)>, StoreError> {
+        let mut all = self.list(table, Some(tenant))?;
+        all.retain(|(k, _)| k.id.as_str() > after);
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// The record of `tenant` in `table` with the greatest id. Backends should
+    /// override this with a reverse range query.
+    fn last(
+        &self,
+        table: Table,
+        tenant: &str,
+    ) -> Result<Option<(Key, serde_json::Value)>, StoreError> {
+        Ok(self.list(table, Some(tenant))?.pop())
+    }
 }
 
 /// The conformance suite every [`Store`] implementation must pass.
@@ -238,4 +273,41 @@ pub(crate) fn conformance(store: &dyn Store) {
         Some(json!({"n": 10}))
     );
     assert_eq!(store.get(Table::Admins, &k("a", "2")).unwrap(), None);
+
+    // Paging and the last record, within one tenant only.
+    store
+        .commit(
+            ["01", "02", "03"]
+                .iter()
+                .map(|i| Op::Insert(Table::Events, k("p", i), json!(i)))
+                .chain([
+                    Op::Insert(Table::Events, k("pq", "00"), json!("other")),
+                    Op::Insert(Table::Events, k("o", "99"), json!("other")),
+                ])
+                .collect(),
+        )
+        .unwrap();
+    let ids =
+        |v: Vec<(Key, serde_json::Value)>| v.into_iter().map(|(k, _)| k.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_after(Table::Events, "p", "", 2).unwrap()),
+        ["01", "02"]
+    );
+    assert_eq!(
+        ids(store.list_after(Table::Events, "p", "02", 10).unwrap()),
+        ["03"]
+    );
+    assert!(store
+        .list_after(Table::Events, "p", "03", 10)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .last(Table::Events, "p")
+            .unwrap()
+            .map(|(k, _)| k.id)
+            .as_deref(),
+        Some("03")
+    );
+    assert_eq!(store.last(Table::Events, "none").unwrap(), None);
 }

@@ -140,6 +140,51 @@ impl Store for RedbStore {
         }
         txn.commit().map_err(backend)
     }
+
+    fn list_after(
+        &self,
+        table: Table,
+        tenant: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(Key, serde_json::Value)>, StoreError> {
+        use std::ops::Bound;
+        let txn = self.db.begin_read().map_err(backend)?;
+        let t = txn.open_table(def(table)).map_err(backend)?;
+        let range = (Bound::Excluded((tenant, after)), Bound::Unbounded);
+        let mut out = Vec::new();
+        for entry in t.range::<(&str, &str)>(range).map_err(backend)? {
+            let (k, v) = entry.map_err(backend)?;
+            let (kt, kid) = k.value();
+            if kt != tenant || out.len() >= limit {
+                break;
+            }
+            out.push((Key::new(kt, kid), decode(table, v.value())?));
+        }
+        Ok(out)
+    }
+
+    fn last(
+        &self,
+        table: Table,
+        tenant: &str,
+    ) -> Result<Option<(Key, serde_json::Value)>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let t = txn.open_table(def(table)).map_err(backend)?;
+        // Every id of `tenant` sorts before `(tenant + "\0", "")`.
+        let end = format!("{tenant}\0");
+        let mut range = t
+            .range::<(&str, &str)>((tenant, "")..(end.as_str(), ""))
+            .map_err(backend)?;
+        match range.next_back() {
+            Some(entry) => {
+                let (k, v) = entry.map_err(backend)?;
+                let (kt, kid) = k.value();
+                Ok(Some((Key::new(kt, kid), decode(table, v.value())?)))
+            }
+            None => Ok(None),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,14 @@ pub struct Server {
     pub base: String,
 }
 
+impl Server {
+    /// SIGKILL: the process gets no chance to flush or shut down.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -102,4 +110,29 @@ pub fn login(http: &reqwest::blocking::Client, base: &str, tenant: &str, email: 
     assert_eq!(r.status(), 200, "login {email}");
     let body: Value = r.json().unwrap();
     body["token"].as_str().unwrap().to_owned()
+}
+
+/// Enrolls an agent over HTTP; returns its id and credential.
+pub fn enroll(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    tenant: &str,
+    token: &str,
+    system_id: &str,
+) -> (String, String) {
+    let r = http
+        .post(format!("{base}/api/v1/enroll"))
+        .json(&json!({
+            "tenant": tenant, "token": token, "system_id": system_id,
+            "machine_fingerprint": format!("fp-{system_id}"),
+            "hostname": "ws-1", "os": "Linux",
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201, "enroll {system_id}");
+    let body: Value = r.json().unwrap();
+    (
+        body["id"].as_str().unwrap().to_owned(),
+        body["credential"].as_str().unwrap().to_owned(),
+    )
 }

@@ -1,0 +1,526 @@
+//! The OpenAPI 3.1 document of the whole API, `GET /api/v1/openapi.json`.
+//!
+//! Operations come from the mounted route tables ([`super::routes::ROUTES`]
+//! and [`super::api::TENANT_ROUTES`]: method, path, authentication, success
+//! status); [`DOCS`] adds what a person needs (summary, query parameters,
+//! request and response schema names), and [`schemas`] the schemas. The test
+//! `openapi_documents_exactly_the_mounted_routes` fails for a mounted route
+//! without a [`DOCS`] row and for a row without a mounted route.
+//!
+//! Hand-written rather than derived (e.g. `utoipa`): no proc-macro
+//! dependency, and the routes stay plain tables the router is built from.
+
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+use super::api::{Access, Method, TENANT_ROUTES};
+use super::routes::{Auth, ROUTES};
+
+/// What a successful call answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Out {
+    /// JSON of the named schema (in `components.schemas`).
+    Json(&'static str),
+    /// No body.
+    Empty,
+    /// Plain text.
+    Text,
+    /// Bytes (firmware images).
+    Binary,
+}
+
+/// The human part of one operation.
+#[derive(Debug, Clone, Copy)]
+pub struct Doc {
+    /// Method.
+    pub method: Method,
+    /// Path as mounted (axum syntax).
+    pub path: &'static str,
+    /// One line.
+    pub summary: &'static str,
+    /// Query parameters: name, type (`integer` / `string`), description.
+    pub query: &'static [(&'static str, &'static str, &'static str)],
+    /// The JSON request body's schema, if any.
+    pub request: Option<&'static str>,
+    /// The success answer.
+    pub response: Out,
+}
+
+const PAGE: &[(&str, &str, &str)] = &[
+    (
+        "since",
+        "integer",
+        "Cursor: the `next_since` of the previous page (default 0, the start).",
+    ),
+    (
+        "limit",
+        "integer",
+        "Items per page, 1 to 1000 (default 100).",
+    ),
+];
+
+const fn doc(
+    method: Method,
+    path: &'static str,
+    summary: &'static str,
+    request: Option<&'static str>,
+    response: Out,
+) -> Doc {
+    Doc {
+        method,
+        path,
+        summary,
+        query: &[],
+        request,
+        response,
+    }
+}
+
+use self::Method::{Delete as DELETE, Get as GET, Post as POST, Put as PUT};
+use self::Out::{Binary, Empty, Json, Text};
+
+/// One row per mounted operation.
+pub const DOCS: &[Doc] = &[
+    doc(GET, "/healthz", "Liveness.", None, Json("Health")),
+    doc(
+        GET,
+        "/metrics",
+        "Prometheus metrics (text exposition).",
+        None,
+        Text,
+    ),
+    doc(
+        GET,
+        "/repo/metadata/{file}",
+        "Signed TUF metadata of the catalog.",
+        None,
+        Json("TufMetadata"),
+    ),
+    doc(
+        GET,
+        "/repo/targets/{*path}",
+        "A firmware image by consistent-snapshot path (`Range`, `ETag`).",
+        None,
+        Binary,
+    ),
+    doc(
+        GET,
+        "/api/v1/openapi.json",
+        "This document.",
+        None,
+        Json("OpenApiDocument"),
+    ),
+    doc(
+        POST,
+        "/api/v1/login",
+        "Admin login: a session token.",
+        Some("Login"),
+        Json("LoginResponse"),
+    ),
+    doc(
+        POST,
+        "/api/v1/logout",
+        "Ends the calling session.",
+        None,
+        Empty,
+    ),
+    doc(
+        POST,
+        "/api/v1/enroll",
+        "Agent enrollment with the tenant's enrollment token (200 on re-enrollment).",
+        Some("EnrollRequest"),
+        Json("EnrollResponse"),
+    ),
+    doc(
+        POST,
+        "/api/v1/agents/{agent}/events",
+        "Stores a batch of agent events durably and idempotently (by event id).",
+        Some("EventBatch"),
+        Json("EventAck"),
+    ),
+    doc(
+        GET,
+        "/api/v1/tenants/{tenant}",
+        "The tenant.",
+        None,
+        Json("TenantInfo"),
+    ),
+    doc(
+        GET,
+        "/api/v1/tenants/{tenant}/admins",
+        "The tenant's admins.",
+        None,
+        Json("AdminList"),
+    ),
+    doc(
+        POST,
+        "/api/v1/tenants/{tenant}/admins",
+        "Creates an admin.",
+        Some("NewAdmin"),
+        Json("Admin"),
+    ),
+    doc(
+        DELETE,
+        "/api/v1/tenants/{tenant}/admins/{id}",
+        "Deletes an admin and ends its sessions.",
+        None,
+        Empty,
+    ),
+    doc(
+        POST,
+        "/api/v1/tenants/{tenant}/enrollment-token/rotate",
+        "Issues a new enrollment token; the old one stops working.",
+        None,
+        Json("EnrollmentToken"),
+    ),
+    doc(
+        GET,
+        "/api/v1/tenants/{tenant}/api-tokens",
+        "The tenant's API tokens (without secrets).",
+        None,
+        Json("ApiTokenList"),
+    ),
+    doc(
+        POST,
+        "/api/v1/tenants/{tenant}/api-tokens",
+        "Creates an API token (shown once).",
+        Some("NewApiToken"),
+        Json("ApiTokenCreated"),
+    ),
+    doc(
+        DELETE,
+        "/api/v1/tenants/{tenant}/api-tokens/{id}",
+        "Revokes an API token.",
+        None,
+        Empty,
+    ),
+    doc(
+        GET,
+        "/api/v1/tenants/{tenant}/catalog/releases",
+        "The firmware releases of the catalog.",
+        None,
+        Json("ReleaseList"),
+    ),
+    doc(
+        GET,
+        "/api/v1/tenants/{tenant}/agents",
+        "Enrolled agents, suspected clones flagged.",
+        None,
+        Json("AgentList"),
+    ),
+    Doc {
+        query: PAGE,
+        ..doc(
+            GET,
+            "/api/v1/tenants/{tenant}/events",
+            "Agent events in receive order, paged.",
+            None,
+            Json("EventPage"),
+        )
+    },
+    Doc {
+        query: PAGE,
+        ..doc(
+            GET,
+            "/api/v1/tenants/{tenant}/update-history",
+            "Update history (update-status events), paged.",
+            None,
+            Json("UpdateHistoryPage"),
+        )
+    },
+    // Groups, settings, policies, inventory and check-in.
+    doc(
+        POST,
+        "/api/v1/agents/{agent}/checkin",
+        "Agent check-in: reports users, devices and update states; answers the signed assignment.",
+        Some("CheckIn"),
+        Json("CheckInResponse"),
+    ),
+    doc(
+        GET,
+        "/api/v1/tenants/{tenant}/groups",
+        "Custom user groups.",
+        None,
+        Json("GroupList"),
+    ),
+    doc(
+        POST,
+        "/api/v1/tenants/{tenant}/groups",
+        "Creates a group.",
+        Some("Group"),
+        Json("Group"),
+    ),
+    doc(
+        PUT,
+        "/api/v1/tenants/{tenant}/groups/{id}",
+        "Replaces a group.",
+        Some("Group"),
+        Json("Group"),
+    ),
+    doc(
+        DELETE,
+        "/api/v1/tenants/{tenant}/groups/{id}",
+        "Deletes a group.",
+        None,
+        Empty,
+    ),
+    doc(
+        GET,
+        "/api/v1/tenants/{tenant}/settings",
+        "Fleet settings (shared and excluded accounts, default poll interval).",
+        None,
+        Json("Settings"),
+    ),
+    doc(
+        PUT,
+        "/api/v1/tenants/{tenant}/settings",
+        "Replaces the fleet settings.",
+        Some("Settings"),
+        Json("Settings"),
+    ),
+    doc(
+        GET,
+        "/api/v1/tenants/{tenant}/policies/firmware",
+        "Firmware policies.",
+        None,
+        Json("FirmwarePolicyList"),
+    ),
+    doc(
+        POST,
+        "/api/v1/tenants/{tenant}/policies/firmware",
+        "Creates a firmware policy.",
+        Some("FirmwarePolicy"),
+        Json("FirmwarePolicy"),
+    ),
+    doc(
+        PUT,
+        "/api/v1/tenants/{tenant}/policies/firmware/{id}",
+        "Replaces a firmware policy.",
+        Some("FirmwarePolicy"),
+        Json("FirmwarePolicy"),
+    ),
+    doc(
+        POST,
+        "/api/v1/tenants/{tenant}/policies/firmware/{id}/copy",
+        "Copies a firmware policy under a new name.",
+        Some("PolicyCopy"),
+        Json("FirmwarePolicy"),
+    ),
+    doc(
+        DELETE,
+        "/api/v1/tenants/{tenant}/policies/firmware/{id}",
+        "Deletes a firmware policy.",
+        None,
+        Empty,
+    ),
+    doc(
+        GET,
+        "/api/v1/tenants/{tenant}/policies/software",
+        "Software (agent) policies.",
+        None,
+        Json("SoftwarePolicyList"),
+    ),
+    doc(
+        POST,
+        "/api/v1/tenants/{tenant}/policies/software",
+        "Creates a software policy.",
+        Some("SoftwarePolicy"),
+        Json("SoftwarePolicy"),
+    ),
+    doc(
+        PUT,
+        "/api/v1/tenants/{tenant}/policies/software/{id}",
+        "Replaces a software policy.",
+        Some("SoftwarePolicy"),
+        Json("SoftwarePolicy"),
+    ),
+    doc(
+        DELETE,
+        "/api/v1/tenants/{tenant}/policies/software/{id}",
+        "Deletes a software policy.",
+        None,
+        Empty,
+    ),
+    doc(
+        GET,
+        "/api/v1/tenants/{tenant}/devices",
+        "Inventory: devices.",
+        None,
+        Json("DeviceList"),
+    ),
+    doc(
+        DELETE,
+        "/api/v1/tenants/{tenant}/devices/{id}",
+        "Deletes a device (marked deleted if it has a serial number).",
+        None,
+        Empty,
+    ),
+    doc(
+        GET,
+        "/api/v1/tenants/{tenant}/hosts",
+        "Inventory: hosts.",
+        None,
+        Json("HostList"),
+    ),
+    doc(
+        DELETE,
+        "/api/v1/tenants/{tenant}/hosts/{id}",
+        "Deletes a host (not its devices or users).",
+        None,
+        Empty,
+    ),
+    doc(
+        GET,
+        "/api/v1/tenants/{tenant}/users",
+        "Inventory: users.",
+        None,
+        Json("UserList"),
+    ),
+    doc(
+        DELETE,
+        "/api/v1/tenants/{tenant}/users/{id}",
+        "Deletes a user (and hosts and devices no one else has).",
+        None,
+        Empty,
+    ),
+];
+
+/// Every mounted operation: method, path, security requirement names, an
+/// access note, and the success status.
+fn operations() -> Vec<(Method, &'static str, Vec<&'static str>, &'static str, u16)> {
+    let mut ops = Vec::new();
+    for e in ROUTES {
+        let (security, note) = match e.auth {
+            Auth::Public => (vec![], "public"),
+            Auth::Session => (vec!["adminSession"], "the calling admin session"),
+            Auth::Agent => (vec!["agentCredential"], "the agent named in the path"),
+        };
+        ops.push((e.method, e.path, security, note, e.success));
+    }
+    for r in TENANT_ROUTES {
+        let (security, note) = match r.access {
+            Access::Read => (
+                vec!["adminSession", "apiToken"],
+                "any admin or API token of the tenant",
+            ),
+            Access::Write => (
+                vec!["adminSession", "apiToken"],
+                "full admins and full-scope API tokens",
+            ),
+            Access::FullAdmin => (vec!["adminSession"], "full admins only"),
+        };
+        ops.push((r.method, r.path, security, note, r.success));
+    }
+    ops
+}
+
+/// `{*rest}` (axum) → `{rest}` (OpenAPI).
+pub fn openapi_path(path: &str) -> String {
+    path.replace("{*", "{")
+}
+
+/// The `{name}` parameters of a path.
+fn path_params(path: &str) -> Vec<&str> {
+    path.split('{')
+        .skip(1)
+        .filter_map(|p| {
+            p.split_once('}')
+                .map(|(name, _)| name.trim_start_matches('*'))
+        })
+        .collect()
+}
+
+pub(crate) fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn operation(method: Method, path: &str, security: &[&str], note: &str, success: u16) -> Value {
+    let d = DOCS.iter().find(|d| d.method == method && d.path == path);
+    let mut parameters: Vec<Value> = path_params(path)
+        .into_iter()
+        .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect();
+    let mut op = json!({
+        "operationId": format!("{}{}", method.as_str().to_lowercase(), path.replace(['/', '{', '}', '*', '-', '.'], "_")),
+        "summary": d.map_or("(undocumented)", |d| d.summary),
+        "description": format!("Who may call: {note}."),
+        "security": security.iter().map(|s| json!({ *s: [] })).collect::<Vec<_>>(),
+    });
+    if let Some(d) = d {
+        parameters.extend(d.query.iter().map(|(name, ty, description)| {
+            json!({"name": name, "in": "query", "required": false,
+                   "description": description, "schema": {"type": ty}})
+        }));
+        if let Some(req) = d.request {
+            op["requestBody"] = json!({"required": true,
+                "content": {"application/json": {"schema": schema_ref(req)}}});
+        }
+    }
+    op["parameters"] = Value::Array(parameters);
+    let ok = match d.map(|d| d.response) {
+        Some(Json(name)) => json!({"description": "success",
+            "content": {"application/json": {"schema": schema_ref(name)}}}),
+        Some(Text) => json!({"description": "success",
+            "content": {"text/plain": {"schema": {"type": "string"}}}}),
+        Some(Binary) => json!({"description": "success",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}),
+        Some(Empty) | None => json!({"description": "success"}),
+    };
+    op["responses"] = json!({
+        success.to_string(): ok,
+        "default": {"description": "an error",
+            "content": {"application/json": {"schema": schema_ref("Error")}}},
+    });
+    op
+}
+
+/// The document (built once).
+pub fn document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut paths = Map::new();
+        for (method, path, security, note, success) in operations() {
+            let item = paths
+                .entry(openapi_path(path))
+                .or_insert_with(|| json!({}));
+            item[method.as_str().to_lowercase()] = operation(method, path, &security, note, success);
+        }
+        let bearer = |what: &str| json!({"type": "http", "scheme": "bearer", "description": what});
+        json!({
+            "openapi": "3.1.0",
+            "info": {
+                "title": "updater-server API",
+                "version": env!("CARGO_PKG_VERSION"),
+                "description": "Firmware update service: catalog repository, tenant administration, agent enrollment and events. Errors are JSON `{code, message}`.",
+            },
+            "paths": paths,
+            "components": {
+                "schemas": schemas(),
+                "securitySchemes": {
+                    "adminSession": bearer("An admin session token (`upds_…`) from POST /api/v1/login."),
+                    "apiToken": bearer("A partner application's API token (`updt_…`)."),
+                    "agentCredential": bearer("An agent credential (`upda_…`) from POST /api/v1/enroll."),
+                },
+            },
+        })
+    })
+}
+
+/// `GET /api/v1/openapi.json`.
+pub(crate) async fn serve() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document().to_string(),
+    )
+        .into_response()
+}
+
+mod schemas;
+
+pub use self::schemas::schemas;
+
+#[cfg(test)]
+mod tests;

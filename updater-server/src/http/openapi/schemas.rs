@@ -1,0 +1,123 @@
+//! The named schemas of the OpenAPI document (`components.schemas`).
+
+use serde_json::{json, Value};
+
+use super::schema_ref;
+
+fn obj(required: &[&str], props: Value) -> Value {
+    json!({"type": "object", "required": required, "properties": props})
+}
+
+fn list(item: &str) -> Value {
+    json!({"type": "array", "items": schema_ref(item)})
+}
+
+fn page(item: &str) -> Value {
+    obj(
+        &["items", "next_since"],
+        json!({"items": list(item), "next_since": {"type": "integer", "minimum": 0}}),
+    )
+}
+
+/// The named schemas.
+pub fn schemas() -> Value {
+    let s = json!({"type": "string"});
+    let t = json!({"type": "string", "format": "date-time"});
+    let b = json!({"type": "boolean"});
+    let any = json!({});
+    let update = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut req = vec!["id", "at", "kind", "target", "version"];
+        req.extend_from_slice(extra);
+        req
+    };
+    let mut schemas = json!({
+        "Error": obj(&["code", "message"], json!({"code": s, "message": s})),
+        "Health": obj(&["status"], json!({"status": {"const": "ok"}})),
+        "TufMetadata": obj(&["signed", "signatures"], json!({"signed": {"type": "object"}, "signatures": {"type": "array"}})),
+        "OpenApiDocument": obj(&["openapi", "info", "paths"], json!({"openapi": s, "info": {"type": "object"}, "paths": {"type": "object"}})),
+        "Login": obj(&["tenant", "email", "password"], json!({"tenant": s, "email": s, "password": s})),
+        "LoginResponse": obj(&["token", "token_type", "tenant", "idle_expires_at", "expires_at"],
+            json!({"token": s, "token_type": {"const": "Bearer"}, "tenant": s, "idle_expires_at": t, "expires_at": t})),
+        "EnrollRequest": obj(&["tenant", "token", "system_id", "machine_fingerprint", "hostname", "os"],
+            json!({"tenant": s, "token": s, "system_id": s, "machine_fingerprint": s, "hostname": s, "os": s})),
+        "EnrollResponse": obj(&["id", "credential", "tenant", "reenrolled", "suspected_clone", "assignment_key", "catalog_root", "root"],
+            json!({"id": s, "credential": s, "tenant": s, "system_id": s, "hostname": s, "os": s,
+                   "enrolled_at": t, "credential_issued_at": t, "reenrolled": b, "suspected_clone": b,
+                   "clone_of": {"type": ["string", "null"]}, "assignment_key": {"type": "object"},
+                   "catalog_root": schema_ref("CatalogRoot"), "root": schema_ref("TufMetadata")})),
+        "CatalogRoot": obj(&["version", "sha256", "url"], json!({"version": {"type": "integer"}, "sha256": s, "url": s})),
+        "TenantInfo": obj(&["id", "name", "created_at", "enrollment_token", "assignment_key_id", "catalog_root"],
+            json!({"id": s, "name": s, "created_at": t, "assignment_key_id": s,
+                   "enrollment_token": obj(&["active"], json!({"active": b, "issued_at": {"type": ["string", "null"]}})),
+                   "catalog_root": schema_ref("CatalogRoot")})),
+        "Admin": obj(&["id", "email", "role", "primary", "created_at"],
+            json!({"id": s, "email": s, "role": {"enum": ["full", "read-only"]}, "primary": b, "created_at": t})),
+        "AdminList": list("Admin"),
+        "NewAdmin": obj(&["email", "role", "password"],
+            json!({"email": s, "role": {"enum": ["full", "read-only"]}, "password": {"type": "string", "minLength": 12}, "primary": b})),
+        "EnrollmentToken": obj(&["token"], json!({"token": s})),
+        "ApiToken": obj(&["id", "name", "scope", "created_at", "created_by"],
+            json!({"id": s, "name": s, "scope": {"enum": ["read", "full"]}, "created_at": t, "created_by": s,
+                   "revoked_at": {"type": ["string", "null"]}})),
+        "ApiTokenList": list("ApiToken"),
+        "NewApiToken": obj(&["name", "scope"], json!({"name": s, "scope": {"enum": ["read", "full"]}})),
+        "ApiTokenCreated": {"allOf": [schema_ref("ApiToken"), obj(&["token"], json!({"token": s}))]},
+        "ReleaseList": {"type": "array", "items": {"type": "object"}},
+        "Agent": obj(&["id", "system_id", "hostname", "os", "enrolled_at", "suspected_clone"],
+            json!({"id": s, "system_id": s, "hostname": s, "os": s, "enrolled_at": t, "credential_issued_at": t,
+                   "suspected_clone": b, "clone_of": {"type": ["string", "null"]}})),
+        "AgentList": list("Agent"),
+        "Event": {
+            "description": "`kind` selects the extra fields: update kinds carry `target` and `version` (and `reason` for update_failed); tamper_detected carries `source` and `reason`.",
+            "oneOf": [
+                obj(&["id", "at", "kind"], json!({"id": schema_ref("EventId"), "at": t, "device": s, "detail": any,
+                    "kind": {"enum": ["agent_started", "device_discovered", "device_attached", "device_detached"]}})),
+                obj(&update(&[]), json!({"id": schema_ref("EventId"), "at": t, "device": s, "detail": any, "target": s, "version": s,
+                    "kind": {"enum": ["update_available", "update_staged", "update_started", "update_succeeded", "awaiting_replug", "user_declined", "user_deferred"]}})),
+                obj(&update(&["reason"]), json!({"id": schema_ref("EventId"), "at": t, "device": s, "detail": any, "target": s, "version": s, "reason": s,
+                    "kind": {"const": "update_failed"}})),
+                obj(&["id", "at", "kind", "source", "reason"], json!({"id": schema_ref("EventId"), "at": t, "device": s, "detail": any, "source": s, "reason": s,
+                    "kind": {"const": "tamper_detected"}})),
+            ],
+        },
+        "EventId": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+        "EventBatch": obj(&["events"], json!({"events": {"type": "array", "maxItems": catalog::events::MAX_EVENTS_PER_BATCH, "items": schema_ref("Event")}})),
+        "EventAck": obj(&["acknowledged", "accepted", "duplicates"],
+            json!({"acknowledged": {"type": "array", "items": schema_ref("EventId")},
+                   "accepted": {"type": "integer"}, "duplicates": {"type": "integer"}})),
+        "StoredEvent": obj(&["seq", "agent", "received_at", "event"],
+            json!({"seq": {"type": "integer"}, "agent": s, "received_at": t, "event": schema_ref("Event")})),
+        "EventPage": page("StoredEvent"),
+        "UpdateRecord": obj(&["seq", "agent", "target", "version", "outcome", "at", "event_id"],
+            json!({"seq": {"type": "integer"}, "agent": s, "device": {"type": ["string", "null"]}, "target": s, "version": s,
+                   "outcome": {"enum": ["available", "staged", "started", "succeeded", "failed", "awaiting_replug", "declined", "deferred"]},
+                   "reason": {"type": ["string", "null"]}, "at": t, "event_id": s})),
+        "UpdateHistoryPage": page("UpdateRecord"),
+    });
+    // Fleet records: described, not spelled out field by field.
+    for (name, what) in [
+        ("CheckIn", "An agent's check-in: host, users, devices, update states."),
+        ("CheckInResponse", "The signed assignment and the next poll time."),
+        ("Group", "A custom user group: name, membership rule, poll interval."),
+        ("Settings", "Shared and excluded accounts, the All Users poll interval."),
+        ("FirmwarePolicy", "A firmware policy: model, version (pinned or latest), deployment type, window, groups."),
+        ("SoftwarePolicy", "A software policy for the agent itself."),
+        ("PolicyCopy", "The copy's name."),
+        ("Device", "An inventoried device."),
+        ("Host", "An inventoried host."),
+        ("User", "An inventoried user."),
+    ] {
+        schemas[name] = json!({"type": "object", "description": what});
+    }
+    for (list_name, item) in [
+        ("GroupList", "Group"),
+        ("FirmwarePolicyList", "FirmwarePolicy"),
+        ("SoftwarePolicyList", "SoftwarePolicy"),
+        ("DeviceList", "Device"),
+        ("HostList", "Host"),
+        ("UserList", "User"),
+    ] {
+        schemas[list_name] = list(item);
+    }
+    schemas
+}
