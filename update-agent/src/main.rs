@@ -264,6 +264,18 @@ fn check_now_with<B: DeviceBackend + Send + 'static>(
     for (device, outcome) in recovered.outcomes.iter().chain(&report.outcomes) {
         println!("{device}: {}", describe(outcome));
     }
+    let installed = |o: &update_agent::pipeline::Outcome| {
+        matches!(o, update_agent::pipeline::Outcome::Installed { .. })
+    };
+    if recovered
+        .outcomes
+        .values()
+        .chain(report.outcomes.values())
+        .any(installed)
+    {
+        // Report the new versions now rather than at the next check-in.
+        core.check_in_only(now)?;
+    }
     if let Err(e) = core.flush() {
         eprintln!("update-agent: warning: events not sent (kept spooled): {e}");
     }

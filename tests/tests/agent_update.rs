@@ -1,0 +1,292 @@
+//! The update pipeline end to end: the real `updater-server` with a firmware
+//! release and an automatic policy, the real `update-agent` binary with a
+//! simulated headset, `update-agent check-now`, and the new version seen by
+//! the server.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use dfu::file::DfuFile;
+use serde_json::{json, Value};
+use test_devices::image::{build, test_payload};
+use test_devices::FirmwareVersion;
+use tests::{bin, Server};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn server_cli(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(bin("updater-server"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(t) = stdin {
+        input.write_all(t.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    out
+}
+
+fn agent(config: &Path, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin("update-agent"));
+    cmd.arg("--config")
+        .arg(config)
+        .arg("--state-dir")
+        .arg(state)
+        .args(args);
+    for var in [
+        "TENANT_ID",
+        "SERVER_URL",
+        "TENANT_TOKEN",
+        "UPDATE_AGENT_STATE_DIR",
+        "UPDATE_AGENT_CONFIG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("USER", "ann").envs(env.iter().copied());
+    cmd.output().unwrap()
+}
+
+struct Admin {
+    http: reqwest::blocking::Client,
+    base: String,
+    tenant: String,
+    token: String,
+}
+
+impl Admin {
+    fn get(&self, path: &str) -> Value {
+        let resp = self
+            .http
+            .get(format!(
+                "{}/api/v1/tenants/{}/{path}",
+                self.base, self.tenant
+            ))
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap();
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        serde_json::from_slice(&resp.bytes().unwrap()).unwrap()
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Value {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/api/v1/tenants/{}/{path}",
+                self.base, self.tenant
+            ))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        let status = resp.status();
+        let answer: Value = serde_json::from_slice(&resp.bytes().unwrap()).unwrap();
+        assert!(status.is_success(), "POST {path}: {status} {answer}");
+        answer
+    }
+}
+
+/// A `.dfu` file the simulated `headset_tolerant` (1209:0003) accepts.
+fn firmware(dir: &Path, version: (u8, u8, u16)) -> std::path::PathBuf {
+    let image = build(
+        0x0003,
+        FirmwareVersion::new(version.0, version.1, version.2),
+        &test_payload(12_000, 9),
+    );
+    let path = dir.join(format!(
+        "headset-{}.{}.{}.dfu",
+        version.0, version.1, version.2
+    ));
+    fs::write(
+        &path,
+        DfuFile::new_raw(0x1209, 0x0003, 0xffff, image).to_bytes(),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn check_now_installs_the_assigned_firmware_and_the_server_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let fw = firmware(dir.path(), (2, 0, 0));
+    let out = server_cli(
+        &data,
+        &[
+            "catalog",
+            "import",
+            fw.to_str().unwrap(),
+            "--vendor",
+            "Acme",
+            "--model",
+            "Headset",
+            "--hardware-id",
+            "1209:0003",
+            "--version",
+            "2.0.0",
+            "--security-counter",
+            "2",
+        ],
+        None,
+    );
+    let stdout = text(&out.stdout);
+    let target = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("imported: "))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .trim()
+        .to_owned();
+    let out = server_cli(
+        &data,
+        &["tenant", "create", "--name", "Acme", "--json"],
+        None,
+    );
+    let tenant: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
+    let token = tenant["enrollment_token"].as_str().unwrap().to_owned();
+    server_cli(
+        &data,
+        &[
+            "admin",
+            "create",
+            "--tenant",
+            &tenant_id,
+            "--email",
+            "ann@acme.example",
+            "--role",
+            "full",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let server = Server::start(&data);
+    let http = reqwest::blocking::Client::new();
+    let login = http
+        .post(format!("{}/api/v1/login", server.base))
+        .header("content-type", "application/json")
+        .body(
+            json!({"tenant": tenant_id, "email": "ann@acme.example", "password": PASSWORD})
+                .to_string(),
+        )
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let login: Value = serde_json::from_slice(&login).unwrap();
+    let admin = Admin {
+        http,
+        base: server.base.clone(),
+        tenant: tenant_id.clone(),
+        token: login["token"].as_str().unwrap().to_owned(),
+    };
+    admin.post(
+        "policies/firmware",
+        &json!({"name": "Headsets", "model": "1209:0003", "version": "latest",
+                "deployment": "automatic", "enabled": true}),
+    );
+
+    let config = dir.path().join("agent.toml");
+    fs::write(
+        &config,
+        format!(
+            "server_url = \"{}\"\nbackend = \"simulated\"\n\n\
+             [[simulated.devices]]\nprofile = \"headset_tolerant\"\nserial = \"HS-0001\"\n",
+            server.base
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let out = agent(
+        &config,
+        &state,
+        &["enroll", "--tenant-id", &tenant_id],
+        &[("TENANT_TOKEN", &token)],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = agent(&config, &state, &["check-now"], &[]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "1209/serial/HS-0001: installed 2.0.0 (read back)\n"
+    );
+
+    // The server's inventory shows the new version, reported by the agent.
+    let devices = admin.get("devices");
+    let items = devices
+        .as_array()
+        .or_else(|| devices["items"].as_array())
+        .unwrap_or_else(|| panic!("{devices}"));
+    let headset = items
+        .iter()
+        .find(|d| d["serial"] == "HS-0001")
+        .unwrap_or_else(|| panic!("{devices}"));
+    assert_eq!(headset["firmware_version"], "2.0.0", "{headset}");
+
+    // …and the update history the agent's events became.
+    let history = admin.get("update-history?since=0&limit=100");
+    let outcomes: Vec<(&str, &str, &str)> = history["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{history}"))
+        .iter()
+        .map(|i| {
+            (
+                i["outcome"].as_str().unwrap(),
+                i["target"].as_str().unwrap(),
+                i["version"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("staged", target.as_str(), "2.0.0"),
+            ("started", target.as_str(), "2.0.0"),
+            ("succeeded", target.as_str(), "2.0.0")
+        ]
+    );
+
+    // The agent's own view: installed, nothing pending, nothing left to send.
+    let out = agent(&config, &state, &["status", "--json"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["pending_updates"], json!([]));
+    assert_eq!(status["pending_events"], 0);
+
+    // A credential replaced by re-enrollment is refused with a clear message.
+    let out = agent(
+        &config,
+        &dir.path().join("other-state"),
+        &["enroll", "--tenant-id", &tenant_id],
+        &[("TENANT_TOKEN", &token)],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    fs::write(state.join("credential"), "upda_not_a_valid_credential").unwrap();
+    let out = agent(&config, &state, &["check-now"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("agent credential rejected; re-enroll"),
+        "{}",
+        text(&out.stderr)
+    );
+}
