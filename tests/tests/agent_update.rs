@@ -101,20 +101,20 @@ impl Admin {
     }
 }
 
-/// A `.dfu` file the simulated `headset_tolerant` (1209:0003) accepts.
-fn firmware(dir: &Path, version: (u8, u8, u16)) -> std::path::PathBuf {
+/// A `.dfu` file the simulated model with runtime product id `pid` accepts.
+fn firmware(dir: &Path, pid: u16, version: (u8, u8, u16)) -> std::path::PathBuf {
     let image = build(
-        0x0003,
+        pid,
         FirmwareVersion::new(version.0, version.1, version.2),
         &test_payload(12_000, 9),
     );
     let path = dir.join(format!(
-        "headset-{}.{}.{}.dfu",
+        "fw-{pid:04x}-{}.{}.{}.dfu",
         version.0, version.1, version.2
     ));
     fs::write(
         &path,
-        DfuFile::new_raw(0x1209, 0x0003, 0xffff, image).to_bytes(),
+        DfuFile::new_raw(0x1209, pid, 0xffff, image).to_bytes(),
     )
     .unwrap();
     path
@@ -124,7 +124,7 @@ fn firmware(dir: &Path, version: (u8, u8, u16)) -> std::path::PathBuf {
 fn check_now_installs_the_assigned_firmware_and_the_server_sees_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let fw = firmware(dir.path(), (2, 0, 0));
+    let fw = firmware(dir.path(), 0x0003, (2, 0, 0));
     let out = server_cli(
         &data,
         &[
@@ -151,6 +151,24 @@ fn check_now_installs_the_assigned_firmware_and_the_server_sees_it() {
         .unwrap_or_else(|| panic!("{stdout}"))
         .trim()
         .to_owned();
+    let dongle_fw = firmware(dir.path(), 0x0009, (1, 5, 0));
+    server_cli(
+        &data,
+        &[
+            "catalog",
+            "import",
+            dongle_fw.to_str().unwrap(),
+            "--vendor",
+            "Acme",
+            "--model",
+            "Dongle",
+            "--hardware-id",
+            "1209:0009",
+            "--version",
+            "1.5.0",
+        ],
+        None,
+    );
     let out = server_cli(
         &data,
         &["tenant", "create", "--name", "Acme", "--json"],
@@ -199,13 +217,19 @@ fn check_now_installs_the_assigned_firmware_and_the_server_sees_it() {
         &json!({"name": "Headsets", "model": "1209:0003", "version": "latest",
                 "deployment": "automatic", "enabled": true}),
     );
+    admin.post(
+        "policies/firmware",
+        &json!({"name": "Dongles", "model": "1209:0009", "version": "latest",
+                "deployment": "optional", "enabled": true}),
+    );
 
     let config = dir.path().join("agent.toml");
     fs::write(
         &config,
         format!(
             "server_url = \"{}\"\nbackend = \"simulated\"\n\n\
-             [[simulated.devices]]\nprofile = \"headset_tolerant\"\nserial = \"HS-0001\"\n",
+             [[simulated.devices]]\nprofile = \"headset_tolerant\"\nserial = \"HS-0001\"\n\n\
+             [[simulated.devices]]\nprofile = \"usb_dongle\"\nserial = \"DG-0001\"\n",
             server.base
         ),
     )
@@ -228,7 +252,8 @@ fn check_now_installs_the_assigned_firmware_and_the_server_sees_it() {
     );
     assert_eq!(
         text(&out.stdout),
-        "1209/serial/HS-0001: installed 2.0.0 (read back)\n"
+        "1209/serial/DG-0001: waiting: waiting for user consent (optional update)\n\
+         1209/serial/HS-0001: installed 2.0.0 (read back)\n"
     );
 
     // The server's inventory shows the new version, reported by the agent.
@@ -260,27 +285,37 @@ fn check_now_installs_the_assigned_firmware_and_the_server_sees_it() {
     assert_eq!(
         outcomes,
         [
+            // The optional update is staged (and waits for the user).
+            ("staged", "acme/dongle/1.5.0/fw-0009-1.5.0.dfu", "1.5.0"),
             ("staged", target.as_str(), "2.0.0"),
             ("started", target.as_str(), "2.0.0"),
             ("succeeded", target.as_str(), "2.0.0")
         ]
     );
 
-    // The agent's own view: installed, nothing pending, nothing left to send.
+    // The agent's own view: the optional update waits for consent, and says
+    // so; nothing is left to send.
     let out = agent(&config, &state, &["status", "--json"], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(status["pending_updates"], json!([]));
-    assert_eq!(status["pending_events"], 0);
-
-    // A credential replaced by re-enrollment is refused with a clear message.
-    let out = agent(
-        &config,
-        &dir.path().join("other-state"),
-        &["enroll", "--tenant-id", &tenant_id],
-        &[("TENANT_TOKEN", &token)],
+    let pending = status["pending_updates"].as_array().unwrap();
+    assert_eq!(pending.len(), 1, "{status}");
+    assert_eq!(pending[0]["device"], "1209/serial/DG-0001");
+    assert_eq!(pending[0]["status"], "waiting");
+    assert_eq!(
+        pending[0]["waiting_for"],
+        "waiting for user consent (optional update)"
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(status["pending_events"], 0);
+    let out = agent(&config, &state, &["status"], &[]);
+    assert!(
+        text(&out.stdout).contains("waiting for user consent (optional update)"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // An unknown credential (revoked, or replaced by a re-enrollment) is
+    // refused with a clear message and exit status 1.
     fs::write(state.join("credential"), "upda_not_a_valid_credential").unwrap();
     let out = agent(&config, &state, &["check-now"], &[]);
     assert_eq!(out.status.code(), Some(1));
