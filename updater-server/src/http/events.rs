@@ -39,7 +39,7 @@ pub(crate) async fn post_events(
     let metrics_state = state.clone();
     let ack = blocking(move || {
         let now = state.accounts.now();
-        let store = state.accounts.records().store();
+        let store = state.accounts.store();
         Ok(events::ingest(
             store,
             &agent.tenant,
@@ -90,7 +90,7 @@ pub(crate) async fn list_events(
 ) -> Result<Json<Value>, ApiError> {
     let (since, limit) = page_query(q)?;
     blocking(move || {
-        let page = events::list_events(state.accounts.records().store(), &p.tenant, since, limit)?;
+        let page = events::list_events(state.accounts.store(), &p.tenant, since, limit)?;
         Ok(Json(
             serde_json::to_value(page).map_err(|e| ApiError::new(internal(&e)))?,
         ))
@@ -106,7 +106,7 @@ pub(crate) async fn update_history(
 ) -> Result<Json<Value>, ApiError> {
     let (since, limit) = page_query(q)?;
     blocking(move || {
-        let page = events::list_history(state.accounts.records().store(), &p.tenant, since, limit)?;
+        let page = events::list_history(state.accounts.store(), &p.tenant, since, limit)?;
         Ok(Json(
             serde_json::to_value(page).map_err(|e| ApiError::new(internal(&e)))?,
         ))

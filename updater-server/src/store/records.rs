@@ -169,11 +169,6 @@ impl<'a> Records<'a> {
         Self { store }
     }
 
-    /// The untyped store underneath (for services keeping their own records).
-    pub fn store(&self) -> &'a dyn Store {
-        self.store
-    }
-
     fn get<T: DeserializeOwned>(&self, table: Table, key: Key) -> Result<Option<T>, StoreError> {
         self.store
             .get(table, &key)?
