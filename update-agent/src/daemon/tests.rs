@@ -146,3 +146,76 @@ fn run_stops_when_told() {
     assert_eq!(calls.lock().unwrap().len(), 1);
     assert_eq!(d.state().devices().unwrap().len(), 1);
 }
+
+/// Which hook ran when.
+type HookLog = Arc<Mutex<Vec<(&'static str, DateTime<Utc>)>>>;
+
+/// Records which hooks ran when; asks for a 30-minute poll interval.
+struct Recording {
+    log: HookLog,
+}
+
+impl CheckIn for Recording {
+    fn check_in(&mut self, now: DateTime<Utc>) -> Result<(), CheckInError> {
+        self.log.lock().unwrap().push(("check_in", now));
+        Ok(())
+    }
+    fn start(&mut self, now: DateTime<Utc>) {
+        self.log.lock().unwrap().push(("start", now));
+    }
+    fn send_events(&mut self, now: DateTime<Utc>) {
+        self.log.lock().unwrap().push(("send_events", now));
+    }
+    fn poll_interval(&self) -> Option<chrono::Duration> {
+        Some(Duration::minutes(30))
+    }
+}
+
+#[test]
+fn start_hook_event_timer_new_devices_and_the_servers_poll_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = VirtualBus::new();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut d = Daemon::new(
+        State::open_in(dir.path()).unwrap(),
+        Box::new(SimDevices::new(bus.clone())),
+        clock.clone(),
+        Box::new(Recording { log: log.clone() }),
+        Timings {
+            poll_interval: Duration::hours(6),
+            scan_interval: Duration::seconds(60),
+        },
+        [3; 16],
+    );
+    let s = |secs: i64| t0() + Duration::seconds(secs);
+    let mut attached = false;
+    while clock.now() < s(400) {
+        if !attached && clock.now() > s(150) {
+            // Plugged in at 150 s: the scan at 180 s finds it.
+            bus.attach(SimDevice::new(ModelProfile::headset_tolerant()));
+            attached = true;
+        }
+        let wake = d.tick().unwrap();
+        clock.set(wake);
+    }
+    let hooks = |name: &str| -> Vec<i64> {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, at)| (*at - t0()).num_seconds())
+            .collect()
+    };
+    assert_eq!(hooks("start"), [0]);
+    assert_eq!(hooks("check_in"), [0]);
+    // At start, every 2 minutes, and at once when a scan (every 60 s) finds a new device.
+    assert_eq!(hooks("send_events"), [0, 120, 180, 300]);
+    // The server's 30-minute interval replaces the configured 6 hours.
+    while hooks("check_in").len() < 2 {
+        let wake = d.tick().unwrap();
+        clock.set(wake);
+    }
+    let second = hooks("check_in")[1];
+    assert!((27 * 60..=33 * 60 + 60).contains(&second), "{second}");
+}

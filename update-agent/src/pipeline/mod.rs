@@ -8,22 +8,23 @@
 //! in DFU mode from their staged image.
 
 mod download;
+mod install;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use catalog::assignment::{check_against_target, Assignment, AssignmentSet, DeploymentType};
-use catalog::package::{TargetFirmware, Version};
+use catalog::package::TargetFirmware;
 use catalog::protocol::{DeviceReport, DfuState};
 use catalog::tuf::{Fetcher, TargetFile, TufError, Updater, UpdaterConfig};
 use chrono::{DateTime, Utc};
-use dfu::host::{FlashOptions, NoProgress};
+use dfu::host::FlashOptions;
 
 use crate::devices::{BackendError, DeviceBackend};
 use crate::events::{tamper_event, update_event};
 use crate::fetch::RangeFetch;
-use crate::flasher::{self, Installed};
+use crate::flasher;
 use crate::staging::{StageError, Staging};
 use crate::state::{InstalledFirmware, StagedUpdate, State, StateError, UpdateStatus};
 
@@ -421,175 +422,6 @@ impl<B: DeviceBackend> Pipeline<B> {
         self.state
             .record_installed(&installed, &update, event.as_ref())?;
         Ok(update)
-    }
-
-    /// Flashes the staged image of `update` onto `device` and records the outcome.
-    fn flash(
-        &self,
-        device: &DeviceReport,
-        update: StagedUpdate,
-        fw: &TargetFirmware,
-        now: DateTime<Utc>,
-    ) -> Result<Outcome, StateError> {
-        let a = Subject::from(&update);
-        let version = match Version::parse(&fw.version, fw.version_format) {
-            Ok(v) => v,
-            Err(e) => {
-                return self.fail(
-                    &a,
-                    format!("version {}: {e}", fw.version),
-                    None,
-                    Some(fw.clone()),
-                    now,
-                )
-            }
-        };
-        let staged = a.digest.parse().ok().and_then(|d| self.staging.staged(&d));
-        let Some(path) = staged else {
-            return self.fail(
-                &a,
-                "the staged image is missing".into(),
-                Some("state"),
-                Some(fw.clone()),
-                now,
-            );
-        };
-        let image = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) => {
-                return self.fail(
-                    &a,
-                    format!("{}: {e}", path.display()),
-                    None,
-                    Some(fw.clone()),
-                    now,
-                )
-            }
-        };
-        let started = update_event(
-            "update_started",
-            &a.device,
-            &a.target,
-            &fw.version,
-            None,
-            now,
-        );
-        self.record(
-            &a,
-            UpdateStatus::Flashing,
-            None,
-            Some(fw.clone()),
-            Some(started),
-            now,
-        )?;
-        tracing::info!(device = %a.device, target = %a.target, "flashing");
-        let result = flasher::install(
-            &self.backend,
-            device,
-            &image,
-            fw.protocol,
-            &version,
-            &self.flash,
-            &mut NoProgress,
-        );
-        match result {
-            Ok(Installed::Running { version }) => {
-                let e = update_event(
-                    "update_succeeded",
-                    &a.device,
-                    &a.target,
-                    &fw.version,
-                    None,
-                    now,
-                );
-                self.record_running(&a, fw, &version, Some(e), now)?;
-                tracing::info!(device = %a.device, %version, "installed and read back");
-                Ok(Outcome::Installed { version })
-            }
-            Ok(Installed::AwaitingReplug) => {
-                let e = update_event(
-                    "awaiting_replug",
-                    &a.device,
-                    &a.target,
-                    &fw.version,
-                    None,
-                    now,
-                );
-                let why = "flashed; unplug and replug the device to finish".to_owned();
-                self.record(
-                    &a,
-                    UpdateStatus::AwaitingReplug,
-                    Some(why),
-                    Some(fw.clone()),
-                    Some(e),
-                    now,
-                )?;
-                Ok(Outcome::AwaitingReplug)
-            }
-            Err(e) => self.fail(&a, e.to_string(), None, Some(fw.clone()), now),
-        }
-    }
-
-    fn confirm_replug(
-        &self,
-        device: &DeviceReport,
-        update: StagedUpdate,
-        now: DateTime<Utc>,
-    ) -> Result<Outcome, StateError> {
-        let Some(fw) = update.firmware.clone() else {
-            return Ok(Outcome::AwaitingReplug);
-        };
-        let Ok(version) = Version::parse(&fw.version, fw.version_format) else {
-            return Ok(Outcome::AwaitingReplug);
-        };
-        match flasher::confirm(&self.backend, device, &version) {
-            Ok(Installed::Running { version }) => {
-                let a = Subject::from(&update);
-                let e = update_event(
-                    "update_succeeded",
-                    &a.device,
-                    &a.target,
-                    &fw.version,
-                    None,
-                    now,
-                );
-                self.record_running(&a, &fw, &version, Some(e), now)?;
-                Ok(Outcome::Installed { version })
-            }
-            _ => Ok(Outcome::AwaitingReplug),
-        }
-    }
-
-    /// At start: devices found in DFU mode (an interrupted flash) with a
-    /// staged image for their identity are flashed again from it.
-    pub fn recover(&mut self, now: DateTime<Utc>) -> Result<PassReport, PipelineError> {
-        let mut report = PassReport::default();
-        let updates = self.state.updates()?;
-        for device in self.backend.inventory()? {
-            if device.dfu != DfuState::DfuMode {
-                continue;
-            }
-            let id = device.identity();
-            let candidate = updates
-                .iter()
-                .filter(|u| u.device == id && u.status != UpdateStatus::Installed)
-                .filter(|u| u.firmware.is_some())
-                .filter(|u| {
-                    u.digest
-                        .parse()
-                        .is_ok_and(|d| self.staging.staged(&d).is_some())
-                })
-                .max_by_key(|u| u.updated_at);
-            let Some(u) = candidate else {
-                tracing::warn!(device = %id, "device is in DFU mode and no staged image is known for it");
-                continue;
-            };
-            tracing::info!(device = %id, target = %u.target, "device left in DFU mode: flashing the staged image again");
-            let fw = u.firmware.clone().unwrap_or_else(|| unreachable!());
-            let outcome = self.flash(&device, u.clone(), &fw, now)?;
-            report.outcomes.insert(id, outcome);
-        }
-        Ok(report)
     }
 }
 
