@@ -529,3 +529,50 @@ fn assignments_that_disagree_with_the_catalog_or_downgrade_are_refused() {
         assert_eq!(fx.version_on_bus(), "1.0.0");
     }
 }
+
+#[test]
+fn web_mirror_is_used_and_a_missing_file_falls_back_to_the_server() {
+    // The "web" fetcher reads below the temp dir, so `{url}/targets/…` with
+    // url = "share" is the exported mirror, and url = "empty" has nothing.
+    let mut fx = Fx::new(ModelProfile::headset_tolerant());
+    let release = fx.import((2, 0, 0), 0);
+    std::fs::create_dir_all(fx.path("empty")).unwrap();
+    let web = |url: &str| DownloadSource::Web { url: url.into() };
+    let pipeline = |fx: &Fx| {
+        let mut p = fx.pipeline();
+        // The server is unreachable for the first assignment: only the mirror can serve it.
+        p.remote.web = Box::new(ShareFetcher::new(fx.dir.path()));
+        p
+    };
+    let a = fx.assignment(&release, DeploymentType::Optional, web("share"), false);
+    let mut p = pipeline(&fx);
+    p.remote.server = Box::new(ShareFetcher::new(fx.path("gone")));
+    let report = p.run(&set(vec![a.clone()]), t0()).unwrap();
+    assert!(matches!(one(&report), Outcome::Waiting(_)), "{report:?}");
+    assert_eq!(
+        update_of(&fx, &a).reason.as_deref(),
+        Some("waiting for user consent (optional update)")
+    );
+    assert_eq!(fx.event_kinds(), ["update_staged"]);
+
+    let mut fx = Fx::new(ModelProfile::headset_tolerant());
+    let release = fx.import((2, 0, 0), 0);
+    std::fs::create_dir_all(fx.path("empty")).unwrap();
+    let a = fx.assignment(&release, DeploymentType::Automatic, web("empty"), true);
+    let report = pipeline(&fx).run(&set(vec![a.clone()]), t0()).unwrap();
+    assert_eq!(
+        one(&report),
+        Outcome::Installed {
+            version: "2.0.0".into()
+        }
+    );
+    let events = fx.state.pending_events(100).unwrap();
+    assert_eq!(events[0].kind, "tamper_detected");
+    let reason = events[0].detail["reason"].as_str().unwrap();
+    assert!(reason.starts_with("mirror empty: "), "{reason}");
+    assert!(reason.contains("targets/acme/headset/2.0.0/"), "{reason}");
+    assert_eq!(
+        fx.event_kinds()[1..],
+        ["update_staged", "update_started", "update_succeeded"]
+    );
+}
