@@ -161,7 +161,14 @@ impl<B: DeviceBackend> Pipeline<B> {
             let id = device.identity();
             let candidate = updates
                 .iter()
-                .filter(|u| u.device == id && u.status != UpdateStatus::Installed)
+                // Not done, and not a completed flash waiting for its replug.
+                .filter(|u| u.device == id)
+                .filter(|u| {
+                    !matches!(
+                        u.status,
+                        UpdateStatus::Installed | UpdateStatus::AwaitingReplug
+                    )
+                })
                 .filter(|u| u.firmware.is_some())
                 .filter(|u| {
                     u.digest

@@ -371,24 +371,22 @@ impl<B: DeviceBackend> Pipeline<B> {
                 now,
             )
         });
+        // One committed record per step: waiting (with the reason), or staged
+        // right before the flash.
+        let waiting = waiting_reason(a, now);
+        let (status, reason) = match &waiting {
+            Some(why) => (UpdateStatus::Waiting, Some(why.clone())),
+            None => (UpdateStatus::Staged, note),
+        };
         let update = self.record(
             &subject,
-            UpdateStatus::Staged,
-            note,
+            status,
+            reason,
             Some(fw.clone()),
             staged_event,
             now,
         )?;
-        if let Some(why) = waiting_reason(a, now) {
-            let waiting = Some(why.clone());
-            self.record(
-                &subject,
-                UpdateStatus::Waiting,
-                waiting,
-                Some(fw),
-                None,
-                now,
-            )?;
+        if let Some(why) = waiting {
             tracing::info!(device = %update.device, target = %update.target, "waiting: {why}");
             return Ok(Outcome::Waiting(why));
         }

@@ -402,6 +402,8 @@ fn replug_device_waits_for_the_user_then_counts_as_installed() {
     assert_eq!(one(&report), Outcome::AwaitingReplug);
     assert_eq!(update_of(&fx, &a).status, UpdateStatus::AwaitingReplug);
     assert!(fx.state.installed(&a.device).unwrap().is_none());
+    // A restart before the replug does not flash it again.
+    assert_eq!(p.recover(t0()).unwrap(), PassReport::default());
     // Not replugged yet: still waiting.
     let report = p
         .run(&set(vec![a.clone()]), t0() + Duration::minutes(5))
