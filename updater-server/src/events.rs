@@ -197,6 +197,10 @@ pub struct Page<T> {
     pub next_since: u64,
 }
 
+/// Records examined at most per filtered page (the page may then hold
+/// fewer than `limit` items; `next_since` says where to go on).
+pub const MAX_SCAN: usize = 10 * MAX_PAGE;
+
 fn page<T: serde::de::DeserializeOwned>(
     store: &dyn Store,
     table: Table,
@@ -204,40 +208,92 @@ fn page<T: serde::de::DeserializeOwned>(
     since: Option<u64>,
     limit: usize,
     seq_of: fn(&T) -> u64,
+    keep: &dyn Fn(&T) -> bool,
 ) -> Result<Page<T>, EventsError> {
-    let since = since.unwrap_or(0);
-    let after = if since == 0 {
-        String::new()
-    } else {
-        seq_id(since)
-    };
-    let items = store
-        .list_after(table, tenant, &after, limit.clamp(1, MAX_PAGE))?
-        .into_iter()
-        .map(|(_, v)| decode(table.name(), v))
-        .collect::<Result<Vec<T>, _>>()?;
-    let next_since = items.last().map_or(since, seq_of);
+    let limit = limit.clamp(1, MAX_PAGE);
+    let mut next_since = since.unwrap_or(0);
+    let mut items = Vec::new();
+    let mut scanned = 0;
+    'scan: while scanned < MAX_SCAN {
+        let after = if next_since == 0 {
+            String::new()
+        } else {
+            seq_id(next_since)
+        };
+        let chunk = store.list_after(table, tenant, &after, MAX_PAGE.min(MAX_SCAN - scanned))?;
+        if chunk.is_empty() {
+            break;
+        }
+        for (_, v) in chunk {
+            let record: T = decode(table.name(), v)?;
+            next_since = seq_of(&record);
+            scanned += 1;
+            if keep(&record) {
+                items.push(record);
+                if items.len() == limit {
+                    break 'scan;
+                }
+            }
+        }
+    }
     Ok(Page { items, next_since })
 }
 
-/// The tenant's events after `since`, at most `limit` (clamped to 1..=[`MAX_PAGE`]).
+/// Which events or update-history entries to return.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only this agent's.
+    pub agent: Option<String>,
+    /// Only this device's (`DeviceReport::identity`).
+    pub device: Option<String>,
+}
+
+impl Filter {
+    fn keeps(&self, agent: &str, device: Option<&String>) -> bool {
+        self.agent.as_ref().is_none_or(|a| a == agent)
+            && self.device.as_ref().is_none_or(|d| device == Some(d))
+    }
+}
+
+/// The tenant's events after `since`, at most `limit` (clamped to
+/// 1..=[`MAX_PAGE`]), filtered. Without a filter a short page is the end;
+/// with one, a page stops after [`MAX_SCAN`] records examined, so follow
+/// `next_since` until a page is empty and `next_since` stays put.
 pub fn list_events(
     store: &dyn Store,
     tenant: &str,
     since: Option<u64>,
     limit: usize,
+    filter: &Filter,
 ) -> Result<Page<StoredEvent>, EventsError> {
-    page(store, Table::Events, tenant, since, limit, |e| e.seq)
+    page(
+        store,
+        Table::Events,
+        tenant,
+        since,
+        limit,
+        |e| e.seq,
+        &|e| filter.keeps(&e.agent, e.event.device.as_ref()),
+    )
 }
 
-/// The tenant's update history after `since`, at most `limit`.
+/// The tenant's update history, like [`list_events`].
 pub fn list_history(
     store: &dyn Store,
     tenant: &str,
     since: Option<u64>,
     limit: usize,
+    filter: &Filter,
 ) -> Result<Page<UpdateRecord>, EventsError> {
-    page(store, Table::UpdateHistory, tenant, since, limit, |r| r.seq)
+    page(
+        store,
+        Table::UpdateHistory,
+        tenant,
+        since,
+        limit,
+        |r| r.seq,
+        &|r| filter.keeps(&r.agent, r.device.as_ref()),
+    )
 }
 
 #[cfg(test)]
@@ -291,7 +347,7 @@ mod tests {
         assert_eq!(ingest(&store, "t", "ag2", &batch, now).unwrap().accepted, 2);
         assert_eq!(ingest(&store, "u", "ag1", &batch, now).unwrap().accepted, 2);
 
-        let all = list_events(&store, "t", None, 10).unwrap();
+        let all = list_events(&store, "t", None, 10, &Filter::default()).unwrap();
         let seen: Vec<(u64, &str, &str)> = all
             .items
             .iter()
@@ -308,13 +364,13 @@ mod tests {
         );
         assert_eq!(all.next_since, 4);
         assert_eq!(all.items[0].event.kind, EventKind::AgentStarted);
-        let p1 = list_events(&store, "t", Some(1), 2).unwrap();
+        let p1 = list_events(&store, "t", Some(1), 2, &Filter::default()).unwrap();
         assert_eq!(p1.items.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
         assert_eq!(p1.next_since, 3);
-        let end = list_events(&store, "t", Some(4), 2).unwrap();
+        let end = list_events(&store, "t", Some(4), 2, &Filter::default()).unwrap();
         assert_eq!((end.items.len(), end.next_since), (0, 4));
 
-        let h = list_history(&store, "t", None, 10).unwrap();
+        let h = list_history(&store, "t", None, 10, &Filter::default()).unwrap();
         assert_eq!(h.items.len(), 2);
         assert_eq!(
             h.items[0],
@@ -331,6 +387,24 @@ mod tests {
             }
         );
 
+        // Filters: by agent, by device; paging goes on past what they skip.
+        let by_agent = Filter {
+            agent: Some("ag2".into()),
+            device: None,
+        };
+        let h = list_history(&store, "t", None, 10, &by_agent).unwrap();
+        assert_eq!((h.items.len(), h.items[0].seq, h.next_since), (1, 4, 4));
+        let h = list_history(&store, "t", None, 1, &Filter::default()).unwrap();
+        assert_eq!((h.items[0].seq, h.next_since), (2, 2));
+        let ev2 = list_events(&store, "t", Some(1), 10, &by_agent).unwrap();
+        assert_eq!(ev2.items.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
+        let other_device = Filter {
+            agent: None,
+            device: Some("047f/serial/SN2".into()),
+        };
+        let h = list_history(&store, "t", None, 10, &other_device).unwrap();
+        assert_eq!((h.items.len(), h.next_since), (0, 4));
+
         // An invalid batch stores nothing.
         let bad = EventBatch {
             events: vec![ev("c", EventKind::AgentStarted), ev("bad id", failed)],
@@ -339,7 +413,13 @@ mod tests {
             ingest(&store, "t", "ag1", &bad, now),
             Err(EventsError::Invalid(EventError::BadId { index: 1 }))
         ));
-        assert_eq!(list_events(&store, "t", None, 100).unwrap().items.len(), 4);
+        assert_eq!(
+            list_events(&store, "t", None, 100, &Filter::default())
+                .unwrap()
+                .items
+                .len(),
+            4
+        );
     }
 
     #[test]
@@ -368,7 +448,7 @@ mod tests {
                 10
             );
         }
-        let all = list_events(&stores[0], "t", None, 1000).unwrap();
+        let all = list_events(&stores[0], "t", None, 1000, &Filter::default()).unwrap();
         assert_eq!(all.items.len(), 60);
         let seqs: Vec<u64> = all.items.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (1..=60).collect::<Vec<_>>());

@@ -269,6 +269,40 @@ fn events_are_stored_once_and_read_back() {
              "version": "1.3", "outcome": "failed", "reason": "verify failed", "at": "2026-01-02T03:04:05Z", "event_id": "e3"},
         ], "next_since": 3})
     );
+    // Filters by agent and device; the cursor moves past what they skip.
+    let (_, theirs) = get(
+        &http,
+        base,
+        &format!("/api/v1/tenants/{a}/events?agent={other}"),
+        &ann,
+    );
+    let seqs: Vec<&Value> = theirs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["seq"])
+        .collect();
+    assert_eq!(
+        (seqs, &theirs["next_since"]),
+        (vec![&json!(5)], &json!(605))
+    );
+    let (_, first) = get(
+        &http,
+        base,
+        &format!("/api/v1/tenants/{a}/update-history?agent={agent}&device=047f/serial/SN1&limit=1"),
+        &ann,
+    );
+    assert_eq!(
+        (&first["items"][0]["seq"], &first["next_since"]),
+        (&json!(2), &json!(2))
+    );
+    let (_, none) = get(
+        &http,
+        base,
+        &format!("/api/v1/tenants/{a}/update-history?device=047f/serial/OTHER"),
+        &ann,
+    );
+    assert_eq!(none, json!({"items": [], "next_since": 3}));
 
     let metrics = http
         .get(format!("{base}/metrics"))

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::errors::{blocking, error, internal, ApiError, JsonBody};
 use super::Shared;
 use crate::auth::Principal;
-use crate::events::{self, EventsError, DEFAULT_PAGE};
+use crate::events::{self, EventsError, Filter, DEFAULT_PAGE};
 use crate::store::Agent;
 
 impl From<EventsError> for ApiError {
@@ -53,17 +53,19 @@ pub(crate) async fn post_events(
     Ok(Json(ack))
 }
 
-/// `?since=<seq>&limit=<n>`.
+/// `?since=<seq>&limit=<n>&agent=<id>&device=<identity>`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PageQuery {
     since: Option<u64>,
     limit: Option<usize>,
+    agent: Option<String>,
+    device: Option<String>,
 }
 
 fn page_query(
     q: Result<Query<PageQuery>, QueryRejection>,
-) -> Result<(Option<u64>, usize), ApiError> {
+) -> Result<(Option<u64>, usize, Filter), ApiError> {
     let Query(q) = q.map_err(|r| {
         ApiError::new(error(
             StatusCode::BAD_REQUEST,
@@ -79,18 +81,22 @@ fn page_query(
             &format!("limit must be 1 to {}", events::MAX_PAGE),
         )));
     }
-    Ok((q.since, limit))
+    let filter = Filter {
+        agent: q.agent,
+        device: q.device,
+    };
+    Ok((q.since, limit, filter))
 }
 
-/// `GET /api/v1/tenants/{tenant}/events?since=&limit=`.
+/// `GET /api/v1/tenants/{tenant}/events?since=&limit=&agent=&device=`.
 pub(crate) async fn list_events(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let (since, limit) = page_query(q)?;
+    let (since, limit, filter) = page_query(q)?;
     blocking(move || {
-        let page = events::list_events(state.accounts.store(), &p.tenant, since, limit)?;
+        let page = events::list_events(state.accounts.store(), &p.tenant, since, limit, &filter)?;
         Ok(Json(
             serde_json::to_value(page).map_err(|e| ApiError::new(internal(&e)))?,
         ))
@@ -98,15 +104,15 @@ pub(crate) async fn list_events(
     .await
 }
 
-/// `GET /api/v1/tenants/{tenant}/update-history?since=&limit=`.
+/// `GET /api/v1/tenants/{tenant}/update-history?since=&limit=&agent=&device=`.
 pub(crate) async fn update_history(
     State(state): State<Shared>,
     Extension(p): Extension<Principal>,
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let (since, limit) = page_query(q)?;
+    let (since, limit, filter) = page_query(q)?;
     blocking(move || {
-        let page = events::list_history(state.accounts.store(), &p.tenant, since, limit)?;
+        let page = events::list_history(state.accounts.store(), &p.tenant, since, limit, &filter)?;
         Ok(Json(
             serde_json::to_value(page).map_err(|e| ApiError::new(internal(&e)))?,
         ))

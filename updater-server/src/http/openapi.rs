@@ -60,6 +60,12 @@ const PAGE: &[(&str, &str, &str)] = &[
         "integer",
         "Items per page, 1 to 1000 (default 100).",
     ),
+    ("agent", "string", "Only this agent's."),
+    (
+        "device",
+        "string",
+        "Only this device's (its identity, e.g. `047f/serial/SN1`).",
+    ),
 ];
 
 const fn doc(
