@@ -120,8 +120,18 @@ fn firmware(dir: &Path, pid: u16, version: (u8, u8, u16)) -> std::path::PathBuf 
     path
 }
 
-#[test]
-fn check_now_installs_the_assigned_firmware_and_the_server_sees_it() {
+/// A server with two releases and policies (automatic for the headset,
+/// optional for the dongle) and an enrolled agent with both devices simulated.
+struct Setup {
+    dir: tempfile::TempDir,
+    server: Server,
+    admin: Admin,
+    config: std::path::PathBuf,
+    state: std::path::PathBuf,
+    target: String,
+}
+
+fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let fw = firmware(dir.path(), 0x0003, (2, 0, 0));
@@ -243,6 +253,26 @@ fn check_now_installs_the_assigned_firmware_and_the_server_sees_it() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
 
+    Setup {
+        dir,
+        server,
+        admin,
+        config,
+        state,
+        target,
+    }
+}
+
+#[test]
+fn check_now_installs_the_assigned_firmware_and_the_server_sees_it() {
+    let Setup {
+        dir: _dir,
+        server: _server,
+        admin,
+        config,
+        state,
+        target,
+    } = setup();
     let out = agent(&config, &state, &["check-now"], &[]);
     assert!(
         out.status.success(),
@@ -324,4 +354,58 @@ fn check_now_installs_the_assigned_firmware_and_the_server_sees_it() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn the_daemon_checks_in_installs_and_reports_then_stops_on_sigterm() {
+    use std::io::BufRead;
+    let st = setup();
+    let mut child = Command::new(bin("update-agent"))
+        .arg("--config")
+        .arg(&st.config)
+        .arg("--state-dir")
+        .arg(&st.state)
+        .arg("run")
+        .env("UPDATE_AGENT_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
+    let seen = |log: &[String], what: &str| log.iter().any(|l| l.contains(what));
+    // Both assignments handled in the first pass (in either order).
+    while !(seen(&log, "installed and read back")
+        && seen(&log, "waiting: waiting for user consent (optional update)"))
+    {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("agent exited early: {log:#?}"))
+            .unwrap();
+        log.push(line);
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit {status:?}: {rest:#?}");
+
+    // The pass sent its events before the daemon went back to waiting.
+    let history = st.admin.get("update-history?since=0&limit=100");
+    let succeeded: Vec<&Value> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["outcome"] == "succeeded")
+        .collect();
+    assert_eq!(succeeded.len(), 1, "{history}");
+    assert_eq!(succeeded[0]["target"], st.target.as_str());
+    assert_eq!(succeeded[0]["device"], "1209/serial/HS-0001");
+    let out = agent(&st.config, &st.state, &["status", "--json"], &[]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["pending_updates"].as_array().unwrap().len(), 1);
+    drop(st.dir);
 }
