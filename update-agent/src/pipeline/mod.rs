@@ -319,9 +319,32 @@ impl<B: DeviceBackend> Pipeline<B> {
                 report.outcomes.insert(a.device.clone(), outcome);
             }
         }
+        self.forget_superseded(set)?;
         let keep: HashSet<_> = set.assignments.iter().map(|a| a.sha256).collect();
         self.staging.retain(&keep)?;
         Ok(report)
+    }
+
+    /// Drops pending records (staged, waiting, failed) of updates no longer
+    /// assigned, so `status` does not show superseded updates as pending.
+    /// Installed ones stay (history); flashing and awaiting-replug ones
+    /// describe a device's state and stay until resolved.
+    fn forget_superseded(&self, set: &AssignmentSet) -> Result<(), StateError> {
+        let current: HashSet<(String, &str)> = set
+            .assignments
+            .iter()
+            .map(|a| (a.sha256.to_hex(), a.device.as_str()))
+            .collect();
+        for u in self.state.updates()? {
+            let stale = matches!(
+                u.status,
+                UpdateStatus::Staged | UpdateStatus::Waiting | UpdateStatus::Failed
+            );
+            if stale && !current.contains(&(u.digest.clone(), u.device.as_str())) {
+                self.state.remove_update(&u.digest, &u.device)?;
+            }
+        }
+        Ok(())
     }
 
     fn process(

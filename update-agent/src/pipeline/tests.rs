@@ -260,6 +260,8 @@ fn automatic_update_is_downloaded_flashed_read_back_and_reported() {
     // An assignment set without it: the image is superseded and removed.
     p.run(&set(vec![]), t0() + Duration::hours(2)).unwrap();
     assert!(p.staging.staged(&a.sha256).is_none());
+    // The installed record stays (it is the device's history).
+    assert_eq!(update_of(&fx, &a).status, UpdateStatus::Installed);
 }
 
 #[test]
@@ -315,6 +317,12 @@ fn silent_waits_for_the_window_and_optional_for_consent() {
         assert_eq!(update_of(&fx, &a).reason.as_deref(), Some(why));
     }
     assert_eq!(fx.version_on_bus(), "1.0.0");
+    assert_eq!(fx.state.pending_updates().unwrap().len(), 1);
+    // No longer assigned: the waiting update is forgotten, the image removed.
+    let mut p = fx.pipeline();
+    p.run(&set(vec![]), t0()).unwrap();
+    assert_eq!(fx.state.pending_updates().unwrap(), []);
+    assert!(p.staging.staged(&release.sha256).is_none());
 }
 
 #[test]
