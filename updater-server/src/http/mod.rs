@@ -13,6 +13,7 @@ mod metrics;
 pub mod openapi;
 pub mod routes;
 mod serve;
+mod windows;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -211,6 +211,13 @@ pub const DOCS: &[Doc] = &[
         Json("ReleaseList"),
     ),
     doc(
+        POST,
+        "/api/v1/tenants/{tenant}/windows/preview",
+        "Preview a maintenance window: its next occurrences in UTC (DST rules as the agent applies them).",
+        Some("WindowPreviewRequest"),
+        Json("WindowOccurrenceList"),
+    ),
+    doc(
         GET,
         "/api/v1/tenants/{tenant}/agents",
         "Enrolled agents, suspected clones flagged.",

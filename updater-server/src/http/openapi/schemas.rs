@@ -94,6 +94,13 @@ pub fn schemas() -> Value {
                    "reason": {"type": ["string", "null"]}, "at": t, "event_id": s})),
         "UpdateHistoryPage": page("UpdateRecord"),
     });
+    schemas["WindowPreviewRequest"] = obj(
+        &["cron", "duration", "tz"],
+        json!({"cron": s, "duration": s, "tz": s, "from": t,
+               "count": {"type": "integer", "minimum": 1, "maximum": 100}}),
+    );
+    schemas["WindowOccurrence"] = obj(&["start", "end"], json!({"start": t, "end": t}));
+    schemas["WindowOccurrenceList"] = list("WindowOccurrence");
     // Fleet records: described, not spelled out field by field.
     for (name, what) in [
         ("CheckIn", "An agent's check-in: host, users, devices, update states."),
