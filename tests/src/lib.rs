@@ -1,9 +1,9 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/`: finding the real
 //! binaries the workspace built, and running a server on a loopback port.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 /// Path of a workspace binary, next to the test executable's `deps/` directory.
 ///
@@ -63,4 +63,76 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Lossy UTF-8 of a process's output, for messages and assertions.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs `updater-server --data-dir DATA ARGS…` with `stdin` fed to it and
+/// asserts that it succeeded.
+pub fn server_cli(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(bin("updater-server"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start updater-server");
+    let mut input = child.stdin.take().expect("piped stdin");
+    if let Some(t) = stdin {
+        input.write_all(t.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    let out = child.wait_with_output().expect("wait for updater-server");
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    out
+}
+
+/// A tenant created with the admin CLI, with one full admin.
+#[derive(Debug)]
+pub struct Tenant {
+    /// The tenant id.
+    pub id: String,
+    /// Its enrollment token.
+    pub enrollment_token: String,
+    /// Everything `tenant create --json` printed.
+    pub json: serde_json::Value,
+}
+
+/// Creates tenant `name` and a full admin `email` with `password` through the CLI.
+pub fn tenant_with_admin(data: &Path, name: &str, email: &str, password: &str) -> Tenant {
+    let out = server_cli(data, &["tenant", "create", "--name", name, "--json"], None);
+    let tenant: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("tenant create --json prints JSON");
+    let field = |k: &str| {
+        tenant[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("tenant create --json has no {k}"))
+            .to_owned()
+    };
+    let t = Tenant {
+        id: field("id"),
+        enrollment_token: field("enrollment_token"),
+        json: tenant.clone(),
+    };
+    server_cli(
+        data,
+        &[
+            "admin",
+            "create",
+            "--tenant",
+            &t.id,
+            "--email",
+            email,
+            "--role",
+            "full",
+            "--password-stdin",
+        ],
+        Some(&format!("{password}\n")),
+    );
+    t
 }

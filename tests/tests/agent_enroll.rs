@@ -2,39 +2,14 @@
 //! `update-agent` binary, over loopback HTTP.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::{json, Value};
-use tests::{bin, Server};
+use tests::{bin, text, Server};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-fn server_cli(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(bin("updater-server"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// `update-agent` with a clean installer environment.
 fn agent(config: &Path, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -55,10 +30,6 @@ fn agent(config: &Path, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Ou
     }
     cmd.envs(env.iter().copied());
     cmd.output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn mode(p: &Path) -> u32 {
@@ -83,29 +54,9 @@ fn agent_enrolls_pins_the_root_and_clones_are_flagged() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
 
-    let out = server_cli(
-        &data,
-        &["tenant", "create", "--name", "Acme", "--json"],
-        None,
-    );
-    let tenant: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
-    let token = tenant["enrollment_token"].as_str().unwrap().to_owned();
-    server_cli(
-        &data,
-        &[
-            "admin",
-            "create",
-            "--tenant",
-            &tenant_id,
-            "--email",
-            "ann@acme.example",
-            "--role",
-            "full",
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
+    let created = tests::tenant_with_admin(&data, "Acme", "ann@acme.example", PASSWORD);
+    let (tenant_id, token) = (created.id, created.enrollment_token);
+    let tenant = created.json;
     let server = Server::start(&data);
 
     // SERVER_URL from the installer's config file, TENANT_ID from the

@@ -4,7 +4,6 @@
 //! the server.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -12,33 +11,9 @@ use dfu::file::DfuFile;
 use serde_json::{json, Value};
 use test_devices::image::{build, test_payload};
 use test_devices::FirmwareVersion;
-use tests::{bin, Server};
+use tests::{bin, server_cli, text, Server};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn server_cli(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(bin("updater-server"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(t) = stdin {
-        input.write_all(t.as_bytes()).unwrap();
-    }
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
-    out
-}
 
 fn agent(config: &Path, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(bin("update-agent"));
@@ -179,29 +154,8 @@ fn setup() -> Setup {
         ],
         None,
     );
-    let out = server_cli(
-        &data,
-        &["tenant", "create", "--name", "Acme", "--json"],
-        None,
-    );
-    let tenant: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
-    let token = tenant["enrollment_token"].as_str().unwrap().to_owned();
-    server_cli(
-        &data,
-        &[
-            "admin",
-            "create",
-            "--tenant",
-            &tenant_id,
-            "--email",
-            "ann@acme.example",
-            "--role",
-            "full",
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
+    let created = tests::tenant_with_admin(&data, "Acme", "ann@acme.example", PASSWORD);
+    let (tenant_id, token) = (created.id, created.enrollment_token);
     let server = Server::start(&data);
     let http = reqwest::blocking::Client::new();
     let login = http
