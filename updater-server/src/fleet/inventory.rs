@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::compute::SkipReason;
-use super::{derived_id, get, list, to_value, FleetError};
+use super::{derived_id, get, get_existing, list, to_value, upsert, FleetError};
 use crate::store::{Key, Op, Store, Table};
 
 /// An inventory user.
@@ -259,12 +259,7 @@ pub fn record(
 }
 
 fn put(table: Table, tenant: &str, id: &str, v: serde_json::Value, exists: bool) -> Op {
-    let key = Key::new(tenant, id);
-    if exists {
-        Op::Update(table, key, v)
-    } else {
-        Op::Insert(table, key, v)
-    }
+    upsert(table, Key::new(tenant, id), v, exists)
 }
 
 /// The tenant's users.
@@ -305,7 +300,7 @@ pub fn delete_user(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), FleetError> {
-    let u: User = get(store, Table::InventoryUsers, tenant, id)?.ok_or(FleetError::NotFound)?;
+    let u: User = get_existing(store, Table::InventoryUsers, tenant, id)?;
     let mut ops = vec![Op::Delete(Table::InventoryUsers, Key::new(tenant, id))];
     for h in &u.hosts {
         let Some(mut host) = get::<Host>(store, Table::InventoryHosts, tenant, h)? else {
@@ -335,7 +330,7 @@ pub fn delete_user(
 
 /// Deletes a host; its devices and users stay.
 pub fn delete_host(store: &dyn Store, tenant: &str, id: &str) -> Result<(), FleetError> {
-    let h: Host = get(store, Table::InventoryHosts, tenant, id)?.ok_or(FleetError::NotFound)?;
+    let h: Host = get_existing(store, Table::InventoryHosts, tenant, id)?;
     let mut ops = vec![Op::Delete(Table::InventoryHosts, Key::new(tenant, id))];
     for uid in &h.users {
         if let Some(mut u) = get::<User>(store, Table::InventoryUsers, tenant, uid)? {

@@ -21,7 +21,7 @@ pub use self::policies::{
     FirmwarePolicy, FirmwarePolicyInput, SoftwarePolicy, SoftwarePolicyInput, VersionSpec,
 };
 pub use self::service::{CheckInAnswer, Fleet};
-use crate::store::{Key, Store, StoreError, Table};
+use crate::store::{Key, Op, Store, StoreError, Table};
 
 /// The id of the implicit group every user is in.
 pub const ALL_USERS: &str = "all-users";
@@ -171,6 +171,26 @@ pub(crate) fn get<T: DeserializeOwned>(
         .get(table, &Key::new(tenant, id))?
         .map(|v| decode(table, v))
         .transpose()
+}
+
+/// A record that must exist: [`FleetError::NotFound`] otherwise.
+pub(crate) fn get_existing<T: DeserializeOwned>(
+    store: &dyn Store,
+    table: Table,
+    tenant: &str,
+    id: &str,
+) -> Result<T, FleetError> {
+    get(store, table, tenant, id)?.ok_or(FleetError::NotFound)
+}
+
+/// Insert when the record is new, update when it exists (the store refuses
+/// the wrong one, which is how concurrent writers are detected).
+pub(crate) fn upsert(table: Table, key: Key, value: serde_json::Value, exists: bool) -> Op {
+    if exists {
+        Op::Update(table, key, value)
+    } else {
+        Op::Insert(table, key, value)
+    }
 }
 
 pub(crate) fn list<T: DeserializeOwned>(

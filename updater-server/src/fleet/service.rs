@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::compute::{compute, Reported};
 use super::inventory::{self, Sighting};
 use super::{
-    get, list, to_value, FirmwarePolicy, FirmwarePolicyInput, FleetError, Group, GroupInput,
-    Settings, SoftwarePolicy, SoftwarePolicyInput, Stamps, ALL_USERS,
+    get, get_existing, list, to_value, upsert, FirmwarePolicy, FirmwarePolicyInput, FleetError,
+    Group, GroupInput, Settings, SoftwarePolicy, SoftwarePolicyInput, Stamps, ALL_USERS,
 };
 use crate::auth::secret::new_id;
 use crate::auth::Accounts;
@@ -117,11 +117,7 @@ impl Fleet {
             .store()
             .get(Table::Settings, &settings_key(tenant))?
             .is_some();
-        let op = if exists {
-            Op::Update(Table::Settings, settings_key(tenant), to_value(s))
-        } else {
-            Op::Insert(Table::Settings, settings_key(tenant), to_value(s))
-        };
+        let op = upsert(Table::Settings, settings_key(tenant), to_value(s), exists);
         self.commit(vec![op], || "settings changed concurrently; retry".into())
     }
 
@@ -184,8 +180,7 @@ impl Fleet {
         input: &GroupInput,
     ) -> Result<Group, FleetError> {
         let poll = input.validate()?;
-        let mut g: Group =
-            get(self.store(), Table::Groups, tenant, id)?.ok_or(FleetError::NotFound)?;
+        let mut g: Group = get_existing(self.store(), Table::Groups, tenant, id)?;
         let old = g.priority;
         g.priority = input.priority.unwrap_or(old);
         g.name = input.name.trim().to_owned();
@@ -210,7 +205,7 @@ impl Fleet {
 
     /// Deletes a group; refused while a policy names it.
     pub fn delete_group(&self, tenant: &str, id: &str) -> Result<(), FleetError> {
-        let g: Group = get(self.store(), Table::Groups, tenant, id)?.ok_or(FleetError::NotFound)?;
+        let g: Group = get_existing(self.store(), Table::Groups, tenant, id)?;
         let used = self
             .firmware_policies(tenant)?
             .iter()
@@ -263,10 +258,12 @@ impl Fleet {
         spec.check_catalog(&self.releases()?)?;
         let now = self.accounts.now();
         let old: Option<FirmwarePolicy> = match id {
-            Some(id) => Some(
-                get(self.store(), Table::FirmwarePolicies, tenant, id)?
-                    .ok_or(FleetError::NotFound)?,
-            ),
+            Some(id) => Some(get_existing(
+                self.store(),
+                Table::FirmwarePolicies,
+                tenant,
+                id,
+            )?),
             None => None,
         };
         let p = FirmwarePolicy {
@@ -279,10 +276,12 @@ impl Fleet {
             spec,
         };
         let key = Key::new(tenant, &p.id);
-        let mut ops = vec![match old {
-            Some(_) => Op::Update(Table::FirmwarePolicies, key, to_value(&p)),
-            None => Op::Insert(Table::FirmwarePolicies, key, to_value(&p)),
-        }];
+        let mut ops = vec![upsert(
+            Table::FirmwarePolicies,
+            key,
+            to_value(&p),
+            old.is_some(),
+        )];
         ops.extend(claim_ops(
             tenant,
             &p.id,
@@ -305,8 +304,7 @@ impl Fleet {
         name: Option<String>,
         group: Option<String>,
     ) -> Result<FirmwarePolicy, FleetError> {
-        let src: FirmwarePolicy =
-            get(self.store(), Table::FirmwarePolicies, tenant, id)?.ok_or(FleetError::NotFound)?;
+        let src: FirmwarePolicy = get_existing(self.store(), Table::FirmwarePolicies, tenant, id)?;
         let mut spec = src.spec;
         spec.name = name.unwrap_or_else(|| format!("Copy of {}", spec.name));
         if group.is_some() {
@@ -318,8 +316,7 @@ impl Fleet {
 
     /// Deletes a firmware policy.
     pub fn delete_firmware_policy(&self, tenant: &str, id: &str) -> Result<(), FleetError> {
-        let p: FirmwarePolicy =
-            get(self.store(), Table::FirmwarePolicies, tenant, id)?.ok_or(FleetError::NotFound)?;
+        let p: FirmwarePolicy = get_existing(self.store(), Table::FirmwarePolicies, tenant, id)?;
         let mut ops = vec![Op::Delete(Table::FirmwarePolicies, Key::new(tenant, id))];
         ops.extend(claim_ops(tenant, id, p.spec.claim(), None));
         self.commit(ops, String::new)
@@ -341,10 +338,12 @@ impl Fleet {
         self.check_group(tenant, spec.group.as_deref())?;
         let now = self.accounts.now();
         let old: Option<SoftwarePolicy> = match id {
-            Some(id) => Some(
-                get(self.store(), Table::SoftwarePolicies, tenant, id)?
-                    .ok_or(FleetError::NotFound)?,
-            ),
+            Some(id) => Some(get_existing(
+                self.store(),
+                Table::SoftwarePolicies,
+                tenant,
+                id,
+            )?),
             None => None,
         };
         let p = SoftwarePolicy {
@@ -357,10 +356,12 @@ impl Fleet {
             spec,
         };
         let key = Key::new(tenant, &p.id);
-        let mut ops = vec![match old {
-            Some(_) => Op::Update(Table::SoftwarePolicies, key, to_value(&p)),
-            None => Op::Insert(Table::SoftwarePolicies, key, to_value(&p)),
-        }];
+        let mut ops = vec![upsert(
+            Table::SoftwarePolicies,
+            key,
+            to_value(&p),
+            old.is_some(),
+        )];
         ops.extend(claim_ops(
             tenant,
             &p.id,
@@ -375,8 +376,7 @@ impl Fleet {
 
     /// Deletes a software policy.
     pub fn delete_software_policy(&self, tenant: &str, id: &str) -> Result<(), FleetError> {
-        let p: SoftwarePolicy =
-            get(self.store(), Table::SoftwarePolicies, tenant, id)?.ok_or(FleetError::NotFound)?;
+        let p: SoftwarePolicy = get_existing(self.store(), Table::SoftwarePolicies, tenant, id)?;
         let mut ops = vec![Op::Delete(Table::SoftwarePolicies, Key::new(tenant, id))];
         ops.extend(claim_ops(tenant, id, p.spec.claim(), None));
         self.commit(ops, String::new)
@@ -490,10 +490,7 @@ impl Fleet {
             body: body.clone(),
         };
         let k = Key::new(tenant, &agent.id);
-        let op = match old {
-            Some(_) => Op::Update(Table::CheckIns, k, to_value(&state)),
-            None => Op::Insert(Table::CheckIns, k, to_value(&state)),
-        };
+        let op = upsert(Table::CheckIns, k, to_value(&state), old.is_some());
         self.commit(vec![op], || {
             "concurrent check-in of the same agent; retry".into()
         })?;
