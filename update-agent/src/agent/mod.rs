@@ -108,6 +108,17 @@ pub struct AgentCore<B> {
     key: PublicKey,
     pipeline: Pipeline<B>,
     poll_interval: Option<chrono::Duration>,
+    host: Option<SimulatedHost>,
+}
+
+/// The host name and logged-in accounts a simulated host reports instead of
+/// this machine's (many simulated agents share one process in the fleet simulator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulatedHost {
+    /// The host name sent at check-in.
+    pub hostname: String,
+    /// The accounts logged in.
+    pub users: Vec<UserReport>,
 }
 
 impl<B> std::fmt::Debug for AgentCore<B> {
@@ -165,7 +176,14 @@ impl<B: DeviceBackend> AgentCore<B> {
             key,
             pipeline,
             poll_interval: None,
+            host: None,
         }
+    }
+
+    /// Reports `host` at check-in instead of this machine's host name and users.
+    pub fn with_simulated_host(mut self, host: SimulatedHost) -> Self {
+        self.host = Some(host);
+        self
     }
 
     /// The check-in body: this host, its devices and their update states.
@@ -216,10 +234,16 @@ impl<B: DeviceBackend> AgentCore<B> {
         Ok(CheckIn {
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             platform: std::env::consts::OS.to_owned(),
-            hostname: Some(clip(&crate::identity::hostname()))
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "unknown".into()),
-            users: users(),
+            hostname: match &self.host {
+                Some(h) => clip(&h.hostname),
+                None => Some(clip(&crate::identity::hostname()))
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "unknown".into()),
+            },
+            users: match &self.host {
+                Some(h) => h.users.clone(),
+                None => users(),
+            },
             devices,
             ldap_memberships: Default::default(),
             update_states,
