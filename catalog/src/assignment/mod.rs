@@ -20,6 +20,10 @@ use crate::protocol::DeviceReport;
 use crate::tuf::{Metadata, PublicKey, Signed, TargetFile, TufError, SPEC_VERSION};
 use crate::window::MaintenanceWindow;
 
+mod software;
+
+pub use self::software::{SoftwareOffer, SoftwarePackage};
+
 /// How an update reaches the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -100,6 +104,9 @@ pub struct AssignmentSet {
     pub poll_interval_secs: u64,
     /// Per-device assignments.
     pub assignments: Vec<Assignment>,
+    /// The agent's own update, if its software policy offers one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software: Option<SoftwareOffer>,
     /// Unknown fields, kept verbatim (they are covered by the signature).
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
@@ -127,6 +134,14 @@ impl Metadata for AssignmentSet {
             }
             crate::tuf::validate_target_name(&a.target_name).map_err(|e| e.to_string())?;
         }
+        if let Some(s) = &self.software {
+            if s.deployment == DeploymentType::Silent {
+                return Err("software cannot be deployed silently".into());
+            }
+            if let Some(p) = &s.package {
+                crate::tuf::validate_target_name(&p.target_name).map_err(|e| e.to_string())?;
+            }
+        }
         Ok(())
     }
 }
@@ -150,6 +165,7 @@ impl AssignmentSet {
             agent: agent.to_owned(),
             poll_interval_secs,
             assignments,
+            software: None,
             extra: BTreeMap::new(),
         }
     }

@@ -100,6 +100,48 @@ fn round_trip() {
     assert_eq!(got.poll_interval_secs, 21_600);
 }
 
+fn software_offer() -> SoftwareOffer {
+    SoftwareOffer {
+        platform: "linux".into(),
+        version: "0.2.0".into(),
+        package: Some(SoftwarePackage {
+            target_name: "agent/linux/0.2.0/update-agent".into(),
+            sha256: Sha256Digest::of(b"agent 0.2.0"),
+            length: 11,
+        }),
+        deployment: DeploymentType::Optional,
+        policy: "sw-1".into(),
+    }
+}
+
+#[test]
+fn software_offer_round_trip_and_old_documents() {
+    let key = Ed25519Signer::generate().unwrap();
+    let target = release_target(3);
+    let mut s = set(&target);
+    s.software = Some(software_offer());
+    let bytes = signed_doc(&key, s);
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        v["signed"]["software"],
+        serde_json::json!({
+            "platform": "linux", "version": "0.2.0",
+            "package": {"target_name": "agent/linux/0.2.0/update-agent",
+                "sha256": Sha256Digest::of(b"agent 0.2.0").to_hex(), "length": 11},
+            "deployment": "optional", "policy": "sw-1"})
+    );
+    let got = verify_assignments(&bytes, key.public_key(), "agent-1", 0, now()).unwrap();
+    assert_eq!(got.software, Some(software_offer()));
+    assert!(got.extra.is_empty(), "{:?}", got.extra);
+    // Without an offer the field is absent (documents signed before it existed
+    // verify unchanged).
+    let plain = signed_doc(&key, set(&target));
+    let v: Value = serde_json::from_slice(&plain).unwrap();
+    assert!(v["signed"].get("software").is_none());
+    let got = verify_assignments(&plain, key.public_key(), "agent-1", 0, now()).unwrap();
+    assert_eq!(got.software, None);
+}
+
 #[test]
 fn envelope_attacks_are_refused() {
     let key = Ed25519Signer::generate().unwrap();
@@ -123,6 +165,28 @@ fn envelope_attacks_are_refused() {
     zero_poll.poll_interval_secs = 0;
     let mut escaping = set(&target);
     escaping.assignments[0].target_name = "../../etc/passwd".into();
+    let mut silent_agent = set(&target);
+    silent_agent.software = Some(software_offer());
+    if let Some(s) = silent_agent.software.as_mut() {
+        s.deployment = DeploymentType::Silent;
+    }
+    let mut escaping_package = set(&target);
+    escaping_package.software = Some(software_offer());
+    if let Some(p) = escaping_package
+        .software
+        .as_mut()
+        .and_then(|s| s.package.as_mut())
+    {
+        p.target_name = "agent/../../x".into();
+    }
+    let mut with_offer = set(&target);
+    with_offer.software = Some(software_offer());
+    let offered = signed_doc(&key, with_offer);
+    let bumped = {
+        let mut v: Value = serde_json::from_slice(&offered).unwrap();
+        v["signed"]["software"]["version"] = "9.9.9".into();
+        serde_json::to_vec(&v).unwrap()
+    };
 
     // (what, document, this agent, trusted version, now, expected error)
     type Case<'a> = (&'a str, Vec<u8>, &'a str, u64, DateTime<Utc>, &'a str);
@@ -205,6 +269,30 @@ fn envelope_attacks_are_refused() {
         (
             "target escaping",
             signed_doc(&key, escaping),
+            "agent-1",
+            0,
+            now(),
+            "`..` path component",
+        ),
+        (
+            "software offer changed after signing",
+            bumped,
+            "agent-1",
+            0,
+            now(),
+            "threshold",
+        ),
+        (
+            "silent agent update",
+            signed_doc(&key, silent_agent),
+            "agent-1",
+            0,
+            now(),
+            "software cannot be deployed silently",
+        ),
+        (
+            "agent package escaping",
+            signed_doc(&key, escaping_package),
             "agent-1",
             0,
             now(),
