@@ -324,6 +324,7 @@ pub fn delete_user(
             Op::Update(Table::InventoryDevices, Key::new(tenant, d), to_value(&dev))
         });
     }
+    ops.extend(super::service::generation_ops(tenant));
     store.commit(ops)?;
     Ok(())
 }
@@ -342,6 +343,7 @@ pub fn delete_host(store: &dyn Store, tenant: &str, id: &str) -> Result<(), Flee
             ));
         }
     }
+    ops.extend(super::service::generation_ops(tenant));
     store.commit(ops)?;
     Ok(())
 }
@@ -368,6 +370,7 @@ pub fn delete_device(
         }
     }
     ops.push(delete_device_op(tenant, d, now));
+    ops.extend(super::service::generation_ops(tenant));
     store.commit(ops)?;
     Ok(())
 }

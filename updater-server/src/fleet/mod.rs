@@ -2,13 +2,15 @@
 //! check-in that answers with signed assignments.
 //!
 //! The rules live here, over the [`Store`] of [`Accounts`]; the HTTP layer and
-//! the CLI only translate. [`compute`] is the pure assignment computation.
+//! the CLI only translate. [`compute`] is the pure assignment computation,
+//! [`software`] the pure agent-update offer.
 
 pub mod compute;
 mod groups;
 pub mod inventory;
 mod policies;
 mod service;
+pub mod software;
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;

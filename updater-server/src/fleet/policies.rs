@@ -219,7 +219,8 @@ pub struct SoftwarePolicy {
 }
 
 /// What an admin sends to create or replace a software policy. The agent is
-/// never downgraded: a newer running agent stays.
+/// never downgraded: a newer running agent stays. The check-in signs the
+/// resulting offer into the assignment document (see [`super::software`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SoftwarePolicyInput {
@@ -255,6 +256,11 @@ impl SoftwarePolicyInput {
                 "deployment",
                 "silent deployment is for firmware only",
             ));
+        }
+        if let VersionSpec::Pinned(pin) = &self.version {
+            Version::parse(pin, catalog::package::VersionFormat::Plain).map_err(|e| {
+                FleetError::invalid("version", format!("must be `latest` or a version: {e}"))
+            })?;
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::compute::{compute, Reported};
+use super::software::{compute_software, AgentRelease};
 use super::inventory::{self, Sighting};
 use super::{
     get, get_existing, list, to_value, upsert, FirmwarePolicy, FirmwarePolicyInput, FleetError,
@@ -78,6 +79,21 @@ fn claim_ops(tenant: &str, id: &str, old: Option<String>, new: Option<String>) -
     ops
 }
 
+/// The id of the tenant's generation marker (in the settings table).
+const GENERATION_ID: &str = "generation";
+
+/// Ops that give the tenant's generation marker a fresh random value; part
+/// of every batch that changes what check-in answers depend on (groups,
+/// policies, settings, inventory deletions), so a cached answer (see
+/// [`Fleet::generation`]) is never reused across such a change.
+pub(crate) fn generation_ops(tenant: &str) -> [Op; 2] {
+    let key = Key::new(tenant, GENERATION_ID);
+    [
+        Op::Delete(Table::Settings, key.clone()),
+        Op::Insert(Table::Settings, key, serde_json::Value::String(new_id())),
+    ]
+}
+
 impl Fleet {
     /// The service over `accounts`' store, reading releases from the catalog.
     pub fn new(accounts: Accounts, catalog_dir: PathBuf, keys_dir: PathBuf) -> Self {
@@ -92,11 +108,41 @@ impl Fleet {
         self.accounts.store()
     }
 
-    fn commit(&self, ops: Vec<Op>, conflict: impl FnOnce() -> String) -> Result<(), FleetError> {
+    fn commit(&self, mut ops: Vec<Op>, conflict: impl FnOnce() -> String) -> Result<(), FleetError> {
+        // Every change but a check-in's own record may change answers.
+        let changed = ops.iter().find_map(|op| match op {
+            Op::Insert(t, k, _) | Op::Update(t, k, _) | Op::Delete(t, k) => {
+                (*t != Table::CheckIns).then(|| k.tenant.clone())
+            }
+        });
+        if let Some(tenant) = changed {
+            ops.extend(generation_ops(&tenant));
+        }
         match self.store().commit(ops) {
             Err(StoreError::Conflict { .. }) => Err(FleetError::Conflict(conflict())),
             other => Ok(other?),
         }
+    }
+
+    /// What check-in answers of `tenant` depend on besides the request: the
+    /// tenant's generation marker (see [`generation_ops`]), the catalog's
+    /// release index and the tenant's assignment key, as an opaque string
+    /// that changes whenever one of them does (also when another process,
+    /// such as the admin CLI, changed it). Cheap: one read and two `stat`s.
+    pub fn generation(&self, tenant: &str) -> Result<String, FleetError> {
+        let marker = self
+            .store()
+            .get(Table::Settings, &Key::new(tenant, GENERATION_ID))?;
+        let stamp = |p: &std::path::Path| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| (m.len(), m.modified().ok()))
+        };
+        Ok(format!(
+            "{marker:?}|{:?}|{:?}",
+            stamp(&self.catalog_dir.join("releases.json")),
+            stamp(&self.accounts.assignment_key_path(tenant)),
+        ))
     }
 
     /// The catalog's current releases (re-read: the CLI may import meanwhile).
@@ -374,6 +420,25 @@ impl Fleet {
         Ok(p)
     }
 
+    /// Copies a software policy (disabled, so it can be edited before use),
+    /// optionally for another group.
+    pub fn copy_software_policy(
+        &self,
+        tenant: &str,
+        id: &str,
+        name: Option<String>,
+        group: Option<String>,
+    ) -> Result<SoftwarePolicy, FleetError> {
+        let src: SoftwarePolicy = get_existing(self.store(), Table::SoftwarePolicies, tenant, id)?;
+        let mut spec = src.spec;
+        spec.name = name.unwrap_or_else(|| format!("Copy of {}", spec.name));
+        if group.is_some() {
+            spec.group = group;
+        }
+        spec.enabled = false;
+        self.put_software_policy(tenant, None, spec)
+    }
+
     /// Deletes a software policy.
     pub fn delete_software_policy(&self, tenant: &str, id: &str) -> Result<(), FleetError> {
         let p: SoftwarePolicy = get_existing(self.store(), Table::SoftwarePolicies, tenant, id)?;
@@ -395,6 +460,7 @@ impl Fleet {
         let settings = self.settings(tenant)?;
         let groups = self.groups(tenant)?;
         let policies = self.firmware_policies(tenant)?;
+        let software_policies = self.software_policies(tenant)?;
         let releases = self.releases()?;
         let mut reported = Reported {
             devices: &c.devices,
@@ -416,6 +482,15 @@ impl Fleet {
             }
         }
         let outcome = compute(&groups, &policies, &releases, &reported);
+        let custom_group = (outcome.group != ALL_USERS).then_some(outcome.group.as_str());
+        let software = compute_software(
+            &software_policies,
+            custom_group,
+            &c.platform,
+            &c.agent_version,
+            &[AgentRelease::this_build(&c.platform)],
+        )
+        .ok();
         let poll = groups
             .iter()
             .find(|g| g.id == outcome.group)
@@ -439,11 +514,16 @@ impl Fleet {
             },
             now,
         )?;
-        let content = serde_json::json!({
+        let mut content = serde_json::json!({
             "poll": poll,
             "assignments": outcome.assignments,
             "max_deferrals": outcome.max_deferrals,
         });
+        if let Some(s) = &software {
+            // Only when there is one, so answers cached before software
+            // offers existed keep their content hash.
+            content["software"] = to_value(s);
+        }
         let content_sha256 = Sha256Digest::of(content.to_string().as_bytes()).to_hex();
         let old: Option<CheckInState> = get(self.store(), Table::CheckIns, tenant, &agent.id)?;
         let poll_delta = TimeDelta::seconds(i64::try_from(poll).unwrap_or(i64::MAX / 8));
@@ -467,6 +547,7 @@ impl Fleet {
             poll,
             outcome.assignments,
         );
+        set.software = software;
         if !outcome.max_deferrals.is_empty() {
             set.extra.insert(
                 "max_deferrals".into(),
@@ -481,6 +562,8 @@ impl Fleet {
         let body = serde_json::to_string(&CheckInResponse {
             assignments: doc,
             poll_interval_secs: poll,
+            // LDAP groups and account rules: added per request (http::checkin).
+            ..CheckInResponse::default()
         })
         .map_err(|e| FleetError::invalid("assignments", e.to_string()))?;
         let state = CheckInState {
