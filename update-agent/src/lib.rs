@@ -10,6 +10,7 @@
 //! - [`devices`], [`fetch`], [`staging`], [`flasher`]: the download and install path.
 //! - [`client`], [`agent`], [`pipeline`], [`events`]: check-in, verified
 //!   assignments, the update pipeline and the event spool.
+//! - [`users`], [`ldap`]: the logged-in accounts and their LDAP groups.
 
 pub mod agent;
 pub mod client;
@@ -23,8 +24,11 @@ pub mod fetch;
 pub mod flasher;
 mod fsutil;
 pub mod identity;
+pub mod ldap;
 pub mod pipeline;
+pub mod prompts;
 pub mod schedule;
 pub mod staging;
 pub mod state;
 pub mod status;
+pub mod users;

@@ -8,6 +8,13 @@
 //! and the last result: the jitter is derived from a per-process seed and the
 //! tick number, so asking twice gives the same answer and tests need no
 //! sleeps.
+//!
+//! [`windows`] plans the wake-ups before maintenance windows (spread over the
+//! fleet), [`host`] models the host's power state and user sessions for the
+//! guards.
+
+pub mod host;
+pub mod windows;
 
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};

@@ -10,11 +10,13 @@
 //! | `devices` | device identity | [`DeviceRecord`] |
 //! | `meta` | name | u64 (schema version, event sequence) |
 //! | `kv` | name | text: the verified assignment document, its ETag and version; `installed/<device>` → [`InstalledFirmware`] |
+//! | `prompts` | prompt id | [`crate::prompts::Prompt`] (questions for the user and their answers) |
 //!
 //! Values are JSON, so fields can be added without a migration. Every method
 //! that changes something commits one fsynced transaction before it returns:
 //! the agent acts only on state that would survive a crash.
 
+mod prompts;
 mod types;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +30,7 @@ use redb::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use prompts::DecideError;
 pub use types::{
     DeviceRecord, DownloadProgress, Event, InstalledFirmware, StagedUpdate, StoredAssignments,
     UpdateStatus,
@@ -41,6 +44,8 @@ const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
 const KV: TableDefinition<'static, &str, &str> = TableDefinition::new("kv");
 
 const ASSIGNMENTS_KEY: &str = "assignments";
+/// The LDAP group definitions (with their hash) and account rules.
+const DIRECTORY_KEY: &str = "directory";
 
 const SCHEMA_VERSION: u64 = 1;
 
@@ -152,6 +157,7 @@ impl State {
             txn.open_table(EVENTS)?;
             txn.open_table(DEVICES)?;
             txn.open_table(KV)?;
+            txn.open_table(prompts::PROMPTS)?;
             let mut meta = txn.open_table(META)?;
             let found = meta.get("schema_version")?.map(|v| v.value());
             match found {
@@ -332,6 +338,16 @@ impl State {
     /// Persists a verified assignment document before it is acted on.
     pub fn put_assignments(&self, stored: &StoredAssignments) -> Result<(), StateError> {
         self.kv_put(ASSIGNMENTS_KEY, stored)
+    }
+
+    /// The tenant's LDAP group definitions and account rules last received.
+    pub fn directory(&self) -> Result<Option<crate::ldap::StoredDirectory>, StateError> {
+        self.kv_get(DIRECTORY_KEY)
+    }
+
+    /// Replaces the stored LDAP group definitions and account rules.
+    pub fn put_directory(&self, d: &crate::ldap::StoredDirectory) -> Result<(), StateError> {
+        self.kv_put(DIRECTORY_KEY, d)
     }
 
     /// What the agent installed on `device` (and read back), if anything.
