@@ -4,7 +4,7 @@ use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use catalog::protocol::{AssignmentKey, CatalogRootRef, EnrollRequest, EnrollResponse};
 use serde_json::{json, Value};
 
 use super::api::catalog_root;
@@ -12,17 +12,6 @@ use super::errors::{blocking, error, internal, ApiError, JsonBody};
 use super::Shared;
 use crate::auth::{AccountError, Enrollment, Principal};
 use crate::store::Agent;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct EnrollRequest {
-    tenant: String,
-    token: String,
-    system_id: String,
-    machine_fingerprint: String,
-    hostname: String,
-    os: String,
-}
 
 fn agent_view(a: &Agent) -> Value {
     json!({
@@ -39,7 +28,8 @@ fn agent_view(a: &Agent) -> Value {
 
 /// `POST /api/v1/enroll`: the enrollment token buys a per-agent credential;
 /// the answer also carries the catalog root the agent pins and the tenant's
-/// assignment-signing key.
+/// assignment-signing key. Both bodies are the shared wire types
+/// ([`EnrollRequest`], [`EnrollResponse`]) the agent uses.
 pub(crate) async fn enroll(
     State(state): State<Shared>,
     JsonBody(body): JsonBody<EnrollRequest>,
@@ -68,21 +58,33 @@ pub(crate) async fn enroll(
         let root: Value = std::fs::read(&root_path)
             .map_err(|e| ApiError::new(internal(&e)))
             .and_then(|b| serde_json::from_slice(&b).map_err(|e| ApiError::new(internal(&e))))?;
+        let catalog_root: CatalogRootRef = serde_json::from_value(catalog_root(&state)?)
+            .map_err(|e| ApiError::new(internal(&e)))?;
         let status = if enrolled.reenrolled {
             StatusCode::OK
         } else {
             StatusCode::CREATED
         };
-        let mut view = agent_view(&enrolled.agent);
-        view["credential"] = Value::String(enrolled.credential);
-        view["reenrolled"] = Value::Bool(enrolled.reenrolled);
-        view["tenant"] = Value::String(enrolled.agent.tenant.clone());
-        view["assignment_key"] = json!({
-            "keyid": key.key_id(),
-            "key": key.public_key(),
-        });
-        view["catalog_root"] = catalog_root(&state)?;
-        view["root"] = root;
+        let a = enrolled.agent;
+        let view = EnrollResponse {
+            id: a.id,
+            system_id: a.system_id,
+            hostname: a.hostname,
+            os: a.os,
+            enrolled_at: a.enrolled_at,
+            credential_issued_at: a.credential_issued_at,
+            suspected_clone: a.clone_of.is_some(),
+            clone_of: a.clone_of,
+            credential: enrolled.credential,
+            reenrolled: enrolled.reenrolled,
+            tenant: a.tenant,
+            assignment_key: AssignmentKey {
+                keyid: key.key_id().to_owned(),
+                key: key.public_key().clone(),
+            },
+            catalog_root,
+            root,
+        };
         Ok((status, Json(view)).into_response())
     })
     .await;
