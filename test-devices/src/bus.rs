@@ -10,6 +10,7 @@ use dfu::host::{Backend, DeviceInfo, DeviceMatcher, HotplugEvent, TransportError
 
 use crate::device::{BusAction, OnDisconnect, SimDevice};
 use crate::hid::{HidTelephonyDevice, HidTelephonyInfo};
+use crate::persist::{DeviceStore, Fingerprint, PersistError};
 
 pub use crate::transport::BusTransport;
 
@@ -55,6 +56,8 @@ pub(crate) struct Slot {
     pub(crate) in_call: bool,
     /// Descriptors as read at the last enumeration (they only change by re-enumerating).
     enumerated: Option<DeviceInfo>,
+    /// The device's key in the bus's [`DeviceStore`] and what was last saved.
+    persisted: Option<(String, Option<Fingerprint>)>,
 }
 
 impl Slot {
@@ -81,9 +84,42 @@ pub(crate) struct BusState {
     pub(crate) sleeps: Vec<Duration>,
     next_id: DeviceId,
     next_generation: u64,
+    store: Option<DeviceStore>,
+    persist_errors: Vec<String>,
 }
 
 impl BusState {
+    /// Saves every persisted device whose durable state changed; freezes the
+    /// bus if the store's threshold is reached (see [`DeviceStore`]).
+    pub(crate) fn persist(&mut self) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        let mut wrote = false;
+        let mut total = 0;
+        for slot in self.slots.values_mut() {
+            let (Some((key, saved)), BusDevice::Dfu(d)) = (&mut slot.persisted, &slot.device)
+            else {
+                continue;
+            };
+            total += d.bytes_written();
+            let now = Fingerprint::of(d);
+            if *saved == Some(now) {
+                continue;
+            }
+            match crate::persist::DeviceSnapshot::of(d).write(&store.path(key)) {
+                Ok(()) => {
+                    *saved = Some(now);
+                    wrote = true;
+                }
+                Err(e) => self.persist_errors.push(e.to_string()),
+            }
+        }
+        if wrote && store.freeze_after().is_some_and(|limit| total >= limit) {
+            store.freeze(total);
+        }
+    }
+
     fn emit(&mut self, event: BusEvent, dfu: Option<HotplugEvent>) {
         self.subscribers.retain(|s| s.send(event.clone()).is_ok());
         if let Some(h) = dfu {
@@ -229,6 +265,10 @@ impl VirtualBus {
     }
 
     fn insert(&self, device: BusDevice) -> DeviceId {
+        self.insert_keyed(device, None)
+    }
+
+    fn insert_keyed(&self, device: BusDevice, key: Option<String>) -> DeviceId {
         let mut s = self.lock();
         s.next_id += 1;
         let id = s.next_id;
@@ -246,10 +286,44 @@ impl VirtualBus {
                 generation: 0,
                 in_call,
                 enumerated: None,
+                persisted: key.map(|k| (k, None)),
             },
         );
         s.attach(id);
+        s.persist();
         id
+    }
+
+    /// A bus whose DFU devices attached with [`VirtualBus::attach_persistent`]
+    /// keep their state in `store` (see [`crate::persist`]).
+    pub fn with_store(store: DeviceStore) -> Self {
+        let bus = Self::new();
+        bus.lock().store = Some(store);
+        bus
+    }
+
+    /// Plugs in a DFU device that keeps its state under `key` in the bus's
+    /// store: a state saved earlier (by another process) is loaded into it
+    /// first. Without a store this is [`VirtualBus::attach`].
+    pub fn attach_persistent(
+        &self,
+        mut device: SimDevice,
+        key: &str,
+    ) -> Result<DeviceId, PersistError> {
+        let store = self.lock().store.clone();
+        let Some(store) = store else {
+            return Ok(self.attach(device));
+        };
+        if let Some(saved) = store.load(key)? {
+            saved.apply(&store.path(key), &mut device)?;
+        }
+        Ok(self.insert_keyed(BusDevice::Dfu(Box::new(device)), Some(key.to_owned())))
+    }
+
+    /// Errors writing device states so far (a device cannot fail to keep its
+    /// flash; the simulation records the failure for the test to see).
+    pub fn persist_errors(&self) -> Vec<String> {
+        self.lock().persist_errors.clone()
     }
 
     /// Plugs in a DFU device; returns its id.
@@ -275,6 +349,7 @@ impl VirtualBus {
             d.tick(now);
         }
         s.detach(id);
+        s.persist();
     }
 
     /// The user plugs the device back in: it powers on (application if valid, else
@@ -290,6 +365,7 @@ impl VirtualBus {
             d.power_on();
         }
         s.attach(id);
+        s.persist();
     }
 
     /// "The user unplugs and replugs the device."
@@ -315,6 +391,7 @@ impl VirtualBus {
         let mut s = self.lock();
         let t = s.now + by;
         s.advance_to(t);
+        s.persist();
     }
 
     /// Every wait requested through a transport's `sleep`, in order.
@@ -341,13 +418,16 @@ impl VirtualBus {
 
     /// Runs `f` on DFU device `id` (inspection, fault injection). `None` if no such device.
     pub fn with_device<R>(&self, id: DeviceId, f: impl FnOnce(&mut SimDevice) -> R) -> Option<R> {
-        match self.lock().slots.get_mut(&id) {
+        let mut s = self.lock();
+        let r = match s.slots.get_mut(&id) {
             Some(Slot {
                 device: BusDevice::Dfu(d),
                 ..
             }) => Some(f(d)),
             _ => None,
-        }
+        };
+        s.persist();
+        r
     }
 
     /// A snapshot of DFU device `id`.

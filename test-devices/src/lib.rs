@@ -10,6 +10,7 @@ pub mod device;
 pub mod fault;
 pub mod hid;
 pub mod image;
+pub mod persist;
 pub mod profile;
 mod transport;
 
@@ -18,4 +19,5 @@ pub use device::{Failure, SimDevice};
 pub use fault::Fault;
 pub use hid::{Battery, HidTelephonyDevice, HidTelephonyInfo, TELEPHONY_USAGE_PAGE};
 pub use image::FirmwareVersion;
+pub use persist::{DeviceSnapshot, DeviceStore, PersistError};
 pub use profile::{ModelProfile, OUR_VID};

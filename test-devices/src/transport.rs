@@ -57,6 +57,7 @@ impl BusTransport {
         let r = f(d, now);
         let action = d.take_bus_action();
         s.apply(self.id, action);
+        s.persist();
         r.map_err(|e| match e {
             Failure::Stall => TransportError::Stall,
             Failure::Gone => TransportError::Disconnected,
@@ -101,6 +102,7 @@ impl Transport for BusTransport {
             return Err(TransportError::Disconnected);
         }
         s.reset(self.id);
+        s.persist();
         Ok(())
     }
 
@@ -122,6 +124,7 @@ impl Transport for BusTransport {
                     .then_some((*id, slot.generation, info))
             });
             if let Some((id, generation, info)) = found {
+                s.persist();
                 self.id = id;
                 self.generation = generation;
                 self.info = info;
@@ -131,6 +134,7 @@ impl Transport for BusTransport {
                 Some(at) if at <= deadline => s.advance_to(at),
                 _ => {
                     s.advance_to(deadline);
+                    s.persist();
                     return Err(TransportError::Timeout);
                 }
             }
@@ -142,6 +146,7 @@ impl Transport for BusTransport {
         s.sleeps.push(duration);
         let t = s.now + duration;
         s.advance_to(t);
+        s.persist();
     }
 }
 

@@ -84,6 +84,15 @@ impl DfuseMemory {
         }
     }
 
+    /// The memories' contents, one per alternate setting.
+    pub fn memories(&self) -> &[Vec<u8>] {
+        &self.mems
+    }
+
+    pub(crate) fn memories_mut(&mut self) -> &mut [Vec<u8>] {
+        &mut self.mems
+    }
+
     /// The version of a valid image at the start of memory 0, if any.
     pub fn app_version(&self) -> Option<FirmwareVersion> {
         image::validate(self.mems.first()?).ok().map(|h| h.version)

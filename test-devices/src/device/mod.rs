@@ -332,6 +332,26 @@ impl SimDevice {
         }
     }
 
+    /// The state a new host process finds a device in that was left in DFU
+    /// mode (or has no valid application): the bootloader, dfuIDLE with a
+    /// valid application, else dfuERROR/errFIRMWARE. Transfers in flight are gone.
+    pub(crate) fn restore_in_dfu_mode(&mut self) {
+        self.pending = None;
+        self.manifesting = false;
+        self.manifest_header = None;
+        self.upload_offset = 0;
+        self.alt = 0;
+        self.extra_resets_seen = 0;
+        self.mode = DfuMode::Dfu;
+        if self.app.is_some() {
+            self.status = DfuStatus::Ok;
+            self.set_state(DfuState::DfuIdle);
+        } else {
+            self.status = DfuStatus::ErrFirmware;
+            self.set_state(DfuState::DfuError);
+        }
+    }
+
     pub(crate) fn enter_dfu(&mut self) {
         self.mode = DfuMode::Dfu;
         self.status = DfuStatus::Ok;
