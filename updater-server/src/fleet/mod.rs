@@ -87,7 +87,15 @@ pub struct Settings {
     /// Poll interval of All Users.
     #[serde(default = "default_poll")]
     pub all_users_poll_interval_secs: u64,
+    /// Days agent events and update history are kept (1 to
+    /// [`MAX_RETENTION_DAYS`]); `None`: the server's default
+    /// (`serve --event-retention-days`, 365 unless set).
+    #[serde(default)]
+    pub event_retention_days: Option<u32>,
 }
+
+/// Longest event retention a tenant may set: 100 years (in effect, keep).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
 fn default_poll() -> u64 {
     DEFAULT_POLL_SECS
@@ -99,6 +107,7 @@ impl Default for Settings {
             shared_accounts: Vec::new(),
             excluded_accounts: Vec::new(),
             all_users_poll_interval_secs: DEFAULT_POLL_SECS,
+            event_retention_days: None,
         }
     }
 }
@@ -107,6 +116,9 @@ impl Settings {
     /// Checks the lists and the poll interval.
     pub fn validate(&self) -> Result<(), FleetError> {
         check_poll(self.all_users_poll_interval_secs)?;
+        if let Some(d) = self.event_retention_days {
+            check_retention_days(d)?;
+        }
         for list in [&self.shared_accounts, &self.excluded_accounts] {
             if list.len() > 1000 {
                 return Err(FleetError::invalid("accounts", "at most 1000 per list"));
@@ -138,6 +150,17 @@ pub(crate) fn check_poll(secs: u64) -> Result<(), FleetError> {
         return Err(FleetError::invalid(
             "poll_interval_secs",
             format!("must be between {MIN_POLL_SECS} (5 min) and {MAX_POLL_SECS} (7 days)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a retention period in days (1 to [`MAX_RETENTION_DAYS`]).
+pub fn check_retention_days(days: u32) -> Result<(), FleetError> {
+    if !(1..=MAX_RETENTION_DAYS).contains(&days) {
+        return Err(FleetError::invalid(
+            "event_retention_days",
+            format!("must be between 1 and {MAX_RETENTION_DAYS} days"),
         ));
     }
     Ok(())
@@ -240,6 +263,13 @@ mod tests {
         assert_eq!(s.user_name("kiosk", "ws-1").as_deref(), Some("kiosk@ws-1"));
         assert_eq!(s.user_name("SVC-BACKUP", "ws-1"), None);
         assert!(s.validate().is_ok());
+        for (days, ok) in [(Some(1), true), (Some(36_500), true), (None, true), (Some(0), false), (Some(36_501), false)] {
+            let s = Settings {
+                event_retention_days: days,
+                ..Settings::default()
+            };
+            assert_eq!(s.validate().is_ok(), ok, "{days:?}");
+        }
         let bad = Settings {
             all_users_poll_interval_secs: 60,
             ..Settings::default()

@@ -8,6 +8,8 @@
 //! again. Update-status events are also written to `Table::UpdateHistory`
 //! under the same number, in the same transaction. The transaction is durable
 //! before [`ingest`] returns, and the HTTP answer is sent only after that.
+//!
+//! [`retention`] prunes what is older than the tenant's retention period.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -17,6 +19,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Key, Op, Store, StoreError, Table};
+
+pub mod retention;
 
 /// Most items one page of [`list_events`] / [`list_history`] returns.
 pub const MAX_PAGE: usize = 1000;
@@ -144,7 +148,8 @@ pub fn ingest(
                 k.id.parse::<u64>()
                     .map_err(|e| EventsError::Corrupt("event key", e.to_string()))?
             }
-            None => 0,
+            // Every event pruned: go on after the last number handed out.
+            None => retention::pruned_through(store, tenant)?,
         };
         let mut ops = Vec::with_capacity(fresh.len() * 3);
         for (seq, e) in (last + 1..).zip(fresh) {
