@@ -174,12 +174,106 @@ impl CheckIn {
 
 /// The answer to a check-in (200; 304 without a body when the agent's
 /// `If-None-Match` names the current answer's `ETag`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct CheckInResponse {
     /// The signed assignment document (`{"signed": …, "signatures": […]}`).
     pub assignments: serde_json::Value,
     /// Seconds until the next check-in.
     pub poll_interval_secs: u64,
+    /// The tenant's LDAP groups, which the agent evaluates for its logged-in
+    /// accounts (reporting matches in [`CheckIn::ldap_memberships`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ldap_groups: Vec<LdapGroupDefinition>,
+    /// The tenant's shared and excluded accounts, which the agent applies to
+    /// the accounts it reports.
+    #[serde(default, skip_serializing_if = "AccountRules::is_empty")]
+    pub accounts: AccountRules,
+}
+
+/// Which directory server an LDAP group queries (attribute conventions differ:
+/// `sAMAccountName` / `memberOf` on Active Directory, `uid` / `groupOfNames`
+/// on OpenLDAP; the admin's filter names them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectoryKind {
+    /// Active Directory.
+    #[default]
+    ActiveDirectory,
+    /// OpenLDAP (or another RFC 4511 server).
+    OpenLdap,
+}
+
+/// Where and how the agent queries the directory; blank fields are
+/// discovered by the agent (DNS SRV `_ldap._tcp.<domain>`, the rootDSE).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct LdapServerSettings {
+    /// Host name; blank: discovered from DNS SRV.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// 389 (plain, or StartTLS with `tls`) or 636 (LDAPS); blank: 636 with
+    /// `tls`, else 389.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Use TLS.
+    #[serde(default)]
+    pub tls: bool,
+    /// Search base; blank: the rootDSE's naming context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_dn: Option<String>,
+    /// Bind DN; blank: anonymous bind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_dn: Option<String>,
+    /// Bind password for `bind_dn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_password: Option<String>,
+    /// AD or OpenLDAP.
+    #[serde(default)]
+    pub directory: DirectoryKind,
+}
+
+/// One LDAP group as the agent evaluates it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LdapGroupDefinition {
+    /// The server's group id (what the agent reports back).
+    pub id: String,
+    /// The group's priority (1 is the highest).
+    pub priority: u32,
+    /// The filter; `$user$` stands for the account name, escaped per RFC 4515.
+    pub filter: String,
+    /// Server settings.
+    #[serde(default)]
+    pub server: LdapServerSettings,
+}
+
+/// The tenant's account lists (names compared ignoring case).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AccountRules {
+    /// Accounts recorded as `account@hostname`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<String>,
+    /// Accounts never reported nor evaluated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<String>,
+}
+
+impl AccountRules {
+    /// No lists.
+    pub fn is_empty(&self) -> bool {
+        self.shared.is_empty() && self.excluded.is_empty()
+    }
+
+    /// The name to report for `account` on `hostname`: `None` when excluded,
+    /// `account@hostname` when shared, else the account (the server's rule).
+    pub fn user_name(&self, account: &str, hostname: &str) -> Option<String> {
+        let is = |list: &[String]| list.iter().any(|a| a.eq_ignore_ascii_case(account));
+        if is(&self.excluded) {
+            None
+        } else if is(&self.shared) {
+            Some(format!("{account}@{hostname}"))
+        } else {
+            Some(account.to_owned())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -230,6 +324,44 @@ mod tests {
                 field: "ldap_memberships.group"
             })
         );
+    }
+
+    #[test]
+    fn response_ldap_groups_and_accounts() {
+        // An older server's answer (no groups, no accounts) still parses.
+        let old: CheckInResponse =
+            serde_json::from_str(r#"{"assignments":{},"poll_interval_secs":60}"#).unwrap();
+        assert!(old.ldap_groups.is_empty() && old.accounts.is_empty());
+        let r: CheckInResponse = serde_json::from_str(
+            r#"{"assignments":{},"poll_interval_secs":60,
+                "ldap_groups":[{"id":"g1","priority":2,"filter":"(uid=$user$)",
+                  "server":{"port":636,"tls":true,"directory":"open_ldap"}}],
+                "accounts":{"shared":["kiosk"],"excluded":["svc"]}}"#,
+        )
+        .unwrap();
+        let g = &r.ldap_groups[0];
+        assert_eq!((g.id.as_str(), g.priority), ("g1", 2));
+        assert_eq!(g.server.port, Some(636));
+        assert_eq!(g.server.directory, DirectoryKind::OpenLdap);
+        assert_eq!(g.server.bind_dn, None);
+        // Empty lists are not sent, so an older agent sees the old shape.
+        let back = serde_json::to_value(&old).unwrap();
+        assert_eq!(
+            back,
+            serde_json::json!({"assignments":{},"poll_interval_secs":60})
+        );
+        for (account, want) in [
+            ("kiosk", Some("kiosk@ws-1")),
+            ("KIOSK", Some("KIOSK@ws-1")),
+            ("svc", None),
+            ("ann", Some("ann")),
+        ] {
+            assert_eq!(
+                r.accounts.user_name(account, "ws-1").as_deref(),
+                want,
+                "{account}"
+            );
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! users, devices and update states), verify and persist the signed
 //! assignments, run the update [`Pipeline`], send the event spool.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use crate::devices::DeviceBackend;
 use crate::enroll::{self, EnrollError};
 use crate::events::{self, tamper_event, FlushError, FlushReport};
 use crate::fetch::HttpFetcher;
+use crate::ldap::LdapGroups;
 use crate::pipeline::{PassReport, Pipeline, PipelineError, Remote};
 use crate::staging::{StageError, Staging};
 use crate::state::{State, StateError, StoredAssignments, UpdateStatus};
@@ -80,20 +82,6 @@ pub fn accept_assignments(
     }
 }
 
-/// The accounts to report: the one running the agent's session, if known.
-fn users() -> Vec<UserReport> {
-    ["USER", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok())
-        .filter(|u| !u.is_empty() && u.len() <= MAX_TEXT && !u.chars().any(char::is_control))
-        .map(|account| UserReport {
-            account,
-            display_name: None,
-        })
-        .into_iter()
-        .collect()
-}
-
 fn clip(s: &str) -> String {
     s.chars()
         .filter(|c| !c.is_control())
@@ -109,6 +97,7 @@ pub struct AgentCore<B> {
     pipeline: Pipeline<B>,
     poll_interval: Option<chrono::Duration>,
     host: Option<SimulatedHost>,
+    ldap: LdapGroups,
 }
 
 /// The host name and logged-in accounts a simulated host reports instead of
@@ -160,7 +149,15 @@ impl<B: DeviceBackend> AgentCore<B> {
             remote,
             flash,
         );
-        Ok(Self::new(state, client, key, pipeline))
+        let mut core = Self::new(state, client, key, pipeline);
+        // LDAPS / StartTLS also trust the agent's CA file.
+        if let Some(ca) = ca_cert {
+            match crate::ldap::Evaluator::new().with_ca_file(ca) {
+                Ok(e) => core.ldap = LdapGroups::new(e),
+                Err(e) => tracing::warn!("LDAP groups: {e}; using the system's roots only"),
+            }
+        }
+        Ok(core)
     }
 
     /// A core from its parts.
@@ -177,6 +174,7 @@ impl<B: DeviceBackend> AgentCore<B> {
             pipeline,
             poll_interval: None,
             host: None,
+            ldap: LdapGroups::new(crate::ldap::Evaluator::new()),
         }
     }
 
@@ -231,29 +229,74 @@ impl<B: DeviceBackend> AgentCore<B> {
         update_states.truncate(catalog::checkin::MAX_UPDATE_STATES);
         let mut devices = devices;
         devices.truncate(catalog::checkin::MAX_DEVICES);
+        let (hostname, users, ldap_memberships) = match &self.host {
+            Some(h) => (clip(&h.hostname), h.users.clone(), Default::default()),
+            None => self.users()?,
+        };
         Ok(CheckIn {
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             platform: std::env::consts::OS.to_owned(),
-            hostname: match &self.host {
-                Some(h) => clip(&h.hostname),
-                None => Some(clip(&crate::identity::hostname()))
-                    .filter(|h| !h.is_empty())
-                    .unwrap_or_else(|| "unknown".into()),
-            },
-            users: match &self.host {
-                Some(h) => h.users.clone(),
-                None => users(),
-            },
+            hostname,
+            users,
             devices,
-            ldap_memberships: Default::default(),
+            ldap_memberships,
             update_states,
         })
+    }
+
+    /// This host's name, its logged-in accounts after the tenant's rules
+    /// (excluded dropped, shared as `account@hostname`), and their LDAP
+    /// groups (evaluated for the account, reported under the recorded name).
+    #[allow(clippy::type_complexity)]
+    fn users(
+        &self,
+    ) -> Result<(String, Vec<UserReport>, BTreeMap<String, Vec<String>>), AgentError> {
+        let hostname = Some(clip(&crate::identity::hostname()))
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unknown".into());
+        let rules = LdapGroups::stored(&self.state)?.accounts;
+        let sessions = crate::users::session_users(
+            &crate::users::logged_in_accounts(),
+            &rules,
+            &hostname,
+        );
+        let accounts: Vec<String> = sessions.iter().map(|u| u.account.clone()).collect();
+        let mut found = self.ldap.memberships(&self.state, &accounts)?;
+        let ldap = sessions
+            .iter()
+            .filter_map(|u| found.remove(&u.account).map(|g| (u.name.clone(), g)))
+            .collect();
+        let users = sessions
+            .into_iter()
+            .map(|u| UserReport {
+                account: u.name,
+                display_name: None,
+            })
+            .collect();
+        Ok((hostname, users, ldap))
     }
 
     /// One check-in: the verified assignments (new, or the stored ones when
     /// the server answers 304).
     pub fn check_in_only(&mut self, now: DateTime<Utc>) -> Result<AssignmentSet, AgentError> {
+        let (set, reported) = self.check_in_once(now)?;
+        // New LDAP group definitions: evaluated now; when that changes what
+        // the server was told, check in again (once).
+        match reported {
+            Some(old) if self.report()?.ldap_memberships != old => Ok(self.check_in_once(now)?.0),
+            _ => Ok(set),
+        }
+    }
+
+    /// One check-in; with the memberships it reported when the answer
+    /// brought changed LDAP group definitions.
+    #[allow(clippy::type_complexity)]
+    fn check_in_once(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<(AssignmentSet, Option<BTreeMap<String, Vec<String>>>), AgentError> {
         let body = self.report()?;
+        let mut changed = false;
         let stored = self.state.assignments()?;
         let etag = stored.as_ref().and_then(|s| s.etag.clone());
         let set = match self.client.check_in(&body, etag.as_deref())? {
@@ -268,6 +311,11 @@ impl<B: DeviceBackend> AgentCore<B> {
                 )?
             }
             CheckInAnswer::New { response, etag } => {
+                changed = self.ldap.update(
+                    &self.state,
+                    &response.ldap_groups,
+                    &response.accounts,
+                )?;
                 let bytes = serde_json::to_vec(&response.assignments).unwrap_or_default();
                 accept_assignments(
                     &self.state,
@@ -282,7 +330,7 @@ impl<B: DeviceBackend> AgentCore<B> {
         self.poll_interval = i64::try_from(set.poll_interval_secs)
             .ok()
             .map(chrono::Duration::seconds);
-        Ok(set)
+        Ok((set, changed.then_some(body.ldap_memberships)))
     }
 
     /// A check-in followed by one pipeline pass and the event spool.

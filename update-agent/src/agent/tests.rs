@@ -122,6 +122,7 @@ fn check_in_verifies_persists_installs_and_reports() {
     let answer = serde_json::to_vec(&CheckInResponse {
         assignments: signed(&signer, doc),
         poll_interval_secs: 900,
+        ..CheckInResponse::default()
     })
     .unwrap();
     let (url, seen) = serve(Box::new(move |req| {

@@ -6,12 +6,16 @@
 use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use catalog::checkin::CheckIn;
+use catalog::checkin::{
+    AccountRules, CheckIn, CheckInResponse, DirectoryKind, LdapGroupDefinition,
+    LdapServerSettings,
+};
 
 use super::download::none_match;
 use super::errors::{blocking, ApiError, JsonBody};
 use super::fleet::fleet;
 use super::Shared;
+use crate::fleet::{self as fleet_model, CheckInAnswer, FleetError, Group, Membership, Settings};
 use crate::store::Agent;
 
 /// Largest check-in body accepted (256 devices fit comfortably).
@@ -26,7 +30,16 @@ pub(crate) async fn check_in(
     headers: HeaderMap,
     JsonBody(body): JsonBody<CheckIn>,
 ) -> Result<Response, ApiError> {
-    let answer = blocking(move || Ok(fleet(&s).check_in(&agent, &body)?)).await?;
+    let answer = blocking(move || {
+        let f = fleet(&s);
+        let answer = f.check_in(&agent, &body)?;
+        Ok(with_directory(
+            answer,
+            &f.groups(&agent.tenant)?,
+            &f.settings(&agent.tenant)?,
+        )?)
+    })
+    .await?;
     let cache = (header::CACHE_CONTROL, "no-cache".to_owned());
     if none_match(&headers, &answer.etag) {
         return Ok((
@@ -44,4 +57,60 @@ pub(crate) async fn check_in(
         answer.body,
     )
         .into_response())
+}
+
+/// The tenant's LDAP groups as the agent evaluates them (best priority first).
+/// The server stores no bind password (`bind_password` stays blank; the
+/// agent then binds anonymously when no bind DN is set).
+pub(crate) fn ldap_definitions(groups: &[Group]) -> Vec<LdapGroupDefinition> {
+    let mut out: Vec<LdapGroupDefinition> = groups
+        .iter()
+        .filter_map(|g| match &g.membership {
+            Membership::Ldap { filter, server } => Some(LdapGroupDefinition {
+                id: g.id.clone(),
+                priority: g.priority,
+                filter: filter.clone(),
+                server: LdapServerSettings {
+                    host: server.host.clone(),
+                    port: server.port,
+                    tls: server.tls,
+                    base_dn: server.base_dn.clone(),
+                    bind_dn: server.bind_dn.clone(),
+                    bind_password: None,
+                    directory: match server.directory {
+                        fleet_model::DirectoryKind::ActiveDirectory => {
+                            DirectoryKind::ActiveDirectory
+                        }
+                        fleet_model::DirectoryKind::OpenLdap => DirectoryKind::OpenLdap,
+                    },
+                },
+            }),
+            Membership::Manual { .. } => None,
+        })
+        .collect();
+    out.sort_by_key(|d| d.priority);
+    out
+}
+
+/// Adds the tenant's LDAP groups and account rules to the fleet's answer;
+/// the `ETag` covers them, so an agent sees a changed definition at its next
+/// check-in even when its assignments did not change.
+fn with_directory(
+    answer: CheckInAnswer,
+    groups: &[Group],
+    settings: &Settings,
+) -> Result<CheckInAnswer, FleetError> {
+    let bad = |e: serde_json::Error| FleetError::invalid("check-in answer", e.to_string());
+    let mut response: CheckInResponse = serde_json::from_str(&answer.body).map_err(bad)?;
+    response.ldap_groups = ldap_definitions(groups);
+    response.accounts = AccountRules {
+        shared: settings.shared_accounts.clone(),
+        excluded: settings.excluded_accounts.clone(),
+    };
+    let body = serde_json::to_string(&response).map_err(bad)?;
+    let etag = format!(
+        "\"{}\"",
+        catalog::digest::Sha256Digest::of(body.as_bytes()).to_hex()
+    );
+    Ok(CheckInAnswer { body, etag })
 }

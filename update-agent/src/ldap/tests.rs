@@ -1,0 +1,136 @@
+use std::net::TcpListener;
+
+use catalog::checkin::LdapServerSettings;
+
+use super::*;
+
+fn group(id: &str, priority: u32, host: &str, port: u16) -> LdapGroupDefinition {
+    LdapGroupDefinition {
+        id: id.into(),
+        priority,
+        filter: "(uid=$user$)".into(),
+        server: LdapServerSettings {
+            host: Some(host.into()),
+            port: Some(port),
+            ..Default::default()
+        },
+    }
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn hash_ignores_order_and_sees_changes() {
+    let a = group("a", 1, "h", 389);
+    let b = group("b", 2, "h", 389);
+    let h = definitions_sha256(&[a.clone(), b.clone()]);
+    assert_eq!(h, definitions_sha256(&[b.clone(), a.clone()]));
+    assert_eq!(h.len(), 64);
+    let mut a2 = a.clone();
+    a2.filter = "(sAMAccountName=$user$)".into();
+    assert_ne!(h, definitions_sha256(&[a2, b.clone()]));
+    let mut b2 = b;
+    b2.server.tls = true;
+    assert_ne!(h, definitions_sha256(&[a, b2]));
+    assert_ne!(h, definitions_sha256(&[]));
+}
+
+#[test]
+fn best_group_is_the_lowest_priority_number() {
+    let groups = [group("g3", 3, "h", 389), group("g1", 1, "h", 389), group("g2", 2, "h", 389)];
+    for (matched, want) in [
+        (vec!["g3", "g2"], Some("g2")),
+        (vec!["g1", "g3"], Some("g1")),
+        (vec!["g3"], Some("g3")),
+        (vec!["other"], None),
+        (vec![], None),
+    ] {
+        let matched: Vec<String> = matched.into_iter().map(String::from).collect();
+        assert_eq!(best_group(&groups, &matched).map(|g| g.id.as_str()), want, "{matched:?}");
+    }
+}
+
+#[test]
+fn unreachable_server_is_no_membership_not_a_failure() {
+    let port = closed_port();
+    let ev = Evaluator::new()
+        .with_timeout(Duration::from_secs(2))
+        .with_bind_password(None);
+    let g = group("g", 1, "127.0.0.1", port);
+    match ev.is_member(&g, "ann") {
+        Err(LdapError::Connect { url, .. }) => assert_eq!(url, format!("ldap://127.0.0.1:{port}")),
+        other => panic!("{other:?}"),
+    }
+    assert!(ev.evaluate(&[g], &["ann".into()]).is_empty());
+}
+
+#[test]
+fn bind_dn_without_password_is_refused_before_connecting() {
+    // A listener that accepts but never answers: the refusal must come
+    // before any bind is sent.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut g = group("g", 1, "127.0.0.1", l.local_addr().unwrap().port());
+    g.server.bind_dn = Some("cn=reader,dc=x,dc=com".into());
+    let ev = Evaluator::new()
+        .with_timeout(Duration::from_secs(2))
+        .with_bind_password(None);
+    match ev.is_member(&g, "ann") {
+        Err(LdapError::BindNeedsPassword { dn }) => assert_eq!(dn, "cn=reader,dc=x,dc=com"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn definitions_are_stored_with_their_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = State::open_in(dir.path()).unwrap();
+    let groups = LdapGroups::new(
+        Evaluator::new()
+            .with_timeout(Duration::from_secs(1))
+            .with_bind_password(None),
+    );
+    assert_eq!(LdapGroups::stored(&state).unwrap(), StoredDirectory::default());
+    // No definitions: nothing to evaluate, nothing matched.
+    assert!(groups.memberships(&state, &["ann".into()]).unwrap().is_empty());
+    let defs = vec![group("g", 1, "127.0.0.1", closed_port())];
+    let rules = AccountRules {
+        shared: vec!["kiosk".into()],
+        excluded: vec![],
+    };
+    assert!(groups.update(&state, &defs, &rules).unwrap(), "first definitions");
+    assert!(!groups.update(&state, &defs, &rules).unwrap(), "unchanged");
+    let stored = LdapGroups::stored(&state).unwrap();
+    assert_eq!(
+        (stored.sha256.as_str(), &stored.ldap_groups, &stored.accounts),
+        (definitions_sha256(&defs).as_str(), &defs, &rules)
+    );
+    // Account rules alone are stored but do not count as a definition change.
+    assert!(!groups.update(&state, &defs, &AccountRules::default()).unwrap());
+    assert!(LdapGroups::stored(&state).unwrap().accounts.is_empty());
+    // Unreachable server: evaluated, no membership, no error.
+    assert!(groups.memberships(&state, &["ann".into()]).unwrap().is_empty());
+    // Survives reopening.
+    drop(state);
+    let state = State::open_in(dir.path()).unwrap();
+    assert_eq!(LdapGroups::stored(&state).unwrap().ldap_groups, defs);
+}
+
+#[test]
+fn ca_file_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    for (path, want) in [
+        (empty.clone(), "no certificate in the file"),
+        (dir.path().join("missing.pem"), ""),
+    ] {
+        match Evaluator::new().with_ca_file(&path) {
+            Err(LdapError::CaFile { message, .. }) => assert!(message.contains(want), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
