@@ -9,4 +9,5 @@ pub mod cli;
 pub mod events;
 pub mod fleet;
 pub mod http;
+pub mod reports;
 pub mod store;

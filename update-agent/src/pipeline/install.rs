@@ -8,7 +8,8 @@ use dfu::host::NoProgress;
 use super::{Outcome, PassReport, Pipeline, PipelineError, Subject};
 use crate::devices::DeviceBackend;
 use crate::events::update_event;
-use crate::flasher::{self, Installed};
+use crate::flasher::{self, InstallError, Installed};
+use crate::prompts::{Prompt, PromptKind, PromptSubject};
 use crate::state::{StagedUpdate, StateError, UpdateStatus};
 
 impl<B: DeviceBackend> Pipeline<B> {
@@ -92,6 +93,7 @@ impl<B: DeviceBackend> Pipeline<B> {
                     now,
                 );
                 self.record_running(&a, fw, &version, Some(e), now)?;
+                self.state.resolve_prompts(&a.device, &a.digest)?;
                 tracing::info!(device = %a.device, %version, "installed and read back");
                 Ok(Outcome::Installed { version })
             }
@@ -104,7 +106,7 @@ impl<B: DeviceBackend> Pipeline<B> {
                     None,
                     now,
                 );
-                let why = "flashed; unplug and replug the device to finish".to_owned();
+                let why = "awaiting replug: flashed; unplug and replug the device to finish (it did not come back by itself)".to_owned();
                 self.record(
                     &a,
                     UpdateStatus::AwaitingReplug,
@@ -113,12 +115,25 @@ impl<B: DeviceBackend> Pipeline<B> {
                     Some(e),
                     now,
                 )?;
+                let subject = PromptSubject {
+                    device: &a.device,
+                    product: device.product.as_deref(),
+                    target: &a.target,
+                    version: &fw.version,
+                    digest: &a.digest,
+                };
+                self.show(Prompt::new(PromptKind::Replug, &subject, None, now), now)?;
                 Ok(Outcome::AwaitingReplug)
             }
             Err(e) => self.fail(&a, e.to_string(), None, Some(fw.clone()), now),
         }
     }
 
+    /// A device awaiting its replug, as found by a pass (followed by serial
+    /// number, else port path, whatever its PID in runtime or DFU mode):
+    /// back in runtime with the new version → installed; back in runtime
+    /// with another version → failed (retried like any failure); still in
+    /// DFU mode → still awaiting the replug.
     pub(super) fn confirm_replug(
         &self,
         device: &DeviceReport,
@@ -143,7 +158,22 @@ impl<B: DeviceBackend> Pipeline<B> {
                     now,
                 );
                 self.record_running(&a, &fw, &version, Some(e), now)?;
+                self.state.resolve_prompts(&a.device, &a.digest)?;
+                tracing::info!(device = %a.device, %version, "replugged: installed and read back");
                 Ok(Outcome::Installed { version })
+            }
+            Err(InstallError::WrongVersion { expected, found })
+                if device.dfu == DfuState::Runtime =>
+            {
+                let a = Subject::from(&update);
+                self.state.resolve_prompts(&a.device, &a.digest)?;
+                self.fail(
+                    &a,
+                    format!("the device came back with version {found}, not {expected}: the update did not take"),
+                    None,
+                    Some(fw),
+                    now,
+                )
             }
             _ => Ok(Outcome::AwaitingReplug),
         }

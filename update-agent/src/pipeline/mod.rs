@@ -7,14 +7,22 @@
 //! the next start can act on: [`Pipeline::recover`] re-flashes devices left
 //! in DFU mode from their staged image.
 
+mod decide;
 mod download;
 mod install;
+
+pub use decide::{
+    estimated_install_duration, guard, install_duration, max_deferrals, silent_rule,
+};
+use decide::PassContext;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use catalog::assignment::{check_against_target, Assignment, AssignmentSet, DeploymentType};
+use catalog::assignment::{check_against_target, Assignment, AssignmentSet};
+#[cfg(test)]
+use catalog::assignment::DeploymentType;
 use catalog::package::TargetFirmware;
 use catalog::protocol::{DeviceReport, DfuState};
 use catalog::tuf::{Fetcher, TargetFile, TufError, Updater, UpdaterConfig};
@@ -25,6 +33,8 @@ use crate::devices::{BackendError, DeviceBackend};
 use crate::events::{tamper_event, update_event};
 use crate::fetch::RangeFetch;
 use crate::flasher;
+use crate::prompts::{LogNotifier, Notifier};
+use crate::schedule::host::{AlwaysAwake, HostState};
 use crate::staging::{StageError, Staging};
 use crate::state::{InstalledFirmware, StagedUpdate, State, StateError, UpdateStatus};
 
@@ -76,6 +86,9 @@ pub enum Outcome {
 pub struct PassReport {
     /// Device identity → outcome.
     pub outcomes: BTreeMap<String, Outcome>,
+    /// Some update was held back only by a guard (call, power, another
+    /// piece): worth another pass soon rather than at the next poll.
+    pub retry_soon: bool,
 }
 
 impl PassReport {
@@ -113,6 +126,8 @@ pub struct Pipeline<B> {
     metadata_dir: PathBuf,
     remote: Remote,
     flash: FlashOptions,
+    host: Arc<dyn HostState>,
+    notifier: Arc<dyn Notifier>,
 }
 
 impl<B> std::fmt::Debug for Pipeline<B> {
@@ -181,7 +196,21 @@ impl<B: DeviceBackend> Pipeline<B> {
             metadata_dir,
             remote,
             flash,
+            host: Arc::new(AlwaysAwake),
+            notifier: Arc::new(LogNotifier),
         }
+    }
+
+    /// Uses `host` for the power guard (default: always awake).
+    pub fn with_host(mut self, host: Arc<dyn HostState>) -> Self {
+        self.host = host;
+        self
+    }
+
+    /// Shows prompts through `notifier` (default: the log).
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// The device backend.
@@ -268,7 +297,8 @@ impl<B: DeviceBackend> Pipeline<B> {
         Ok(Outcome::Failed(reason))
     }
 
-    /// One pass over a verified assignment set at `now`.
+    /// One pass at a poll over a verified assignment set at `now`:
+    /// persistent prompts are shown again, deferred ones re-opened.
     pub fn run(
         &mut self,
         set: &AssignmentSet,
@@ -282,8 +312,33 @@ impl<B: DeviceBackend> Pipeline<B> {
                 report
                     .outcomes
                     .insert(a.device.clone(), Outcome::NotAttached);
+    ) -> Result<PassReport, PipelineError> {
+        self.pass(set, now, true)
+    }
+
+    /// One pass without reminders (after a user's decision, in a window,
+    /// or to retry what a guard held back).
+    pub fn act(
+        &mut self,
+        set: &AssignmentSet,
+        now: DateTime<Utc>,
+    ) -> Result<PassReport, PipelineError> {
+        self.pass(set, now, false)
+    }
+
+    fn pass(
+        &mut self,
+        set: &AssignmentSet,
+        now: DateTime<Utc>,
+        remind: bool,
                 continue;
             };
+        let ctx = PassContext {
+            remind,
+            devices: devices.clone(),
+            max_deferrals: max_deferrals(set),
+            guarded: std::cell::Cell::new(false),
+        };
             let existing = self.state.update(&a.sha256.to_hex(), &a.device)?;
             match existing.as_ref().map(|u| u.status) {
                 Some(UpdateStatus::Installed) => {
@@ -313,7 +368,7 @@ impl<B: DeviceBackend> Pipeline<B> {
                             None,
                             now,
                         )?,
-                        Some(target) => self.process(a, &device, &target, now)?,
+                        Some(target) => self.process(a, &device, &target, &ctx, now)?,
                     },
                 };
                 report.outcomes.insert(a.device.clone(), outcome);
@@ -331,6 +386,7 @@ impl<B: DeviceBackend> Pipeline<B> {
     /// describe a device's state and stay until resolved.
     fn forget_superseded(&self, set: &AssignmentSet) -> Result<(), StateError> {
         let current: HashSet<(String, &str)> = set
+        report.retry_soon = ctx.guarded.get();
             .assignments
             .iter()
             .map(|a| (a.sha256.to_hex(), a.device.as_str()))
@@ -351,6 +407,7 @@ impl<B: DeviceBackend> Pipeline<B> {
         &self,
         a: &Assignment,
         device: &DeviceReport,
+                self.state.resolve_prompts(&u.device, &u.digest)?;
         target: &TargetFile,
         now: DateTime<Utc>,
     ) -> Result<Outcome, PipelineError> {
@@ -361,6 +418,7 @@ impl<B: DeviceBackend> Pipeline<B> {
             .map_or(0, |i| i.security_counter);
         let (fw, version) = match check_against_target(a, target, device, installed_counter) {
             Ok(ok) => ok,
+        ctx: &PassContext,
             Err(e @ catalog::assignment::AssignmentError::Downgrade { .. }) => {
                 return Ok(self.fail(&subject, e.to_string(), None, None, now)?)
             }
@@ -396,7 +454,7 @@ impl<B: DeviceBackend> Pipeline<B> {
         });
         // One committed record per step: waiting (with the reason), or staged
         // right before the flash.
-        let waiting = waiting_reason(a, now);
+        let waiting = self.gate(a, &fw, device, ctx, now)?;
         let (status, reason) = match &waiting {
             Some(why) => (UpdateStatus::Waiting, Some(why.clone())),
             None => (UpdateStatus::Staged, note),
@@ -446,23 +504,7 @@ impl<B: DeviceBackend> Pipeline<B> {
     }
 }
 
-/// Why an assignment waits at `now` instead of installing (this version
-/// installs `automatic` at once and `silent` inside its window; prompts come later).
-pub fn waiting_reason(a: &Assignment, now: DateTime<Utc>) -> Option<String> {
-    match a.deployment {
-        DeploymentType::Automatic => None,
-        DeploymentType::Optional => Some("waiting for user consent (optional update)".into()),
-        DeploymentType::Persistent => Some("waiting for user consent (persistent update)".into()),
-        DeploymentType::Silent => match &a.window {
-            None => Some("silent update without a maintenance window".into()),
-            Some(w) if w.active_at(now).is_some() => None,
-            Some(w) => Some(format!(
-                "silent update: outside the maintenance window (next opens {})",
-                w.next_or_current(now).start.to_rfc3339()
-            )),
-        },
-    }
-}
-
+#[cfg(test)]
+mod schedule_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -4,6 +4,7 @@ mod admin;
 mod catalog;
 mod demo;
 mod group;
+mod report;
 mod tenant;
 mod tls;
 mod windows;
@@ -25,6 +26,7 @@ use crate::store::RedbStore;
 pub use self::admin::AdminCommand;
 pub use self::catalog::{CatalogCommand, ImportArgs, KeysCommand};
 pub use self::group::GroupCommand;
+pub use self::report::ReportArgs;
 pub use self::tenant::TenantCommand;
 pub use self::tls::TlsCommand;
 
@@ -86,6 +88,8 @@ pub enum Command {
         #[command(subcommand)]
         command: TlsCommand,
     },
+    /// Reports (inventory, versions, compliance, distribution, history) as JSON or CSV.
+    Report(ReportArgs),
     /// Maintenance windows: preview when a window opens.
     Windows {
         /// The windows command.
@@ -235,6 +239,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Group { command } => group::run(&data, command),
         Command::Tls { command } => tls::run(command),
         Command::Windows { command } => windows::run(command),
+        Command::Report(args) => report::run(&data, args),
     }
 }
 

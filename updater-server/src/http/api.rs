@@ -342,6 +342,46 @@ pub const TENANT_ROUTES: &[Route] = &[
         example_body: "",
         handler: || delete(fleet::delete_user),
     },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/reports/inventory",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(super::reports::inventory),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/reports/versions",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(super::reports::versions),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/reports/compliance",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(super::reports::compliance),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/reports/distribution",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(super::reports::distribution),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/reports/history",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(super::reports::update_history),
+    },
 ];
 
 impl Route {

@@ -11,6 +11,7 @@ mod events;
 mod fleet;
 mod metrics;
 pub mod openapi;
+mod reports;
 pub mod routes;
 mod serve;
 mod windows;

@@ -30,6 +30,9 @@ pub enum Out {
     Text,
     /// Bytes (firmware images).
     Binary,
+    /// A report: JSON of the named schema, or CSV (`?format=csv` or
+    /// `Accept: text/csv`).
+    Report(&'static str),
 }
 
 /// The human part of one operation.
@@ -68,6 +71,32 @@ const PAGE: &[(&str, &str, &str)] = &[
     ),
 ];
 
+const REPORT: &[(&str, &str, &str)] = &[(
+    "format",
+    "string",
+    "`json` (default) or `csv`; without it, `Accept: text/csv` selects CSV.",
+)];
+
+const HISTORY_REPORT: &[(&str, &str, &str)] = &[
+    REPORT[0],
+    (
+        "from",
+        "string",
+        "Only updates at or after this time (RFC 3339, or a date `YYYY-MM-DD` meaning its start, UTC).",
+    ),
+    (
+        "to",
+        "string",
+        "Only updates before this time (RFC 3339, or a date `YYYY-MM-DD`: that whole day is included).",
+    ),
+    ("agent", "string", "Only this agent's."),
+    (
+        "device",
+        "string",
+        "Only this device's (its identity, e.g. `047f/serial/SN1`).",
+    ),
+];
+
 const fn doc(
     method: Method,
     path: &'static str,
@@ -86,7 +115,7 @@ const fn doc(
 }
 
 use self::Method::{Delete as DELETE, Get as GET, Post as POST, Put as PUT};
-use self::Out::{Binary, Empty, Json, Text};
+use self::Out::{Binary, Empty, Json, Report, Text};
 
 /// One row per mounted operation.
 pub const DOCS: &[Doc] = &[
@@ -399,6 +428,57 @@ pub const DOCS: &[Doc] = &[
         None,
         Empty,
     ),
+    // Reports (JSON or CSV).
+    Doc {
+        query: REPORT,
+        ..doc(
+            GET,
+            "/api/v1/tenants/{tenant}/reports/inventory",
+            "Device Inventory report: every device with model, ids, serial, firmware, host, users, first / last seen, deleted and other-vendor flags.",
+            None,
+            Report("InventoryReport"),
+        )
+    },
+    Doc {
+        query: REPORT,
+        ..doc(
+            GET,
+            "/api/v1/tenants/{tenant}/reports/versions",
+            "Version Status report: per model, the latest release and how many devices run each installed version.",
+            None,
+            Report("VersionStatusReport"),
+        )
+    },
+    Doc {
+        query: REPORT,
+        ..doc(
+            GET,
+            "/api/v1/tenants/{tenant}/reports/compliance",
+            "Policy Compliance report: per device under an enabled firmware policy, target vs installed version and why it is not compliant.",
+            None,
+            Report("ComplianceReport"),
+        )
+    },
+    Doc {
+        query: REPORT,
+        ..doc(
+            GET,
+            "/api/v1/tenants/{tenant}/reports/distribution",
+            "Device Distribution report: per effective group (All Users included), users and devices per model; users without a device included.",
+            None,
+            Report("DistributionReport"),
+        )
+    },
+    Doc {
+        query: HISTORY_REPORT,
+        ..doc(
+            GET,
+            "/api/v1/tenants/{tenant}/reports/history",
+            "Update History report: update-status events in a date range, with host names.",
+            None,
+            Report("UpdateHistoryReport"),
+        )
+    },
 ];
 
 /// Every mounted operation: method, path, security requirement names, an
@@ -480,6 +560,9 @@ fn operation(method: Method, path: &str, security: &[&str], note: &str, success:
             "content": {"text/plain": {"schema": {"type": "string"}}}}),
         Some(Binary) => json!({"description": "success",
             "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}),
+        Some(Report(name)) => json!({"description": "success: JSON, or CSV with a header row (`Content-Disposition: attachment`)",
+            "content": {"application/json": {"schema": schema_ref(name)},
+                        "text/csv": {"schema": {"type": "string"}}}}),
         Some(Empty) | None => json!({"description": "success"}),
     };
     op["responses"] = json!({

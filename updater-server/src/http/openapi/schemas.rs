@@ -126,5 +126,106 @@ pub fn schemas() -> Value {
     ] {
         schemas[list_name] = list(item);
     }
+    reports(&mut schemas);
     schemas
+}
+
+/// The report documents (`…/reports/*` as JSON).
+fn reports(schemas: &mut Value) {
+    let s = json!({"type": "string"});
+    let os = json!({"type": ["string", "null"]});
+    let t = json!({"type": "string", "format": "date-time"});
+    let ot = json!({"type": ["string", "null"], "format": "date-time"});
+    let b = json!({"type": "boolean"});
+    let n = json!({"type": "integer", "minimum": 0});
+    let names = json!({"type": "array", "items": s});
+    let head = |kind: &str| {
+        json!({"report": {"const": kind}, "tenant": s, "generated_at": t})
+    };
+    let report = |kind: &str, required: &[&str], extra: Value| {
+        let mut props = head(kind);
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            props[k] = v.clone();
+        }
+        let mut req = vec!["report", "tenant", "generated_at"];
+        req.extend_from_slice(required);
+        obj(&req, props)
+    };
+    schemas["InventoryRow"] = obj(
+        &["device_id", "identity", "model", "model_name", "vendor_id", "product_id", "host", "hostname",
+          "users", "first_seen", "last_seen", "deleted", "other_vendor", "telephony", "updatable"],
+        json!({"device_id": s, "identity": s, "model": s, "model_name": s,
+               "vendor_id": {"type": "string", "pattern": "^[0-9a-f]{4}$"},
+               "product_id": {"type": "string", "pattern": "^[0-9a-f]{4}$"},
+               "manufacturer": os, "product": os, "serial": os, "firmware_version": os,
+               "host": s, "hostname": s, "users": names, "first_seen": t, "last_seen": t,
+               "deleted": b, "deleted_at": ot, "other_vendor": b, "telephony": b, "updatable": b}),
+    );
+    schemas["InventoryReport"] = report(
+        "inventory",
+        &["devices", "deleted", "rows"],
+        json!({"devices": n, "deleted": n, "rows": list("InventoryRow")}),
+    );
+    let version_status = json!({"enum": ["up_to_date", "outdated", "unknown", "no_release"]});
+    schemas["ModelVersionStatus"] = obj(
+        &["model", "model_name", "latest_version", "devices", "up_to_date", "outdated", "unknown", "no_release", "versions"],
+        json!({"model": s, "model_name": s, "latest_version": os, "devices": n, "up_to_date": n,
+               "outdated": n, "unknown": n, "no_release": n,
+               "versions": {"type": "array", "items": obj(&["version", "status", "devices"],
+                   json!({"version": os, "status": version_status, "devices": n}))}}),
+    );
+    schemas["VersionStatusReport"] = report(
+        "versions",
+        &["models"],
+        json!({"models": list("ModelVersionStatus")}),
+    );
+    let statuses = [
+        "compliant", "pending", "waiting_for_window", "waiting_for_consent", "deferred",
+        "awaiting_replug", "failed", "not_seen_since_policy_change", "not_updatable",
+        "no_release", "pinned_version_not_in_catalog", "not_capable", "downgrade_refused",
+    ];
+    schemas["ComplianceRow"] = obj(
+        &["device_id", "identity", "model", "host", "hostname", "users", "group", "policy", "policy_name",
+          "deployment", "target_version", "installed_version", "compliant", "status", "detail", "policy_updated_at"],
+        json!({"device_id": s, "identity": s, "model": s, "serial": os, "host": s, "hostname": s,
+               "users": names, "group": s, "policy": s, "policy_name": s,
+               "deployment": {"enum": ["optional", "persistent", "automatic", "silent"]},
+               "target_version": os, "installed_version": os, "compliant": b,
+               "status": {"enum": statuses}, "detail": s, "last_check_in": ot, "policy_updated_at": t}),
+    );
+    schemas["ComplianceReport"] = report(
+        "compliance",
+        &["devices", "compliant", "non_compliant", "by_status", "rows"],
+        json!({"devices": n, "compliant": n, "non_compliant": n,
+               "by_status": {"type": "object", "additionalProperties": n},
+               "rows": list("ComplianceRow")}),
+    );
+    let models = json!({"type": "array", "items": obj(&["model", "model_name", "devices"],
+        json!({"model": s, "model_name": s, "devices": n}))});
+    schemas["DistributionReport"] = report(
+        "distribution",
+        &["groups", "users"],
+        json!({
+            "groups": {"type": "array", "items": obj(
+                &["group", "name", "priority", "users", "users_without_devices", "devices", "models"],
+                json!({"group": s, "name": s, "priority": {"type": ["integer", "null"]}, "users": n,
+                       "users_without_devices": n, "devices": n, "models": models}))},
+            "users": {"type": "array", "items": obj(
+                &["user", "group", "group_name", "devices", "models"],
+                json!({"user": s, "group": s, "group_name": s, "devices": n, "models": models}))},
+        }),
+    );
+    schemas["UpdateHistoryRow"] = {
+        let mut row = schemas["UpdateRecord"].clone();
+        row["properties"]["hostname"] = s.clone();
+        if let Some(req) = row["required"].as_array_mut() {
+            req.push(json!("hostname"));
+        }
+        row
+    };
+    schemas["UpdateHistoryReport"] = report(
+        "history",
+        &["from", "to", "entries", "truncated", "rows"],
+        json!({"from": ot, "to": ot, "entries": n, "truncated": b, "rows": list("UpdateHistoryRow")}),
+    );
 }
