@@ -324,8 +324,7 @@ pub fn delete_user(
             Op::Update(Table::InventoryDevices, Key::new(tenant, d), to_value(&dev))
         });
     }
-    ops.extend(super::service::generation_ops(tenant));
-    store.commit(ops)?;
+    super::service::commit_changing(store, tenant, ops)?;
     Ok(())
 }
 
@@ -343,8 +342,7 @@ pub fn delete_host(store: &dyn Store, tenant: &str, id: &str) -> Result<(), Flee
             ));
         }
     }
-    ops.extend(super::service::generation_ops(tenant));
-    store.commit(ops)?;
+    super::service::commit_changing(store, tenant, ops)?;
     Ok(())
 }
 
@@ -370,8 +368,7 @@ pub fn delete_device(
         }
     }
     ops.push(delete_device_op(tenant, d, now));
-    ops.extend(super::service::generation_ops(tenant));
-    store.commit(ops)?;
+    super::service::commit_changing(store, tenant, ops)?;
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! [`Fleet`]: group, policy and settings management, and the check-in.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use catalog::assignment::{sign_assignments, AssignmentSet};
 use catalog::checkin::{CheckIn, CheckInResponse};
@@ -10,8 +12,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::compute::{compute, Reported};
-use super::software::{compute_software, AgentRelease};
 use super::inventory::{self, Sighting};
+use super::software::{compute_software, AgentRelease};
 use super::{
     get, get_existing, list, to_value, upsert, FirmwarePolicy, FirmwarePolicyInput, FleetError,
     Group, GroupInput, Settings, SoftwarePolicy, SoftwarePolicyInput, Stamps, ALL_USERS,
@@ -82,16 +84,31 @@ fn claim_ops(tenant: &str, id: &str, old: Option<String>, new: Option<String>) -
 /// The id of the tenant's generation marker (in the settings table).
 const GENERATION_ID: &str = "generation";
 
-/// Ops that give the tenant's generation marker a fresh random value; part
-/// of every batch that changes what check-in answers depend on (groups,
-/// policies, settings, inventory deletions), so a cached answer (see
-/// [`Fleet::generation`]) is never reused across such a change.
-pub(crate) fn generation_ops(tenant: &str) -> [Op; 2] {
+/// Batches committed by this process that changed what check-in answers
+/// depend on (see [`commit_changing`]).
+static LOCAL_CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// Commits a batch that changes what `tenant`'s check-in answers depend on
+/// (groups, policies, settings, inventory deletions): the batch also gives
+/// the tenant's generation marker a fresh random value, so other processes
+/// notice the change, and this process counts it once it is committed (see
+/// [`Fleet::generation_marker`], [`Fleet::local_changes`]).
+pub(crate) fn commit_changing(
+    store: &dyn Store,
+    tenant: &str,
+    mut ops: Vec<Op>,
+) -> Result<(), StoreError> {
     let key = Key::new(tenant, GENERATION_ID);
-    [
-        Op::Delete(Table::Settings, key.clone()),
-        Op::Insert(Table::Settings, key, serde_json::Value::String(new_id())),
-    ]
+    ops.push(Op::Delete(Table::Settings, key.clone()));
+    ops.push(Op::Insert(
+        Table::Settings,
+        key,
+        serde_json::Value::String(new_id()),
+    ));
+    store.commit(ops)?;
+    // After the commit: a check-in that sees the new count reads new data.
+    LOCAL_CHANGES.fetch_add(1, Ordering::AcqRel);
+    Ok(())
 }
 
 impl Fleet {
@@ -108,41 +125,52 @@ impl Fleet {
         self.accounts.store()
     }
 
-    fn commit(&self, mut ops: Vec<Op>, conflict: impl FnOnce() -> String) -> Result<(), FleetError> {
+    fn commit(&self, ops: Vec<Op>, conflict: impl FnOnce() -> String) -> Result<(), FleetError> {
         // Every change but a check-in's own record may change answers.
         let changed = ops.iter().find_map(|op| match op {
             Op::Insert(t, k, _) | Op::Update(t, k, _) | Op::Delete(t, k) => {
                 (*t != Table::CheckIns).then(|| k.tenant.clone())
             }
         });
-        if let Some(tenant) = changed {
-            ops.extend(generation_ops(&tenant));
-        }
-        match self.store().commit(ops) {
+        let result = match changed {
+            Some(tenant) => commit_changing(self.store(), &tenant, ops),
+            None => self.store().commit(ops),
+        };
+        match result {
             Err(StoreError::Conflict { .. }) => Err(FleetError::Conflict(conflict())),
             other => Ok(other?),
         }
     }
 
-    /// What check-in answers of `tenant` depend on besides the request: the
-    /// tenant's generation marker (see [`generation_ops`]), the catalog's
-    /// release index and the tenant's assignment key, as an opaque string
-    /// that changes whenever one of them does (also when another process,
-    /// such as the admin CLI, changed it). Cheap: one read and two `stat`s.
-    pub fn generation(&self, tenant: &str) -> Result<String, FleetError> {
-        let marker = self
+    /// How many batches this process committed through [`commit_changing`];
+    /// a cache keyed on it notices this process's changes at once.
+    pub fn local_changes() -> u64 {
+        LOCAL_CHANGES.load(Ordering::Acquire)
+    }
+
+    /// The tenant's generation marker: a value that changes with every
+    /// batch committed through [`commit_changing`], by any process.
+    pub fn generation_marker(&self, tenant: &str) -> Result<Option<String>, FleetError> {
+        let v = self
             .store()
             .get(Table::Settings, &Key::new(tenant, GENERATION_ID))?;
+        Ok(v.map(|v| v.to_string()))
+    }
+
+    /// What else check-in answers of `tenant` depend on: the catalog's
+    /// release index and the tenant's assignment key, as values (length,
+    /// modification time) that change when either file is replaced or
+    /// written (two `stat`s).
+    pub fn file_stamps(&self, tenant: &str) -> [Option<(u64, Option<SystemTime>)>; 2] {
         let stamp = |p: &std::path::Path| {
             std::fs::metadata(p)
                 .ok()
                 .map(|m| (m.len(), m.modified().ok()))
         };
-        Ok(format!(
-            "{marker:?}|{:?}|{:?}",
+        [
             stamp(&self.catalog_dir.join("releases.json")),
             stamp(&self.accounts.assignment_key_path(tenant)),
-        ))
+        ]
     }
 
     /// The catalog's current releases (re-read: the CLI may import meanwhile).

@@ -96,9 +96,11 @@ pub(crate) async fn authorize_agent(
     let Some(token) = bearer(req.headers()).map(str::to_owned) else {
         return unauthorized("an Authorization: Bearer agent credential is required");
     };
-    let agent = match blocking(move || Ok(state.accounts.authenticate_agent(&token)?)).await {
+    // One store read and a hash: inline (a blocking-pool hop costs more,
+    // and this runs for every check-in).
+    let agent = match state.accounts.authenticate_agent(&token) {
         Ok(a) => a,
-        Err(e) => return e.into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     if params.get("agent") != Some(&agent.id) {
         return not_found();

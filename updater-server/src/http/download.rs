@@ -1,13 +1,13 @@
 //! Serving immutable files (blobs, versioned metadata) with `ETag`,
 //! `If-None-Match` and single `Range` requests.
 
-use std::io::SeekFrom;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
 /// A byte range to serve, inclusive.
@@ -90,6 +90,56 @@ pub(crate) fn none_match(headers: &HeaderMap, etag: &str) -> bool {
         .any(|t| t == "*" || t == etag)
 }
 
+/// Ranges up to this size are read whole in one blocking call and sent as
+/// one buffer; longer ones stream.
+const READ_WHOLE_MAX: u64 = 1 << 20;
+
+/// Read size of a streamed body: large reads mean few hops to the blocking
+/// pool (tokio reads files there); per download this is the memory held.
+const STREAM_CHUNK: usize = 512 * 1024;
+
+/// What the blocking part of [`serve_file`] found.
+enum Opened {
+    Missing,
+    Failed(&'static str),
+    /// Length, and the body: the requested bytes already read, or the file
+    /// positioned at the start of the range.
+    Ready(u64, Option<Vec<u8>>, Option<std::fs::File>),
+}
+
+/// Opens `path`, and for a satisfiable range positions it (reading small
+/// ranges whole): one hop to the blocking pool instead of one per step.
+fn open_at(path: &Path, range: Option<&str>) -> Opened {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Opened::Missing,
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "open failed");
+            return Opened::Failed("cannot read file");
+        }
+    };
+    let len = match file.metadata() {
+        Ok(m) => m.len(),
+        Err(_) => return Opened::Failed("cannot stat file"),
+    };
+    let (start, count) = match parse_range(range, len) {
+        RangeRequest::Full => (0, len),
+        RangeRequest::Partial(r) => (r.start, r.end - r.start + 1),
+        RangeRequest::Unsatisfiable => return Opened::Ready(len, None, None),
+    };
+    if start > 0 && file.seek(SeekFrom::Start(start)).is_err() {
+        return Opened::Failed("cannot seek file");
+    }
+    if count <= READ_WHOLE_MAX {
+        let mut buf = Vec::with_capacity(count as usize);
+        return match (&mut file).take(count).read_to_end(&mut buf) {
+            Ok(n) if n as u64 == count => Opened::Ready(len, Some(buf), None),
+            _ => Opened::Failed("cannot read file"),
+        };
+    }
+    Opened::Ready(len, None, Some(file))
+}
+
 /// Serves `path` with the given strong `etag` (already quoted).
 pub(crate) async fn serve_file(
     path: &Path,
@@ -98,26 +148,38 @@ pub(crate) async fn serve_file(
     cache_control: &'static str,
     headers: &HeaderMap,
 ) -> Response {
-    let mut file = match tokio::fs::File::open(path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return super::error(StatusCode::NOT_FOUND, "not_found", "no such file")
+    let range_header = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    // A matching If-None-Match needs no body: only check that the file exists.
+    let not_modified = none_match(headers, etag);
+    let owned = path.to_owned();
+    let opened = tokio::task::spawn_blocking(move || {
+        if not_modified {
+            return match std::fs::metadata(&owned) {
+                Ok(m) => Opened::Ready(m.len(), None, None),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Opened::Missing,
+                Err(_) => Opened::Failed("cannot stat file"),
+            };
         }
-        Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "open failed");
-            return super::error(StatusCode::INTERNAL_SERVER_ERROR, "io", "cannot read file");
+        open_at(&owned, range_header.as_deref())
+    })
+    .await
+    .unwrap_or(Opened::Failed("cannot read file"));
+    let (len, bytes, file) = match opened {
+        Opened::Ready(len, bytes, file) => (len, bytes, file),
+        Opened::Missing => return super::error(StatusCode::NOT_FOUND, "not_found", "no such file"),
+        Opened::Failed(what) => {
+            return super::error(StatusCode::INTERNAL_SERVER_ERROR, "io", what);
         }
-    };
-    let len = match file.metadata().await {
-        Ok(m) => m.len(),
-        Err(_) => return super::error(StatusCode::INTERNAL_SERVER_ERROR, "io", "cannot stat file"),
     };
     let etag_value = HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\""));
     let mut builder = Response::builder()
         .header(header::ETAG, etag_value)
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::CACHE_CONTROL, cache_control);
-    if none_match(headers, etag) {
+    if not_modified {
         return builder
             .status(StatusCode::NOT_MODIFIED)
             .body(Body::empty())
@@ -128,14 +190,14 @@ pub(crate) async fn serve_file(
         headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
         len,
     );
-    let (status, start, count) = match range {
-        RangeRequest::Full => (StatusCode::OK, 0, len),
+    let (status, count) = match range {
+        RangeRequest::Full => (StatusCode::OK, len),
         RangeRequest::Partial(r) => {
             builder = builder.header(
                 header::CONTENT_RANGE,
                 format!("bytes {}-{}/{len}", r.start, r.end),
             );
-            (StatusCode::PARTIAL_CONTENT, r.start, r.end - r.start + 1)
+            (StatusCode::PARTIAL_CONTENT, r.end - r.start + 1)
         }
         RangeRequest::Unsatisfiable => {
             return builder
@@ -145,10 +207,14 @@ pub(crate) async fn serve_file(
                 .unwrap_or_else(|_| StatusCode::RANGE_NOT_SATISFIABLE.into_response());
         }
     };
-    if start > 0 && file.seek(SeekFrom::Start(start)).await.is_err() {
-        return super::error(StatusCode::INTERNAL_SERVER_ERROR, "io", "cannot seek file");
-    }
-    let body = Body::from_stream(ReaderStream::with_capacity(file.take(count), 256 * 1024));
+    let body = match (bytes, file) {
+        (Some(bytes), _) => Body::from(bytes),
+        (None, Some(file)) => Body::from_stream(ReaderStream::with_capacity(
+            tokio::fs::File::from_std(file).take(count),
+            STREAM_CHUNK,
+        )),
+        (None, None) => Body::empty(),
+    };
     builder
         .status(status)
         .header(header::CONTENT_LENGTH, count)

@@ -5,6 +5,7 @@ mod agents;
 pub mod api;
 mod authz;
 mod checkin;
+mod checkin_cache;
 mod download;
 mod errors;
 mod events;
@@ -42,6 +43,7 @@ pub struct AppState {
     blobs: BlobStore,
     accounts: Accounts,
     metrics: metrics::Metrics,
+    checkins: checkin_cache::CheckInCache,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -57,6 +59,7 @@ impl AppState {
             blobs: catalog.blobs().clone(),
             accounts,
             metrics: metrics::Metrics::new(),
+            checkins: checkin_cache::CheckInCache::default(),
         }
     }
 }

@@ -1,0 +1,416 @@
+//! Agent check-ins per second against a bare hyper server answering a
+//! constant of the same size, same machine, same run.
+//!
+//! `cargo bench -p updater-server --bench checkin [-- AGENTS [CONNECTIONS [SECONDS [ROUNDS]]]]`
+//! (defaults: 200 agents, 8 connections, 2 s per phase, 3 rounds).
+//!
+//! The real server (the release binary, embedded store) gets a catalog with
+//! three releases of two models, a tenant with a custom group and three
+//! firmware policies (one silent with a maintenance window), and AGENTS
+//! enrolled agents, each reporting three devices. The load generator keeps
+//! CONNECTIONS keep-alive connections busy, each cycling through its share
+//! of the agents, in two phases:
+//!
+//! - `full`: check-ins without `If-None-Match`; each answer is the agent's
+//!   signed assignment document (200).
+//! - `304`: the same check-ins with the `ETag` of the agent's last answer, as
+//!   an agent that already holds it sends them (304, no body).
+//!
+//! The reference is a bare hyper server (this binary started again with
+//! `--bare-hyper SIZE`) that reads the request body and answers a constant
+//! of SIZE bytes (the size of a real answer), or 304 when the request has
+//! `If-None-Match`. Phases alternate between the two servers; the result is
+//! the median of ROUNDS phases each. Goal: ratio >= 0.5.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use catalog::assignment::verify_assignments;
+use catalog::tuf::PublicKey;
+use common::{cli_json, import, median, percentile, positional, start_updater, Server};
+use serde_json::{json, Value};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--bare-hyper") {
+        let size = args
+            .get(i + 1)
+            .and_then(|s| s.parse().ok())
+            .expect("--bare-hyper SIZE");
+        bare::run(size);
+        return;
+    }
+    let pos = positional();
+    let arg = |i: usize, default: u64| pos.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
+    let agents = arg(0, 200) as usize;
+    let conns = arg(1, 8) as usize;
+    let secs = arg(2, 2);
+    let rounds = arg(3, 3) as usize;
+    common::print_machine();
+    println!("{agents} agents, {conns} connections, {secs} s per phase, {rounds} rounds (median)");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fleet = setup(dir.path(), agents);
+    let body_len = fleet.checkins[0].2.len();
+    let answer_len = fleet.answer_len;
+    println!("check-in request {body_len} bytes, signed answer {answer_len} bytes");
+    let bare = Server::spawn({
+        let mut c = Command::new(std::env::current_exe().expect("own path"));
+        c.args(["--bare-hyper", &answer_len.to_string()]);
+        c
+    });
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let duration = Duration::from_secs(secs);
+    let mut results: Vec<(&str, &str, Vec<Stats>)> = Vec::new();
+    for (mode, cached) in [("full (200)", false), ("cached (304)", true)] {
+        let mut ours = Vec::new();
+        let mut reference = Vec::new();
+        for _ in 0..rounds {
+            ours.push(measure(&fleet.server, || {
+                rt.block_on(load(&fleet.server.base, &fleet, cached, conns, duration))
+            }));
+            reference.push(measure(&bare, || {
+                rt.block_on(load(&bare.base, &fleet, cached, conns, duration))
+            }));
+        }
+        results.push((mode, "updater-server", ours));
+        results.push((mode, "bare hyper", reference));
+    }
+
+    println!();
+    println!(
+        "{:<13} {:<15} {:>10} {:>9} {:>9} {:>12}",
+        "phase", "server", "req/s", "p50 ms", "p99 ms", "CPU us/req"
+    );
+    let mut rates = Vec::new();
+    let mut cpus = Vec::new();
+    for (mode, server, stats) in &results {
+        let rate = median(stats.iter().map(|s| s.rate).collect());
+        let p50 = median(stats.iter().map(|s| s.p50).collect());
+        let p99 = median(stats.iter().map(|s| s.p99).collect());
+        let cpu = median(stats.iter().map(|s| s.cpu_us).collect());
+        println!("{mode:<13} {server:<15} {rate:>10.0} {p50:>9.2} {p99:>9.2} {cpu:>12.1}");
+        rates.push(rate);
+        cpus.push(cpu);
+    }
+    println!();
+    for (i, mode) in ["full (200)", "cached (304)"].iter().enumerate() {
+        println!(
+            "ratio {mode:<13} {:.2} (goal >= 0.5); server CPU per request, bare / ours: {:.2}",
+            rates[2 * i] / rates[2 * i + 1],
+            cpus[2 * i + 1] / cpus[2 * i],
+        );
+    }
+}
+
+/// One phase's throughput, latency (milliseconds) and the server's CPU
+/// time per request (microseconds).
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    cpu_us: f64,
+}
+
+/// Runs a phase and adds the server's CPU time per request.
+fn measure(server: &Server, phase: impl FnOnce() -> (Stats, usize)) -> Stats {
+    let before = server.cpu_secs();
+    let (mut stats, requests) = phase();
+    stats.cpu_us = (server.cpu_secs() - before) * 1e6 / requests.max(1) as f64;
+    stats
+}
+
+/// The server and, per agent, its check-in URL, credential, body and the
+/// `ETag` of its current answer.
+struct Fleet {
+    server: Server,
+    checkins: Vec<(String, String, Vec<u8>, String)>,
+    answer_len: usize,
+}
+
+fn device(vid: u16, pid: u16, serial: Option<&str>, fw: &str) -> Value {
+    json!({"vendor_id": vid, "product_id": pid, "bcd_device": 0x0100, "serial": serial,
+        "port_path": "1-4", "manufacturer": "Vendor", "product": "Headset",
+        "firmware_version": fw, "dfu": "runtime", "telephony": true,
+        "battery": {"kind": "rough_percent", "value": 75}, "in_call": false})
+}
+
+fn setup(dir: &std::path::Path, agents: usize) -> Fleet {
+    let data = dir.join("data");
+    for (i, (model, hwid, version)) in [
+        ("Voyager", "047F:C056", "1.0"),
+        ("Voyager", "047F:C056", "1.1"),
+        ("Blackwire", "047F:02EE", "3.0"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        import(
+            &data,
+            dir,
+            model,
+            hwid,
+            version,
+            &common::noise(64 * 1024, i as u64 + 7),
+        );
+    }
+    let t = cli_json(&data, &["tenant", "create", "--name", "Bench", "--json"]);
+    let tenant = t["id"].as_str().expect("tenant id").to_owned();
+    let token = t["enrollment_token"].as_str().expect("token").to_owned();
+    cli_json(
+        &data,
+        &[
+            "admin",
+            "create",
+            "--tenant",
+            &tenant,
+            "--email",
+            "ann@bench.example",
+            "--role",
+            "full",
+            "--json",
+        ],
+    );
+    let server = start_updater(&data);
+    let base = server.base.clone();
+    let http = reqwest::blocking::Client::new();
+    let r: Value = http
+        .post(format!("{base}/api/v1/login"))
+        .json(
+            &json!({"tenant": tenant, "email": "ann@bench.example", "password": common::PASSWORD}),
+        )
+        .send()
+        .and_then(|r| r.error_for_status())
+        .and_then(|r| r.json())
+        .expect("login");
+    let session = r["token"].as_str().expect("session").to_owned();
+    let api = |path: &str, body: Value| -> Value {
+        http.post(format!("{base}/api/v1/tenants/{tenant}/{path}"))
+            .bearer_auth(&session)
+            .json(&body)
+            .send()
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    };
+    // A pilot group of every tenth user, pinned to 1.1 silently at night;
+    // everyone else gets the latest of both models.
+    let pilots: Vec<String> = (0..agents)
+        .step_by(10)
+        .map(|i| format!("user{i}"))
+        .collect();
+    let pilot = api(
+        "groups",
+        json!({"name": "Pilot", "membership": {"kind": "manual", "members": pilots}}),
+    );
+    let pilot = pilot["id"].as_str().expect("group id").to_owned();
+    api(
+        "policies/firmware",
+        json!({"name": "Pilot Voyager", "model": "047F:C056", "group": pilot, "version": "1.1",
+        "deployment": "silent",
+        "window": {"cron": "0 2 * * *", "duration_minutes": 120, "tz": "Europe/Berlin"}}),
+    );
+    api(
+        "policies/firmware",
+        json!({"name": "Voyager latest", "model": "047F:C056", "version": "latest"}),
+    );
+    api(
+        "policies/firmware",
+        json!({"name": "Blackwire latest", "model": "047F:02EE", "version": "latest"}),
+    );
+
+    let mut checkins = Vec::with_capacity(agents);
+    let mut answer_len = 0;
+    for i in 0..agents {
+        let e: Value = http
+            .post(format!("{base}/api/v1/enroll"))
+            .json(
+                &json!({"tenant": tenant, "token": token, "system_id": format!("{{SYS-{i}}}"),
+                "machine_fingerprint": format!("fp-{i}"), "hostname": format!("ws-{i}"),
+                "os": "Linux"}),
+            )
+            .send()
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.json())
+            .expect("enroll");
+        let id = e["id"].as_str().expect("agent id").to_owned();
+        let credential = e["credential"].as_str().expect("credential").to_owned();
+        let body = json!({"agent_version": "0.1.0", "platform": "linux",
+            "hostname": format!("ws-{i}"), "users": [{"account": format!("user{i}")}],
+            "devices": [device(0x047f, 0xc056, Some(&format!("V{i}")), "1.0"),
+                        device(0x047f, 0x02ee, Some(&format!("B{i}")), "2.0"),
+                        device(0x0b0e, 0x0422, Some(&format!("J{i}")), "2.0")],
+            "update_states": [{"device": format!("047f/serial/V{i}"), "installed_security_counter": 0}]});
+        let body = serde_json::to_vec(&body).expect("JSON");
+        let url = format!("{base}/api/v1/agents/{id}/checkin");
+        let r = http
+            .post(&url)
+            .bearer_auth(&credential)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .and_then(|r| r.error_for_status())
+            .expect("first check-in");
+        let etag = r.headers()["etag"].to_str().expect("etag").to_owned();
+        let answer = r.bytes().expect("answer");
+        if i == 0 {
+            // The answer really is a signed assignment document for this agent.
+            let key: PublicKey =
+                serde_json::from_value(e["assignment_key"]["key"].clone()).expect("key");
+            let v: Value = serde_json::from_slice(&answer).expect("answer JSON");
+            let doc = serde_json::to_vec(&v["assignments"]).expect("JSON");
+            let set = verify_assignments(&doc, &key, &id, 0, chrono::Utc::now())
+                .expect("a valid signed assignment document");
+            assert_eq!(set.assignments.len(), 2, "two Acme devices assigned");
+            answer_len = answer.len();
+        }
+        checkins.push((url, credential, body, etag));
+    }
+    Fleet {
+        server,
+        checkins,
+        answer_len,
+    }
+}
+
+/// Drives `conns` keep-alive connections for `duration`; each cycles
+/// through its share of the agents' check-ins against `base`.
+async fn load(
+    base: &str,
+    fleet: &Fleet,
+    cached: bool,
+    conns: usize,
+    duration: Duration,
+) -> (Stats, usize) {
+    let port_base = &fleet.server.base;
+    let checkins: Arc<Vec<(String, String, Vec<u8>, String)>> = Arc::new(
+        fleet
+            .checkins
+            .iter()
+            .map(|(url, c, b, e)| {
+                (
+                    url.replacen(port_base, base, 1),
+                    c.clone(),
+                    b.clone(),
+                    e.clone(),
+                )
+            })
+            .collect(),
+    );
+    let expect = if cached { 304 } else { 200 };
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let checkins = Arc::clone(&checkins);
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .expect("client");
+            let mut latencies = Vec::new();
+            let mut i = c;
+            while Instant::now() < deadline {
+                let (url, credential, body, etag) = &checkins[i % checkins.len()];
+                i += conns;
+                let mut req = client
+                    .post(url)
+                    .bearer_auth(credential)
+                    .header("content-type", "application/json")
+                    .body(body.clone());
+                if cached {
+                    req = req.header("if-none-match", etag);
+                }
+                let t = Instant::now();
+                let r = req.send().await.expect("check-in");
+                let status = r.status().as_u16();
+                let _ = r.bytes().await.expect("answer body");
+                latencies.push(t.elapsed());
+                assert_eq!(status, expect, "check-in status");
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("load task"));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let stats = Stats {
+        rate: all.len() as f64 / elapsed,
+        p50: ms(percentile(&all, 50.0)),
+        p99: ms(percentile(&all, 99.0)),
+        cpu_us: 0.0,
+    };
+    (stats, all.len())
+}
+
+/// The reference: hyper alone, answering a constant.
+mod bare {
+    use std::convert::Infallible;
+
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::{Bytes, Incoming};
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper::{Request, Response, StatusCode};
+    use hyper_util::rt::TokioIo;
+
+    const ETAG: &str = "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"";
+
+    pub(super) fn run(size: usize) {
+        let body = Bytes::from(vec![b'x'; size]);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            println!(
+                "bare hyper listening on http://{}",
+                listener.local_addr().expect("address")
+            );
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let body = body.clone();
+                        async move {
+                            let cached = req.headers().contains_key("if-none-match");
+                            // Read the request like the real server does.
+                            let _ = req.into_body().collect().await;
+                            let mut r = Response::builder().header("etag", ETAG);
+                            let out = if cached {
+                                r = r.status(StatusCode::NOT_MODIFIED);
+                                Full::new(Bytes::new())
+                            } else {
+                                r = r.header("content-type", "application/json");
+                                Full::new(body)
+                            };
+                            Ok::<_, Infallible>(r.body(out).expect("response"))
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    }
+}
