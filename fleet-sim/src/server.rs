@@ -1,0 +1,107 @@
+//! The real `updater-server` service, in this process, on a loopback port,
+//! over its embedded store and reading the world's clock.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use catalog::Catalog;
+use updater_server::auth::{Accounts, SessionPolicy};
+use updater_server::http::{router, AppState, Limits};
+use updater_server::store::RedbStore;
+
+use crate::clock::FleetClock;
+
+/// A running server. Dropping it stops the service.
+#[derive(Debug)]
+pub struct InProcessServer {
+    url: String,
+    data: PathBuf,
+    accounts: Accounts,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl InProcessServer {
+    /// Starts a server over `data` (the layout `updater-server --data-dir`
+    /// uses, so the admin CLI can explore it afterwards).
+    pub fn start(data: &Path, clock: &FleetClock) -> anyhow::Result<Self> {
+        let catalog = open_catalog(data, clock)?;
+        let store_path = data.join("server.redb");
+        let store = RedbStore::open(&store_path)
+            .with_context(|| format!("opening {}", store_path.display()))?;
+        let accounts = Accounts::new(
+            Arc::new(store),
+            clock.for_server(),
+            data.join("keys"),
+            SessionPolicy::default(),
+        );
+        let app = router(
+            AppState::new(&catalog, data.join("keys"), accounts.clone()),
+            Limits::default(),
+        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("updater-server")
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(async move {
+            let stopped = async {
+                let _ = rx.await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::error!("server stopped: {e}");
+            }
+        });
+        Ok(Self {
+            url,
+            data: data.to_owned(),
+            accounts,
+            shutdown: Some(tx),
+            runtime: Some(runtime),
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
+    /// The tenants and admins (the admin CLI's view).
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    /// The catalog the server serves, for imports and timestamp refreshes.
+    pub fn catalog(&self, clock: &FleetClock) -> anyhow::Result<Catalog> {
+        open_catalog(&self.data, clock)
+    }
+}
+
+fn open_catalog(data: &Path, clock: &FleetClock) -> anyhow::Result<Catalog> {
+    let root = data.join("catalog");
+    Catalog::open_or_init(&root, &data.join("keys"), clock.now())
+        .with_context(|| format!("opening the catalog in {}", root.display()))
+}
+
+impl Drop for InProcessServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(std::time::Duration::from_secs(5));
+        }
+    }
+}
