@@ -4,7 +4,10 @@ mod admin;
 mod catalog;
 mod demo;
 mod group;
+mod inventory;
+mod policy;
 mod report;
+mod settings;
 mod tenant;
 mod tls;
 mod windows;
@@ -26,6 +29,9 @@ use crate::store::RedbStore;
 pub use self::admin::AdminCommand;
 pub use self::catalog::{CatalogCommand, ImportArgs, KeysCommand};
 pub use self::group::GroupCommand;
+pub use self::inventory::InventoryCommand;
+pub use self::policy::{FirmwareCommand, PolicyCommand, SoftwareCommand};
+pub use self::settings::SettingsCommand;
 pub use self::report::ReportArgs;
 pub use self::tenant::TenantCommand;
 pub use self::tls::TlsCommand;
@@ -76,11 +82,29 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
-    /// Custom user groups (policies and the rest: the HTTP API).
+    /// Custom user groups.
     Group {
         /// The group command.
         #[command(subcommand)]
         command: GroupCommand,
+    },
+    /// Firmware and software policies.
+    Policy {
+        /// The policy command.
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Tenant settings: shared / excluded accounts, poll interval, event retention.
+    Settings {
+        /// The settings command.
+        #[command(subcommand)]
+        command: SettingsCommand,
+    },
+    /// The inventory: users, hosts, devices, and deleting them.
+    Inventory {
+        /// The inventory command.
+        #[command(subcommand)]
+        command: InventoryCommand,
     },
     /// TLS certificates.
     Tls {
@@ -126,6 +150,16 @@ pub struct ServeArgs {
         hide = true
     )]
     pub session_max_secs: u32,
+    /// Days agent events and update history are kept, for tenants that do
+    /// not set their own `event_retention_days` (1 to 36500).
+    #[arg(
+        long,
+        env = "UPDATER_EVENT_RETENTION_DAYS",
+        default_value_t = crate::events::retention::DEFAULT_RETENTION_DAYS,
+        value_parser = |s: &str| s.parse::<u32>().map_err(|e| e.to_string())
+            .and_then(crate::events::retention::check_default_days)
+    )]
+    pub event_retention_days: u32,
     /// Time limit for producing a response, in seconds.
     #[arg(
         long,
@@ -213,7 +247,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 keys_dir: data.keys(),
             };
-            runtime()?.block_on(crate::http::serve(catalog, accounts, opts))
+            let retention = args.event_retention_days;
+            runtime()?.block_on(async move {
+                let pruner = tokio::spawn(crate::events::retention::run(
+                    accounts.clone(),
+                    retention,
+                ));
+                let served = crate::http::serve(catalog, accounts, opts).await;
+                pruner.abort();
+                served
+            })
         }
         Command::Demo { listen } => {
             check_listen(listen)?;
@@ -237,6 +280,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant { command } => tenant::run(&data, command),
         Command::Admin { command } => admin::run(&data, command),
         Command::Group { command } => group::run(&data, command),
+        Command::Policy { command } => policy::run(&data, command),
+        Command::Settings { command } => settings::run(&data, command),
+        Command::Inventory { command } => inventory::run(&data, command),
         Command::Tls { command } => tls::run(command),
         Command::Windows { command } => windows::run(command),
         Command::Report(args) => report::run(&data, args),
