@@ -98,6 +98,8 @@ pub struct AgentCore<B> {
     poll_interval: Option<chrono::Duration>,
     host: Option<SimulatedHost>,
     ldap: LdapGroups,
+    /// The last pass held an update back only by a guard.
+    retry_soon: bool,
 }
 
 /// The host name and logged-in accounts a simulated host reports instead of
@@ -175,6 +177,7 @@ impl<B: DeviceBackend> AgentCore<B> {
             poll_interval: None,
             host: None,
             ldap: LdapGroups::new(crate::ldap::Evaluator::new()),
+            retry_soon: false,
         }
     }
 
@@ -200,6 +203,11 @@ impl<B: DeviceBackend> AgentCore<B> {
                 UpdateStatus::Failed => UpdatePhase::Failed,
                 _ => UpdatePhase::Staged,
             };
+            let (deferrals, deferred) = scheduling::prompt_view(&self.state, &u.device, &u.digest)?;
+            let phase = match phase {
+                UpdatePhase::Staged if deferred => UpdatePhase::Deferred,
+                other => other,
+            };
             states.insert(
                 u.device.clone(),
                 UpdateState {
@@ -207,7 +215,7 @@ impl<B: DeviceBackend> AgentCore<B> {
                     installed_security_counter: None,
                     target_name: Some(u.target.clone()),
                     phase: Some(phase),
-                    deferrals: 0,
+                    deferrals,
                     message: u.reason.as_deref().map(clip).filter(|m| !m.is_empty()),
                 },
             );
@@ -363,6 +371,7 @@ impl<B: DeviceBackend> AgentCore<B> {
         }
     }
 }
+                self.retry_soon = report.retry_soon;
 
 impl<B: DeviceBackend + Send> daemon::CheckIn for AgentCore<B> {
     fn check_in(&mut self, now: DateTime<Utc>) -> Result<(), CheckInError> {
@@ -388,12 +397,43 @@ impl<B: DeviceBackend + Send> daemon::CheckIn for AgentCore<B> {
 
     fn send_events(&mut self, _now: DateTime<Utc>) {
         self.flush_logged();
+
+    fn act(&mut self, now: DateTime<Utc>) {
+        match AgentCore::act(self, now) {
+            Ok(report) => {
+                for f in report.failures() {
+                    tracing::warn!("update failed: {f}");
+                }
+            }
+            Err(e) => tracing::warn!("pass on the stored assignments failed: {e}"),
+        }
+    }
+
+    fn windows(&self, now: DateTime<Utc>) -> Vec<catalog::window::MaintenanceWindow> {
+        self.pending_windows(now).unwrap_or_else(|e| {
+            tracing::warn!("maintenance windows: {e}");
+            Vec::new()
+        })
+    }
+
+    fn retry_soon(&self) -> bool {
+        self.retry_soon
+    }
+
+    fn user_session(&mut self, now: DateTime<Utc>) {
+        match self.remind(now) {
+            Ok(n) => tracing::info!("user session started: {n} prompt(s) shown again"),
+            Err(e) => tracing::warn!("reminders at login failed: {e}"),
+        }
+    }
     }
 
     fn poll_interval(&self) -> Option<chrono::Duration> {
         self.poll_interval
     }
 }
+
+mod scheduling;
 
 /// Where the staged images of the agent in `state_dir` live.
 pub fn staging_dir(state_dir: &Path) -> PathBuf {

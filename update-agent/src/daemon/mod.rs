@@ -8,16 +8,28 @@
 //! ([`crate::agent::AgentCore`]): the check-in and update pipeline when due,
 //! recovery at start, and the event spool at start, every
 //! [`EVENT_INTERVAL`] and right after a scan found new devices.
+//!
+//! Maintenance windows: the daemon checks in shortly before each window of a
+//! pending silent update opens (`offset` before the start, from the
+//! SystemID within the configured spread; see [`crate::schedule::windows`]),
+//! runs a pass when it opens, and while a guard holds an update back (a
+//! call, the host going down, another piece attached) retries at every scan.
+//! A new user session (login) shows persistent prompts and replug requests
+//! again. A user's decision on the control socket wakes it at once
+//! ([`Wake::Act`]).
 
 use std::collections::BTreeSet;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 
 use catalog::protocol::DeviceReport;
+use catalog::window::MaintenanceWindow;
 use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
 use crate::devices::{BackendError, DeviceBackend};
+use crate::schedule::host::{AlwaysAwake, HostState};
+use crate::schedule::windows::{next_opening, next_window};
 use crate::schedule::{LastCheckIn, PollSchedule};
 use crate::state::{State, StateError};
 
@@ -62,6 +74,32 @@ pub trait CheckIn: Send {
     fn poll_interval(&self) -> Option<chrono::Duration> {
         None
     }
+
+    /// A pass on what is already assigned, without a check-in (a window
+    /// opened, a user decided, a guard may have cleared).
+    fn act(&mut self, _now: DateTime<Utc>) {}
+
+    /// The maintenance windows of updates still pending.
+    fn windows(&self, _now: DateTime<Utc>) -> Vec<MaintenanceWindow> {
+        Vec::new()
+    }
+
+    /// The last pass held an update back only by a guard: pass again soon.
+    fn retry_soon(&self) -> bool {
+        false
+    }
+
+    /// A user logged in.
+    fn user_session(&mut self, _now: DateTime<Utc>) {}
+}
+
+/// What wakes [`Daemon::run`] early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Stop (SIGTERM, Ctrl-C).
+    Stop,
+    /// A user decided on a prompt: pass now.
+    Act,
 }
 
 /// The check-in until the server has an endpoint for it: logs and succeeds.
@@ -118,6 +156,13 @@ pub struct Daemon {
     next_events: DateTime<Utc>,
     started: bool,
     present: BTreeSet<String>,
+    host: Arc<dyn HostState>,
+    sessions: Option<BTreeSet<String>>,
+    window_offset: chrono::Duration,
+    /// Pre-window check-ins and openings up to here are done.
+    window_checked: DateTime<Utc>,
+    window_opened: DateTime<Utc>,
+    act_now: bool,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -154,7 +199,42 @@ impl Daemon {
             next_events: now,
             started: false,
             present: BTreeSet::new(),
+            host: Arc::new(AlwaysAwake),
+            sessions: None,
+            window_offset: chrono::Duration::zero(),
+            window_checked: now,
+            window_opened: now,
+            act_now: false,
         }
+    }
+
+    /// Checks in `offset` before each maintenance window (see
+    /// [`crate::schedule::windows::fleet_offset`]).
+    pub fn with_window_offset(mut self, offset: chrono::Duration) -> Self {
+        self.window_offset = offset.max(chrono::Duration::zero());
+        self
+    }
+
+    /// Watches `host` for user sessions (a new one is a login).
+    pub fn with_host(mut self, host: Arc<dyn HostState>) -> Self {
+        self.host = host;
+        self
+    }
+
+    /// Asks for a pass at the next tick (a user's decision).
+    pub fn request_act(&mut self) {
+        self.act_now = true;
+    }
+
+    /// A new session since the last look (the first look only learns them).
+    fn new_session(&mut self) -> bool {
+        let now: BTreeSet<String> = self.host.sessions().into_iter().collect();
+        let new = self
+            .sessions
+            .as_ref()
+            .is_some_and(|known| now.difference(known).next().is_some());
+        self.sessions = Some(now);
+        new
     }
 
     /// The state database.
@@ -211,6 +291,7 @@ impl Daemon {
             self.started = true;
             self.check_in.start(now);
         }
+        let mut act = std::mem::take(&mut self.act_now);
         if now >= self.next_scan {
             let found = self.scan()?;
             self.next_scan = now + self.scan_interval;
@@ -218,8 +299,27 @@ impl Daemon {
                 // Registrations go out at once.
                 self.next_events = now;
             }
+            if self.new_session() {
+                self.check_in.user_session(now);
+            }
+            act |= self.check_in.retry_soon();
         }
-        let due = self.schedule.next_attempt(now, self.last_check_in);
+        let windows = self.check_in.windows(now);
+        let mut due = self.schedule.next_attempt(now, self.last_check_in);
+        if let Some(o) = next_window(&windows, self.window_checked, self.window_offset) {
+            if o.start - self.window_offset <= now {
+                tracing::info!(window = %o.start.to_rfc3339(), "checking in before the maintenance window");
+                self.window_checked = o.start - self.window_offset;
+                due = now;
+            }
+        }
+        if let Some(opens) = next_opening(&windows, self.window_opened) {
+            if opens <= now {
+                tracing::info!(window = %opens.to_rfc3339(), "maintenance window open");
+                self.window_opened = opens;
+                act = true;
+            }
+        }
         if due <= now {
             self.last_check_in = match self.check_in.check_in(now) {
                 Ok(()) => {
@@ -241,24 +341,39 @@ impl Daemon {
                 }
             };
         }
+        // A successful check-in ran a pass already.
+        let passed = matches!(self.last_check_in, LastCheckIn::Succeeded { at } if at == now);
+        if act && !passed {
+            self.check_in.act(now);
+        }
         if now >= self.next_events {
             self.check_in.send_events(now);
             self.next_events = now + EVENT_INTERVAL;
         }
         let next_check_in = self.schedule.next_attempt(now, self.last_check_in);
-        Ok(self.next_scan.min(next_check_in).min(self.next_events))
+        let windows = self.check_in.windows(now);
+        let mut wake = self.next_scan.min(next_check_in).min(self.next_events);
+        if let Some(o) = next_window(&windows, self.window_checked, self.window_offset) {
+            wake = wake.min((o.start - self.window_offset).max(now));
+        }
+        if let Some(opens) = next_opening(&windows, self.window_opened) {
+            wake = wake.min(opens.max(now));
+        }
+        Ok(wake)
     }
 
-    /// Runs until `stop` receives (or its sender is dropped), waking for
-    /// each tick on the real time the clock reports.
-    pub fn run(&mut self, stop: &Receiver<()>) -> Result<(), DaemonError> {
+    /// Runs until `wake` receives [`Wake::Stop`] (or its senders are
+    /// dropped), waking for each tick on the real time the clock reports,
+    /// and at once for [`Wake::Act`].
+    pub fn run(&mut self, wake: &Receiver<Wake>) -> Result<(), DaemonError> {
         loop {
-            let wake = self.tick()?;
-            let wait = (wake - self.clock.now())
+            let at = self.tick()?;
+            let wait = (at - self.clock.now())
                 .to_std()
                 .unwrap_or(std::time::Duration::ZERO);
-            match stop.recv_timeout(wait) {
-                Ok(()) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            match wake.recv_timeout(wait) {
+                Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Ok(Wake::Act) => self.request_act(),
                 Err(RecvTimeoutError::Timeout) => {}
             }
         }

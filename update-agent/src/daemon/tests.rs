@@ -4,6 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 use test_devices::{HidTelephonyDevice, ModelProfile, SimDevice, VirtualBus};
 
 use super::*;
+use catalog::window::MaintenanceWindow;
 use crate::clock::ManualClock;
 use crate::devices::SimDevices;
 
@@ -140,7 +141,7 @@ fn run_stops_when_told() {
     let clock = Arc::new(ManualClock::new(t0()));
     let (mut d, calls) = daemon(&bus, &clock, 0, dir.path());
     let (tx, rx) = std::sync::mpsc::channel();
-    tx.send(()).unwrap();
+    tx.send(Wake::Stop).unwrap();
     d.run(&rx).unwrap();
     // One tick happened before the stop was seen.
     assert_eq!(calls.lock().unwrap().len(), 1);
@@ -218,4 +219,127 @@ fn start_hook_event_timer_new_devices_and_the_servers_poll_interval() {
     }
     let second = hooks("check_in")[1];
     assert!((27 * 60..=33 * 60 + 60).contains(&second), "{second}");
+}
+
+/// A silent update with a nightly window that a guard holds back until
+/// `until`; records check-ins, passes and logins.
+struct Nightly {
+    log: HookLog,
+    window: MaintenanceWindow,
+    guarded_until: DateTime<Utc>,
+    installed_at: Option<DateTime<Utc>>,
+    last_act: Option<DateTime<Utc>>,
+}
+
+impl CheckIn for Nightly {
+    fn check_in(&mut self, now: DateTime<Utc>) -> Result<(), CheckInError> {
+        self.log.lock().unwrap().push(("check_in", now));
+        self.act(now);
+        Ok(())
+    }
+    fn act(&mut self, now: DateTime<Utc>) {
+        self.log.lock().unwrap().push(("act", now));
+        self.last_act = Some(now);
+        if self.installed_at.is_none() && now >= self.guarded_until && self.window.active_at(now).is_some() {
+            self.installed_at = Some(now);
+        }
+    }
+    fn windows(&self, _now: DateTime<Utc>) -> Vec<MaintenanceWindow> {
+        if self.installed_at.is_some() {
+            return Vec::new();
+        }
+        vec![self.window.clone()]
+    }
+    fn retry_soon(&self) -> bool {
+        // Held back by the guard inside the window.
+        self.installed_at.is_none()
+            && self.last_act.is_some_and(|t| self.window.active_at(t).is_some())
+    }
+    fn user_session(&mut self, now: DateTime<Utc>) {
+        self.log.lock().unwrap().push(("login", now));
+    }
+}
+
+/// A week of nights in virtual time: a check-in `offset` before every
+/// window (Europe/Berlin 02:00, 3 h), a pass when it opens, retries at each
+/// scan while the guard holds, none after the install; logins remind.
+#[test]
+fn a_week_of_windows_pre_window_check_ins_passes_and_retries() {
+    use crate::schedule::host::SimulatedHost;
+    use crate::schedule::windows::fleet_offset;
+    use chrono::TimeZone;
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let log: HookLog = Arc::new(Mutex::new(Vec::new()));
+    let window = MaintenanceWindow::new("0 2 * * *", Duration::hours(3), "Europe/Berlin").unwrap();
+    // 02:00 CET is 01:00 UTC; the guard clears at 02:30 UTC on the third night.
+    let night = |n: u32, h: u32, m: u32| Utc.with_ymd_and_hms(2026, 11, 20 + n, h, m, 0).unwrap();
+    let host = Arc::new(SimulatedHost::new());
+    host.login("1");
+    let offset = fleet_offset("3f2a9c0d-system", Duration::minutes(10));
+    assert!(offset > Duration::zero() && offset < Duration::minutes(10));
+    let mut d = Daemon::new(
+        State::open_in(dir.path()).unwrap(),
+        Box::new(SimDevices::new(VirtualBus::new())),
+        clock.clone(),
+        Box::new(Nightly {
+            log: log.clone(),
+            window,
+            guarded_until: night(3, 2, 30),
+            installed_at: None,
+            last_act: None,
+        }),
+        Timings {
+            poll_interval: Duration::hours(24),
+            scan_interval: Duration::minutes(10),
+        },
+        [3; 16],
+    )
+    .with_window_offset(offset)
+    .with_host(host.clone());
+    let started = std::time::Instant::now();
+    let mut ticks = 0;
+    while clock.now() < t0() + Duration::days(7) {
+        if clock.now() >= night(2, 7, 0) && host.sessions().len() == 1 {
+            host.login("2");
+        }
+        let wake = d.tick().unwrap();
+        assert!(wake >= clock.now());
+        clock.set(wake);
+        ticks += 1;
+    }
+    let log = log.lock().unwrap().clone();
+    let at = |name: &str| -> Vec<DateTime<Utc>> {
+        log.iter().filter(|(n, _)| *n == name).map(|(_, t)| *t).collect()
+    };
+    // Check-ins: at start (08:00 UTC), then daily (± jitter), and `offset`
+    // before each of the three windows until the install.
+    let pre: Vec<DateTime<Utc>> = at("check_in")
+        .into_iter()
+        .filter(|t| (1..=3).any(|n| *t == night(n, 1, 0) - offset))
+        .collect();
+    assert_eq!(pre, [1, 2, 3].map(|n| night(n, 1, 0) - offset));
+    // Passes at every opening up to the install.
+    let acts = at("act");
+    for n in 1..=3 {
+        assert!(acts.contains(&night(n, 1, 0)), "night {n}: {acts:?}");
+    }
+    // Retried at each scan while the guard held: nights 1 and 2 all window
+    // long (3 h of 10-minute scans), night 3 until 02:30 UTC.
+    let in_night = |n: u32| acts.iter().filter(|t| **t >= night(n, 1, 0) && **t < night(n, 4, 0)).count();
+    assert!((17..=20).contains(&in_night(1)), "{}", in_night(1));
+    assert!((8..=11).contains(&in_night(3)), "{}", in_night(3));
+    // Installed on night 3: nothing at the later windows.
+    for n in 4..=6 {
+        assert_eq!(in_night(n), 0, "night {n}");
+        assert!(!at("check_in").contains(&(night(n, 1, 0) - offset)));
+    }
+    // The second user's login (the first was there at start).
+    assert_eq!(at("login").len(), 1);
+    assert!(at("login")[0] >= night(2, 7, 0) && at("login")[0] < night(2, 7, 11));
+    // A week of virtual time: one tick per scan at least, no real waiting
+    // (the time taken is the state database's fsync per scan).
+    assert!(ticks > 1_000, "{ticks}");
+    eprintln!("a week in {ticks} ticks, {:?}", started.elapsed());
 }
