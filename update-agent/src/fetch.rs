@@ -24,6 +24,12 @@ pub trait RangeFetch {
     ) -> Result<u64, FetchError>;
 }
 
+/// A web mirror: its images with resume ([`RangeFetch`]) and its TUF
+/// metadata ([`Fetcher`]) from the same place.
+pub trait MirrorFetch: RangeFetch + Fetcher {}
+
+impl<T: RangeFetch + Fetcher + ?Sized> MirrorFetch for T {}
+
 /// HTTP(S) with bounded reads, for the server and web mirrors.
 #[derive(Debug, Clone)]
 pub struct HttpFetcher {

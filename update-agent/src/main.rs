@@ -80,7 +80,7 @@ fn backend_name(kind: BackendKind) -> &'static str {
 
 fn open_devices(config: &Config) -> anyhow::Result<Box<dyn Inventory>> {
     match config.backend {
-        BackendKind::Simulated => Ok(Box::new(SimDevices::from_config(&config.simulated)?)),
+        BackendKind::Simulated => Ok(Box::new(sim_devices(config)?)),
         #[cfg(feature = "hardware")]
         BackendKind::Hardware => Ok(Box::new(update_agent::devices::UsbDevices::new()?)),
         #[cfg(not(feature = "hardware"))]
@@ -88,6 +88,15 @@ fn open_devices(config: &Config) -> anyhow::Result<Box<dyn Inventory>> {
             anyhow::bail!("this build has no hardware backend (feature `hardware`); use backend = \"simulated\"")
         }
     }
+}
+
+/// The simulated bus the config describes (devices, and where they keep their state).
+fn sim_devices(config: &Config) -> Result<SimDevices, config::ConfigError> {
+    SimDevices::open(
+        &config.simulated,
+        config.simulated_state_dir.as_deref(),
+        config.simulated_freeze_after,
+    )
 }
 
 fn init_logging() {
@@ -232,7 +241,7 @@ fn open_core(
 ) -> anyhow::Result<(Box<dyn Inventory>, Box<dyn CheckIn>)> {
     match config.backend {
         BackendKind::Simulated => {
-            let sim = SimDevices::from_config(&config.simulated)?;
+            let sim = sim_devices(config)?;
             Ok((Box::new(sim.clone()), Box::new(core(config, state, sim)?)))
         }
         #[cfg(feature = "hardware")]
@@ -305,7 +314,7 @@ fn check_now_cmd(config: &Config) -> anyhow::Result<()> {
     let state = Arc::new(State::open_in(&config.state_dir)?);
     match config.backend {
         BackendKind::Simulated => {
-            check_now_with(config, state, SimDevices::from_config(&config.simulated)?)
+            check_now_with(config, state, sim_devices(config)?)
         }
         #[cfg(feature = "hardware")]
         BackendKind::Hardware => {

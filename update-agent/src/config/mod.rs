@@ -15,7 +15,10 @@
 //! poll_interval_secs = 21600              # default 6 h
 //! scan_interval_secs = 60                 # default 1 min
 //!
-//! [[simulated.devices]]                   # only with backend = "simulated"
+//! [simulated]                             # only with backend = "simulated"
+//! state_dir = "/var/lib/update-agent/sim" # optional: devices keep their flash across restarts
+//!
+//! [[simulated.devices]]
 //! profile = "headset_tolerant"            # a test_devices::ModelProfile constructor
 //! serial = "SN-1"                         # optional
 //! version = "1.2.0"                       # optional initial firmware
@@ -119,6 +122,16 @@ pub struct SimulatedConfig {
     /// The devices on the simulated bus.
     #[serde(default)]
     pub devices: Vec<SimulatedDevice>,
+    /// Where the simulated devices keep their state (mode, flash, version)
+    /// across agent restarts, as real devices keep theirs; none: they start
+    /// fresh with every process.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// Crash-test hook: the simulated bus freezes (the agent hangs) once the
+    /// devices' lifetime bytes written reach this many, right after that
+    /// state was saved, and writes `frozen` into `state_dir`.
+    #[serde(default)]
+    pub freeze_after_bytes_written: Option<u64>,
 }
 
 /// The config file, as written by an installer. Every key is optional.
@@ -195,6 +208,10 @@ pub struct Config {
     pub backend: BackendKind,
     /// The simulated devices (with `backend = "simulated"`).
     pub simulated: Vec<SimulatedDevice>,
+    /// `[simulated] state_dir`: where simulated devices keep their state.
+    pub simulated_state_dir: Option<PathBuf>,
+    /// `[simulated] freeze_after_bytes_written` (crash tests).
+    pub simulated_freeze_after: Option<u64>,
     /// Time between check-ins.
     pub poll_interval: Duration,
     /// Time between device scans.
@@ -214,6 +231,8 @@ impl std::fmt::Debug for Config {
             .field("ca_cert", &self.ca_cert)
             .field("backend", &self.backend)
             .field("simulated", &self.simulated)
+            .field("simulated_state_dir", &self.simulated_state_dir)
+            .field("simulated_freeze_after", &self.simulated_freeze_after)
             .field("poll_interval", &self.poll_interval)
             .field("scan_interval", &self.scan_interval)
             .finish()
@@ -274,6 +293,8 @@ impl Config {
             ca_cert: file.ca_cert,
             backend: file.backend.unwrap_or_default(),
             simulated: file.simulated.devices,
+            simulated_state_dir: file.simulated.state_dir,
+            simulated_freeze_after: file.simulated.freeze_after_bytes_written,
             poll_interval: secs(
                 file.poll_interval_secs,
                 crate::schedule::DEFAULT_POLL_INTERVAL

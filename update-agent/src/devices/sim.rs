@@ -1,7 +1,12 @@
 //! The simulated backend: devices on a `test-devices` virtual bus.
 
+use std::collections::BTreeSet;
+use std::path::Path;
+
 use catalog::protocol::Battery;
-use test_devices::{FirmwareVersion, HidTelephonyDevice, ModelProfile, SimDevice, VirtualBus};
+use test_devices::{
+    DeviceStore, FirmwareVersion, HidTelephonyDevice, ModelProfile, SimDevice, VirtualBus,
+};
 
 use super::{BackendError, DeviceBackend, TelephonyDevice};
 use crate::config::{ConfigError, SimulatedDevice};
@@ -78,11 +83,43 @@ impl SimDevices {
 
     /// A new bus with the devices a config lists (`[[simulated.devices]]`).
     pub fn from_config(devices: &[SimulatedDevice]) -> Result<Self, ConfigError> {
+        Self::open(devices, None, None)
+    }
+
+    /// A new bus with the devices a config lists; with `state_dir`, each DFU
+    /// device keeps its state there (mode, flash, version, download
+    /// progress: what a real device keeps when the host crashes), loaded at
+    /// start and written atomically on every change. `freeze_after` is the
+    /// crash-test hook of [`DeviceStore::freeze_after_bytes_written`].
+    pub fn open(
+        devices: &[SimulatedDevice],
+        state_dir: Option<&Path>,
+        freeze_after: Option<u64>,
+    ) -> Result<Self, ConfigError> {
         let invalid = |why: String| ConfigError::Invalid {
             what: "simulated device",
             why,
         };
-        let bus = VirtualBus::new();
+        let bus = match state_dir {
+            None if freeze_after.is_some() => {
+                return Err(ConfigError::Invalid {
+                    what: "simulated.freeze_after_bytes_written",
+                    why: "needs simulated.state_dir".into(),
+                })
+            }
+            None => VirtualBus::new(),
+            Some(dir) => {
+                let store = DeviceStore::open(dir).map_err(|e| ConfigError::Invalid {
+                    what: "simulated.state_dir",
+                    why: e.to_string(),
+                })?;
+                VirtualBus::with_store(match freeze_after {
+                    Some(n) => store.freeze_after_bytes_written(n),
+                    None => store,
+                })
+            }
+        };
+        let mut keys = BTreeSet::new();
         for d in devices {
             match (&d.profile, &d.hid) {
                 (Some(name), None) => {
@@ -101,7 +138,20 @@ impl SimDevices {
                         })?;
                         p = p.with_version(v);
                     }
-                    bus.attach(SimDevice::new(p));
+                    // One state per physical device: vendor, product and serial.
+                    let key = format!(
+                        "{:04x}-{:04x}-{}",
+                        p.vendor_id,
+                        p.runtime_pid,
+                        p.serial.as_deref().unwrap_or(name)
+                    );
+                    if state_dir.is_some() && !keys.insert(key.clone()) {
+                        return Err(invalid(format!(
+                            "two simulated devices are both {key}; give them different serials"
+                        )));
+                    }
+                    bus.attach_persistent(SimDevice::new(p), &key)
+                        .map_err(|e| invalid(e.to_string()))?;
                 }
                 (None, Some(name)) => {
                     let mut h = hid_by_name(name).ok_or_else(|| {
@@ -162,5 +212,72 @@ impl DeviceBackend for SimDevices {
                 port_path: t.port_path,
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod persist_tests {
+    use catalog::protocol::DfuState;
+    use dfu::host::DfuMode;
+    use test_devices::DeviceSnapshot;
+
+    use super::*;
+    use crate::devices::DeviceBackend;
+
+    fn headset(serial: &str) -> SimulatedDevice {
+        SimulatedDevice {
+            profile: Some("headset_tolerant".into()),
+            serial: Some(serial.into()),
+            ..SimulatedDevice::default()
+        }
+    }
+
+    #[test]
+    fn simulated_devices_keep_their_state_in_the_state_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let devices = [headset("HS-1"), headset("HS-2")];
+        let sim = SimDevices::open(&devices, Some(dir.path()), None).unwrap();
+        assert_eq!(sim.inventory().unwrap().len(), 2);
+        let store = DeviceStore::open(dir.path()).unwrap();
+        let keys: Vec<String> = store.all().unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["1209-0003-HS-1", "1209-0003-HS-2"]);
+
+        // HS-2 was left in DFU mode without an application by a killed process.
+        let path = store.path("1209-0003-HS-2");
+        let mut saved = DeviceSnapshot::read(&path).unwrap();
+        saved.mode = DfuMode::Dfu;
+        saved.app = None;
+        saved.write(&path).unwrap();
+        let again = SimDevices::open(&devices, Some(dir.path()), None).unwrap();
+        let states: Vec<(Option<String>, DfuState)> = again
+            .inventory()
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.serial, d.dfu))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                (Some("HS-1".into()), DfuState::Runtime),
+                (Some("HS-2".into()), DfuState::DfuMode)
+            ]
+        );
+    }
+
+    #[test]
+    fn persistence_settings_that_cannot_work_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let twice = [headset("HS-1"), headset("HS-1")];
+        let e = SimDevices::open(&twice, Some(dir.path()), None).unwrap_err();
+        assert!(e.to_string().contains("both 1209-0003-HS-1"), "{e}");
+        let e = SimDevices::open(&[headset("HS-1")], None, Some(10)).unwrap_err();
+        assert!(e.to_string().contains("needs simulated.state_dir"), "{e}");
+        // A corrupt saved state is an error, not a fresh device.
+        std::fs::write(dir.path().join("1209-0003-HS-1.simdev"), b"garbage").unwrap();
+        let e = SimDevices::open(&[headset("HS-1")], Some(dir.path()), None).unwrap_err();
+        assert!(
+            e.to_string().contains("not a simulated device state"),
+            "{e}"
+        );
     }
 }

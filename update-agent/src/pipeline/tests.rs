@@ -579,8 +579,10 @@ fn web_mirror_is_used_and_a_missing_file_falls_back_to_the_server() {
     let events = fx.state.pending_events(100).unwrap();
     assert_eq!(events[0].kind, "tamper_detected");
     let reason = events[0].detail["reason"].as_str().unwrap();
-    assert!(reason.starts_with("mirror empty: "), "{reason}");
-    assert!(reason.contains("targets/acme/headset/2.0.0/"), "{reason}");
+    // The mirror's own metadata is read first: an empty mirror has none.
+    assert!(reason.starts_with("mirror empty: metadata: "), "{reason}");
+    assert!(reason.contains("empty/metadata/timestamp.json"), "{reason}");
+    assert_eq!(events[0].detail["source"], "metadata");
     assert_eq!(
         fx.event_kinds()[1..],
         ["update_staged", "update_started", "update_succeeded"]

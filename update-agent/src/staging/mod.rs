@@ -6,10 +6,16 @@
 //! <staging>/<sha256>.partial   bytes received so far (never trusted)
 //! <staging>/<sha256>           verified image, renamed into place after the hash matched
 //! ```
+//!
+//! How far a download got is recorded by the caller (the state database's
+//! `downloads` table) at checkpoints: every [`CHECKPOINT_BYTES`] the partial
+//! file is fsynced and the durable length handed to [`Resume::checkpoint`].
+//! A resumed download starts at the recorded offset (bytes past it were
+//! never known to be on disk and are cut off), with an HTTP `Range`.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader};
+use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use catalog::digest::Sha256Digest;
@@ -57,6 +63,64 @@ pub enum StageError {
     /// The signed target carries no usable sha256.
     #[error("the signed target has no sha256 hash")]
     NoHash,
+    /// The download's progress could not be recorded.
+    #[error("recording download progress: {0}")]
+    Checkpoint(String),
+}
+
+/// Bytes between two progress checkpoints of a download.
+pub const CHECKPOINT_BYTES: u64 = 16 * 1024;
+
+/// What the caller knows of a download and where it records its progress.
+pub struct Resume<'a> {
+    /// The durable offset recorded by an earlier attempt, if any.
+    pub recorded: Option<u64>,
+    /// Called with the partial file's length each time it was fsynced.
+    pub checkpoint: &'a mut dyn FnMut(u64) -> Result<(), String>,
+}
+
+impl std::fmt::Debug for Resume<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resume")
+            .field("recorded", &self.recorded)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Writes into the partial file, fsyncing and reporting every `every` bytes.
+struct CheckpointWriter<'a, 'b> {
+    file: &'a File,
+    len: u64,
+    since: u64,
+    every: u64,
+    resume: &'a mut Resume<'b>,
+}
+
+impl CheckpointWriter<'_, '_> {
+    fn checkpoint(&mut self) -> io::Result<()> {
+        self.file.sync_data()?;
+        self.since = 0;
+        (self.resume.checkpoint)(self.len).map_err(io::Error::other)
+    }
+}
+
+impl Write for CheckpointWriter<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // Never past a checkpoint boundary in one write, so checkpoints fall
+        // on multiples of `every`.
+        let room = usize::try_from(self.every - self.since).unwrap_or(usize::MAX);
+        let n = (&*self.file).write(&buf[..buf.len().min(room)])?;
+        self.len += n as u64;
+        self.since += n as u64;
+        if self.since >= self.every {
+            self.checkpoint()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StageError + '_ {
@@ -107,6 +171,23 @@ impl Staging {
         url: &str,
         target: &TargetFile,
     ) -> Result<PathBuf, StageError> {
+        let mut none = |_| Ok(());
+        let mut resume = Resume {
+            recorded: None,
+            checkpoint: &mut none,
+        };
+        self.stage_resumable(source, url, target, &mut resume)
+    }
+
+    /// [`Staging::stage`] resuming at `resume.recorded` (when known; else at
+    /// the partial file's length) and reporting checkpoints.
+    pub fn stage_resumable(
+        &self,
+        source: &dyn RangeFetch,
+        url: &str,
+        target: &TargetFile,
+        resume: &mut Resume<'_>,
+    ) -> Result<PathBuf, StageError> {
         let digest: Sha256Digest = target
             .hashes
             .get("sha256")
@@ -122,15 +203,38 @@ impl Staging {
             fs::remove_file(&partial).map_err(io_err(&partial))?;
             have = 0;
         }
+        if let Some(recorded) = resume.recorded.filter(|r| *r < have) {
+            // Bytes past the recorded offset were never known to be durable.
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&partial)
+                .map_err(io_err(&partial))?;
+            f.set_len(recorded).map_err(io_err(&partial))?;
+            f.sync_all().map_err(io_err(&partial))?;
+            have = recorded;
+        }
         if have < target.length {
-            let mut file = OpenOptions::new()
+            let file = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&partial)
                 .map_err(io_err(&partial))?;
-            let result = source.fetch_from(url, have, target.length - have, &mut file);
-            file.sync_all().map_err(io_err(&partial))?;
-            let received = fs::metadata(&partial).map_or(have, |m| m.len());
+            let mut out = CheckpointWriter {
+                file: &file,
+                len: have,
+                since: have % CHECKPOINT_BYTES,
+                every: CHECKPOINT_BYTES,
+                resume,
+            };
+            let result = source.fetch_from(url, have, target.length - have, &mut out);
+            let received = out.len;
+            match out.checkpoint() {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Other && e.get_ref().is_some() => {
+                    return Err(StageError::Checkpoint(e.to_string()))
+                }
+                Err(e) => return Err(io_err(&partial)(e)),
+            }
             match result {
                 Ok(_) if received == target.length => {}
                 Ok(_) => {
