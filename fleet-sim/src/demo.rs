@@ -195,6 +195,7 @@ fn users_replug(fleet: &mut Fleet) -> anyhow::Result<usize> {
 
 /// Runs the demo; progress goes to stderr, the story to stdout.
 pub fn run(opts: &DemoOptions) -> anyhow::Result<DemoOutcome> {
+    let planned = plan(opts.hosts)?;
     prepare(&opts.data)?;
     let start = Utc::now().duration_trunc(Duration::minutes(1))?;
     let clock = FleetClock::new(start);
@@ -233,7 +234,6 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<DemoOutcome> {
         "settings",
         &json!({"shared_accounts": [], "excluded_accounts": [], "all_users_poll_interval_secs": 3600}),
     )?;
-    let planned = plan(opts.hosts)?;
     let members = |f: &dyn Fn(&PlannedHost) -> bool| -> Vec<String> {
         planned
             .iter()

@@ -1,0 +1,76 @@
+//! The README's demo, run as a user runs it (a smaller fleet): it must
+//! converge and exit 0, print the reports, and never clear a directory
+//! that is not a previous demo's.
+
+use std::process::Command;
+
+fn demo(data: &std::path::Path, hosts: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fleet-sim"))
+        .args(["demo", "--hosts", hosts, "--no-progress", "--data"])
+        .arg(data)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_small_fleet_converges_and_the_reports_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let out = demo(&data, "20");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("The fleet converged as expected."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("enrolled 20 agents"), "{stdout}");
+    // Version Status: the single-piece models are all up to date, the
+    // two-piece product waits (multi-piece guard).
+    for (model, status) in [
+        ("1209:0001,Voyage 3200,2.1.0,2.1.0,up_to_date", true),
+        ("1209:0003,Voyage 5200,2.1.0,2.1.0,up_to_date", true),
+        ("1209:0005,Speak 710,2.1.0,2.1.0,up_to_date", true),
+        ("1209:0007,Orbit 8200 base,2.1.0,1.0.0,outdated,3", true),
+        ("1209:0009,Orbit BT600 dongle,2.1.0,1.0.0,outdated,3", true),
+    ] {
+        assert_eq!(stdout.contains(model), status, "{model}:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("two-piece product                   3 hosts     0/6"),
+        "{stdout}"
+    );
+    // The data stays for the CLI, and a rerun replaces it.
+    assert!(data.join("server/server.redb").is_file());
+    assert!(data.join("agents/ws-0001/enrollment.json").is_file());
+    let again = demo(&data, "12");
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+    assert!(!data.join("agents/ws-0013").exists());
+}
+
+#[test]
+fn a_directory_that_is_not_a_demo_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("precious.txt");
+    std::fs::write(&keep, "do not delete").unwrap();
+    let out = demo(dir.path(), "12");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is not a previous demo's directory"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&keep).unwrap(), "do not delete");
+}
+
+#[test]
+fn a_fleet_too_small_for_the_story_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = demo(&dir.path().join("d"), "5");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 10 hosts"));
+}
