@@ -148,6 +148,18 @@ impl Fleet {
         LOCAL_CHANGES.load(Ordering::Acquire)
     }
 
+    /// The modification time of the embedded store's file
+    /// (`<data>/server.redb`, beside the catalog), which every commit of any
+    /// process changes; `None` when there is no such file (another layout or
+    /// backend: then callers re-read the marker every time).
+    pub fn store_file_stamp(&self) -> Option<SystemTime> {
+        let data = self.catalog_dir.parent()?;
+        std::fs::metadata(data.join("server.redb"))
+            .ok()?
+            .modified()
+            .ok()
+    }
+
     /// The tenant's generation marker: a value that changes with every
     /// batch committed through [`commit_changing`], by any process.
     pub fn generation_marker(&self, tenant: &str) -> Result<Option<String>, FleetError> {

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
@@ -34,10 +34,16 @@ pub(crate) const LAST_SEEN_RESOLUTION: TimeDelta = TimeDelta::seconds(60);
 /// and if none are, all.
 const MAX_ENTRIES: usize = 200_000;
 
-/// How long a tenant's generation marker read from the store is trusted.
-/// Changes made by this process are seen at once ([`Fleet::local_changes`]); those
-/// made by another one (the admin CLI) within this time.
+/// How long a tenant's generation marker read from the store is trusted at
+/// most. Before that, it is re-read as soon as this process changed
+/// something ([`Fleet::local_changes`]) or the store's file was written
+/// ([`Fleet::store_file_stamp`]), by any process.
 const MARKER_TTL: Duration = Duration::from_secs(1);
+
+/// File times are coarse (a kernel tick): a store file written less than
+/// this before the marker was read may be written again without its time
+/// changing, so such a reading is not trusted.
+const STAMP_SETTLE: Duration = Duration::from_millis(50);
 
 /// What a request and the agent record hash to.
 pub(crate) type Fingerprint = [u8; 32];
@@ -46,6 +52,8 @@ pub(crate) type Fingerprint = [u8; 32];
 struct Marker {
     value: Option<String>,
     local: u64,
+    /// The store file's time before the read, if settled.
+    store_stamp: Option<SystemTime>,
     read_at: Instant,
 }
 
@@ -83,23 +91,34 @@ pub(crate) fn fingerprint(agent: &Agent, body: &[u8]) -> Fingerprint {
 
 impl CheckInCache {
     /// Everything besides the request that `tenant`'s answers depend on,
-    /// hashed to a value that changes when any of it does: this process's change
-    /// count, the tenant's marker (re-read from the store after this
-    /// process changed something, or once [`MARKER_TTL`] has passed) and
-    /// the catalog and key files' stamps.
+    /// hashed to a value that changes when any of it does: this process's
+    /// change count, the tenant's marker (re-read from the store when this
+    /// process changed something, the store's file was written, or
+    /// [`MARKER_TTL`] has passed) and the catalog and key files' stamps.
     pub(crate) fn generation(&self, fleet: &Fleet, tenant: &str) -> Result<u64, FleetError> {
         let local = Fleet::local_changes();
+        let store_stamp = fleet.store_file_stamp();
         let known = {
             let markers = self.markers.lock().unwrap_or_else(|p| p.into_inner());
             markers
                 .get(tenant)
-                .filter(|m| m.local == local && m.read_at.elapsed() < MARKER_TTL)
+                .filter(|m| {
+                    m.local == local
+                        && m.store_stamp.is_some()
+                        && m.store_stamp == store_stamp
+                        && m.read_at.elapsed() < MARKER_TTL
+                })
                 .map(|m| m.value.clone())
         };
         let value = match known {
             Some(v) => v,
             None => {
                 let read_at = Instant::now();
+                let settled = store_stamp.filter(|t| {
+                    SystemTime::now()
+                        .duration_since(*t)
+                        .is_ok_and(|age| age > STAMP_SETTLE)
+                });
                 let value = fleet.generation_marker(tenant)?;
                 let mut markers = self.markers.lock().unwrap_or_else(|p| p.into_inner());
                 markers.insert(
@@ -107,6 +126,7 @@ impl CheckInCache {
                     Marker {
                         value: value.clone(),
                         local,
+                        store_stamp: settled,
                         read_at,
                     },
                 );
