@@ -93,7 +93,12 @@ pub(crate) fn file_name(kind: ReportKind, tenant: &str, day: chrono::NaiveDate) 
     format!("{}-{tenant}-{day}.csv", kind.file_stem())
 }
 
-fn respond(built: &Built, format: Format, tenant: &str, now: chrono::DateTime<chrono::Utc>) -> Result<Response, ApiError> {
+fn respond(
+    built: &Built,
+    format: Format,
+    tenant: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Response, ApiError> {
     let body = built.render(format)?;
     let mut r = (StatusCode::OK, body).into_response();
     let h = r.headers_mut();
@@ -225,12 +230,24 @@ mod tests {
             (Some("json"), &accept("text/csv"), Some(Format::Json)),
             (None, &accept("text/csv"), Some(Format::Csv)),
             (None, &accept("text/csv; charset=utf-8"), Some(Format::Csv)),
-            (None, &accept("application/json, text/csv"), Some(Format::Json)),
-            (None, &accept("text/html, TEXT/CSV;q=0.9"), Some(Format::Csv)),
+            (
+                None,
+                &accept("application/json, text/csv"),
+                Some(Format::Json),
+            ),
+            (
+                None,
+                &accept("text/html, TEXT/CSV;q=0.9"),
+                Some(Format::Csv),
+            ),
             (None, &accept("*/*"), Some(Format::Json)),
             (Some("xlsx"), &none, None),
         ] {
-            assert_eq!(negotiate(query, headers).ok(), want, "{query:?} {headers:?}");
+            assert_eq!(
+                negotiate(query, headers).ok(),
+                want,
+                "{query:?} {headers:?}"
+            );
         }
     }
 

@@ -20,11 +20,13 @@
 //! | `awaiting_replug` | flashed; the device must be unplugged and replugged |
 //! | `waiting_for_window` | staged, waiting for the maintenance window |
 //! | `waiting_for_consent` | staged, waiting for the user (optional / persistent) |
+//! | `waiting` | staged, waiting for something else the agent names (a call, another piece of a multi-piece product …) |
 //! | `pending` | assigned; no progress reported yet, or installed and not re-read |
 //!
 //! Agents report a coarse phase (staged / installed / failed / deferred) and
 //! a message; a staged update is told apart by its message (`replug`,
-//! `window`, `consent`) and otherwise by the policy's deployment type.
+//! `window`, `consent`, else `waiting`), and by the policy's deployment type
+//! when the agent gave no message.
 //! States about another target than today's are ignored.
 
 use std::collections::BTreeMap;
@@ -54,6 +56,8 @@ pub enum ComplianceStatus {
     WaitingForWindow,
     /// Staged, waiting for the user to accept.
     WaitingForConsent,
+    /// Staged, waiting for another reason the agent gives.
+    Waiting,
     /// The user deferred it.
     Deferred,
     /// Flashed; waiting for the device to be unplugged and replugged.
@@ -82,6 +86,7 @@ impl ComplianceStatus {
             ComplianceStatus::Pending => "pending",
             ComplianceStatus::WaitingForWindow => "waiting_for_window",
             ComplianceStatus::WaitingForConsent => "waiting_for_consent",
+            ComplianceStatus::Waiting => "waiting",
             ComplianceStatus::Deferred => "deferred",
             ComplianceStatus::AwaitingReplug => "awaiting_replug",
             ComplianceStatus::Failed => "failed",
@@ -193,7 +198,10 @@ pub fn classify(
     let target = match target {
         Ok(t) => t,
         Err(S::NoRelease) => {
-            return (S::NoRelease, "the catalog has no release for the device".into())
+            return (
+                S::NoRelease,
+                "the catalog has no release for the device".into(),
+            )
         }
         Err(s) => {
             let why = format!("version {} is not in the catalog", policy.spec.version);
@@ -208,7 +216,10 @@ pub fn classify(
         return (S::Compliant, String::new());
     }
     let Some(host) = host else {
-        return (S::Pending, "the device's host is no longer in the inventory".into());
+        return (
+            S::Pending,
+            "the device's host is no longer in the inventory".into(),
+        );
     };
     if host.last_seen < policy.stamps.updated_at {
         return (
@@ -229,7 +240,9 @@ pub fn classify(
             } => {
                 return (
                     S::DowngradeRefused,
-                    format!("release security counter {offered} is below the installed {installed}"),
+                    format!(
+                        "release security counter {offered} is below the installed {installed}"
+                    ),
                 )
             }
             // Other reasons are about the catalog or policy of that moment.
@@ -240,11 +253,18 @@ pub fn classify(
         .update_states
         .iter()
         .find(|s| s.device == id)
-        .filter(|s| s.target_name.as_ref().is_none_or(|t| *t == target.target_name));
+        .filter(|s| {
+            s.target_name
+                .as_ref()
+                .is_none_or(|t| *t == target.target_name)
+        });
     from_state(state, policy.spec.deployment)
 }
 
-fn from_state(state: Option<&UpdateState>, deployment: DeploymentType) -> (ComplianceStatus, String) {
+fn from_state(
+    state: Option<&UpdateState>,
+    deployment: DeploymentType,
+) -> (ComplianceStatus, String) {
     use ComplianceStatus as S;
     let Some(state) = state else {
         return (S::Pending, "assigned; no progress reported yet".into());
@@ -253,7 +273,11 @@ fn from_state(state: Option<&UpdateState>, deployment: DeploymentType) -> (Compl
     let lower = message.to_lowercase();
     match state.phase {
         Some(UpdatePhase::Failed) => {
-            let m = if message.is_empty() { "failed (no message)".into() } else { message };
+            let m = if message.is_empty() {
+                "failed (no message)".into()
+            } else {
+                message
+            };
             (S::Failed, m)
         }
         Some(UpdatePhase::Deferred) => (
@@ -271,6 +295,8 @@ fn from_state(state: Option<&UpdateState>, deployment: DeploymentType) -> (Compl
                 S::WaitingForWindow
             } else if lower.contains("consent") {
                 S::WaitingForConsent
+            } else if !message.is_empty() {
+                S::Waiting
             } else {
                 match deployment {
                     DeploymentType::Silent => S::WaitingForWindow,
@@ -278,7 +304,11 @@ fn from_state(state: Option<&UpdateState>, deployment: DeploymentType) -> (Compl
                     DeploymentType::Automatic => S::Pending,
                 }
             };
-            let m = if message.is_empty() { "staged".into() } else { message };
+            let m = if message.is_empty() {
+                "staged".into()
+            } else {
+                message
+            };
             (status, m)
         }
         None => (S::Pending, "assigned; no progress reported yet".into()),

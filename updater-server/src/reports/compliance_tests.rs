@@ -43,7 +43,8 @@ const fn case(name: &'static str, want: ComplianceStatus, detail: &'static str) 
 #[test]
 fn classification_table() {
     use ComplianceStatus as S;
-    let window_msg = "silent update: outside the maintenance window (next opens 2026-01-21T02:00:00+00:00)";
+    let window_msg =
+        "silent update: outside the maintenance window (next opens 2026-01-21T02:00:00+00:00)";
     let cases = [
         Case {
             fw: Some("2.0"),
@@ -53,10 +54,18 @@ fn classification_table() {
             fw: Some("2.0.0"),
             ..case("same version, other spelling", S::Compliant, "")
         },
-        case("assigned, nothing reported", S::Pending, "assigned; no progress reported yet"),
+        case(
+            "assigned, nothing reported",
+            S::Pending,
+            "assigned; no progress reported yet",
+        ),
         Case {
             state: Some((TARGET, Some(Failed), Some("verify failed: CRC mismatch"), 0)),
-            ..case("failed with the agent's error", S::Failed, "verify failed: CRC mismatch")
+            ..case(
+                "failed with the agent's error",
+                S::Failed,
+                "verify failed: CRC mismatch",
+            )
         },
         Case {
             state: Some((TARGET, Some(Failed), None, 0)),
@@ -67,13 +76,44 @@ fn classification_table() {
             ..case("outside the window", S::WaitingForWindow, window_msg)
         },
         Case {
-            state: Some((TARGET, Some(Staged), Some("waiting for user consent (optional update)"), 0)),
+            state: Some((
+                TARGET,
+                Some(Staged),
+                Some("waiting for user consent (optional update)"),
+                0,
+            )),
             deployment: DeploymentType::Optional,
-            ..case("waiting for consent", S::WaitingForConsent, "waiting for user consent (optional update)")
+            ..case(
+                "waiting for consent",
+                S::WaitingForConsent,
+                "waiting for user consent (optional update)",
+            )
         },
         Case {
-            state: Some((TARGET, Some(Staged), Some("flashed; unplug and replug the device to finish"), 0)),
-            ..case("awaiting replug", S::AwaitingReplug, "flashed; unplug and replug the device to finish")
+            state: Some((
+                TARGET,
+                Some(Staged),
+                Some("awaiting replug: flashed; unplug and replug the device to finish"),
+                0,
+            )),
+            ..case(
+                "awaiting replug",
+                S::AwaitingReplug,
+                "awaiting replug: flashed; unplug and replug the device to finish",
+            )
+        },
+        Case {
+            state: Some((
+                TARGET,
+                Some(Staged),
+                Some("the device is in a call; no update starts during a call"),
+                0,
+            )),
+            ..case(
+                "waiting for another reason",
+                S::Waiting,
+                "the device is in a call; no update starts during a call",
+            )
         },
         Case {
             state: Some((TARGET, Some(Staged), None, 0)),
@@ -96,21 +136,41 @@ fn classification_table() {
         },
         Case {
             state: Some((TARGET, Some(Installed), None, 0)),
-            ..case("installed, old version still reported", S::Pending, "installed; the device has not reported the new version yet")
+            ..case(
+                "installed, old version still reported",
+                S::Pending,
+                "installed; the device has not reported the new version yet",
+            )
         },
         Case {
-            state: Some(("acme/Voyager/1.5/fw.bin", Some(Failed), Some("old failure"), 0)),
-            ..case("a state about another target is ignored", S::Pending, "assigned; no progress reported yet")
+            state: Some((
+                "acme/Voyager/1.5/fw.bin",
+                Some(Failed),
+                Some("old failure"),
+                0,
+            )),
+            ..case(
+                "a state about another target is ignored",
+                S::Pending,
+                "assigned; no progress reported yet",
+            )
         },
         Case {
             state: Some((TARGET, None, None, 0)),
-            ..case("a state without a phase", S::Pending, "assigned; no progress reported yet")
+            ..case(
+                "a state without a phase",
+                S::Pending,
+                "assigned; no progress reported yet",
+            )
         },
         Case {
             last_seen: 4,
             state: Some((TARGET, Some(Failed), Some("old failure"), 0)),
-            ..case("not seen since the policy changed", S::NotSeenSincePolicyChange,
-                "last check-in 2026-01-04T00:00:00Z, policy changed 2026-01-05T00:00:00Z")
+            ..case(
+                "not seen since the policy changed",
+                S::NotSeenSincePolicyChange,
+                "last check-in 2026-01-04T00:00:00Z, policy changed 2026-01-05T00:00:00Z",
+            )
         },
         Case {
             last_seen: 4,
@@ -119,11 +179,19 @@ fn classification_table() {
         },
         Case {
             dfu: DfuState::None,
-            ..case("not updatable", S::NotUpdatable, "the device has no DFU interface")
+            ..case(
+                "not updatable",
+                S::NotUpdatable,
+                "the device has no DFU interface",
+            )
         },
         Case {
             version: "9.9",
-            ..case("pin not in the catalog", S::PinnedVersionNotInCatalog, "version 9.9 is not in the catalog")
+            ..case(
+                "pin not in the catalog",
+                S::PinnedVersionNotInCatalog,
+                "version 9.9 is not in the catalog",
+            )
         },
         Case {
             skipped: Some(SkipReason::Downgrade {
@@ -132,23 +200,38 @@ fn classification_table() {
                 offered: 1,
                 installed: 4,
             }),
-            ..case("downgrade refused at check-in", S::DowngradeRefused,
-                "release security counter 1 is below the installed 4")
+            ..case(
+                "downgrade refused at check-in",
+                S::DowngradeRefused,
+                "release security counter 1 is below the installed 4",
+            )
         },
         Case {
             skipped: Some(SkipReason::NotCapable {
                 policy: "p".into(),
-                message: "acme/Voyager/2.0/fw.bin is not silent-capable: silent deployment is refused".into(),
+                message:
+                    "acme/Voyager/2.0/fw.bin is not silent-capable: silent deployment is refused"
+                        .into(),
             }),
-            ..case("not capable at check-in", S::NotCapable,
-                "acme/Voyager/2.0/fw.bin is not silent-capable: silent deployment is refused")
+            ..case(
+                "not capable at check-in",
+                S::NotCapable,
+                "acme/Voyager/2.0/fw.bin is not silent-capable: silent deployment is refused",
+            )
         },
         Case {
             skipped: Some(SkipReason::NoPolicy),
-            ..case("a stale skip reason is ignored", S::Pending, "assigned; no progress reported yet")
+            ..case(
+                "a stale skip reason is ignored",
+                S::Pending,
+                "assigned; no progress reported yet",
+            )
         },
     ];
-    let releases = vec![release(VOYAGER, "Voyager", "1.0"), release(VOYAGER, "Voyager", "2.0")];
+    let releases = [
+        release(VOYAGER, "Voyager", "1.0"),
+        release(VOYAGER, "Voyager", "2.0"),
+    ];
     for c in cases {
         let mut d = device("d1", VOYAGER, Some("SN1"), c.fw);
         d.dfu = c.dfu;
@@ -159,8 +242,12 @@ fn classification_table() {
             h.update_states.push(st);
         }
         // Another device's state never counts.
-        h.update_states
-            .push(state("047f/serial/OTHER", Some(TARGET), Some(Failed), Some("not mine")));
+        h.update_states.push(state(
+            "047f/serial/OTHER",
+            Some(TARGET),
+            Some(Failed),
+            Some("not mine"),
+        ));
         if let Some(reason) = c.skipped {
             h.skipped.push((SN.into(), reason));
         }
@@ -206,7 +293,13 @@ fn rows_follow_the_hosts_group_and_skip_devices_without_policy() {
         release(VOYAGER, "Voyager", "2.0"),
     ];
     s.groups = vec![group("sales", 1, manual(&["ann"]))];
-    let mut pinned = policy("p-sales", VOYAGER, Some("sales"), "1.0", DeploymentType::Optional);
+    let mut pinned = policy(
+        "p-sales",
+        VOYAGER,
+        Some("sales"),
+        "1.0",
+        DeploymentType::Optional,
+    );
     pinned.spec.name = "=Sales pin".into();
     let mut disabled = policy("p-off", BLACKWIRE, None, "latest", DeploymentType::Optional);
     disabled.spec.enabled = false;
@@ -247,15 +340,32 @@ fn rows_follow_the_hosts_group_and_skip_devices_without_policy() {
     assert_eq!(
         got,
         [
-            ("d2", ALL_USERS, "p-all", Some("2.0"), false, ComplianceStatus::Pending),
-            ("d1", "sales", "p-sales", Some("1.0"), true, ComplianceStatus::Compliant),
+            (
+                "d2",
+                ALL_USERS,
+                "p-all",
+                Some("2.0"),
+                false,
+                ComplianceStatus::Pending
+            ),
+            (
+                "d1",
+                "sales",
+                "p-sales",
+                Some("1.0"),
+                true,
+                ComplianceStatus::Compliant
+            ),
         ]
     );
     let built = build(&s);
     assert_eq!(built.json["devices"], 2);
     assert_eq!(built.json["compliant"], 1);
     assert_eq!(built.json["non_compliant"], 1);
-    assert_eq!(built.json["by_status"], serde_json::json!({"compliant": 1, "pending": 1}));
+    assert_eq!(
+        built.json["by_status"],
+        serde_json::json!({"compliant": 1, "pending": 1})
+    );
     assert_eq!(built.json["rows"][1]["deployment"], "optional");
     assert_eq!(
         built.rows[1],

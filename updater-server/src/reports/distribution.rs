@@ -73,7 +73,11 @@ pub const COLUMNS: &[&str] = &[
 ];
 
 /// The user's effective group (see the module docs).
-pub fn effective_group<'g>(groups: &'g [Group], hosts_groups: &BTreeSet<&str>, u: &User) -> Option<&'g Group> {
+pub fn effective_group<'g>(
+    groups: &'g [Group],
+    hosts_groups: &BTreeSet<&str>,
+    u: &User,
+) -> Option<&'g Group> {
     groups
         .iter()
         .filter(|g| match &g.membership {
@@ -110,9 +114,15 @@ pub fn tables(s: &Snapshot) -> (Vec<GroupRow>, Vec<UserRow>) {
         vec![(ALL_USERS.to_owned(), "All Users".to_owned(), None)];
     let mut custom: Vec<&Group> = s.groups.iter().collect();
     custom.sort_by_key(|g| g.priority);
-    groups.extend(custom.iter().map(|g| (g.id.clone(), g.name.clone(), Some(g.priority))));
-    let group_name: BTreeMap<&str, &str> =
-        groups.iter().map(|(id, name, _)| (id.as_str(), name.as_str())).collect();
+    groups.extend(
+        custom
+            .iter()
+            .map(|g| (g.id.clone(), g.name.clone(), Some(g.priority))),
+    );
+    let group_name: BTreeMap<&str, &str> = groups
+        .iter()
+        .map(|(id, name, _)| (id.as_str(), name.as_str()))
+        .collect();
 
     let mut users: Vec<(usize, UserRow, Vec<&Device>)> = Vec::new();
     for u in &s.users {
@@ -251,7 +261,15 @@ mod tests {
         let (groups, users) = tables(&s);
         let g: Vec<_> = groups
             .iter()
-            .map(|g| (g.group.as_str(), g.priority, g.users, g.users_without_devices, g.devices))
+            .map(|g| {
+                (
+                    g.group.as_str(),
+                    g.priority,
+                    g.users,
+                    g.users_without_devices,
+                    g.devices,
+                )
+            })
             .collect();
         assert_eq!(
             g,
@@ -282,14 +300,31 @@ mod tests {
             built.rows,
             [
                 ["all-users", "All Users", "dave", "", "", "0"],
-                ["all-users", "All Users", "erin", "0B0E:0422", "Product d4", "1"],
+                [
+                    "all-users",
+                    "All Users",
+                    "erin",
+                    "0B0E:0422",
+                    "Product d4",
+                    "1"
+                ],
                 ["vip", "Group vip", "ann", "047F:02EE", "Product d2", "1"],
                 ["vip", "Group vip", "ann", "047F:C056", "Voyager", "1"],
-                ["sales", "Group sales", "bob", "047F:02EE", "Product d2", "1"],
+                [
+                    "sales",
+                    "Group sales",
+                    "bob",
+                    "047F:02EE",
+                    "Product d2",
+                    "1"
+                ],
                 ["eng", "Group eng", "carol", "047F:C056", "Voyager", "1"],
             ]
         );
-        assert_eq!(built.json["groups"][1]["models"][1]["model_name"], "Voyager");
+        assert_eq!(
+            built.json["groups"][1]["models"][1]["model_name"],
+            "Voyager"
+        );
         assert_eq!(built.json["users"][0]["models"], serde_json::json!([]));
     }
 

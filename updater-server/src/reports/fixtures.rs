@@ -149,9 +149,8 @@ pub(crate) fn policy(
     version: &str,
     deployment: DeploymentType,
 ) -> FirmwarePolicy {
-    let window = (deployment == DeploymentType::Silent).then(|| {
-        MaintenanceWindow::new("0 2 * * *", chrono::Duration::hours(2), "UTC").unwrap()
-    });
+    let window = (deployment == DeploymentType::Silent)
+        .then(|| MaintenanceWindow::new("0 2 * * *", chrono::Duration::hours(2), "UTC").unwrap());
     FirmwarePolicy {
         tenant: "t".into(),
         id: id.into(),

@@ -41,7 +41,11 @@ pub enum End {
 }
 
 /// Parses an RFC 3339 time or a `YYYY-MM-DD` date (UTC) for one end.
-pub fn parse_bound(field: &'static str, text: &str, end: End) -> Result<DateTime<Utc>, ReportError> {
+pub fn parse_bound(
+    field: &'static str,
+    text: &str,
+    end: End,
+) -> Result<DateTime<Utc>, ReportError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -57,8 +61,14 @@ pub fn parse_bound(field: &'static str, text: &str, end: End) -> Result<DateTime
 
 impl Range {
     /// A range from optional texts; refuses `from` after `to`.
-    pub fn parse(from: Option<&str>, to: Option<&str>, filter: Filter) -> Result<Self, ReportError> {
-        let from = from.map(|f| parse_bound("from", f, End::From)).transpose()?;
+    pub fn parse(
+        from: Option<&str>,
+        to: Option<&str>,
+        filter: Filter,
+    ) -> Result<Self, ReportError> {
+        let from = from
+            .map(|f| parse_bound("from", f, End::From))
+            .transpose()?;
         let to = to.map(|t| parse_bound("to", t, End::To)).transpose()?;
         if let (Some(f), Some(t)) = (from, to) {
             if f >= t {
@@ -286,7 +296,14 @@ mod tests {
         assert!(rows.is_empty());
 
         let (rows, _) = read(&store, "t", &r, 2).unwrap();
-        let built = build("t", day(20), &r, rows, true, &[host("h1", "ws-1", "all-users", day(10))]);
+        let built = build(
+            "t",
+            day(20),
+            &r,
+            rows,
+            true,
+            &[host("h1", "ws-1", "all-users", day(10))],
+        );
         assert_eq!(built.json["entries"], 2);
         assert_eq!(built.json["truncated"], true);
         assert_eq!(built.json["from"], "2026-01-03T00:00:00Z");

@@ -182,15 +182,58 @@ mod tests {
         other.dfu = DfuState::None;
         other.manufacturer = Some("Other, Inc.".into());
         s.devices = vec![headset, gone, other];
-        s.users = vec![user("ann", &["h1"], &["d1"]), user("kiosk@ws-1", &["h1"], &["d1"])];
+        s.users = vec![
+            user("ann", &["h1"], &["d1"]),
+            user("kiosk@ws-1", &["h1"], &["d1"]),
+        ];
 
         let rows = rows(&s);
         // (device, model, name, serial, hostname, users, deleted, other vendor, updatable)
-        type Want<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, String, bool, bool, bool);
+        type Want<'a> = (
+            &'a str,
+            &'a str,
+            &'a str,
+            &'a str,
+            &'a str,
+            String,
+            bool,
+            bool,
+            bool,
+        );
         let want: [Want<'_>; 3] = [
-            ("d2", "047F:C056", "Voyager", "SN0", "", "".into(), true, false, true),
-            ("d1", "047F:C056", "Voyager", "SN1", "=ws-1", "ann; kiosk@ws-1".into(), false, false, true),
-            ("d3", "0B0E:0422", "Product d3", "", "=ws-1", "".into(), false, true, false),
+            (
+                "d2",
+                "047F:C056",
+                "Voyager",
+                "SN0",
+                "",
+                "".into(),
+                true,
+                false,
+                true,
+            ),
+            (
+                "d1",
+                "047F:C056",
+                "Voyager",
+                "SN1",
+                "=ws-1",
+                "ann; kiosk@ws-1".into(),
+                false,
+                false,
+                true,
+            ),
+            (
+                "d3",
+                "0B0E:0422",
+                "Product d3",
+                "",
+                "=ws-1",
+                "".into(),
+                false,
+                true,
+                false,
+            ),
         ];
         let got: Vec<Want<'_>> = rows
             .iter()

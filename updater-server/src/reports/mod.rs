@@ -178,8 +178,9 @@ impl Built {
     /// The report in `format`: JSON (pretty) or CSV bytes.
     pub fn render(&self, format: Format) -> Result<Vec<u8>, ReportError> {
         match format {
-            Format::Json => Ok(serde_json::to_vec_pretty(&self.json)
-                .unwrap_or_else(|_| b"null".to_vec())),
+            Format::Json => {
+                Ok(serde_json::to_vec_pretty(&self.json).unwrap_or_else(|_| b"null".to_vec()))
+            }
             Format::Csv => csv::write(self.columns, &self.rows),
         }
     }

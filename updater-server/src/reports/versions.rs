@@ -87,15 +87,19 @@ pub const COLUMNS: &[&str] = &[
     "devices",
 ];
 
-fn latest<'a>(releases: &'a [FirmwareRelease], keep: impl Fn(&FirmwareRelease) -> bool) -> Option<&'a FirmwareRelease> {
+fn latest(
+    releases: &[FirmwareRelease],
+    keep: impl Fn(&FirmwareRelease) -> bool,
+) -> Option<&FirmwareRelease> {
     let candidates: Vec<&FirmwareRelease> = releases.iter().filter(|r| keep(r)).collect();
     VersionSpec::Latest.select(&candidates)
 }
 
 /// A device's status against the latest release that fits it.
 pub fn status(releases: &[FirmwareRelease], d: &Device) -> VersionStatus {
-    let Some(latest) = latest(releases, |r| r.fits(d.vendor_id, d.product_id, d.bcd_device))
-    else {
+    let Some(latest) = latest(releases, |r| {
+        r.fits(d.vendor_id, d.product_id, d.bcd_device)
+    }) else {
         return VersionStatus::NoRelease;
     };
     match d
@@ -217,7 +221,12 @@ mod tests {
             (Some("2.5"), 0x0210, VOYAGER, VersionStatus::Outdated),
             (Some("3.0"), 0x0210, VOYAGER, VersionStatus::UpToDate),
             (None, 0x0100, VOYAGER, VersionStatus::Unknown),
-            (Some("not a version!"), 0x0100, VOYAGER, VersionStatus::Unknown),
+            (
+                Some("not a version!"),
+                0x0100,
+                VOYAGER,
+                VersionStatus::Unknown,
+            ),
             (Some("1.0"), 0x0100, BLACKWIRE, VersionStatus::NoRelease),
             (None, 0x0100, OTHER, VersionStatus::NoRelease),
         ];

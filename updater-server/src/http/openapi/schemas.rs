@@ -139,9 +139,7 @@ fn reports(schemas: &mut Value) {
     let b = json!({"type": "boolean"});
     let n = json!({"type": "integer", "minimum": 0});
     let names = json!({"type": "array", "items": s});
-    let head = |kind: &str| {
-        json!({"report": {"const": kind}, "tenant": s, "generated_at": t})
-    };
+    let head = |kind: &str| json!({"report": {"const": kind}, "tenant": s, "generated_at": t});
     let report = |kind: &str, required: &[&str], extra: Value| {
         let mut props = head(kind);
         for (k, v) in extra.as_object().into_iter().flatten() {
@@ -152,8 +150,23 @@ fn reports(schemas: &mut Value) {
         obj(&req, props)
     };
     schemas["InventoryRow"] = obj(
-        &["device_id", "identity", "model", "model_name", "vendor_id", "product_id", "host", "hostname",
-          "users", "first_seen", "last_seen", "deleted", "other_vendor", "telephony", "updatable"],
+        &[
+            "device_id",
+            "identity",
+            "model",
+            "model_name",
+            "vendor_id",
+            "product_id",
+            "host",
+            "hostname",
+            "users",
+            "first_seen",
+            "last_seen",
+            "deleted",
+            "other_vendor",
+            "telephony",
+            "updatable",
+        ],
         json!({"device_id": s, "identity": s, "model": s, "model_name": s,
                "vendor_id": {"type": "string", "pattern": "^[0-9a-f]{4}$"},
                "product_id": {"type": "string", "pattern": "^[0-9a-f]{4}$"},
@@ -168,7 +181,17 @@ fn reports(schemas: &mut Value) {
     );
     let version_status = json!({"enum": ["up_to_date", "outdated", "unknown", "no_release"]});
     schemas["ModelVersionStatus"] = obj(
-        &["model", "model_name", "latest_version", "devices", "up_to_date", "outdated", "unknown", "no_release", "versions"],
+        &[
+            "model",
+            "model_name",
+            "latest_version",
+            "devices",
+            "up_to_date",
+            "outdated",
+            "unknown",
+            "no_release",
+            "versions",
+        ],
         json!({"model": s, "model_name": s, "latest_version": os, "devices": n, "up_to_date": n,
                "outdated": n, "unknown": n, "no_release": n,
                "versions": {"type": "array", "items": obj(&["version", "status", "devices"],
@@ -180,13 +203,40 @@ fn reports(schemas: &mut Value) {
         json!({"models": list("ModelVersionStatus")}),
     );
     let statuses = [
-        "compliant", "pending", "waiting_for_window", "waiting_for_consent", "deferred",
-        "awaiting_replug", "failed", "not_seen_since_policy_change", "not_updatable",
-        "no_release", "pinned_version_not_in_catalog", "not_capable", "downgrade_refused",
+        "compliant",
+        "pending",
+        "waiting_for_window",
+        "waiting_for_consent",
+        "waiting",
+        "deferred",
+        "awaiting_replug",
+        "failed",
+        "not_seen_since_policy_change",
+        "not_updatable",
+        "no_release",
+        "pinned_version_not_in_catalog",
+        "not_capable",
+        "downgrade_refused",
     ];
     schemas["ComplianceRow"] = obj(
-        &["device_id", "identity", "model", "host", "hostname", "users", "group", "policy", "policy_name",
-          "deployment", "target_version", "installed_version", "compliant", "status", "detail", "policy_updated_at"],
+        &[
+            "device_id",
+            "identity",
+            "model",
+            "host",
+            "hostname",
+            "users",
+            "group",
+            "policy",
+            "policy_name",
+            "deployment",
+            "target_version",
+            "installed_version",
+            "compliant",
+            "status",
+            "detail",
+            "policy_updated_at",
+        ],
         json!({"device_id": s, "identity": s, "model": s, "serial": os, "host": s, "hostname": s,
                "users": names, "group": s, "policy": s, "policy_name": s,
                "deployment": {"enum": ["optional", "persistent", "automatic", "silent"]},
