@@ -11,21 +11,16 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::{json, Value};
 use update_agent::daemon::Timings;
 use update_agent::state::UpdateStatus;
-use updater_server::store::Role;
 
 use crate::admin::AdminClient;
-use crate::clock::FleetClock;
-use crate::firmware::{import_all, models, Model, FACTORY_VERSION, NEW_VERSION};
+use crate::firmware::{models, Model, FACTORY_VERSION, NEW_VERSION};
 use crate::fleet::Fleet;
-use crate::host::{Enrollment, SimHost};
+use crate::host::SimHost;
 use crate::progress::Progress;
 use crate::scenario::{plan, HostKind, PlannedHost};
-use crate::server::InProcessServer;
+use crate::world::World;
 
-/// The demo admin's e-mail.
-pub const ADMIN_EMAIL: &str = "it-admin@demo.example";
-/// The demo admin's password (printed at the end so the user can log in).
-pub const ADMIN_PASSWORD: &str = "fleet demo password";
+pub use crate::world::{ADMIN_EMAIL, ADMIN_PASSWORD};
 /// The nightly window: 01:00 for four hours, local time.
 pub const WINDOW_CRON: &str = "0 1 * * *";
 /// Its length.
@@ -114,29 +109,6 @@ fn next_window(w: &MaintenanceWindow, t: DateTime<Utc>) -> Occurrence {
     w.next_or_current(t + Duration::hours(2))
 }
 
-struct World {
-    server: InProcessServer,
-    clock: FleetClock,
-    tenant: String,
-    last_refresh: DateTime<Utc>,
-}
-
-impl World {
-    fn admin(&self) -> anyhow::Result<AdminClient> {
-        AdminClient::login(self.server.url(), &self.tenant, ADMIN_EMAIL, ADMIN_PASSWORD)
-    }
-
-    /// Keeps the signed timestamp fresh on the accelerated clock (a real
-    /// server's refresher does this on the wall clock).
-    fn refresh_timestamp(&mut self, now: DateTime<Utc>) -> anyhow::Result<()> {
-        if now - self.last_refresh >= Duration::hours(1) {
-            self.server.catalog(&self.clock)?.refresh_timestamp(now)?;
-            self.last_refresh = now;
-        }
-        Ok(())
-    }
-}
-
 fn policy(m: &Model, name: &str, group: Option<&str>, zone: &str, source: Value) -> Value {
     let mut p = json!({
         "name": name,
@@ -198,38 +170,24 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<DemoOutcome> {
     let planned = plan(opts.hosts)?;
     prepare(&opts.data)?;
     let start = Utc::now().duration_trunc(Duration::minutes(1))?;
-    let clock = FleetClock::new(start);
     let window = MaintenanceWindow::new(WINDOW_CRON, Duration::hours(WINDOW_HOURS), &opts.zone)
         .with_context(|| format!("the demo window in {}", opts.zone))?;
-    let server_data = opts.data.join("server");
-    let server = InProcessServer::start(&server_data, &clock)?;
+    let mut world = World::start(&opts.data, start)?;
+    let clock = world.clock().clone();
+    let server_data = world.server_data();
     println!(
         "updater-server listening on {} (data: {})",
-        server.url(),
+        world.url(),
         server_data.display()
     );
-
-    let vendor_files = opts.data.join("vendor-files");
-    std::fs::create_dir_all(&vendor_files)?;
-    let mut catalog = server.catalog(&clock)?;
-    let targets = import_all(&mut catalog, &vendor_files, NEW_VERSION, clock.now())?;
+    let targets = world.import(NEW_VERSION)?;
     println!(
         "imported {} firmware releases ({NEW_VERSION}): {}",
         targets.len(),
         targets.join(", ")
     );
-
-    let (tenant, enrollment_token) = server.accounts().create_tenant("Demo Corp")?;
-    server
-        .accounts()
-        .create_admin(&tenant.id, ADMIN_EMAIL, Role::Full, true, ADMIN_PASSWORD)?;
-    let mut world = World {
-        server,
-        clock: clock.clone(),
-        tenant: tenant.id.clone(),
-        last_refresh: start,
-    };
-    let admin = world.admin()?;
+    let tenant = world.create_tenant("Demo Corp")?;
+    let admin = world.admin(&tenant)?;
     admin.put(
         "settings",
         &json!({"shared_accounts": [], "excluded_accounts": [], "all_users_poll_interval_secs": 3600}),
@@ -267,29 +225,13 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<DemoOutcome> {
     );
 
     let progress = Progress::new(opts.progress);
-    let enrollment = Enrollment {
-        server_url: world.server.url().to_owned(),
-        tenant: tenant.id.clone(),
-        token: enrollment_token,
-    };
-    let agents_dir = opts.data.join("agents");
     let timings = Timings {
         poll_interval: Duration::hours(6),
         scan_interval: Duration::minutes(30),
     };
     let bar = progress.counter("enrolling", planned.len());
-    let mut hosts = Vec::with_capacity(planned.len());
-    for (i, p) in planned.iter().enumerate() {
-        hosts.push(SimHost::enroll(
-            &agents_dir,
-            p.spec.clone(),
-            &enrollment,
-            &clock,
-            timings,
-            i as u64,
-        )?);
-        bar.inc(1);
-    }
+    let specs: Vec<_> = planned.iter().map(|p| p.spec.clone()).collect();
+    let hosts = world.enroll(&tenant, &specs, timings, 0, &mut || bar.inc(1))?;
     bar.finish();
     let devices: usize = hosts.iter().map(|h| h.devices().len()).sum();
     println!(
@@ -318,7 +260,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<DemoOutcome> {
     println!("after night 1: {done}/{all} devices updated; pilot converged: {pilot_converged}");
 
     // Then everyone: All Users policies, and a branch office on a share.
-    let admin = world.admin()?;
+    let admin = world.admin(&tenant)?;
     let branch_users = members(&|h| h.kind == HostKind::TamperedShare);
     let branch = admin.post(
         "groups",
@@ -328,7 +270,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<DemoOutcome> {
     let branch_id = branch["id"].as_str().context("group id")?.to_owned();
     let share = opts.data.join("branch-share");
     export(
-        &world.server.catalog(&clock)?,
+        &world.catalog()?,
         &share,
         &ExportFilter::default(),
         &mut |_| {},
@@ -411,8 +353,8 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<DemoOutcome> {
         &mut night2_actions,
     )?;
 
-    let hosts = evaluate(&world, &planned, &fleet, &seen)?;
-    let reports = crate::reports::fetch(&world.admin()?)?;
+    let hosts = evaluate(&world.admin(&tenant)?, &planned, &fleet, &seen)?;
+    let reports = crate::reports::fetch(&world.admin(&tenant)?)?;
     Ok(DemoOutcome {
         hosts,
         pilot_converged,
@@ -445,7 +387,7 @@ fn run_night(
     );
     let mut replugged = false;
     fleet.run_until(end, &mut |now, fleet| {
-        world.refresh_timestamp(now)?;
+        world.refresh_timestamp()?;
         actions(now, fleet)?;
         if now >= morning && !replugged {
             replugged = true;
@@ -488,12 +430,11 @@ fn tamper_share(share: &Path) -> anyhow::Result<String> {
 
 /// Each host against what its kind expects.
 fn evaluate(
-    world: &World,
+    admin: &AdminClient,
     planned: &[PlannedHost],
     fleet: &Fleet,
     seen: &BTreeMap<usize, BTreeSet<String>>,
 ) -> anyhow::Result<Vec<HostOutcome>> {
-    let admin = world.admin()?;
     planned
         .iter()
         .zip(fleet.hosts())

@@ -4,7 +4,8 @@
 //! process. It drives the README's demo and the scenario tests.
 //!
 //! - [`clock`]: the world's clock, read by server and agents.
-//! - [`server`]: the service in-process on a loopback port.
+//! - [`server`]: the service in-process on a loopback port; [`world`]: it,
+//!   its tenants and the clock, for the demo and scenario tests.
 //! - [`firmware`]: sample vendor files for the simulated models.
 //! - [`host`]: one workstation with its agent; [`fleet`]: all of them, stepped.
 //! - [`admin`]: the admin's HTTP client; [`reports`]: the reports it prints.
@@ -20,3 +21,4 @@ pub mod progress;
 pub mod reports;
 pub mod scenario;
 pub mod server;
+pub mod world;

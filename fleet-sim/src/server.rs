@@ -1,6 +1,7 @@
 //! The real `updater-server` service, in this process, on a loopback port,
 //! over its embedded store and reading the world's clock.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use crate::clock::FleetClock;
 #[derive(Debug)]
 pub struct InProcessServer {
     url: String,
+    address: SocketAddr,
     data: PathBuf,
     accounts: Accounts,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -24,8 +26,13 @@ pub struct InProcessServer {
 
 impl InProcessServer {
     /// Starts a server over `data` (the layout `updater-server --data-dir`
-    /// uses, so the admin CLI can explore it afterwards).
-    pub fn start(data: &Path, clock: &FleetClock) -> anyhow::Result<Self> {
+    /// uses, so the admin CLI can explore it afterwards), on `address` or a
+    /// free loopback port.
+    pub fn start(
+        data: &Path,
+        clock: &FleetClock,
+        address: Option<SocketAddr>,
+    ) -> anyhow::Result<Self> {
         let catalog = open_catalog(data, clock)?;
         let store_path = data.join("server.redb");
         let store = RedbStore::open(&store_path)
@@ -45,8 +52,12 @@ impl InProcessServer {
             .thread_name("updater-server")
             .enable_all()
             .build()?;
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-        let url = format!("http://{}", listener.local_addr()?);
+        let bind = address.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(bind))
+            .with_context(|| format!("listening on {bind}"))?;
+        let address = listener.local_addr()?;
+        let url = format!("http://{address}");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         runtime.spawn(async move {
             let stopped = async {
@@ -61,6 +72,7 @@ impl InProcessServer {
         });
         Ok(Self {
             url,
+            address,
             data: data.to_owned(),
             accounts,
             shutdown: Some(tx),
@@ -71,6 +83,11 @@ impl InProcessServer {
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
     }
 
     /// The data directory.

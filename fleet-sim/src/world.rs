@@ -1,0 +1,164 @@
+//! A simulated world: one server with its tenants, on the world's clock.
+//! The demo and the scenario tests build on it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, Utc};
+use update_agent::daemon::Timings;
+use updater_server::store::Role;
+
+use crate::admin::AdminClient;
+use crate::clock::FleetClock;
+use crate::firmware::import_all;
+use crate::host::{Enrollment, HostSpec, SimHost};
+use crate::server::InProcessServer;
+
+/// Every tenant's admin e-mail.
+pub const ADMIN_EMAIL: &str = "it-admin@demo.example";
+/// Every tenant's admin password.
+pub const ADMIN_PASSWORD: &str = "fleet demo password";
+
+/// A tenant of the world's server.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Its id.
+    pub id: String,
+    /// Where its agents enroll.
+    pub enrollment: Enrollment,
+}
+
+/// The server, its data directory and the clock.
+#[derive(Debug)]
+pub struct World {
+    dir: PathBuf,
+    server: Option<InProcessServer>,
+    address: SocketAddr,
+    clock: FleetClock,
+    last_refresh: DateTime<Utc>,
+}
+
+impl World {
+    /// A server over `dir/server`, at `start` on the world's clock.
+    pub fn start(dir: &Path, start: DateTime<Utc>) -> anyhow::Result<Self> {
+        let clock = FleetClock::new(start);
+        let server = InProcessServer::start(&dir.join("server"), &clock, None)?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            address: server.address(),
+            server: Some(server),
+            clock,
+            last_refresh: start,
+        })
+    }
+
+    fn server(&self) -> anyhow::Result<&InProcessServer> {
+        self.server.as_ref().context("the server is stopped")
+    }
+
+    /// The server's base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The server's data directory.
+    pub fn server_data(&self) -> PathBuf {
+        self.dir.join("server")
+    }
+
+    /// The world's clock.
+    pub fn clock(&self) -> &FleetClock {
+        &self.clock
+    }
+
+    /// The catalog the server serves.
+    pub fn catalog(&self) -> anyhow::Result<catalog::Catalog> {
+        self.server()?.catalog(&self.clock)
+    }
+
+    /// Imports every demo model's firmware at `version`.
+    pub fn import(&self, version: test_devices::FirmwareVersion) -> anyhow::Result<Vec<String>> {
+        let vendor_files = self.dir.join("vendor-files");
+        std::fs::create_dir_all(&vendor_files)?;
+        let mut catalog = self.server()?.catalog(&self.clock)?;
+        import_all(&mut catalog, &vendor_files, version, self.clock.now())
+    }
+
+    /// A tenant with a full admin ([`ADMIN_EMAIL`] / [`ADMIN_PASSWORD`]).
+    pub fn create_tenant(&self, name: &str) -> anyhow::Result<Tenant> {
+        let accounts = self.server()?.accounts();
+        let (tenant, token) = accounts.create_tenant(name)?;
+        accounts.create_admin(&tenant.id, ADMIN_EMAIL, Role::Full, true, ADMIN_PASSWORD)?;
+        Ok(Tenant {
+            enrollment: Enrollment {
+                server_url: self.url(),
+                tenant: tenant.id.clone(),
+                token,
+            },
+            id: tenant.id,
+        })
+    }
+
+    /// The tenant's admin, logged in now.
+    pub fn admin(&self, tenant: &Tenant) -> anyhow::Result<AdminClient> {
+        AdminClient::login(&self.url(), &tenant.id, ADMIN_EMAIL, ADMIN_PASSWORD)
+    }
+
+    /// Enrolls hosts under `dir/agents`; host `i` gets jitter seed `seed + i`.
+    pub fn enroll(
+        &self,
+        tenant: &Tenant,
+        specs: &[HostSpec],
+        timings: Timings,
+        seed: u64,
+        on_enrolled: &mut dyn FnMut(),
+    ) -> anyhow::Result<Vec<SimHost>> {
+        let agents = self.dir.join("agents");
+        specs
+            .iter()
+            .zip(seed..)
+            .map(|(spec, s)| {
+                let h = SimHost::enroll(
+                    &agents,
+                    spec.clone(),
+                    &tenant.enrollment,
+                    &self.clock,
+                    timings,
+                    s,
+                )?;
+                on_enrolled();
+                Ok(h)
+            })
+            .collect()
+    }
+
+    /// Keeps the signed timestamp fresh on the accelerated clock (a real
+    /// server's refresher does this on the wall clock).
+    pub fn refresh_timestamp(&mut self) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        if now - self.last_refresh >= Duration::hours(1) {
+            self.server()?
+                .catalog(&self.clock)?
+                .refresh_timestamp(now)?;
+            self.last_refresh = now;
+        }
+        Ok(())
+    }
+
+    /// Stops the server (agents see it unreachable until [`Self::restart`]).
+    pub fn stop(&mut self) {
+        self.server = None;
+    }
+
+    /// Starts the server again on the same address and data.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.server = None;
+        self.server = Some(InProcessServer::start(
+            &self.server_data(),
+            &self.clock,
+            Some(self.address),
+        )?);
+        Ok(())
+    }
+}
