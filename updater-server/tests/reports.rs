@@ -603,10 +603,18 @@ fn report_cli_refusals_and_an_empty_tenant() {
         assert_eq!(text.lines().count(), 1, "{report}: {text}");
         assert!(text.starts_with(header), "{report}: {text}");
     }
-    let out = updater(&data)
-        .args(["report", "distribution", "--tenant", &a])
+    // `--data` is accepted for `--data-dir`.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_updater-server"))
+        .args(["report", "distribution", "--tenant", &a, "--data"])
+        .arg(&data)
+        .env_remove("UPDATER_DATA_DIR")
         .output()
         .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["groups"][0]["group"], "all-users");
     assert_eq!(v["users"], json!([]));

@@ -45,6 +45,7 @@ pub struct Cli {
         long,
         env = "UPDATER_DATA_DIR",
         default_value = "updater-data",
+        alias = "data",
         global = true
     )]
     pub data_dir: PathBuf,
