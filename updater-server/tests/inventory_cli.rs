@@ -32,9 +32,11 @@ fn lists_and_deletes_hosts_and_devices() {
     let r = http
         .post(format!("{}/api/v1/agents/{agent}/checkin", server.base))
         .bearer_auth(&credential)
-        .json(&json!({"agent_version": "0.1.0", "platform": "linux", "hostname": "ws-1",
+        .json(
+            &json!({"agent_version": "0.1.0", "platform": "linux", "hostname": "ws-1",
             "users": [{"account": "ann"}],
-            "devices": [device(Some("SN1"), "1-1"), device(None, "1-2")]}))
+            "devices": [device(Some("SN1"), "1-1"), device(None, "1-2")]}),
+        )
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
@@ -73,15 +75,25 @@ fn lists_and_deletes_hosts_and_devices() {
             .to_owned()
     };
     let (with_serial, without) = (id_of(json!("SN1")), id_of(Value::Null));
-    let text = String::from_utf8(run(&data, &["inventory", "devices", "--tenant", &t]).stdout)
-        .unwrap();
+    let text =
+        String::from_utf8(run(&data, &["inventory", "devices", "--tenant", &t]).stdout).unwrap();
     assert_eq!(text.lines().count(), 3, "{text}");
     assert!(text.contains("047F:C056") && text.contains("SN1"), "{text}");
 
     // Devices: with a serial, marked deleted; without, erased.
-    let out = run(&data, &["inventory", "delete-device", "--tenant", &t, &with_serial]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run(&data, &["inventory", "delete-device", "--tenant", &t, &without]);
+    let out = run(
+        &data,
+        &["inventory", "delete-device", "--tenant", &t, &with_serial],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(
+        &data,
+        &["inventory", "delete-device", "--tenant", &t, &without],
+    );
     assert!(out.status.success());
     let devices = inv("devices");
     assert_eq!(devices.as_array().unwrap().len(), 1);

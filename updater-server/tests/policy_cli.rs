@@ -73,7 +73,14 @@ fn firmware_policies_create_edit_copy_delete_and_refusals() {
     let list = || json(fw(&["list", "--tenant", &t, "--json"]));
 
     let p = json(fw(&[
-        "create", "--tenant", &t, "--name", "Voyager latest", "--model", "047f:c056", "--json",
+        "create",
+        "--tenant",
+        &t,
+        "--name",
+        "Voyager latest",
+        "--model",
+        "047f:c056",
+        "--json",
     ]));
     let id = p["id"].as_str().unwrap().to_owned();
     // (field, value) of the stored policy: the defaults filled in.
@@ -101,14 +108,23 @@ fn firmware_policies_create_edit_copy_delete_and_refusals() {
         "--window-tz",
         "Europe/Berlin",
     ];
-    let create = ["policy", "firmware", "create", "--tenant", &t, "--name", "X"];
+    let create = [
+        "policy", "firmware", "create", "--tenant", &t, "--name", "X",
+    ];
     let cases: Vec<(&str, Vec<&str>, &str)> = vec![
         (
             "silent for a model that does not support it",
             with(
                 &with(
                     &create,
-                    &["--model", "047F:C056", "--deployment", "silent", "--group", &sales],
+                    &[
+                        "--model",
+                        "047F:C056",
+                        "--deployment",
+                        "silent",
+                        "--group",
+                        &sales,
+                    ],
                 ),
                 &window,
             ),
@@ -182,7 +198,10 @@ fn firmware_policies_create_edit_copy_delete_and_refusals() {
         ),
         (
             "unknown deployment type",
-            with(&create, &["--model", "047F:C056", "--deployment", "sometimes"]),
+            with(
+                &create,
+                &["--model", "047F:C056", "--deployment", "sometimes"],
+            ),
             "expected optional, persistent, automatic or silent",
         ),
         (
@@ -193,7 +212,14 @@ fn firmware_policies_create_edit_copy_delete_and_refusals() {
         (
             "unknown tenant",
             vec![
-                "policy", "firmware", "create", "--tenant", "nope", "--name", "X", "--model",
+                "policy",
+                "firmware",
+                "create",
+                "--tenant",
+                "nope",
+                "--name",
+                "X",
+                "--model",
                 "047F:C056",
             ],
             "no tenant nope",
@@ -208,14 +234,21 @@ fn firmware_policies_create_edit_copy_delete_and_refusals() {
     // A model nobody has yet may be targeted, silent included.
     let unseen = json(fw(&with(
         &[
-            "create", "--tenant", &t, "--name", "Future", "--model", "1234:5678", "--deployment",
-            "silent", "--group", "sales", "--json",
+            "create",
+            "--tenant",
+            &t,
+            "--name",
+            "Future",
+            "--model",
+            "1234:5678",
+            "--deployment",
+            "silent",
+            "--group",
+            "sales",
+            "--json",
         ],
         &window,
-    )
-    .iter()
-    .map(|s| *s)
-    .collect::<Vec<_>>()));
+    )));
     assert_eq!(
         (
             unseen["group"].as_str(),
@@ -259,27 +292,56 @@ fn firmware_policies_create_edit_copy_delete_and_refusals() {
     for (what, extra, want) in [
         (
             "silent on a model without it",
-            vec!["--deployment", "silent", "--no-max-deferrals", "--window-cron", "0 2 * * *",
-                 "--window-duration", "1h", "--window-tz", "UTC"],
+            vec![
+                "--deployment",
+                "silent",
+                "--no-max-deferrals",
+                "--window-cron",
+                "0 2 * * *",
+                "--window-duration",
+                "1h",
+                "--window-tz",
+                "UTC",
+            ],
             "not silent-capable",
         ),
         (
             "bad window",
-            vec!["--window-cron", "0 25 * * *", "--window-duration", "1h", "--window-tz", "UTC"],
+            vec![
+                "--window-cron",
+                "0 25 * * *",
+                "--window-duration",
+                "1h",
+                "--window-tz",
+                "UTC",
+            ],
             "invalid maintenance window",
         ),
-        ("unknown group", vec!["--group", "Ghosts"], "no group Ghosts"),
+        (
+            "unknown group",
+            vec!["--group", "Ghosts"],
+            "no group Ghosts",
+        ),
         ("unknown policy", vec![], "no firmware policy"),
     ] {
-        let target = if extra.is_empty() { "0000" } else { id.as_str() };
-        let args = with(&["policy", "firmware", "edit", "--tenant", &t, target], &extra);
+        let target = if extra.is_empty() {
+            "0000"
+        } else {
+            id.as_str()
+        };
+        let args = with(
+            &["policy", "firmware", "edit", "--tenant", &t, target],
+            &extra,
+        );
         let err = refused(&data, &args);
         assert!(err.contains(want), "{what}: {err}");
         assert_eq!(json(fw(&["show", "--tenant", &t, &id])), edited, "{what}");
     }
 
     // Copy: disabled, another group; then delete it.
-    let copy = json(fw(&["copy", "--tenant", &t, &id, "--group", &sales, "--json"]));
+    let copy = json(fw(&[
+        "copy", "--tenant", &t, &id, "--group", &sales, "--json",
+    ]));
     assert_eq!(
         (
             copy["name"].as_str(),
@@ -296,16 +358,26 @@ fn firmware_policies_create_edit_copy_delete_and_refusals() {
     );
     assert_eq!(list().as_array().unwrap().len(), 3);
     let copy_id = copy["id"].as_str().unwrap();
-    let out = run(&data, &["policy", "firmware", "delete", "--tenant", &t, copy_id]);
+    let out = run(
+        &data,
+        &["policy", "firmware", "delete", "--tenant", &t, copy_id],
+    );
     assert!(out.status.success());
     assert_eq!(list().as_array().unwrap().len(), 2);
-    let err = refused(&data, &["policy", "firmware", "delete", "--tenant", &t, copy_id]);
+    let err = refused(
+        &data,
+        &["policy", "firmware", "delete", "--tenant", &t, copy_id],
+    );
     assert!(err.contains("no firmware policy"), "{err}");
     // The table lists both policies.
-    let table = String::from_utf8(run(&data, &["policy", "firmware", "list", "--tenant", &t]).stdout)
-        .unwrap();
+    let table =
+        String::from_utf8(run(&data, &["policy", "firmware", "list", "--tenant", &t]).stdout)
+            .unwrap();
     assert_eq!(table.lines().count(), 3, "{table}");
-    assert!(table.contains("1234:5678") && table.contains("persistent"), "{table}");
+    assert!(
+        table.contains("1234:5678") && table.contains("persistent"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -318,7 +390,14 @@ fn software_policies_and_settings() {
         cli_json(&data, &args)
     };
     let p = sw(&[
-        "create", "--tenant", &t, "--name", "Agent", "--platform", "linux", "--json",
+        "create",
+        "--tenant",
+        &t,
+        "--name",
+        "Agent",
+        "--platform",
+        "linux",
+        "--json",
     ]);
     let id = p["id"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -330,20 +409,30 @@ fn software_policies_and_settings() {
         (Some("latest"), Some("optional"), Some(true))
     );
     let before = sw(&["list", "--tenant", &t, "--json"]);
-    let create = ["policy", "software", "create", "--tenant", &t, "--name", "X"];
+    let create = [
+        "policy", "software", "create", "--tenant", &t, "--name", "X",
+    ];
     for (what, extra, want) in [
         (
             "silent",
             vec!["--platform", "windows", "--deployment", "silent"],
             "silent deployment is for firmware only",
         ),
-        ("bad platform", vec!["--platform", "beos"], "must be windows, macos or linux"),
+        (
+            "bad platform",
+            vec!["--platform", "beos"],
+            "must be windows, macos or linux",
+        ),
         (
             "pin that is not a version",
             vec!["--platform", "macos", "--version", "1..2"],
             "must be `latest` or a version",
         ),
-        ("unknown group", vec!["--platform", "macos", "--group", "Nope"], "no group Nope"),
+        (
+            "unknown group",
+            vec!["--platform", "macos", "--group", "Nope"],
+            "no group Nope",
+        ),
         (
             "second enabled policy for the platform",
             vec!["--platform", "linux"],
@@ -356,21 +445,40 @@ fn software_policies_and_settings() {
         assert_eq!(sw(&["list", "--tenant", &t, "--json"]), before, "{what}");
     }
     let edited = sw(&[
-        "edit", "--tenant", &t, &id, "--version", "0.2.0", "--deployment", "automatic", "--json",
+        "edit",
+        "--tenant",
+        &t,
+        &id,
+        "--version",
+        "0.2.0",
+        "--deployment",
+        "automatic",
+        "--json",
     ]);
     assert_eq!(
         (edited["version"].as_str(), edited["deployment"].as_str()),
         (Some("0.2.0"), Some("automatic"))
     );
     assert_eq!(sw(&["show", "--tenant", &t, &id]), edited);
-    let copy = sw(&["copy", "--tenant", &t, &id, "--name", "Pilot agent", "--json"]);
+    let copy = sw(&[
+        "copy",
+        "--tenant",
+        &t,
+        &id,
+        "--name",
+        "Pilot agent",
+        "--json",
+    ]);
     assert_eq!(
         (copy["name"].as_str(), copy["enabled"].as_bool()),
         (Some("Pilot agent"), Some(false))
     );
-    assert!(run(&data, &["policy", "software", "delete", "--tenant", &t, &id])
-        .status
-        .success());
+    assert!(run(
+        &data,
+        &["policy", "software", "delete", "--tenant", &t, &id]
+    )
+    .status
+    .success());
     let left = sw(&["list", "--tenant", &t, "--json"]);
     assert_eq!(left.as_array().unwrap().len(), 1);
     assert_eq!(left[0]["id"], copy["id"]);
@@ -441,9 +549,15 @@ fn software_policies_and_settings() {
         ],
     );
     assert_eq!(
-        (back["event_retention_days"].clone(), back["shared_accounts"].clone()),
+        (
+            back["event_retention_days"].clone(),
+            back["shared_accounts"].clone()
+        ),
         (Value::Null, serde_json::json!([]))
     );
     let text = String::from_utf8(run(&data, &["settings", "show", "--tenant", &t]).stdout).unwrap();
-    assert!(text.contains("event retention:       server default"), "{text}");
+    assert!(
+        text.contains("event retention:       server default"),
+        "{text}"
+    );
 }

@@ -38,8 +38,10 @@ fn check_in_offers_the_agent_update_of_the_group_policy_and_never_downgrades() {
     // The enrollment answer is the shared wire type.
     let r = http
         .post(format!("{base}/api/v1/enroll"))
-        .json(&json!({"tenant": tenant, "token": token, "system_id": "{SYS-9}",
-            "machine_fingerprint": "m9", "hostname": "ws-9", "os": "Linux"}))
+        .json(
+            &json!({"tenant": tenant, "token": token, "system_id": "{SYS-9}",
+            "machine_fingerprint": "m9", "hostname": "ws-9", "os": "Linux"}),
+        )
         .send()
         .unwrap();
     assert_eq!(r.status(), 201);
@@ -105,7 +107,8 @@ fn check_in_offers_the_agent_update_of_the_group_policy_and_never_downgrades() {
     };
     let this_build = env!("CARGO_PKG_VERSION");
     // (user, platform, running agent version, expected offer: version, deployment, policy)
-    let cases: Vec<(&str, &str, &str, Option<(&str, DeploymentType, &Value)>)> = vec![
+    type Offer<'a> = Option<(&'a str, DeploymentType, &'a Value)>;
+    let cases: Vec<(&str, &str, &str, Offer<'_>)> = vec![
         (
             "ann",
             "linux",

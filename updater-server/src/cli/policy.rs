@@ -237,7 +237,8 @@ fn parse_deployment(s: &str) -> Result<DeploymentType, String> {
 }
 
 fn parse_version(s: &str) -> anyhow::Result<VersionSpec> {
-    serde_json::from_value(Value::String(s.to_owned())).map_err(|e| anyhow::anyhow!("--version: {e}"))
+    serde_json::from_value(Value::String(s.to_owned()))
+        .map_err(|e| anyhow::anyhow!("--version: {e}"))
 }
 
 /// The fleet service of an existing tenant.
@@ -519,7 +520,7 @@ fn firmware(data: &DataDir, command: FirmwareCommand) -> anyhow::Result<()> {
         FirmwareCommand::List(c) => {
             let f = tenant_fleet(data, &c.tenant)?;
             let mut all = f.firmware_policies(&c.tenant)?;
-            all.sort_by(|a, b| a.stamps.created_at.cmp(&b.stamps.created_at));
+            all.sort_by_key(|p| p.stamps.created_at);
             if c.json {
                 let v: Vec<Value> = all
                     .iter()
@@ -591,7 +592,7 @@ fn software(data: &DataDir, command: SoftwareCommand) -> anyhow::Result<()> {
         SoftwareCommand::List(c) => {
             let f = tenant_fleet(data, &c.tenant)?;
             let mut all = f.software_policies(&c.tenant)?;
-            all.sort_by(|a, b| a.stamps.created_at.cmp(&b.stamps.created_at));
+            all.sort_by_key(|p| p.stamps.created_at);
             if c.json {
                 let v: Vec<Value> = all
                     .iter()

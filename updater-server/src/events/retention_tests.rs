@@ -88,7 +88,8 @@ fn received_days(store: &RedbStore, tenant: &str) -> Vec<i64> {
 #[test]
 fn prunes_by_tenant_or_server_retention_at_the_given_now() {
     // (what, tenant t's setting, server default, now (day), t's days kept)
-    let cases: &[(&str, Option<u32>, u32, i64, &[i64])] = &[
+    type Case<'a> = (&'a str, Option<u32>, u32, i64, &'a [i64]);
+    let cases: &[Case<'_>] = &[
         (
             "exactly 365 days old is kept",
             None,
@@ -155,7 +156,11 @@ fn prunes_by_tenant_or_server_retention_at_the_given_now() {
         // The other tenant (day 300, default retention) is untouched.
         assert_eq!(received_days(&store, "other"), [300], "{what}");
         // A second pass at the same instant removes nothing.
-        assert_eq!(prune_all(&store, *default, day(*now)).unwrap(), [], "{what}");
+        assert_eq!(
+            prune_all(&store, *default, day(*now)).unwrap(),
+            [],
+            "{what}"
+        );
     }
 }
 

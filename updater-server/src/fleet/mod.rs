@@ -263,7 +263,13 @@ mod tests {
         assert_eq!(s.user_name("kiosk", "ws-1").as_deref(), Some("kiosk@ws-1"));
         assert_eq!(s.user_name("SVC-BACKUP", "ws-1"), None);
         assert!(s.validate().is_ok());
-        for (days, ok) in [(Some(1), true), (Some(36_500), true), (None, true), (Some(0), false), (Some(36_501), false)] {
+        for (days, ok) in [
+            (Some(1), true),
+            (Some(36_500), true),
+            (None, true),
+            (Some(0), false),
+            (Some(36_501), false),
+        ] {
             let s = Settings {
                 event_retention_days: days,
                 ..Settings::default()

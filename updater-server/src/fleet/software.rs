@@ -93,9 +93,9 @@ pub fn compute_software(
     available: &[AgentRelease],
 ) -> Result<SoftwareOffer, SoftwareSkip> {
     let for_group = |g: Option<&str>| {
-        policies.iter().find(|p| {
-            p.spec.enabled && p.spec.platform == platform && p.spec.group.as_deref() == g
-        })
+        policies
+            .iter()
+            .find(|p| p.spec.enabled && p.spec.platform == platform && p.spec.group.as_deref() == g)
     };
     let policy = group
         .and_then(|g| for_group(Some(g)))

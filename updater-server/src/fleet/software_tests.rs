@@ -101,7 +101,15 @@ fn offers_follow_group_platform_and_never_downgrade() {
     let bad_pin = policy("bad", "linux", None, "1..0");
 
     // (what, policies, group, platform, running, expected)
-    let cases: Vec<(&str, Vec<SoftwarePolicy>, Option<&str>, &str, &str, Expect)> = vec![
+    type Case<'a> = (
+        &'a str,
+        Vec<SoftwarePolicy>,
+        Option<&'a str>,
+        &'a str,
+        &'a str,
+        Expect,
+    );
+    let cases: Vec<Case<'_>> = vec![
         (
             "no policy at all",
             vec![],
