@@ -110,6 +110,50 @@ fn cell<'a>(rows: &[Vec<String>], r: &'a [String], column: &str) -> &'a str {
     &r[col]
 }
 
+/// Checks each `(schema name, answer)` against `#/components/schemas/<name>`
+/// of the served OpenAPI document with `jsonschema` (JSON Schema 2020-12);
+/// panics naming the package when python3 is missing; the error names the
+/// first sample that does not match.
+fn check_schemas(
+    http: &Client,
+    base: &str,
+    dir: &Path,
+    samples: &[(&str, &Value)],
+) -> Result<(), String> {
+    const CHECK: &str = r##"
+import json, sys
+from jsonschema import Draft202012Validator
+doc = json.load(open(sys.argv[1]))
+for name, instance in json.load(open(sys.argv[2])):
+    schema = {"components": doc["components"], "$ref": "#/components/schemas/" + name}
+    errors = list(Draft202012Validator(schema).iter_errors(instance))
+    if errors:
+        sys.exit(f"{name}: {errors[0].message} at {list(errors[0].absolute_path)}")
+"##;
+    let doc = http
+        .get(format!("{base}/api/v1/openapi.json"))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let doc_path = dir.join("openapi.json");
+    std::fs::write(&doc_path, &doc).unwrap();
+    let samples_path = dir.join("report-samples.json");
+    std::fs::write(&samples_path, serde_json::to_vec(samples).unwrap()).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(CHECK)
+        .arg(&doc_path)
+        .arg(&samples_path)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 with jsonschema is required (CI installs it): {e}"));
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 #[test]
 fn reports_from_real_check_ins_and_events() {
     let dir = tempfile::tempdir().unwrap();
@@ -511,6 +555,22 @@ fn reports_from_real_check_ins_and_events() {
     let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cli["entries"], 1);
     assert_eq!(cli["rows"][0]["event_id"], "s1");
+
+    // The JSON answers match their OpenAPI schemas; a wrong one does not.
+    let samples = [
+        ("InventoryReport", &inv),
+        ("VersionStatusReport", &ver),
+        ("ComplianceReport", &comp),
+        ("DistributionReport", &dist),
+        ("UpdateHistoryReport", &hist),
+    ];
+    if let Err(e) = check_schemas(&http, base, dir.path(), &samples) {
+        panic!("report answers against the OpenAPI schemas (jsonschema comes with `pip install -r .ci/requirements.txt`): {e}");
+    }
+    let mut wrong = comp.clone();
+    wrong["rows"][0]["status"] = json!("fine");
+    let e = check_schemas(&http, base, dir.path(), &[("ComplianceReport", &wrong)]).unwrap_err();
+    assert!(e.contains("ComplianceReport: 'fine' is not one of"), "{e}");
 
     // Tenant B sees only its own.
     let inv_b = json_of(get(&http, &url(&b, "inventory"), &bea, None));
