@@ -129,11 +129,14 @@ fn measure(server: &Server, phase: impl FnOnce() -> (Stats, usize)) -> Stats {
     stats
 }
 
-/// The server and, per agent, its check-in URL, credential, body and the
-/// `ETag` of its current answer.
+/// One agent's check-in URL, credential, body and the `ETag` of its
+/// current answer.
+type AgentRequest = (String, String, Vec<u8>, String);
+
+/// The server and its agents' check-ins.
 struct Fleet {
     server: Server,
-    checkins: Vec<(String, String, Vec<u8>, String)>,
+    checkins: Vec<AgentRequest>,
     answer_len: usize,
 }
 
@@ -292,7 +295,7 @@ async fn load(
     duration: Duration,
 ) -> (Stats, usize) {
     let port_base = &fleet.server.base;
-    let checkins: Arc<Vec<(String, String, Vec<u8>, String)>> = Arc::new(
+    let checkins: Arc<Vec<AgentRequest>> = Arc::new(
         fleet
             .checkins
             .iter()
