@@ -144,13 +144,11 @@ pub fn build(
     truncated: bool,
     hosts: &[Host],
 ) -> Built {
-    let name = |agent: &str| {
-        hosts
-            .iter()
-            .find(|h| h.id == agent)
-            .map(|h| h.hostname.clone())
-            .unwrap_or_default()
-    };
+    let names: std::collections::BTreeMap<&str, &str> = hosts
+        .iter()
+        .map(|h| (h.id.as_str(), h.hostname.as_str()))
+        .collect();
+    let name = |agent: &str| names.get(agent).copied().unwrap_or_default().to_owned();
     let rows: Vec<HistoryRow> = records
         .into_iter()
         .map(|record| HistoryRow {

@@ -27,6 +27,7 @@ pub mod versions;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use catalog::package::FirmwareRelease;
 use chrono::{DateTime, Utc};
@@ -205,6 +206,8 @@ pub struct Snapshot {
     pub policies: Vec<FirmwarePolicy>,
     /// The catalog's releases.
     pub releases: Vec<FirmwareRelease>,
+    /// Model names by `(vid, pid)`, computed at first use.
+    names: OnceLock<BTreeMap<(u16, u16), String>>,
 }
 
 impl Snapshot {
@@ -224,6 +227,7 @@ impl Snapshot {
             groups: fleet.groups(tenant)?,
             policies: fleet.firmware_policies(tenant)?,
             releases: fleet.releases()?,
+            names: OnceLock::new(),
         })
     }
 
@@ -238,18 +242,29 @@ impl Snapshot {
     /// The display name of a model: the catalog's model name when a release
     /// is for it, else the product string a device reported.
     pub(crate) fn model_name(&self, vid: u16, pid: u16) -> String {
-        self.releases
-            .iter()
-            .find(|r| r.hardware_ids.iter().any(|h| h.vid == vid && h.pid == pid))
-            .map(|r| r.model.clone())
-            .or_else(|| {
-                self.devices
-                    .iter()
-                    .filter(|d| d.vendor_id == vid && d.product_id == pid)
-                    .max_by_key(|d| d.last_seen)
-                    .and_then(|d| d.product.clone())
-            })
-            .unwrap_or_default()
+        let names = self.names.get_or_init(|| {
+            // One pass each (reports call this per row): the product string
+            // of the device seen last, then the catalog's names over them.
+            let mut seen: BTreeMap<(u16, u16), (DateTime<Utc>, String)> = BTreeMap::new();
+            for d in &self.devices {
+                let Some(p) = &d.product else { continue };
+                let e = seen
+                    .entry((d.vendor_id, d.product_id))
+                    .or_insert((d.last_seen, p.clone()));
+                if d.last_seen > e.0 {
+                    *e = (d.last_seen, p.clone());
+                }
+            }
+            let mut names: BTreeMap<(u16, u16), String> =
+                seen.into_iter().map(|(k, (_, p))| (k, p)).collect();
+            for r in self.releases.iter().rev() {
+                for h in &r.hardware_ids {
+                    names.insert((h.vid, h.pid), r.model.clone());
+                }
+            }
+            names
+        });
+        names.get(&(vid, pid)).cloned().unwrap_or_default()
     }
 
     /// Whether no release of the catalog is for this vendor id: the device
