@@ -8,12 +8,12 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+mod software;
+
+pub use self::software::SoftwareCommand;
 use super::DataDir;
 use crate::auth::SessionPolicy;
-use crate::fleet::{
-    FirmwarePolicy, FirmwarePolicyInput, Fleet, SoftwarePolicy, SoftwarePolicyInput, Stamps,
-    VersionSpec,
-};
+use crate::fleet::{FirmwarePolicy, FirmwarePolicyInput, Fleet, Stamps, VersionSpec};
 
 /// `policy` commands.
 #[derive(Debug, Subcommand)]
@@ -167,70 +167,6 @@ pub enum FirmwareCommand {
     Show(Target),
 }
 
-/// Fields of a software policy; on `edit`, only those given change.
-#[derive(Debug, Clone, Default, Args)]
-pub struct SoftwareFields {
-    /// Display name.
-    #[arg(long)]
-    pub name: Option<String>,
-    /// windows, macos or linux.
-    #[arg(long)]
-    pub platform: Option<String>,
-    /// A custom group (id or name) [default: All Users].
-    #[arg(long, conflicts_with = "all_users")]
-    pub group: Option<String>,
-    /// Apply to All Users (edit: drop the group).
-    #[arg(long)]
-    pub all_users: bool,
-    /// `latest` (this server's agent version) or a pinned version; a running
-    /// agent at or above it is never downgraded [create default: latest].
-    #[arg(long)]
-    pub version: Option<String>,
-    /// optional, persistent or automatic (silent is firmware-only).
-    #[arg(long, value_parser = parse_deployment)]
-    pub deployment: Option<DeploymentType>,
-    /// Disable the policy.
-    #[arg(long, conflicts_with = "enable")]
-    pub disable: bool,
-    /// Edit: enable the policy.
-    #[arg(long)]
-    pub enable: bool,
-}
-
-/// Software policy commands.
-#[derive(Debug, Subcommand)]
-pub enum SoftwareCommand {
-    /// Create a software policy.
-    Create {
-        /// The tenant and output.
-        #[command(flatten)]
-        common: Common,
-        /// The policy.
-        #[command(flatten)]
-        fields: SoftwareFields,
-    },
-    /// Change the given fields of a software policy.
-    Edit {
-        /// The policy.
-        #[command(flatten)]
-        target: Target,
-        /// The fields to change.
-        #[command(flatten)]
-        fields: SoftwareFields,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Copy a software policy (the copy is disabled until enabled).
-    Copy(CopyArgs),
-    /// Delete a software policy.
-    Delete(Target),
-    /// List a tenant's software policies.
-    List(Common),
-    /// Print one software policy as JSON.
-    Show(Target),
-}
-
 fn parse_deployment(s: &str) -> Result<DeploymentType, String> {
     serde_json::from_value(Value::String(s.to_ascii_lowercase()))
         .map_err(|_| format!("{s:?}: expected optional, persistent, automatic or silent"))
@@ -371,67 +307,12 @@ impl FirmwareFields {
     }
 }
 
-impl SoftwareFields {
-    fn apply(
-        self,
-        fleet: &Fleet,
-        tenant: &str,
-        spec: Option<SoftwarePolicyInput>,
-    ) -> anyhow::Result<SoftwarePolicyInput> {
-        let mut spec = match spec {
-            Some(s) => s,
-            None => SoftwarePolicyInput {
-                name: self.name.clone().context("--name is required")?,
-                platform: self.platform.clone().context("--platform is required")?,
-                group: None,
-                version: VersionSpec::Latest,
-                deployment: DeploymentType::Optional,
-                enabled: true,
-            },
-        };
-        if let Some(n) = self.name {
-            spec.name = n;
-        }
-        if let Some(p) = self.platform {
-            spec.platform = p;
-        }
-        spec.group = group_field(fleet, tenant, self.group, self.all_users, spec.group)?;
-        if let Some(v) = &self.version {
-            spec.version = parse_version(v)?;
-        }
-        if let Some(d) = self.deployment {
-            spec.deployment = d;
-        }
-        if self.disable {
-            spec.enabled = false;
-        }
-        if self.enable {
-            spec.enabled = true;
-        }
-        Ok(spec)
-    }
-}
-
 fn firmware_line(p: &FirmwarePolicy) -> String {
     let s = &p.spec;
     format!(
         "{:<18} {:<10} {:<18} {:<10} {:<10} {:<7} {}",
         p.id,
         s.model.model_key(),
-        s.group.as_deref().unwrap_or(crate::fleet::ALL_USERS),
-        s.version,
-        deployment_name(s.deployment),
-        if s.enabled { "yes" } else { "no" },
-        s.name
-    )
-}
-
-fn software_line(p: &SoftwarePolicy) -> String {
-    let s = &p.spec;
-    format!(
-        "{:<18} {:<8} {:<18} {:<10} {:<10} {:<7} {}",
-        p.id,
-        s.platform,
         s.group.as_deref().unwrap_or(crate::fleet::ALL_USERS),
         s.version,
         deployment_name(s.deployment),
@@ -453,7 +334,7 @@ fn deployment_name(d: DeploymentType) -> &'static str {
 pub(super) fn run(data: &DataDir, command: PolicyCommand) -> anyhow::Result<()> {
     match command {
         PolicyCommand::Firmware { command } => firmware(data, command),
-        PolicyCommand::Software { command } => software(data, command),
+        PolicyCommand::Software { command } => software::run(data, command),
     }
 }
 
@@ -462,15 +343,6 @@ fn fw_out(p: &FirmwarePolicy, json: bool, done: &str) -> anyhow::Result<()> {
         print_json(&view(&p.id, &p.spec, &p.stamps)?);
     } else {
         println!("firmware policy {} ({}) {done}", p.id, p.spec.name);
-    }
-    Ok(())
-}
-
-fn sw_out(p: &SoftwarePolicy, json: bool, done: &str) -> anyhow::Result<()> {
-    if json {
-        print_json(&view(&p.id, &p.spec, &p.stamps)?);
-    } else {
-        println!("software policy {} ({}) {done}", p.id, p.spec.name);
     }
     Ok(())
 }
@@ -539,78 +411,6 @@ fn firmware(data: &DataDir, command: FirmwareCommand) -> anyhow::Result<()> {
             Ok(())
         }
         FirmwareCommand::Show(t) => {
-            let f = tenant_fleet(data, &t.tenant)?;
-            let p = find(&f, &t)?;
-            print_json(&view(&p.id, &p.spec, &p.stamps)?);
-            Ok(())
-        }
-    }
-}
-
-fn software(data: &DataDir, command: SoftwareCommand) -> anyhow::Result<()> {
-    let find = |f: &Fleet, t: &Target| -> anyhow::Result<SoftwarePolicy> {
-        f.software_policies(&t.tenant)?
-            .into_iter()
-            .find(|p| p.id == t.id)
-            .with_context(|| format!("no software policy {} in tenant {}", t.id, t.tenant))
-    };
-    match command {
-        SoftwareCommand::Create { common, fields } => {
-            let f = tenant_fleet(data, &common.tenant)?;
-            let spec = fields.apply(&f, &common.tenant, None)?;
-            let p = f.put_software_policy(&common.tenant, None, spec)?;
-            sw_out(&p, common.json, "created")
-        }
-        SoftwareCommand::Edit {
-            target,
-            fields,
-            json,
-        } => {
-            let f = tenant_fleet(data, &target.tenant)?;
-            let old = find(&f, &target)?;
-            let spec = fields.apply(&f, &target.tenant, Some(old.spec))?;
-            let p = f.put_software_policy(&target.tenant, Some(&target.id), spec)?;
-            sw_out(&p, json, "changed")
-        }
-        SoftwareCommand::Copy(c) => {
-            let f = tenant_fleet(data, &c.target.tenant)?;
-            find(&f, &c.target)?;
-            let group = match c.group {
-                Some(g) => Some(resolve_group(&f, &c.target.tenant, g)?),
-                None => None,
-            };
-            let p = f.copy_software_policy(&c.target.tenant, &c.target.id, c.name, group)?;
-            sw_out(&p, c.json, "created (disabled) as a copy")
-        }
-        SoftwareCommand::Delete(t) => {
-            let f = tenant_fleet(data, &t.tenant)?;
-            find(&f, &t)?;
-            f.delete_software_policy(&t.tenant, &t.id)?;
-            println!("software policy {} deleted", t.id);
-            Ok(())
-        }
-        SoftwareCommand::List(c) => {
-            let f = tenant_fleet(data, &c.tenant)?;
-            let mut all = f.software_policies(&c.tenant)?;
-            all.sort_by_key(|p| p.stamps.created_at);
-            if c.json {
-                let v: Vec<Value> = all
-                    .iter()
-                    .map(|p| view(&p.id, &p.spec, &p.stamps))
-                    .collect::<anyhow::Result<_>>()?;
-                print_json(&Value::Array(v));
-            } else {
-                println!(
-                    "{:<18} {:<8} {:<18} {:<10} {:<10} {:<7} NAME",
-                    "ID", "PLATFORM", "GROUP", "VERSION", "DEPLOY", "ENABLED"
-                );
-                for p in &all {
-                    println!("{}", software_line(p));
-                }
-            }
-            Ok(())
-        }
-        SoftwareCommand::Show(t) => {
             let f = tenant_fleet(data, &t.tenant)?;
             let p = find(&f, &t)?;
             print_json(&view(&p.id, &p.spec, &p.stamps)?);
