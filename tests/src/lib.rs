@@ -136,3 +136,153 @@ pub fn tenant_with_admin(data: &Path, name: &str, email: &str, password: &str) -
     );
     t
 }
+
+/// One answer of a [`MirrorServer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// The request path.
+    pub path: String,
+    /// The first byte sent (the `Range` start, 0 without one).
+    pub start: u64,
+    /// How many body bytes were sent.
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct MirrorShared {
+    stall_at: std::sync::Mutex<Option<u64>>,
+    changed: std::sync::Condvar,
+    log: std::sync::Mutex<Vec<Served>>,
+}
+
+/// A web mirror on a loopback port serving a directory (a mirror export)
+/// with `Range` support, that can stall target downloads at a byte offset
+/// (the connection stays open, nothing more is sent) and logs every answer.
+#[derive(Debug)]
+pub struct MirrorServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    shared: std::sync::Arc<MirrorShared>,
+}
+
+impl MirrorServer {
+    /// Serves `root` until the test process ends.
+    pub fn start(root: &Path) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind mirror");
+        let base = format!("http://{}", listener.local_addr().expect("mirror address"));
+        let shared = std::sync::Arc::new(MirrorShared::default());
+        let (root, s) = (root.to_owned(), shared.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (root, s) = (root.clone(), s.clone());
+                std::thread::spawn(move || serve_one(&root, &s, stream));
+            }
+        });
+        Self { base, shared }
+    }
+
+    /// Target downloads stop after byte `offset` (absolute) until changed;
+    /// `None` serves them whole. Stalled connections are closed on a change.
+    pub fn stall_targets_at(&self, offset: Option<u64>) {
+        *self
+            .shared
+            .stall_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = offset;
+        self.shared.changed.notify_all();
+    }
+
+    /// Every answer so far, in order.
+    pub fn served(&self) -> Vec<Served> {
+        self.shared
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for MirrorServer {
+    fn drop(&mut self) {
+        self.stall_targets_at(None);
+    }
+}
+
+fn serve_one(root: &Path, s: &MirrorShared, stream: std::net::TcpStream) {
+    let mut reader = BufReader::new(match stream.try_clone() {
+        Ok(r) => r,
+        Err(_) => return,
+    });
+    let mut request = String::new();
+    if reader.read_line(&mut request).is_err() {
+        return;
+    }
+    let mut start = 0u64;
+    let mut ranged = false;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(r) = lower.strip_prefix("range: bytes=") {
+            if let Some(n) = r.trim().strip_suffix('-').and_then(|n| n.parse().ok()) {
+                start = n;
+                ranged = true;
+            }
+        }
+    }
+    let path = request.split(' ').nth(1).unwrap_or("/").to_owned();
+    let mut out = stream;
+    let rel = path.trim_start_matches('/');
+    let safe = !rel.split('/').any(|c| c == ".." || c.is_empty());
+    let data = if safe {
+        std::fs::read(root.join(rel)).ok()
+    } else {
+        None
+    };
+    let Some(data) = data else {
+        let _ = out
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return;
+    };
+    let len = data.len() as u64;
+    if start > len {
+        let _ = out.write_all(
+            b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        return;
+    }
+    let head = if ranged {
+        format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{len}\r\nConnection: close\r\n\r\n",
+            len - start,
+            len.saturating_sub(1)
+        )
+    } else {
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")
+    };
+    let stall = *s.stall_at.lock().unwrap_or_else(|e| e.into_inner());
+    let end = match stall {
+        Some(k) if path.starts_with("/targets/") && k > start => k.min(len),
+        _ => len,
+    };
+    let ok = out.write_all(head.as_bytes()).is_ok()
+        && out.write_all(&data[start as usize..end as usize]).is_ok()
+        && out.flush().is_ok();
+    s.log
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Served {
+            path,
+            start,
+            bytes: if ok { end - start } else { 0 },
+        });
+    if end < len {
+        // Stalled: keep the connection open until the test changes the stall.
+        let guard = s.stall_at.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = s
+            .changed
+            .wait_timeout(guard, std::time::Duration::from_secs(300));
+    }
+}

@@ -104,7 +104,7 @@ fn stage_recorded<B: DeviceBackend>(
         .download(&digest)
         .map_err(|e| StageError::Checkpoint(e.to_string()))?
         .filter(|d| d.length == target.length)
-        .map(|d| d.received);
+        .map_or(0, |d| d.received);
     let mut record = |received: u64| {
         p.state
             .set_download(&DownloadProgress {
@@ -116,12 +116,13 @@ fn stage_recorded<B: DeviceBackend>(
             })
             .map_err(|e| e.to_string())
     };
+    // Without a record nothing received is known to be durable: from 0.
     let mut resume = Resume {
-        recorded,
+        recorded: Some(recorded),
         checkpoint: &mut record,
     };
-    if let Some(offset) = recorded {
-        tracing::info!(target = %a.target_name, offset, "resuming the download");
+    if recorded > 0 {
+        tracing::info!(target = %a.target_name, offset = recorded, "resuming the download");
     }
     let result = p.staging.stage_resumable(source, url, target, &mut resume);
     let discarded = matches!(

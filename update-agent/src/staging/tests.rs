@@ -41,7 +41,11 @@ impl RangeFetch for FlakySource {
         }
         let fail_at = self.fail_after.take();
         let n = fail_at.map_or(rest.len(), |k| (k as usize).min(rest.len()));
-        out.write_all(&rest[..n]).unwrap();
+        out.write_all(&rest[..n])
+            .map_err(|e| FetchError::Transport {
+                url: url.into(),
+                message: format!("writing: {e}"),
+            })?;
         if fail_at.is_some() && n < rest.len() {
             return Err(FetchError::Transport {
                 url: url.into(),
@@ -165,4 +169,109 @@ fn retain_removes_superseded_images() {
     assert!(staging.staged(&Sha256Digest::of(&a)).is_none());
     assert!(staging.staged(&Sha256Digest::of(&b)).is_some());
     assert!(dir.path().join("README").exists());
+}
+
+#[test]
+fn checkpoints_record_durable_offsets_and_a_resume_starts_at_the_recorded_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let staging = Staging::open(dir.path()).unwrap();
+    let data = image();
+    let target = TargetFile::from_data(&data, None);
+    let digest = Sha256Digest::of(&data);
+    // (bytes delivered before the connection drops, checkpoints reported)
+    let source = FlakySource::new(&data, Some(40_000));
+    let mut seen = Vec::new();
+    let mut record = |n| {
+        seen.push(n);
+        Ok(())
+    };
+    let mut resume = Resume {
+        recorded: None,
+        checkpoint: &mut record,
+    };
+    let err = staging
+        .stage_resumable(&source, "fw", &target, &mut resume)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StageError::Interrupted {
+                received: 40_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Every 16 KiB, then what was held when the source failed.
+    assert_eq!(seen, [16_384, 32_768, 40_000]);
+
+    // After a crash the state knew only 32 768 bytes as durable (the last
+    // checkpoint it committed): the bytes past it are cut, and the download
+    // goes on from there with a Range.
+    let mut seen = Vec::new();
+    let mut record = |n| {
+        seen.push(n);
+        Ok(())
+    };
+    let mut resume = Resume {
+        recorded: Some(32_768),
+        checkpoint: &mut record,
+    };
+    let path = staging
+        .stage_resumable(&source, "fw", &target, &mut resume)
+        .unwrap();
+    assert_eq!(*source.offsets.borrow(), [0, 32_768]);
+    assert_eq!(seen, [49_152, 50_000]);
+    assert_eq!(fs::read(&path).unwrap(), data);
+    assert_eq!(staging.staged(&digest), Some(path));
+}
+
+#[test]
+fn a_recorded_offset_past_the_partial_file_is_not_trusted() {
+    // (partial bytes on disk, recorded offset, expected resume offset)
+    let cases: [(u64, Option<u64>, u64); 4] = [
+        (20_000, Some(16_384), 16_384),
+        (20_000, Some(30_000), 20_000),
+        (20_000, None, 20_000),
+        (0, Some(16_384), 0),
+    ];
+    for (on_disk, recorded, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Staging::open(dir.path()).unwrap();
+        let data = image();
+        let target = TargetFile::from_data(&data, None);
+        if on_disk > 0 {
+            staging
+                .stage(&FlakySource::new(&data, Some(on_disk)), "fw", &target)
+                .unwrap_err();
+        }
+        let source = FlakySource::new(&data, None);
+        let mut record = |_| Ok(());
+        let mut resume = Resume {
+            recorded,
+            checkpoint: &mut record,
+        };
+        staging
+            .stage_resumable(&source, "fw", &target, &mut resume)
+            .unwrap();
+        assert_eq!(*source.offsets.borrow(), [want], "{on_disk} {recorded:?}");
+    }
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_recorded_stops_the_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let staging = Staging::open(dir.path()).unwrap();
+    let data = image();
+    let target = TargetFile::from_data(&data, None);
+    let mut record = |_| Err("state database is read-only".to_owned());
+    let mut resume = Resume {
+        recorded: None,
+        checkpoint: &mut record,
+    };
+    let err = staging
+        .stage_resumable(&FlakySource::new(&data, None), "fw", &target, &mut resume)
+        .unwrap_err();
+    assert!(err.to_string().contains("read-only"), "{err}");
+    assert!(staging.staged(&Sha256Digest::of(&data)).is_none());
 }
