@@ -180,7 +180,7 @@ fn run_cmd(config: &Config) -> anyhow::Result<()> {
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
             tracing::info!(signal = sig, "stopping");
-            let _ = tx.send(());
+            let _ = tx.send(update_agent::daemon::Wake::Stop);
         }
     });
     let mut seed = [0u8; 16];

@@ -48,8 +48,8 @@ pub struct Remote {
     pub server: Box<dyn RangeFetch + Send>,
     /// The repository base (`{server}/repo`): targets are `{base}/targets/<consistent path>`.
     pub server_base: String,
-    /// Web mirrors (HTTP).
-    pub web: Box<dyn RangeFetch + Send>,
+    /// Web mirrors (HTTP): images and their mirrored metadata.
+    pub web: Box<dyn crate::fetch::MirrorFetch + Send>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -271,6 +271,15 @@ impl<B: DeviceBackend> Pipeline<B> {
         now: DateTime<Utc>,
     ) -> Result<Outcome, StateError> {
         tracing::warn!(device = %a.device, target = %a.target, "update refused or failed: {reason}");
+        // The same failure again (e.g. a catalog refresh failing at every
+        // pass) was reported already: no new events.
+        let repeated = self
+            .state
+            .update(&a.digest, &a.device)?
+            .is_some_and(|u| u.status == UpdateStatus::Failed && u.reason == Some(reason.clone()));
+        if repeated {
+            return Ok(Outcome::Failed(reason));
+        }
         if let Some(source) = tamper {
             self.state
                 .spool(&tamper_event(source, Some(&a.device), &reason, now))?;
@@ -304,15 +313,6 @@ impl<B: DeviceBackend> Pipeline<B> {
         set: &AssignmentSet,
         now: DateTime<Utc>,
     ) -> Result<PassReport, PipelineError> {
-        let devices = self.backend.inventory()?;
-        let mut report = PassReport::default();
-        let mut todo = Vec::new();
-        for a in &set.assignments {
-            let Some(device) = devices.iter().find(|d| d.identity() == a.device) else {
-                report
-                    .outcomes
-                    .insert(a.device.clone(), Outcome::NotAttached);
-    ) -> Result<PassReport, PipelineError> {
         self.pass(set, now, true)
     }
 
@@ -331,14 +331,23 @@ impl<B: DeviceBackend> Pipeline<B> {
         set: &AssignmentSet,
         now: DateTime<Utc>,
         remind: bool,
-                continue;
-            };
+    ) -> Result<PassReport, PipelineError> {
+        let devices = self.backend.inventory()?;
         let ctx = PassContext {
             remind,
             devices: devices.clone(),
             max_deferrals: max_deferrals(set),
             guarded: std::cell::Cell::new(false),
         };
+        let mut report = PassReport::default();
+        let mut todo = Vec::new();
+        for a in &set.assignments {
+            let Some(device) = devices.iter().find(|d| d.identity() == a.device) else {
+                report
+                    .outcomes
+                    .insert(a.device.clone(), Outcome::NotAttached);
+                continue;
+            };
             let existing = self.state.update(&a.sha256.to_hex(), &a.device)?;
             match existing.as_ref().map(|u| u.status) {
                 Some(UpdateStatus::Installed) => {
@@ -377,6 +386,7 @@ impl<B: DeviceBackend> Pipeline<B> {
         self.forget_superseded(set)?;
         let keep: HashSet<_> = set.assignments.iter().map(|a| a.sha256).collect();
         self.staging.retain(&keep)?;
+        report.retry_soon = ctx.guarded.get();
         Ok(report)
     }
 
@@ -386,7 +396,6 @@ impl<B: DeviceBackend> Pipeline<B> {
     /// describe a device's state and stay until resolved.
     fn forget_superseded(&self, set: &AssignmentSet) -> Result<(), StateError> {
         let current: HashSet<(String, &str)> = set
-        report.retry_soon = ctx.guarded.get();
             .assignments
             .iter()
             .map(|a| (a.sha256.to_hex(), a.device.as_str()))
@@ -398,6 +407,7 @@ impl<B: DeviceBackend> Pipeline<B> {
             );
             if stale && !current.contains(&(u.digest.clone(), u.device.as_str())) {
                 self.state.remove_update(&u.digest, &u.device)?;
+                self.state.resolve_prompts(&u.device, &u.digest)?;
             }
         }
         Ok(())
@@ -407,8 +417,8 @@ impl<B: DeviceBackend> Pipeline<B> {
         &self,
         a: &Assignment,
         device: &DeviceReport,
-                self.state.resolve_prompts(&u.device, &u.digest)?;
         target: &TargetFile,
+        ctx: &PassContext,
         now: DateTime<Utc>,
     ) -> Result<Outcome, PipelineError> {
         let subject = Subject::from(a);
@@ -418,7 +428,6 @@ impl<B: DeviceBackend> Pipeline<B> {
             .map_or(0, |i| i.security_counter);
         let (fw, version) = match check_against_target(a, target, device, installed_counter) {
             Ok(ok) => ok,
-        ctx: &PassContext,
             Err(e @ catalog::assignment::AssignmentError::Downgrade { .. }) => {
                 return Ok(self.fail(&subject, e.to_string(), None, None, now)?)
             }
@@ -433,16 +442,31 @@ impl<B: DeviceBackend> Pipeline<B> {
                 device.bcd_device,
             )
         {
-            let u = self.record_running(&subject, &fw, &version.to_string(), None, now)?;
+            // A flash the agent was killed in the middle of, which the device
+            // finished: it succeeded, and is reported as such.
+            let interrupted = self.state.update(&subject.digest, &a.device)?.map(|u| u.status)
+                == Some(UpdateStatus::Flashing);
+            let event = interrupted.then(|| {
+                update_event("update_succeeded", &a.device, &a.target_name, &fw.version, None, now)
+            });
+            let u = self.record_running(&subject, &fw, &version.to_string(), event, now)?;
             tracing::info!(device = %u.device, version = %fw.version, "already runs the assigned firmware");
             return Ok(Outcome::UpToDate);
         }
         let was_staged = self.staging.staged(&a.sha256).is_some();
+        // `update_staged` goes out once per device and image: not again when
+        // the record shows it was (a crash between staging the file and
+        // committing the record still reports it).
+        let reported_staged = match self.state.update(&subject.digest, &a.device)?.map(|u| u.status) {
+            None => false,
+            Some(UpdateStatus::Failed) => was_staged,
+            Some(_) => true,
+        };
         let note = match download::stage(self, a, target, now)? {
             Ok(note) => note,
             Err(reason) => return Ok(self.fail(&subject, reason, None, Some(fw), now)?),
         };
-        let staged_event = (!was_staged).then(|| {
+        let staged_event = (!reported_staged).then(|| {
             update_event(
                 "update_staged",
                 &a.device,
