@@ -231,3 +231,7 @@ pub(super) fn stage<B: DeviceBackend>(
         Err(e) => Ok(Err(format!("{reason}; fallback to the server: {e}"))),
     }
 }
+
+#[cfg(test)]
+#[path = "download_tests.rs"]
+mod tests;
