@@ -188,10 +188,6 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<DemoOutcome> {
     );
     let tenant = world.create_tenant("Demo Corp")?;
     let admin = world.admin(&tenant)?;
-    admin.put(
-        "settings",
-        &json!({"shared_accounts": [], "excluded_accounts": [], "all_users_poll_interval_secs": 3600}),
-    )?;
     let members = |f: &dyn Fn(&PlannedHost) -> bool| -> Vec<String> {
         planned
             .iter()
@@ -201,7 +197,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<DemoOutcome> {
     };
     let pilot = admin.post(
         "groups",
-        &json!({"name": "Pilot", "priority": 10, "poll_interval_secs": 3600,
+        &json!({"name": "Pilot", "priority": 10,
                 "membership": {"kind": "manual", "members": members(&|h| h.pilot)}}),
     )?;
     let pilot_id = pilot["id"].as_str().context("group id")?.to_owned();
@@ -264,7 +260,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<DemoOutcome> {
     let branch_users = members(&|h| h.kind == HostKind::TamperedShare);
     let branch = admin.post(
         "groups",
-        &json!({"name": "Branch office", "priority": 20, "poll_interval_secs": 3600,
+        &json!({"name": "Branch office", "priority": 20,
                 "membership": {"kind": "manual", "members": branch_users}}),
     )?;
     let branch_id = branch["id"].as_str().context("group id")?.to_owned();

@@ -26,7 +26,7 @@ enum Command {
         #[arg(long, default_value = "fleet-demo")]
         data: PathBuf,
         /// Simulated workstations.
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, default_value_t = 200)]
         hosts: usize,
         /// IANA zone of the nightly maintenance window.
         #[arg(long, default_value = "Europe/Berlin")]
