@@ -354,6 +354,8 @@ fn the_agent_survives_sigkill_during_downloads_and_flashes() {
         // Downloads: 1–4 kills at increasing offsets of this release's image.
         let n = rng.range(1, 4).min((KILLS - kills.len()) as u64);
         let mut floor = 0;
+        // Bytes fetched again after a kill: those past the last checkpoint.
+        let mut refetched = 0;
         for i in 0..n {
             let room = (image_len - 1 - floor) / (n - i);
             let k = rng.range(floor + 1, floor + room.max(1));
@@ -378,6 +380,7 @@ fn the_agent_survives_sigkill_during_downloads_and_flashes() {
                 "{first:?}"
             );
             kills.push((Phase::Download, k));
+            refetched += k - k / CHECKPOINT_BYTES * CHECKPOINT_BYTES;
             floor = k;
         }
         w.mirror.stall_targets_at(None);
@@ -424,6 +427,16 @@ fn the_agent_survives_sigkill_during_downloads_and_flashes() {
             },
         );
         w.kill(child);
+        // The mirror served the image once, plus what each kill cost.
+        let prefix = format!("/targets/acme/headset/{version}/");
+        let served: u64 = w
+            .mirror
+            .served()
+            .iter()
+            .filter(|s| s.path.starts_with(&prefix))
+            .map(|s| s.bytes)
+            .sum();
+        assert_eq!(served, image_len + refetched, "{version}");
         targets.push(target);
     }
 
@@ -436,6 +449,7 @@ fn the_agent_survives_sigkill_during_downloads_and_flashes() {
         targets.len(),
         started.elapsed()
     );
+    println!("kill points: {kills:?}");
     assert_eq!(kills.len(), KILLS);
     assert!(downloads >= 10 && flashes >= 10, "{kills:?}");
 
