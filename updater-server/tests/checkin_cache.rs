@@ -1,7 +1,8 @@
 //! The check-in fast path against the real binary: a repeated check-in gets
 //! the same answer (304 with its `ETag`), and every change that answers
 //! depend on reaches the next repeat at once, also when another process (the
-//! admin CLI) made it while the server was running.
+//! admin CLI) made it while the server was running; a replaced credential is
+//! refused at once although credentials checks are cached.
 
 mod support;
 
@@ -160,6 +161,33 @@ fn repeats_are_answered_alike_and_every_change_reaches_the_next_repeat() {
         .json()
         .unwrap();
     assert_eq!(hosts[0]["hostname"], "ws-2");
+
+    // A re-enrollment replaces the credential: the old one is refused at
+    // once, though it was just accepted for a cached repeat.
+    let (s, _, _) = check_in(&http, &url, &credential, &body, Some(&e4));
+    assert_eq!(s, 304);
+    let r: Value = http
+        .post(format!("{base}/api/v1/enroll"))
+        .json(
+            &json!({"tenant": tenant, "token": token, "system_id": "{SYS-1}",
+            "machine_fingerprint": "fp-{SYS-1}", "hostname": "ws-1", "os": "Linux"}),
+        )
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(r["id"].as_str(), Some(agent.as_str()), "{r}");
+    let new_credential = r["credential"].as_str().unwrap().to_owned();
+    let r = http
+        .post(&url)
+        .bearer_auth(&credential)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401, "the replaced credential is dead");
+    let (s, _, _) = check_in(&http, &url, &new_credential, &body, None);
+    assert_eq!(s, 200);
+    let credential = new_credential;
 
     // The body is still checked when the cache could answer: a repeat with
     // the wrong content type is refused.

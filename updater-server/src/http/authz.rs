@@ -96,11 +96,19 @@ pub(crate) async fn authorize_agent(
     let Some(token) = bearer(req.headers()).map(str::to_owned) else {
         return unauthorized("an Authorization: Bearer agent credential is required");
     };
-    // One store read and a hash: inline (a blocking-pool hop costs more,
-    // and this runs for every check-in).
-    let agent = match state.accounts.authenticate_agent(&token) {
-        Ok(a) => a,
-        Err(e) => return ApiError::from(e).into_response(),
+    // Checked against the store (one read and a hash, inline: a hop to the
+    // blocking pool costs more), unless the same credential was checked
+    // since the store's file last changed (see `AgentCredentials`).
+    let stamp = super::fleet::fleet(&state).store_file_stamp();
+    let agent = match state.agent_credentials.get(&token, stamp) {
+        Some(a) => a,
+        None => match state.accounts.authenticate_agent(&token) {
+            Ok(a) => {
+                state.agent_credentials.put(&token, a.clone(), stamp);
+                a
+            }
+            Err(e) => return ApiError::from(e).into_response(),
+        },
     };
     if params.get("agent") != Some(&agent.id) {
         return not_found();

@@ -114,11 +114,7 @@ impl CheckInCache {
             Some(v) => v,
             None => {
                 let read_at = Instant::now();
-                let settled = store_stamp.filter(|t| {
-                    SystemTime::now()
-                        .duration_since(*t)
-                        .is_ok_and(|age| age > STAMP_SETTLE)
-                });
+                let settled = settled(store_stamp);
                 let value = fleet.generation_marker(tenant)?;
                 let mut markers = self.markers.lock().unwrap_or_else(|p| p.into_inner());
                 markers.insert(
@@ -178,6 +174,68 @@ impl CheckInCache {
                 generation,
                 recorded: now,
                 answer,
+            },
+        );
+    }
+}
+
+/// `stamp` if it is old enough to notice the next write (see
+/// [`STAMP_SETTLE`]).
+fn settled(stamp: Option<SystemTime>) -> Option<SystemTime> {
+    stamp.filter(|t| {
+        SystemTime::now()
+            .duration_since(*t)
+            .is_ok_and(|age| age > STAMP_SETTLE)
+    })
+}
+
+#[derive(Debug)]
+struct Checked {
+    agent: Agent,
+    store_stamp: SystemTime,
+    read_at: Instant,
+}
+
+/// Agents whose credential was checked against the store, by the SHA-256 of
+/// the credential. An entry answers only while the store's file is unchanged
+/// since the check (any commit of any process, such as a re-enrollment that
+/// replaces the credential, changes it) and for at most [`MARKER_TTL`];
+/// failed checks are never kept.
+#[derive(Debug, Default)]
+pub(crate) struct AgentCredentials {
+    entries: Mutex<HashMap<[u8; 32], Checked>>,
+}
+
+impl AgentCredentials {
+    /// The agent `credential` was last checked to belong to, if still valid
+    /// with the store's file at `store_stamp`.
+    pub(crate) fn get(&self, credential: &str, store_stamp: Option<SystemTime>) -> Option<Agent> {
+        let stamp = store_stamp?;
+        let key: [u8; 32] = Sha256::digest(credential.as_bytes()).into();
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(&key)
+            .filter(|c| c.store_stamp == stamp && c.read_at.elapsed() < MARKER_TTL)
+            .map(|c| c.agent.clone())
+    }
+
+    /// Records a successful check made with the store's file at
+    /// `store_stamp` (taken before the check).
+    pub(crate) fn put(&self, credential: &str, agent: Agent, store_stamp: Option<SystemTime>) {
+        let Some(stamp) = settled(store_stamp) else {
+            return;
+        };
+        let key: [u8; 32] = Sha256::digest(credential.as_bytes()).into();
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(
+            key,
+            Checked {
+                agent,
+                store_stamp: stamp,
+                read_at: Instant::now(),
             },
         );
     }
@@ -244,6 +302,29 @@ mod tests {
             if let Some(got) = got {
                 assert_eq!((got.body.as_str(), got.etag.as_str()), ("x", "\"x\""));
             }
+        }
+    }
+
+    #[test]
+    fn credentials_are_reused_only_with_the_same_settled_store_file() {
+        let old = SystemTime::now() - Duration::from_secs(10);
+        let fresh = SystemTime::now();
+        let later = old + Duration::from_millis(1);
+        let c = AgentCredentials::default();
+        c.put("upda_t1_secret", agent("a1", None), Some(old));
+        c.put("upda_t1_other", agent("a2", None), Some(fresh));
+        c.put("upda_t1_none", agent("a3", None), None);
+        let cases: &[(&str, Option<SystemTime>, Option<&str>)] = &[
+            ("upda_t1_secret", Some(old), Some("a1")),
+            ("upda_t1_secret", Some(later), None),
+            ("upda_t1_secret", None, None),
+            ("upda_t1_secretx", Some(old), None),
+            ("upda_t1_other", Some(fresh), None),
+            ("upda_t1_none", None, None),
+        ];
+        for (credential, stamp, want) in cases {
+            let got = c.get(credential, *stamp).map(|a| a.id);
+            assert_eq!(got.as_deref(), *want, "{credential} {stamp:?}");
         }
     }
 

@@ -44,6 +44,7 @@ pub struct AppState {
     accounts: Accounts,
     metrics: metrics::Metrics,
     checkins: checkin_cache::CheckInCache,
+    agent_credentials: checkin_cache::AgentCredentials,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -60,6 +61,7 @@ impl AppState {
             accounts,
             metrics: metrics::Metrics::new(),
             checkins: checkin_cache::CheckInCache::default(),
+            agent_credentials: checkin_cache::AgentCredentials::default(),
         }
     }
 }
