@@ -20,6 +20,7 @@ pub struct InProcessServer {
     address: SocketAddr,
     data: PathBuf,
     accounts: Accounts,
+    latencies: CheckInLatencies,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -43,10 +44,26 @@ impl InProcessServer {
             data.join("keys"),
             SessionPolicy::default(),
         );
+        let latencies = CheckInLatencies::default();
+        let recorder = latencies.clone();
         let app = router(
             AppState::new(&catalog, data.join("keys"), accounts.clone()),
             Limits::default(),
-        );
+        )
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let recorder = recorder.clone();
+                async move {
+                    let check_in = req.uri().path().ends_with("/checkin");
+                    let started = std::time::Instant::now();
+                    let resp = next.run(req).await;
+                    if check_in {
+                        recorder.record(started.elapsed());
+                    }
+                    resp
+                }
+            },
+        ));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("updater-server")
@@ -75,6 +92,7 @@ impl InProcessServer {
             address,
             data: data.to_owned(),
             accounts,
+            latencies,
             shutdown: Some(tx),
             runtime: Some(runtime),
         })
@@ -93,6 +111,11 @@ impl InProcessServer {
     /// The data directory.
     pub fn data(&self) -> &Path {
         &self.data
+    }
+
+    /// How long the server took to answer each agent check-in so far.
+    pub fn check_in_latencies(&self) -> &CheckInLatencies {
+        &self.latencies
     }
 
     /// The tenants and admins (the admin CLI's view).
@@ -120,5 +143,55 @@ impl Drop for InProcessServer {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(std::time::Duration::from_secs(5));
         }
+    }
+}
+
+/// Server-side check-in latencies (request in to response head out).
+#[derive(Debug, Clone, Default)]
+pub struct CheckInLatencies {
+    micros: Arc<std::sync::Mutex<Vec<u64>>>,
+}
+
+impl CheckInLatencies {
+    fn record(&self, d: std::time::Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.micros
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(us);
+    }
+
+    /// Check-ins answered.
+    pub fn count(&self) -> usize {
+        self.micros.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// The `q` quantile (0.0–1.0) in milliseconds; `None` before any check-in.
+    pub fn quantile_ms(&self, q: f64) -> Option<f64> {
+        let mut v = self.micros.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        let rank = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len());
+        Some(v[rank - 1] as f64 / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let l = CheckInLatencies::default();
+        assert_eq!(l.quantile_ms(0.99), None);
+        for ms in 1..=100 {
+            l.record(std::time::Duration::from_millis(ms));
+        }
+        assert_eq!(l.count(), 100);
+        assert_eq!(l.quantile_ms(0.5), Some(50.0));
+        assert_eq!(l.quantile_ms(0.99), Some(99.0));
+        assert_eq!(l.quantile_ms(1.0), Some(100.0));
     }
 }

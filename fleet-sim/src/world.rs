@@ -62,6 +62,11 @@ impl World {
         format!("http://{}", self.address)
     }
 
+    /// Check-in latencies of the running server (since its last start).
+    pub fn check_in_latencies(&self) -> anyhow::Result<crate::server::CheckInLatencies> {
+        Ok(self.server()?.check_in_latencies().clone())
+    }
+
     /// The server's data directory.
     pub fn server_data(&self) -> PathBuf {
         self.dir.join("server")
