@@ -16,6 +16,8 @@ pub mod agent;
 pub mod client;
 pub mod clock;
 pub mod config;
+#[cfg(unix)]
+pub mod control;
 pub mod daemon;
 pub mod devices;
 pub mod enroll;

@@ -5,6 +5,8 @@
 //! update-agent [--config FILE] [--state-dir DIR] status [--json]
 //! update-agent [--config FILE] [--state-dir DIR] run
 //! update-agent [--config FILE] [--state-dir DIR] check-now
+//! update-agent [--config FILE] [--state-dir DIR] prompts [--json]
+//! update-agent [--config FILE] [--state-dir DIR] accept|decline|defer ID
 //! ```
 
 use std::io::Write as _;
@@ -69,6 +71,28 @@ enum Command {
     /// Check in once, install what is due, send the events, and exit
     /// (status 1 with the reason when the check-in or an update failed).
     CheckNow,
+    /// List the questions the running agent has for the user (updates to
+    /// accept, decline or defer; devices to unplug and replug).
+    Prompts {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept a prompt: install the update now (or: the device was replugged).
+    Accept {
+        /// The prompt's id (see `prompts`).
+        id: String,
+    },
+    /// Decline an optional update: this version is not offered again.
+    Decline {
+        /// The prompt's id.
+        id: String,
+    },
+    /// Defer a prompt to the next poll or login (persistent updates: a limited number of times).
+    Defer {
+        /// The prompt's id.
+        id: String,
+    },
 }
 
 fn backend_name(kind: BackendKind) -> &'static str {
@@ -157,6 +181,75 @@ fn status_cmd(config: &Config, json: bool) -> anyhow::Result<()> {
     }
 }
 
+/// The host's power state and sessions (logind's files on Linux).
+fn host_state() -> Arc<dyn update_agent::schedule::host::HostState> {
+    #[cfg(target_os = "linux")]
+    {
+        Arc::new(update_agent::schedule::host::LogindFiles::default())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Arc::new(update_agent::schedule::host::AlwaysAwake)
+    }
+}
+
+/// The configured notification command, else the log.
+fn notifier(config: &Config) -> anyhow::Result<Arc<dyn update_agent::prompts::Notifier>> {
+    Ok(match &config.notify_command {
+        Some(argv) => Arc::new(update_agent::prompts::CommandNotifier::new(argv.clone())?),
+        None => Arc::new(update_agent::prompts::LogNotifier),
+    })
+}
+
+#[cfg(unix)]
+fn prompts_cmd(config: &Config, json: bool) -> anyhow::Result<()> {
+    use update_agent::control::{request, Request};
+    let r = request(&config.state_dir, &Request::Prompts)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r.prompts)?);
+        return Ok(());
+    }
+    if r.prompts.is_empty() {
+        println!("no prompts");
+    }
+    for p in &r.prompts {
+        let mut line = format!("{}  {:?}  {}", p.id, p.kind, p.message);
+        if let Some(left) = p.deferrals_left() {
+            line.push_str(&format!(" [{left} deferral(s) left]"));
+        }
+        if let Some(why) = &p.blocked_by {
+            line.push_str(&format!(" (waiting: {why})"));
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn decide_cmd(config: &Config, id: String, decision: &str) -> anyhow::Result<()> {
+    use update_agent::control::{request, Request};
+    let req = match decision {
+        "accept" => Request::Accept { id },
+        "decline" => Request::Decline { id },
+        _ => Request::Defer { id },
+    };
+    let r = request(&config.state_dir, &req)?;
+    if let Some(p) = r.prompt {
+        println!("{}: {:?} ({})", p.id, p.state, p.device);
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn prompts_cmd(_config: &Config, _json: bool) -> anyhow::Result<()> {
+    anyhow::bail!("the control channel is only available on Unix in this version")
+}
+
+#[cfg(not(unix))]
+fn decide_cmd(_config: &Config, _id: String, _decision: &str) -> anyhow::Result<()> {
+    anyhow::bail!("the control channel is only available on Unix in this version")
+}
+
 fn run_cmd(config: &Config) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     init_logging();
@@ -174,6 +267,7 @@ fn run_cmd(config: &Config) -> anyhow::Result<()> {
         }
     };
     let (tx, rx) = std::sync::mpsc::channel();
+    let control_tx = tx.clone();
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
         .context("installing signal handlers")?;
     let handle = signals.handle();
@@ -189,20 +283,30 @@ fn run_cmd(config: &Config) -> anyhow::Result<()> {
         poll_interval: chrono::Duration::from_std(config.poll_interval)?,
         scan_interval: chrono::Duration::from_std(config.scan_interval)?,
     };
-    let mut daemon = Daemon::new(
-        state,
-        devices,
-        Arc::new(SystemClock),
-        check_in,
-        timings,
-        seed,
+    let clock: Arc<dyn update_agent::clock::Clock> = Arc::new(SystemClock);
+    #[cfg(unix)]
+    let control = update_agent::control::ControlServer::bind(&config.state_dir)?.serve(
+        state.clone(),
+        clock.clone(),
+        control_tx,
     );
+    let system_id = identity::SystemId::load(&config.state_dir)?
+        .map_or_else(|| hex::encode(seed), |s| s.to_string());
+    let offset = update_agent::schedule::windows::fleet_offset(
+        &system_id,
+        chrono::Duration::from_std(config.window_spread)?,
+    );
+    let mut daemon = Daemon::new(state, devices, clock, check_in, timings, seed)
+        .with_window_offset(offset)
+        .with_host(host_state());
     tracing::info!(
         state_dir = %config.state_dir.display(),
         backend = backend_name(config.backend),
         "update-agent running"
     );
     daemon.run(&rx)?;
+    #[cfg(unix)]
+    control.stop();
     handle.close();
     tracing::info!("stopped");
     Ok(())
@@ -224,13 +328,15 @@ fn core<B: DeviceBackend + Send + 'static>(
     state: Arc<State>,
     backend: B,
 ) -> anyhow::Result<AgentCore<B>> {
-    Ok(AgentCore::open(
+    let mut core = AgentCore::open(
         &config.state_dir,
         state,
         backend,
         config.ca_cert.as_deref(),
         flash_options(config),
-    )?)
+    )?;
+    core.set_hooks(host_state(), notifier(config)?);
+    Ok(core)
 }
 
 /// The configured devices twice: for the daemon's scans and for the agent
@@ -349,6 +455,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status { json } => status_cmd(&config, json),
         Command::Run => run_cmd(&config),
         Command::CheckNow => check_now_cmd(&config),
+        Command::Prompts { json } => prompts_cmd(&config, json),
+        Command::Accept { id } => decide_cmd(&config, id, "accept"),
+        Command::Decline { id } => decide_cmd(&config, id, "decline"),
+        Command::Defer { id } => decide_cmd(&config, id, "defer"),
     }
 }
 

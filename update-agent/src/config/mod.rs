@@ -14,6 +14,8 @@
 //! backend = "hardware"                    # or "simulated"
 //! poll_interval_secs = 21600              # default 6 h
 //! scan_interval_secs = 60                 # default 1 min
+//! window_spread_secs = 600                # check in up to this long before a maintenance window
+//! notify_command = ["/usr/libexec/acme-notify", "--app", "updates"]  # optional; no shell
 //!
 //! [simulated]                             # only with backend = "simulated"
 //! state_dir = "/var/lib/update-agent/sim" # optional: devices keep their flash across restarts
@@ -154,6 +156,12 @@ pub struct FileConfig {
     pub poll_interval_secs: Option<u64>,
     /// Seconds between device scans.
     pub scan_interval_secs: Option<u64>,
+    /// Longest time before a maintenance window this agent checks in
+    /// (its own offset is derived from the SystemID).
+    pub window_spread_secs: Option<u64>,
+    /// Program and arguments run for each prompt (the prompt's kind and id
+    /// are appended; the prompt is JSON on stdin). Never run through a shell.
+    pub notify_command: Option<Vec<String>>,
     /// The simulated bus.
     #[serde(default)]
     pub simulated: SimulatedConfig,
@@ -216,6 +224,10 @@ pub struct Config {
     pub poll_interval: Duration,
     /// Time between device scans.
     pub scan_interval: Duration,
+    /// Pre-window check-ins are spread over this long before the window.
+    pub window_spread: Duration,
+    /// The notification command, if any.
+    pub notify_command: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -235,6 +247,8 @@ impl std::fmt::Debug for Config {
             .field("simulated_freeze_after", &self.simulated_freeze_after)
             .field("poll_interval", &self.poll_interval)
             .field("scan_interval", &self.scan_interval)
+            .field("window_spread", &self.window_spread)
+            .field("notify_command", &self.notify_command)
             .finish()
     }
 }
@@ -302,6 +316,12 @@ impl Config {
                     .unsigned_abs(),
             ),
             scan_interval: secs(file.scan_interval_secs, DEFAULT_SCAN_INTERVAL_SECS),
+            window_spread: Duration::from_secs(file.window_spread_secs.unwrap_or(
+                crate::schedule::windows::DEFAULT_WINDOW_SPREAD
+                    .num_seconds()
+                    .unsigned_abs(),
+            )),
+            notify_command: file.notify_command.filter(|argv| !argv.is_empty()),
         }
     }
 
