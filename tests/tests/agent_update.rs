@@ -363,3 +363,73 @@ fn the_daemon_checks_in_installs_and_reports_then_stops_on_sigterm() {
     assert_eq!(status["pending_updates"].as_array().unwrap().len(), 1);
     drop(st.dir);
 }
+
+/// The prompts of a running daemon over its control socket, with the real
+/// binary on both ends: `prompts --json` lists the optional dongle update,
+/// `accept ID` is committed and wakes the daemon, which installs it at once.
+#[test]
+fn prompts_and_accept_against_a_running_daemon() {
+    use std::io::BufRead;
+    let st = setup();
+    let mut child = Command::new(bin("update-agent"))
+        .arg("--config")
+        .arg(&st.config)
+        .arg("--state-dir")
+        .arg(&st.state)
+        .arg("run")
+        .env("UPDATE_AGENT_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
+    // Reads the log until one line has all of `what`.
+    let mut read_until = |log: &mut Vec<String>, what: &[&str]| {
+        while !log.iter().any(|l| what.iter().all(|w| l.contains(w))) {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("agent exited early: {log:#?}"))
+                .unwrap();
+            log.push(line);
+        }
+    };
+    read_until(&mut log, &["waiting: waiting for user consent (optional update)"]);
+
+    let out = agent(&st.config, &st.state, &["prompts", "--json"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let prompts: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let prompts = prompts.as_array().unwrap();
+    assert_eq!(prompts.len(), 1, "{prompts:?}");
+    assert_eq!(prompts[0]["kind"], "update_available");
+    assert_eq!(prompts[0]["device"], "1209/serial/DG-0001");
+    assert_eq!(prompts[0]["version"], "1.5.0");
+    let id = prompts[0]["id"].as_str().unwrap().to_owned();
+
+    // Unknown ids and impossible answers are refused with the reason.
+    let out = agent(&st.config, &st.state, &["defer", "0000000000"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no prompt 0000000000"), "{}", text(&out.stderr));
+
+    let out = agent(&st.config, &st.state, &["accept", &id], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("{id}: Accepted")), "{}", text(&out.stdout));
+    read_until(&mut log, &["the user chose to accept", &id]);
+    read_until(&mut log, &["installed and read back", "1209/serial/DG-0001"]);
+    let out = agent(&st.config, &st.state, &["prompts"], &[]);
+    assert_eq!(text(&out.stdout).trim(), "no prompts");
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit {status:?}: {rest:#?}");
+    // Stopped: the socket is gone and the commands say so.
+    let out = agent(&st.config, &st.state, &["prompts"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("the agent is not running"), "{}", text(&out.stderr));
+    drop(st.dir);
+}
