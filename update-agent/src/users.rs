@@ -127,7 +127,11 @@ pub fn logged_in_accounts_from(logind: &Path, utmp: &Path) -> Vec<String> {
 
 /// Applies the tenant's rules: excluded accounts are dropped, shared ones
 /// named `account@hostname`. At most [`MAX_USERS`] are kept.
-pub fn session_users(accounts: &[String], rules: &AccountRules, hostname: &str) -> Vec<SessionUser> {
+pub fn session_users(
+    accounts: &[String],
+    rules: &AccountRules,
+    hostname: &str,
+) -> Vec<SessionUser> {
     let mut out: Vec<SessionUser> = Vec::new();
     for a in accounts {
         let Some(name) = rules.user_name(a, hostname).filter(|n| usable(n)) else {

@@ -31,7 +31,8 @@ const READER_PW: &str = "reader-secret";
 /// REFERENCE.md's Active Directory example.
 const AD_SALES: &str = "(&(objectCategory=person)(objectClass=user)(sAMAccountName=$user$)(memberof=CN=Sales,OU=Groups,DC=x,DC=com))";
 /// The OpenLDAP equivalents: memberOf (overlay) and posixGroup memberUid.
-const OL_ENG: &str = "(&(objectClass=inetOrgPerson)(uid=$user$)(memberOf=cn=eng,ou=groups,dc=x,dc=com))";
+const OL_ENG: &str =
+    "(&(objectClass=inetOrgPerson)(uid=$user$)(memberOf=cn=eng,ou=groups,dc=x,dc=com))";
 const OL_POSIX_OPS: &str = "(&(objectClass=posixGroup)(cn=ops)(memberUid=$user$))";
 const UPN: &str = "(&(objectClass=user)(userPrincipalName=$user$@x.com))";
 
@@ -181,7 +182,9 @@ impl Slapd {
             .arg("-f")
             .arg(d.join("slapd.conf"))
             .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{ldap}/ ldaps://127.0.0.1:{ldaps}/"))
+            .arg(format!(
+                "ldap://127.0.0.1:{ldap}/ ldaps://127.0.0.1:{ldaps}/"
+            ))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(d.join("slapd.log")).unwrap())
             .spawn()
@@ -361,7 +364,10 @@ fn hostile_account_names(
     // In an OR, an unescaped `)(` adds a component that matches everyone.
     let or = "(|(sAMAccountName=$user$)(cn=nobody-at-all))";
     raw.filter = or.replace("$user$", "nobody)(uid=*");
-    assert!(ev.is_member(&raw, "unused").unwrap(), "unescaped )( matches");
+    assert!(
+        ev.is_member(&raw, "unused").unwrap(),
+        "unescaped )( matches"
+    );
     let escaped = s.group("or", 9, or);
     assert!(!ev.is_member(&escaped, "nobody)(uid=*").unwrap());
     assert!(ev.is_member(&escaped, "carl").unwrap());
@@ -429,7 +435,9 @@ fn tls(s: &Slapd, eng: &LdapGroupDefinition) {
         }
         other => panic!("{other:?}"),
     }
-    assert!(untrusting.evaluate(&[ldaps], &accounts(&["ann"])).is_empty());
+    assert!(untrusting
+        .evaluate(&[ldaps], &accounts(&["ann"]))
+        .is_empty());
     // The agent's CA file.
     let from_file = Evaluator::new()
         .with_ca_file(&s.dir.path().join("ca.pem"))
@@ -465,7 +473,12 @@ fn srv_server(port: u16) -> SocketAddr {
                 m.add_answer(Record::from_rdata(
                     q.queries[0].name().clone(),
                     60,
-                    RData::SRV(SRV::new(0, 100, port, Name::from_ascii("127.0.0.1.").unwrap())),
+                    RData::SRV(SRV::new(
+                        0,
+                        100,
+                        port,
+                        Name::from_ascii("127.0.0.1.").unwrap(),
+                    )),
                 ));
             }
             sock.send_to(&m.to_vec().unwrap(), peer).unwrap();
@@ -494,7 +507,10 @@ fn discovery(s: &Slapd, eng: &LdapGroupDefinition) {
         servers: vec![dns],
         search_domain: None,
     });
-    assert!(no_search.is_member(&by_dn, "bob").unwrap(), "domain from DC=");
+    assert!(
+        no_search.is_member(&by_dn, "bob").unwrap(),
+        "domain from DC="
+    );
     let mut elsewhere = by_dn.clone();
     elsewhere.server.base_dn = Some("dc=other,dc=org".into());
     match no_search.is_member(&elsewhere, "bob") {
@@ -510,7 +526,9 @@ fn reevaluated_when_definitions_change(s: &Slapd, eng: &LdapGroupDefinition) {
     let state = State::open_in(dir.path()).unwrap();
     let groups = LdapGroups::new(s.evaluator());
     let rules = AccountRules::default();
-    assert!(groups.update(&state, &[eng.clone()], &rules).unwrap());
+    assert!(groups
+        .update(&state, std::slice::from_ref(eng), &rules)
+        .unwrap());
     let who = accounts(&["ann", "carl"]);
     let got = groups.memberships(&state, &who).unwrap();
     assert_eq!(got.keys().collect::<Vec<_>>(), vec!["ann"]);

@@ -49,7 +49,10 @@ fn check_in_sends_the_tenants_ldap_groups_only() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 201);
-    let eng = r.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned();
+    let eng = r.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let r = http
         .put(t("settings"))
         .bearer_auth(&admin)
@@ -115,7 +118,10 @@ fn check_in_sends_the_tenants_ldap_groups_only() {
     );
     assert_eq!(answer.ldap_groups[1].server, Default::default());
     assert_eq!(
-        (answer.accounts.shared.clone(), answer.accounts.excluded.clone()),
+        (
+            answer.accounts.shared.clone(),
+            answer.accounts.excluded.clone()
+        ),
         (vec!["kiosk".to_owned()], vec!["svc-backup".to_owned()])
     );
     // Unchanged: 304 on the ETag.

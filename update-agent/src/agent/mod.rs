@@ -263,11 +263,8 @@ impl<B: DeviceBackend> AgentCore<B> {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "unknown".into());
         let rules = LdapGroups::stored(&self.state)?.accounts;
-        let sessions = crate::users::session_users(
-            &crate::users::logged_in_accounts(),
-            &rules,
-            &hostname,
-        );
+        let sessions =
+            crate::users::session_users(&crate::users::logged_in_accounts(), &rules, &hostname);
         let accounts: Vec<String> = sessions.iter().map(|u| u.account.clone()).collect();
         let mut found = self.ldap.memberships(&self.state, &accounts)?;
         let ldap = sessions
@@ -319,11 +316,9 @@ impl<B: DeviceBackend> AgentCore<B> {
                 )?
             }
             CheckInAnswer::New { response, etag } => {
-                changed = self.ldap.update(
-                    &self.state,
-                    &response.ldap_groups,
-                    &response.accounts,
-                )?;
+                changed =
+                    self.ldap
+                        .update(&self.state, &response.ldap_groups, &response.accounts)?;
                 let bytes = serde_json::to_vec(&response.assignments).unwrap_or_default();
                 accept_assignments(
                     &self.state,

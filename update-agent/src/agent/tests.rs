@@ -276,3 +276,70 @@ fn foreign_expired_rolled_back_and_forged_assignments_are_refused() {
         .iter()
         .all(|e| e.kind == "tamper_detected" && e.detail["source"] == "assignment"));
 }
+
+#[test]
+fn ldap_definitions_and_account_rules_from_the_answer_are_kept() {
+    use catalog::checkin::{AccountRules, LdapGroupDefinition, LdapServerSettings};
+    let fx = Fx::new(ModelProfile::headset_tolerant());
+    let signer = Ed25519Signer::generate().unwrap();
+    // A directory that cannot be reached: evaluated, no membership.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let groups = vec![LdapGroupDefinition {
+        id: "g1".into(),
+        priority: 1,
+        filter: "(uid=$user$)".into(),
+        server: LdapServerSettings {
+            host: Some("127.0.0.1".into()),
+            port: Some(closed),
+            ..LdapServerSettings::default()
+        },
+    }];
+    let rules = AccountRules {
+        shared: vec!["kiosk".into()],
+        excluded: vec!["svc".into()],
+    };
+    let answer = serde_json::to_vec(&CheckInResponse {
+        assignments: signed(&signer, set(vec![])),
+        poll_interval_secs: 900,
+        ldap_groups: groups.clone(),
+        accounts: rules.clone(),
+    })
+    .unwrap();
+    let (url, seen) = serve(Box::new(move |req| {
+        if req.path.ends_with("/checkin") {
+            return (200, vec![("ETag", "\"v1\"".into())], answer.clone());
+        }
+        (404, vec![], Vec::new())
+    }));
+    let mut core = core(&fx, &url, &signer);
+    core.check_in_only(t0()).unwrap();
+    let stored = fx.state.directory().unwrap().unwrap();
+    assert_eq!(
+        (&stored.ldap_groups, &stored.accounts, stored.sha256.as_str()),
+        (
+            &groups,
+            &rules,
+            crate::ldap::definitions_sha256(&groups).as_str()
+        )
+    );
+    // New definitions were evaluated at once; they matched nothing, so
+    // what the server knows did not change: one check-in, no second.
+    let checkins: Vec<CheckIn> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.path.ends_with("/checkin"))
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(checkins.len(), 1);
+    assert!(checkins[0].ldap_memberships.is_empty());
+    // The next report applies the stored rules (an excluded account is
+    // never reported).
+    let body = core.report().unwrap();
+    assert!(body.users.iter().all(|u| u.account != "svc"));
+    assert!(body.validate().is_ok());
+}

@@ -194,7 +194,11 @@ pub(crate) fn open(
         url: url.clone(),
         message: e.to_string(),
     })?;
-    let dn = s.bind_dn.as_deref().map(str::trim).filter(|d| !d.is_empty());
+    let dn = s
+        .bind_dn
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty());
     let bound = match dn {
         Some(dn) => {
             // An empty password would make a simple bind "unauthenticated"
@@ -213,7 +217,12 @@ pub(crate) fn open(
             dn: dn.unwrap_or("(anonymous)").to_owned(),
             message: e.to_string(),
         })?;
-    let base = match s.base_dn.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
+    let base = match s
+        .base_dn
+        .as_deref()
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+    {
         Some(b) => b.to_owned(),
         None => root_dse_base(&mut conn, &url, timeout)?,
     };
@@ -309,22 +318,20 @@ mod tests {
 
     #[test]
     fn endpoint_ports_and_tls() {
-        for (port, tls, default, want_port, want_sec, url) in [
-            (None, false, 389, 389, Security::Plain, "ldap://dc1:389"),
-            (None, true, 389, 636, Security::Ldaps, "ldaps://dc1:636"),
-            (Some(389), true, 389, 389, Security::StartTls, "ldap://dc1:389"),
-            (Some(389), false, 389, 389, Security::Plain, "ldap://dc1:389"),
-            (Some(636), false, 389, 636, Security::Ldaps, "ldaps://dc1:636"),
-            (Some(636), true, 389, 636, Security::Ldaps, "ldaps://dc1:636"),
-            (None, false, 3268, 3268, Security::Plain, "ldap://dc1:3268"),
-            (Some(3269), true, 389, 3269, Security::Ldaps, "ldaps://dc1:3269"),
+        use Security::{Ldaps, Plain, StartTls};
+        // (port, tls, default port) -> (security, URL)
+        for (port, tls, default, sec, url) in [
+            (None, false, 389, Plain, "ldap://dc1:389"),
+            (None, true, 389, Ldaps, "ldaps://dc1:636"),
+            (Some(389), true, 389, StartTls, "ldap://dc1:389"),
+            (Some(389), false, 389, Plain, "ldap://dc1:389"),
+            (Some(636), false, 389, Ldaps, "ldaps://dc1:636"),
+            (Some(636), true, 389, Ldaps, "ldaps://dc1:636"),
+            (None, false, 3268, Plain, "ldap://dc1:3268"),
+            (Some(3269), true, 389, Ldaps, "ldaps://dc1:3269"),
         ] {
             let e = Endpoint::new("dc1", port, tls, default);
-            assert_eq!(
-                (e.port, e.security, e.url().as_str()),
-                (want_port, want_sec, url),
-                "{port:?} {tls}"
-            );
+            assert_eq!((e.security, e.url().as_str()), (sec, url), "{port:?} {tls}");
         }
         assert_eq!(
             Endpoint::new("::1", Some(389), false, 389).url(),

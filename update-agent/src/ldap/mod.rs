@@ -255,16 +255,18 @@ impl Evaluator {
         let mut sessions: HashMap<String, Option<conn::Session>> = HashMap::new();
         for g in groups {
             let key = serde_json::to_string(&g.server).unwrap_or_default();
-            let session = sessions.entry(key).or_insert_with(|| match self.session(g) {
-                Ok(s) => {
-                    tracing::debug!("LDAP group {}: searching under {}", g.id, s.base());
-                    Some(s)
-                }
-                Err(e) => {
-                    tracing::warn!("LDAP group {}: no membership evaluated: {e}", g.id);
-                    None
-                }
-            });
+            let session = sessions
+                .entry(key)
+                .or_insert_with(|| match self.session(g) {
+                    Ok(s) => {
+                        tracing::debug!("LDAP group {}: searching under {}", g.id, s.base());
+                        Some(s)
+                    }
+                    Err(e) => {
+                        tracing::warn!("LDAP group {}: no membership evaluated: {e}", g.id);
+                        None
+                    }
+                });
             let Some(s) = session.as_mut() else { continue };
             for account in accounts {
                 match s.matches(&filter::expand(&g.filter, account)) {

@@ -41,7 +41,11 @@ fn hash_ignores_order_and_sees_changes() {
 
 #[test]
 fn best_group_is_the_lowest_priority_number() {
-    let groups = [group("g3", 3, "h", 389), group("g1", 1, "h", 389), group("g2", 2, "h", 389)];
+    let groups = [
+        group("g3", 3, "h", 389),
+        group("g1", 1, "h", 389),
+        group("g2", 2, "h", 389),
+    ];
     for (matched, want) in [
         (vec!["g3", "g2"], Some("g2")),
         (vec!["g1", "g3"], Some("g1")),
@@ -50,7 +54,11 @@ fn best_group_is_the_lowest_priority_number() {
         (vec![], None),
     ] {
         let matched: Vec<String> = matched.into_iter().map(String::from).collect();
-        assert_eq!(best_group(&groups, &matched).map(|g| g.id.as_str()), want, "{matched:?}");
+        assert_eq!(
+            best_group(&groups, &matched).map(|g| g.id.as_str()),
+            want,
+            "{matched:?}"
+        );
     }
 }
 
@@ -93,26 +101,44 @@ fn definitions_are_stored_with_their_hash() {
             .with_timeout(Duration::from_secs(1))
             .with_bind_password(None),
     );
-    assert_eq!(LdapGroups::stored(&state).unwrap(), StoredDirectory::default());
+    assert_eq!(
+        LdapGroups::stored(&state).unwrap(),
+        StoredDirectory::default()
+    );
     // No definitions: nothing to evaluate, nothing matched.
-    assert!(groups.memberships(&state, &["ann".into()]).unwrap().is_empty());
+    assert!(groups
+        .memberships(&state, &["ann".into()])
+        .unwrap()
+        .is_empty());
     let defs = vec![group("g", 1, "127.0.0.1", closed_port())];
     let rules = AccountRules {
         shared: vec!["kiosk".into()],
         excluded: vec![],
     };
-    assert!(groups.update(&state, &defs, &rules).unwrap(), "first definitions");
+    assert!(
+        groups.update(&state, &defs, &rules).unwrap(),
+        "first definitions"
+    );
     assert!(!groups.update(&state, &defs, &rules).unwrap(), "unchanged");
     let stored = LdapGroups::stored(&state).unwrap();
     assert_eq!(
-        (stored.sha256.as_str(), &stored.ldap_groups, &stored.accounts),
+        (
+            stored.sha256.as_str(),
+            &stored.ldap_groups,
+            &stored.accounts
+        ),
         (definitions_sha256(&defs).as_str(), &defs, &rules)
     );
     // Account rules alone are stored but do not count as a definition change.
-    assert!(!groups.update(&state, &defs, &AccountRules::default()).unwrap());
+    assert!(!groups
+        .update(&state, &defs, &AccountRules::default())
+        .unwrap());
     assert!(LdapGroups::stored(&state).unwrap().accounts.is_empty());
     // Unreachable server: evaluated, no membership, no error.
-    assert!(groups.memberships(&state, &["ann".into()]).unwrap().is_empty());
+    assert!(groups
+        .memberships(&state, &["ann".into()])
+        .unwrap()
+        .is_empty());
     // Survives reopening.
     drop(state);
     let state = State::open_in(dir.path()).unwrap();

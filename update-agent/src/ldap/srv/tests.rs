@@ -20,7 +20,12 @@ fn name_server(code: ResponseCode, records: Vec<(u16, u16, u16, &'static str)>) 
         wrong.add_answer(Record::from_rdata(
             q.queries[0].name().clone(),
             60,
-            RData::SRV(SRV::new(0, 0, 389, Name::from_ascii("evil.example.").unwrap())),
+            RData::SRV(SRV::new(
+                0,
+                0,
+                389,
+                Name::from_ascii("evil.example.").unwrap(),
+            )),
         ));
         sock.send_to(&wrong.to_vec().unwrap(), peer).unwrap();
         let mut m = Message::response(q.metadata.id, OpCode::Query);
@@ -116,6 +121,10 @@ fn resolv_conf_servers_and_search_domain() {
     ] {
         let (s, d) = parse_resolv_conf(text.as_bytes()).unwrap();
         let s: Vec<String> = s.iter().map(ToString::to_string).collect();
-        assert_eq!((s, d.as_deref()), (servers.iter().map(|s| s.to_string()).collect(), domain), "{text}");
+        assert_eq!(
+            (s, d.as_deref()),
+            (servers.iter().map(|s| s.to_string()).collect(), domain),
+            "{text}"
+        );
     }
 }
