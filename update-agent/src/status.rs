@@ -74,6 +74,9 @@ pub struct StatusReport {
     pub downloads: Vec<DownloadProgress>,
     /// Events spooled, not yet acknowledged by the server.
     pub pending_events: usize,
+    /// Questions for the user (updates to accept, decline or defer;
+    /// devices to replug), with what holds an accepted one back.
+    pub prompts: Vec<crate::prompts::Prompt>,
 }
 
 fn waiting_for(u: &StagedUpdate) -> String {
@@ -84,7 +87,7 @@ fn waiting_for(u: &StagedUpdate) -> String {
         UpdateStatus::Staged => "not scheduled yet",
         UpdateStatus::Waiting => "waiting (no reason recorded)",
         UpdateStatus::Flashing => "being installed",
-        UpdateStatus::AwaitingReplug => "unplug and replug the device",
+        UpdateStatus::AwaitingReplug => "awaiting replug: unplug and replug the device",
         UpdateStatus::Failed => "retried at the next window or poll",
         UpdateStatus::Installed => "installed",
     }
@@ -127,13 +130,14 @@ impl StatusReport {
                 }
             })
             .collect();
-        let (staged_updates, downloads, pending_events) = match &state {
+        let (staged_updates, downloads, pending_events, prompts) = match &state {
             Some(s) => (
                 s.updates()?,
                 s.downloads()?,
                 s.pending_events(usize::MAX)?.len(),
+                s.shown_prompts()?,
             ),
-            None => (Vec::new(), Vec::new(), 0),
+            None => (Vec::new(), Vec::new(), 0, Vec::new()),
         };
         let pending_updates = staged_updates
             .iter()
@@ -154,6 +158,7 @@ impl StatusReport {
             pending_updates,
             downloads,
             pending_events,
+            prompts,
         })
     }
 
@@ -213,6 +218,13 @@ impl StatusReport {
                 "  {} for {}: {:?}, {}",
                 u.target, u.device, u.status, p.waiting_for
             );
+        }
+        let _ = writeln!(out, "prompts:         {}", self.prompts.len());
+        for p in &self.prompts {
+            let _ = writeln!(out, "  {} {:?}: {}", p.id, p.kind, p.message);
+            if let Some(why) = &p.blocked_by {
+                let _ = writeln!(out, "    waiting: {why}");
+            }
         }
         let _ = writeln!(out, "downloads:       {}", self.downloads.len());
         let _ = writeln!(out, "pending events:  {}", self.pending_events);
