@@ -14,6 +14,8 @@ use update_agent::config::InstallerParams;
 use update_agent::daemon::{Daemon, Timings};
 use update_agent::devices::SimDevices;
 use update_agent::enroll::{enroll, EnrollOptions};
+use update_agent::prompts::{Decision, Prompt};
+use update_agent::schedule::windows::{fleet_offset, DEFAULT_WINDOW_SPREAD};
 use update_agent::state::State;
 
 use crate::clock::FleetClock;
@@ -66,7 +68,7 @@ impl SimHost {
         let state_dir = dir.join(&spec.name);
         std::fs::create_dir_all(&state_dir)
             .with_context(|| format!("creating {}", state_dir.display()))?;
-        enroll(
+        let enrolled = enroll(
             &state_dir,
             &EnrollOptions {
                 params: InstallerParams {
@@ -118,6 +120,8 @@ impl SimHost {
         });
         let mut seed_bytes = [0u8; 16];
         seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        // Spread over the fleet before each window, as the real daemon does.
+        let offset = fleet_offset(&enrolled.system_id, DEFAULT_WINDOW_SPREAD);
         let daemon = Daemon::new(
             state,
             Box::new(sim),
@@ -125,7 +129,8 @@ impl SimHost {
             Box::new(core),
             timings,
             seed_bytes,
-        );
+        )
+        .with_window_offset(offset);
         Ok(Self {
             spec,
             state_dir,
@@ -179,6 +184,25 @@ impl SimHost {
                 )
             })
             .collect()
+    }
+
+    /// The prompts the agent shows its user now.
+    pub fn prompts(&self) -> anyhow::Result<Vec<Prompt>> {
+        Ok(self.state().shown_prompts()?)
+    }
+
+    /// The user decides on prompt `id` (as `update-agent accept|decline|defer`
+    /// does over the control socket); the agent acts at once.
+    pub fn decide(
+        &mut self,
+        id: &str,
+        decision: Decision,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        self.state().decide(id, decision, now)?;
+        self.daemon.request_act();
+        self.next_wake = now;
+        Ok(())
     }
 
     /// When the agent wants to run next.

@@ -168,7 +168,11 @@ impl CheckInLatencies {
 
     /// The `q` quantile (0.0–1.0) in milliseconds; `None` before any check-in.
     pub fn quantile_ms(&self, q: f64) -> Option<f64> {
-        let mut v = self.micros.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut v = self
+            .micros
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         if v.is_empty() {
             return None;
         }

@@ -301,3 +301,91 @@ fn two_tenants_never_see_each_other() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 404);
 }
+
+fn one_host(w: &World, t: &Tenant, prefix: &str) -> Fleet {
+    let hosts = w
+        .enroll(
+            t,
+            &specs(prefix, &["headset_tolerant"]),
+            TIMINGS,
+            5,
+            &mut || {},
+        )
+        .unwrap();
+    Fleet::new(hosts, w.clock().clone(), 1)
+}
+
+fn version(fleet: &Fleet) -> Option<test_devices::FirmwareVersion> {
+    fleet.hosts()[0].versions()[0].1
+}
+
+#[test]
+fn optional_update_declined_is_not_offered_again_but_a_newer_one_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, t) = world(dir.path(), at("2027-06-01T09:00:00Z"));
+    policy(&w, &t, "headset_tolerant", "optional", None);
+    let mut fleet = one_host(&w, &t, "opt");
+    run(&mut w, &mut fleet, at("2027-06-01T09:05:00Z"));
+    let prompts = fleet.hosts()[0].prompts().unwrap();
+    assert_eq!(prompts.len(), 1, "{prompts:?}");
+    assert_eq!(prompts[0].version, NEW_VERSION.to_string());
+    let now = w.clock().now();
+    fleet.hosts_mut()[0]
+        .decide(
+            &prompts[0].id,
+            update_agent::prompts::Decision::Decline,
+            now,
+        )
+        .unwrap();
+    // Two more polls: the declined version is neither installed nor asked again.
+    run(&mut w, &mut fleet, at("2027-06-01T22:00:00Z"));
+    assert_eq!(fleet.hosts()[0].prompts().unwrap(), vec![]);
+    assert_eq!(version(&fleet), Some(FACTORY_VERSION));
+    // A newer release is offered.
+    let newer = test_devices::FirmwareVersion::new(2, 2, 0);
+    w.import(newer).unwrap();
+    run(&mut w, &mut fleet, at("2027-06-02T10:00:00Z"));
+    let prompts = fleet.hosts()[0].prompts().unwrap();
+    assert_eq!(prompts.len(), 1, "{prompts:?}");
+    assert_eq!(prompts[0].version, newer.to_string());
+    let now = w.clock().now();
+    fleet.hosts_mut()[0]
+        .decide(&prompts[0].id, update_agent::prompts::Decision::Accept, now)
+        .unwrap();
+    run(&mut w, &mut fleet, now + Duration::minutes(5));
+    assert_eq!(version(&fleet), Some(newer));
+}
+
+#[test]
+fn persistent_update_is_reminded_at_every_poll_until_done_and_deferrals_are_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, t) = world(dir.path(), at("2027-06-01T09:00:00Z"));
+    w.admin(&t)
+        .unwrap()
+        .post(
+            "policies/firmware",
+            &json!({"name": "persistent", "model": model("headset_tolerant").hardware_id().to_string(),
+                    "version": "latest", "deployment": "persistent", "max_deferrals": 2, "enabled": true}),
+        )
+        .unwrap();
+    let mut fleet = one_host(&w, &t, "per");
+    let mut until = at("2027-06-01T09:05:00Z");
+    for deferred in 0..2 {
+        run(&mut w, &mut fleet, until);
+        let prompts = fleet.hosts()[0].prompts().unwrap();
+        assert_eq!(prompts.len(), 1, "reminded at every poll: {prompts:?}");
+        assert_eq!(prompts[0].deferrals, deferred);
+        assert_eq!(prompts[0].max_deferrals, Some(2));
+        assert_eq!(version(&fleet), Some(FACTORY_VERSION));
+        let now = w.clock().now();
+        fleet.hosts_mut()[0]
+            .decide(&prompts[0].id, update_agent::prompts::Decision::Defer, now)
+            .unwrap();
+        // The next poll (6 h) reminds the user again.
+        until = now + Duration::hours(7);
+    }
+    // Both deferrals used: the next poll installs without asking again.
+    run(&mut w, &mut fleet, until);
+    assert_eq!(version(&fleet), Some(NEW_VERSION));
+    assert_eq!(fleet.hosts()[0].prompts().unwrap(), vec![]);
+}
