@@ -248,9 +248,19 @@ impl Evaluator {
         groups: &[LdapGroupDefinition],
         accounts: &[String],
     ) -> BTreeMap<String, Vec<String>> {
+        self.evaluate_all(groups, accounts).0
+    }
+
+    /// [`Self::evaluate`], and whether every group could be evaluated.
+    fn evaluate_all(
+        &self,
+        groups: &[LdapGroupDefinition],
+        accounts: &[String],
+    ) -> (BTreeMap<String, Vec<String>>, bool) {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut complete = true;
         if accounts.is_empty() {
-            return out;
+            return (out, complete);
         }
         let mut sessions: HashMap<String, Option<conn::Session>> = HashMap::new();
         for g in groups {
@@ -267,12 +277,16 @@ impl Evaluator {
                         None
                     }
                 });
-            let Some(s) = session.as_mut() else { continue };
+            let Some(s) = session.as_mut() else {
+                complete = false;
+                continue;
+            };
             for account in accounts {
                 match s.matches(&filter::expand(&g.filter, account)) {
                     Ok(true) => out.entry(account.clone()).or_default().push(g.id.clone()),
                     Ok(false) => {}
                     Err(e) => {
+                        complete = false;
                         tracing::warn!("LDAP group {} for {account}: no membership: {e}", g.id)
                     }
                 }
@@ -281,7 +295,7 @@ impl Evaluator {
         for s in sessions.into_values().flatten() {
             s.close();
         }
-        out
+        (out, complete)
     }
 }
 
@@ -325,7 +339,8 @@ struct Evaluated {
 
 /// The agent's LDAP memberships: evaluated once per process for the
 /// definitions in the state (so at agent start), again when they change,
-/// and for accounts seen for the first time.
+/// and for accounts seen for the first time. An evaluation with errors
+/// (directory unreachable, …) is tried again at the next report.
 #[derive(Debug)]
 pub struct LdapGroups {
     evaluator: Evaluator,
@@ -394,15 +409,29 @@ impl LdapGroups {
                 dir.ldap_groups.len(),
                 new.len()
             );
-            let found = self.evaluator.evaluate(&dir.ldap_groups, &new);
+            let (found, complete) = self.evaluator.evaluate_all(&dir.ldap_groups, &new);
+            for a in &new {
+                ev.memberships.remove(a);
+            }
             ev.memberships.extend(found);
+            if !complete {
+                // Not marked as evaluated: asked again at the next report.
+                return Ok(pick(&ev.memberships, accounts));
+            }
         }
         ev.accounts.extend(new);
-        Ok(accounts
-            .iter()
-            .filter_map(|a| ev.memberships.get(a).map(|g| (a.clone(), g.clone())))
-            .collect())
+        Ok(pick(&ev.memberships, accounts))
     }
+}
+
+fn pick(
+    memberships: &BTreeMap<String, Vec<String>>,
+    accounts: &[String],
+) -> BTreeMap<String, Vec<String>> {
+    accounts
+        .iter()
+        .filter_map(|a| memberships.get(a).map(|g| (a.clone(), g.clone())))
+        .collect()
 }
 
 #[cfg(test)]

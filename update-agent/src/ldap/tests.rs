@@ -160,3 +160,27 @@ fn ca_file_errors_are_clear() {
         }
     }
 }
+
+#[test]
+fn failed_evaluations_are_tried_again_at_the_next_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = State::open_in(dir.path()).unwrap();
+    let groups = LdapGroups::new(
+        Evaluator::new()
+            .with_timeout(Duration::from_millis(500))
+            .with_bind_password(None),
+    );
+    let port = closed_port();
+    let defs = vec![group("g", 1, "127.0.0.1", port)];
+    groups
+        .update(&state, &defs, &AccountRules::default())
+        .unwrap();
+    let ann = vec!["ann".to_owned()];
+    assert!(groups.memberships(&state, &ann).unwrap().is_empty());
+    // Something listens now (and never answers): the next report connects
+    // again rather than keeping the failed result.
+    let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    l.set_nonblocking(true).unwrap();
+    assert!(groups.memberships(&state, &ann).unwrap().is_empty());
+    assert!(l.accept().is_ok(), "the directory was asked again");
+}
