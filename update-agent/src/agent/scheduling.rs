@@ -67,7 +67,10 @@ impl<B: DeviceBackend> AgentCore<B> {
     }
 
     /// The windows of silent assignments not installed yet.
-    pub fn pending_windows(&self, now: DateTime<Utc>) -> Result<Vec<MaintenanceWindow>, AgentError> {
+    pub fn pending_windows(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<MaintenanceWindow>, AgentError> {
         let Some(set) = self.stored_set(now)? else {
             return Ok(Vec::new());
         };

@@ -316,11 +316,13 @@ impl Config {
                     .unsigned_abs(),
             ),
             scan_interval: secs(file.scan_interval_secs, DEFAULT_SCAN_INTERVAL_SECS),
-            window_spread: Duration::from_secs(file.window_spread_secs.unwrap_or(
-                crate::schedule::windows::DEFAULT_WINDOW_SPREAD
-                    .num_seconds()
-                    .unsigned_abs(),
-            )),
+            window_spread: Duration::from_secs(
+                file.window_spread_secs.unwrap_or(
+                    crate::schedule::windows::DEFAULT_WINDOW_SPREAD
+                        .num_seconds()
+                        .unsigned_abs(),
+                ),
+            ),
             notify_command: file.notify_command.filter(|argv| !argv.is_empty()),
         }
     }

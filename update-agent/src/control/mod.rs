@@ -100,7 +100,9 @@ pub enum ControlError {
         source: std::io::Error,
     },
     /// No agent is listening.
-    #[error("the agent is not running (no control socket at {0}); start it with `update-agent run`")]
+    #[error(
+        "the agent is not running (no control socket at {0}); start it with `update-agent run`"
+    )]
     NotRunning(PathBuf),
     /// Another agent already listens on this state directory.
     #[error("another agent is already running with this state directory ({0})")]
@@ -171,7 +173,12 @@ impl ControlServer {
 
     /// Serves requests on a thread: decisions go to `state` (committed at
     /// `clock`'s now) and wake the daemon through `wake`.
-    pub fn serve(self, state: Arc<State>, clock: Arc<dyn Clock>, wake: Sender<Wake>) -> ControlHandle {
+    pub fn serve(
+        self,
+        state: Arc<State>,
+        clock: Arc<dyn Clock>,
+        wake: Sender<Wake>,
+    ) -> ControlHandle {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let path = self.path.clone();
@@ -247,14 +254,22 @@ fn serve_one(
 ) -> std::io::Result<()> {
     let peer = rustix::net::sockopt::socket_peercred(&stream)?;
     if peer.uid.as_raw() != uid {
-        tracing::warn!(peer_uid = peer.uid.as_raw(), "control socket: refused a connection from another user");
-        return write_line(&mut stream, &Response::error("permission denied: not the agent's user"));
+        tracing::warn!(
+            peer_uid = peer.uid.as_raw(),
+            "control socket: refused a connection from another user"
+        );
+        return write_line(
+            &mut stream,
+            &Response::error("permission denied: not the agent's user"),
+        );
     }
     stream.set_read_timeout(Some(IDLE))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     loop {
         let mut line = Vec::new();
-        let n = (&mut reader).take(MAX_LINE + 1).read_until(b'\n', &mut line)?;
+        let n = (&mut reader)
+            .take(MAX_LINE + 1)
+            .read_until(b'\n', &mut line)?;
         if n == 0 {
             return Ok(());
         }
@@ -327,8 +342,8 @@ pub fn request(state_dir: &Path, req: &Request) -> Result<Response, ControlError
     BufReader::new(stream.take(16 * 1024 * 1024))
         .read_line(&mut answer)
         .map_err(io)?;
-    let r: Response =
-        serde_json::from_str(&answer).map_err(|e| ControlError::Protocol(format!("{e}: {answer:?}")))?;
+    let r: Response = serde_json::from_str(&answer)
+        .map_err(|e| ControlError::Protocol(format!("{e}: {answer:?}")))?;
     if !r.ok {
         return Err(ControlError::Refused(
             r.error.unwrap_or_else(|| "refused".into()),

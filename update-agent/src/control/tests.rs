@@ -70,12 +70,21 @@ fn prompts_and_decisions_over_the_socket_are_durable_before_the_wake() {
         Some(chrono::Utc.with_ymd_and_hms(2026, 11, 20, 9, 5, 0).unwrap())
     );
     // Accepted prompts are no longer listed.
-    assert!(request(f.dir.path(), &Request::Prompts).unwrap().prompts.is_empty());
+    assert!(request(f.dir.path(), &Request::Prompts)
+        .unwrap()
+        .prompts
+        .is_empty());
 
     // Refusals are errors with the reason, and change nothing.
     let cases = [
-        (Request::Decline { id: f.id.clone() }, format!("prompt {} is Accepted already", f.id)),
-        (Request::Defer { id: "nope".into() }, "no prompt nope".to_owned()),
+        (
+            Request::Decline { id: f.id.clone() },
+            format!("prompt {} is Accepted already", f.id),
+        ),
+        (
+            Request::Defer { id: "nope".into() },
+            "no prompt nope".to_owned(),
+        ),
     ];
     for (req, want) in cases {
         match request(f.dir.path(), &req) {
@@ -99,9 +108,18 @@ fn bad_requests_get_errors_and_the_connection_stays_usable() {
     };
     let cases: [(&[u8], &str); 4] = [
         (b"not json\n", "bad request"),
-        (b"{\"command\":\"format_disk\"}\n", "bad request: unknown variant `format_disk`"),
-        (b"{\"command\":\"accept\"}\n", "bad request: missing field `id`"),
-        (b"{\"command\":\"accept\",\"id\":5}\n", "bad request: invalid type: integer `5`"),
+        (
+            b"{\"command\":\"format_disk\"}\n",
+            "bad request: unknown variant `format_disk`",
+        ),
+        (
+            b"{\"command\":\"accept\"}\n",
+            "bad request: missing field `id`",
+        ),
+        (
+            b"{\"command\":\"accept\",\"id\":5}\n",
+            "bad request: invalid type: integer `5`",
+        ),
     ];
     for (line, want) in cases {
         let a = ask(line);
@@ -115,7 +133,10 @@ fn bad_requests_get_errors_and_the_connection_stays_usable() {
     long.push(b'\n');
     let a = ask(&long);
     assert_eq!(a.error.as_deref(), Some("request too long"));
-    assert_eq!(f.state.prompt(&f.id).unwrap().unwrap().state, PromptState::Open);
+    assert_eq!(
+        f.state.prompt(&f.id).unwrap().unwrap().state,
+        PromptState::Open
+    );
 }
 
 #[test]
@@ -157,14 +178,32 @@ fn another_users_connection_is_refused_by_peer_uid() {
                   print $s $ARGV[1], \"\\n\"; my $l = <$s>; print $l;";
     let req = format!("{{\"command\":\"accept\",\"id\":\"{}\"}}", f.id);
     let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/perl", "-e", script])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/perl",
+            "-e",
+            script,
+        ])
         .arg(&sock)
         .arg(&req)
         .output()
         .expect("setpriv (util-linux) and perl (perl-base) are needed for this test");
-    assert!(out.status.success(), "{:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let answer: Response = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(answer.error.as_deref(), Some("permission denied: not the agent's user"));
-    assert_eq!(f.state.prompt(&f.id).unwrap().unwrap().state, PromptState::Open);
+    assert_eq!(
+        answer.error.as_deref(),
+        Some("permission denied: not the agent's user")
+    );
+    assert_eq!(
+        f.state.prompt(&f.id).unwrap().unwrap().state,
+        PromptState::Open
+    );
     assert!(f.wake.try_recv().is_err());
 }

@@ -4,9 +4,9 @@ use chrono::{DateTime, Duration, Utc};
 use test_devices::{HidTelephonyDevice, ModelProfile, SimDevice, VirtualBus};
 
 use super::*;
-use catalog::window::MaintenanceWindow;
 use crate::clock::ManualClock;
 use crate::devices::SimDevices;
+use catalog::window::MaintenanceWindow;
 
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z")
@@ -240,7 +240,10 @@ impl CheckIn for Nightly {
     fn act(&mut self, now: DateTime<Utc>) {
         self.log.lock().unwrap().push(("act", now));
         self.last_act = Some(now);
-        if self.installed_at.is_none() && now >= self.guarded_until && self.window.active_at(now).is_some() {
+        if self.installed_at.is_none()
+            && now >= self.guarded_until
+            && self.window.active_at(now).is_some()
+        {
             self.installed_at = Some(now);
         }
     }
@@ -253,7 +256,9 @@ impl CheckIn for Nightly {
     fn retry_soon(&self) -> bool {
         // Held back by the guard inside the window.
         self.installed_at.is_none()
-            && self.last_act.is_some_and(|t| self.window.active_at(t).is_some())
+            && self
+                .last_act
+                .is_some_and(|t| self.window.active_at(t).is_some())
     }
     fn user_session(&mut self, now: DateTime<Utc>) {
         self.log.lock().unwrap().push(("login", now));
@@ -311,7 +316,10 @@ fn a_week_of_windows_pre_window_check_ins_passes_and_retries() {
     }
     let log = log.lock().unwrap().clone();
     let at = |name: &str| -> Vec<DateTime<Utc>> {
-        log.iter().filter(|(n, _)| *n == name).map(|(_, t)| *t).collect()
+        log.iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, t)| *t)
+            .collect()
     };
     // Check-ins: at start (08:00 UTC), then daily (± jitter), and `offset`
     // before each of the three windows until the install.
@@ -327,7 +335,11 @@ fn a_week_of_windows_pre_window_check_ins_passes_and_retries() {
     }
     // Retried at each scan while the guard held: nights 1 and 2 all window
     // long (3 h of 10-minute scans), night 3 until 02:30 UTC.
-    let in_night = |n: u32| acts.iter().filter(|t| **t >= night(n, 1, 0) && **t < night(n, 4, 0)).count();
+    let in_night = |n: u32| {
+        acts.iter()
+            .filter(|t| **t >= night(n, 1, 0) && **t < night(n, 4, 0))
+            .count()
+    };
     assert!((17..=20).contains(&in_night(1)), "{}", in_night(1));
     assert!((8..=11).contains(&in_night(3)), "{}", in_night(3));
     // Installed on night 3: nothing at the later windows.

@@ -121,6 +121,18 @@ pub fn guard(
     None
 }
 
+impl<B> Pipeline<B> {
+    /// Uses `host` (power guard) and `notifier` (prompts) from now on.
+    pub fn set_hooks(
+        &mut self,
+        host: std::sync::Arc<dyn crate::schedule::host::HostState>,
+        notifier: std::sync::Arc<dyn crate::prompts::Notifier>,
+    ) {
+        self.host = host;
+        self.notifier = notifier;
+    }
+}
+
 impl<B: DeviceBackend> Pipeline<B> {
     /// `None` when `a` may be flashed onto `device` now, else why not.
     pub(super) fn gate(
@@ -136,9 +148,15 @@ impl<B: DeviceBackend> Pipeline<B> {
             return Ok(Some(why));
         }
         // The devices as they are now (a call may have started during the download).
-        let current = self.backend.inventory().unwrap_or_else(|_| ctx.devices.clone());
+        let current = self
+            .backend
+            .inventory()
+            .unwrap_or_else(|_| ctx.devices.clone());
         let me = device.identity();
-        let device = current.iter().find(|d| d.identity() == me).unwrap_or(device);
+        let device = current
+            .iter()
+            .find(|d| d.identity() == me)
+            .unwrap_or(device);
         let blocked = guard(a.deployment, device, &current, self.host.power());
         for kind in [PromptKind::UpdateAvailable, PromptKind::UpdateRequired] {
             if let Some(mut p) = self.state.prompt(&prompt_id(kind, &a.device, &digest))? {

@@ -70,7 +70,10 @@ fn optional_prompt_accept_decline_and_a_newer_version() {
     assert_eq!(shown.ids(), [(PromptKind::UpdateAvailable, id.clone())]);
     // Shown once: later polls do not nag about an optional update.
     assert_eq!(
-        only(&p.run(&set(vec![a2.clone()]), t0() + Duration::hours(6)).unwrap()),
+        only(
+            &p.run(&set(vec![a2.clone()]), t0() + Duration::hours(6))
+                .unwrap()
+        ),
         waiting
     );
     assert_eq!(shown.ids().len(), 1);
@@ -78,7 +81,10 @@ fn optional_prompt_accept_decline_and_a_newer_version() {
     // Declined (durably): never offered again, not installed.
     fx.state.decide(&id, Decision::Decline, t0()).unwrap();
     for h in [7, 13, 19] {
-        let out = only(&p.run(&set(vec![a2.clone()]), t0() + Duration::hours(h)).unwrap());
+        let out = only(
+            &p.run(&set(vec![a2.clone()]), t0() + Duration::hours(h))
+                .unwrap(),
+        );
         assert_eq!(
             out,
             Outcome::Waiting("declined by the user; this version is not offered again".into())
@@ -91,7 +97,13 @@ fn optional_prompt_accept_decline_and_a_newer_version() {
     // A newer version is offered; accepting installs it at the next pass.
     let r3 = fx.import((3, 0, 0), 0);
     let a3 = fx.assignment(&r3, DeploymentType::Optional, DownloadSource::Server, false);
-    assert_eq!(only(&p.run(&set(vec![a3.clone()]), t0() + Duration::hours(20)).unwrap()), waiting);
+    assert_eq!(
+        only(
+            &p.run(&set(vec![a3.clone()]), t0() + Duration::hours(20))
+                .unwrap()
+        ),
+        waiting
+    );
     let newer = fx.state.shown_prompts().unwrap();
     assert_eq!(newer.len(), 1);
     assert_ne!(newer[0].id, id);
@@ -108,18 +120,32 @@ fn optional_prompt_accept_decline_and_a_newer_version() {
     fx.state
         .decide(&newer[0].id, Decision::Accept, t0() + Duration::hours(21))
         .unwrap();
-    let out = only(&p.act(&set(vec![a3.clone()]), t0() + Duration::hours(21)).unwrap());
+    let out = only(
+        &p.act(&set(vec![a3.clone()]), t0() + Duration::hours(21))
+            .unwrap(),
+    );
     assert_eq!(out, installed("3.0.0"));
-    assert_eq!(fx.state.prompt(&newer[0].id).unwrap().unwrap().state, PromptState::Done);
+    assert_eq!(
+        fx.state.prompt(&newer[0].id).unwrap().unwrap().state,
+        PromptState::Done
+    );
     // The declined one stays declined.
-    assert_eq!(fx.state.prompt(&id).unwrap().unwrap().state, PromptState::Declined);
+    assert_eq!(
+        fx.state.prompt(&id).unwrap().unwrap().state,
+        PromptState::Declined
+    );
 }
 
 #[test]
 fn persistent_reminds_every_poll_counts_deferrals_and_installs_at_the_limit() {
     let mut fx = Fx::new(ModelProfile::headset_tolerant());
     let r = fx.import((2, 0, 0), 0);
-    let a = fx.assignment(&r, DeploymentType::Persistent, DownloadSource::Server, false);
+    let a = fx.assignment(
+        &r,
+        DeploymentType::Persistent,
+        DownloadSource::Server,
+        false,
+    );
     let mut s = set(vec![a.clone()]);
     s.extra.insert(
         "max_deferrals".into(),
@@ -129,49 +155,66 @@ fn persistent_reminds_every_poll_counts_deferrals_and_installs_at_the_limit() {
     let mut p = pipeline(&fx, &shown, &host);
 
     let base = "waiting for user consent (persistent update)";
-    let cases = [
-        (0, format!("{base}")),
-        (6, format!("{base}")),
-    ];
-    for (h, want) in &cases {
-        let out = only(&p.run(&s, t0() + Duration::hours(*h)).unwrap());
-        assert_eq!(out, Outcome::Waiting(want.clone()));
+    for h in [0, 6] {
+        let out = only(&p.run(&s, t0() + Duration::hours(h)).unwrap());
+        assert_eq!(out, Outcome::Waiting(base.into()));
     }
     // Reminded at every poll.
     assert_eq!(shown.ids().len(), 2);
     let id = shown.ids()[0].1.clone();
-    assert_eq!(fx.state.prompt(&id).unwrap().unwrap().max_deferrals, Some(2));
+    assert_eq!(
+        fx.state.prompt(&id).unwrap().unwrap().max_deferrals,
+        Some(2)
+    );
     // A pass after a decision (act) does not remind; a poll does.
     let at = t0() + Duration::hours(7);
     let p1 = fx.state.decide(&id, Decision::Defer, at).unwrap();
     assert_eq!((p1.state, p1.deferrals), (PromptState::Deferred, 1));
     let out = only(&p.act(&s, at).unwrap());
-    assert_eq!(out, Outcome::Waiting(format!("{base}: deferred 1 of 2 times")));
+    assert_eq!(
+        out,
+        Outcome::Waiting(format!("{base}: deferred 1 of 2 times"))
+    );
     assert_eq!(shown.ids().len(), 2);
     let out = only(&p.run(&s, at + Duration::minutes(1)).unwrap());
-    assert_eq!(out, Outcome::Waiting(format!("{base}: deferred 1 of 2 times")));
+    assert_eq!(
+        out,
+        Outcome::Waiting(format!("{base}: deferred 1 of 2 times"))
+    );
     assert_eq!(shown.ids().len(), 3);
     // The last deferral holds until the next poll.
     let at = t0() + Duration::hours(8);
     fx.state.decide(&id, Decision::Defer, at).unwrap();
     let out = only(&p.act(&s, at).unwrap());
-    assert_eq!(out, Outcome::Waiting(format!("{base}: deferred 2 of 2 times")));
+    assert_eq!(
+        out,
+        Outcome::Waiting(format!("{base}: deferred 2 of 2 times"))
+    );
     // A login shows it again as well.
     assert_eq!(p.remind(t0() + Duration::hours(10)).unwrap(), 1);
     assert_eq!(shown.ids().len(), 4);
     // The limit: a third deferral is refused, and the next poll installs.
-    let err = fx.state.decide(&id, Decision::Defer, t0() + Duration::hours(11)).unwrap_err();
+    let err = fx
+        .state
+        .decide(&id, Decision::Defer, t0() + Duration::hours(11))
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         format!("prompt {id}: no deferrals left (2 of 2 used); the update will be installed")
     );
     let out = only(&p.run(&s, t0() + Duration::hours(12)).unwrap());
     assert_eq!(out, installed("2.0.0"));
-    assert_eq!(fx.state.prompt(&id).unwrap().unwrap().state, PromptState::Done);
+    assert_eq!(
+        fx.state.prompt(&id).unwrap().unwrap().state,
+        PromptState::Done
+    );
 }
 
 /// Signed firmware fields as a pass reads them from the catalog target.
-fn firmware(install_duration_secs: u32, automatic_capable: bool) -> catalog::package::TargetFirmware {
+fn firmware(
+    install_duration_secs: u32,
+    automatic_capable: bool,
+) -> catalog::package::TargetFirmware {
     serde_json::from_value(serde_json::json!({
         "vendor": "Acme", "model": "Headset", "hardware_ids": [], "version": "2.0.0",
         "version_format": "plain", "security_counter": 0, "protocol": "dfu",
@@ -195,12 +238,18 @@ fn automatic_is_skipped_with_a_reason_on_models_without_it() {
         max_deferrals: Default::default(),
         guarded: std::cell::Cell::new(false),
     };
-    let why = p.gate(&a, &firmware(0, false), &fx.device(), &ctx, t0()).unwrap();
+    let why = p
+        .gate(&a, &firmware(0, false), &fx.device(), &ctx, t0())
+        .unwrap();
     assert_eq!(
         why.as_deref(),
         Some("Acme Headset does not support automatic updates; skipped")
     );
-    assert_eq!(p.gate(&a, &firmware(0, true), &fx.device(), &ctx, t0()).unwrap(), None);
+    assert_eq!(
+        p.gate(&a, &firmware(0, true), &fx.device(), &ctx, t0())
+            .unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -220,8 +269,14 @@ fn silent_rule_table() {
     }
     let fw_secs = |s| firmware(s, true);
     // The signed duration wins; without one, a minute plus the image at 16 KiB/s.
-    assert_eq!(install_duration(&fw_secs(90), 1 << 20), Duration::seconds(90));
-    assert_eq!(install_duration(&fw_secs(0), 1 << 20), Duration::seconds(60 + 64));
+    assert_eq!(
+        install_duration(&fw_secs(90), 1 << 20),
+        Duration::seconds(90)
+    );
+    assert_eq!(
+        install_duration(&fw_secs(0), 1 << 20),
+        Duration::seconds(60 + 64)
+    );
     assert_eq!(estimated_install_duration(0), Duration::seconds(60));
 }
 
@@ -232,7 +287,8 @@ fn silent_retries_each_window_until_the_guards_let_it_through() {
     let mut fx = Fx::new(ModelProfile::headset_tolerant());
     let r = fx.import((2, 0, 0), 0);
     let mut a = fx.assignment(&r, DeploymentType::Silent, DownloadSource::Server, false);
-    a.window = Some(MaintenanceWindow::new("0 2 * * *", Duration::hours(3), "Europe/Berlin").unwrap());
+    a.window =
+        Some(MaintenanceWindow::new("0 2 * * *", Duration::hours(3), "Europe/Berlin").unwrap());
     let (shown, host) = (Arc::new(Shown::default()), Arc::new(SimulatedHost::new()));
     let mut p = pipeline(&fx, &shown, &host);
     let s = set(vec![a.clone()]);
@@ -253,7 +309,10 @@ fn silent_retries_each_window_until_the_guards_let_it_through() {
 
     // Daytime: outside the window.
     let out = only(&p.run(&s, t0()).unwrap());
-    assert!(matches!(&out, Outcome::Waiting(w) if w.contains("outside the maintenance window")), "{out:?}");
+    assert!(
+        matches!(&out, Outcome::Waiting(w) if w.contains("outside the maintenance window")),
+        "{out:?}"
+    );
 
     // Night 1: in a call.
     fx.sim.bus().set_in_call(fx.id, true);
@@ -275,7 +334,10 @@ fn silent_retries_each_window_until_the_guards_let_it_through() {
     host.set_power(PowerState::Awake);
 
     // Night 3: the other piece of a two-piece product is attached.
-    let dongle = fx.sim.bus().attach(SimDevice::new(ModelProfile::usb_dongle()));
+    let dongle = fx
+        .sim
+        .bus()
+        .attach(SimDevice::new(ModelProfile::usb_dongle()));
     let out = only(&p.act(&s, night(&mut fx, 3)).unwrap());
     match &out {
         Outcome::Waiting(w) => assert!(
@@ -284,15 +346,25 @@ fn silent_retries_each_window_until_the_guards_let_it_through() {
         ),
         other => panic!("{other:?}"),
     }
-    let u = fx.state.update(&a.sha256.to_hex(), &a.device).unwrap().unwrap();
+    let u = fx
+        .state
+        .update(&a.sha256.to_hex(), &a.device)
+        .unwrap()
+        .unwrap();
     assert_eq!(u.status, UpdateStatus::Waiting);
     assert!(u.reason.unwrap().contains("multi-piece"));
     fx.sim.bus().unplug(dongle);
     assert_eq!(fx.version_on_bus(), "1.0.0");
 
     // Night 4: installed; nights after: up to date.
-    assert_eq!(only(&p.act(&s, night(&mut fx, 4)).unwrap()), installed("2.0.0"));
-    assert_eq!(only(&p.act(&s, night(&mut fx, 5)).unwrap()), Outcome::UpToDate);
+    assert_eq!(
+        only(&p.act(&s, night(&mut fx, 4)).unwrap()),
+        installed("2.0.0")
+    );
+    assert_eq!(
+        only(&p.act(&s, night(&mut fx, 5)).unwrap()),
+        Outcome::UpToDate
+    );
     // Nothing was ever shown to a user.
     assert!(shown.ids().is_empty());
 }
@@ -313,9 +385,15 @@ fn a_call_holds_back_an_accepted_update_and_the_prompt_says_why() {
     let why = "the device is in a call; no update starts during a call";
     assert_eq!(only(&report), Outcome::Waiting(why.into()));
     assert!(report.retry_soon);
-    assert_eq!(fx.state.prompt(&id).unwrap().unwrap().blocked_by.as_deref(), Some(why));
+    assert_eq!(
+        fx.state.prompt(&id).unwrap().unwrap().blocked_by.as_deref(),
+        Some(why)
+    );
     fx.sim.bus().set_in_call(fx.id, false);
-    assert_eq!(only(&p.act(&s, t0() + Duration::minutes(1)).unwrap()), installed("2.0.0"));
+    assert_eq!(
+        only(&p.act(&s, t0() + Duration::minutes(1)).unwrap()),
+        installed("2.0.0")
+    );
 }
 
 #[test]
@@ -326,7 +404,10 @@ fn automatic_reenumeration_needs_no_replug() {
     let (shown, host) = (Arc::new(Shown::default()), Arc::new(SimulatedHost::new()));
     let mut p = pipeline(&fx, &shown, &host);
     let before = fx.sim.bus().now();
-    assert_eq!(only(&p.run(&set(vec![a]), t0()).unwrap()), installed("2.0.0"));
+    assert_eq!(
+        only(&p.run(&set(vec![a]), t0()).unwrap()),
+        installed("2.0.0")
+    );
     // The model's 45 s re-enumeration passed in virtual time.
     assert!(fx.sim.bus().now() - before >= std::time::Duration::from_secs(45));
     assert!(shown.ids().is_empty());
@@ -338,8 +419,15 @@ fn replug_case(profile: ModelProfile) -> (Fx, Assignment, Arc<Shown>, Pipeline<S
     let a = fx.assignment(&r, DeploymentType::Automatic, DownloadSource::Server, false);
     let (shown, host) = (Arc::new(Shown::default()), Arc::new(SimulatedHost::new()));
     let mut p = pipeline(&fx, &shown, &host);
-    assert_eq!(only(&p.run(&set(vec![a.clone()]), t0()).unwrap()), Outcome::AwaitingReplug);
-    let u = fx.state.update(&a.sha256.to_hex(), &a.device).unwrap().unwrap();
+    assert_eq!(
+        only(&p.run(&set(vec![a.clone()]), t0()).unwrap()),
+        Outcome::AwaitingReplug
+    );
+    let u = fx
+        .state
+        .update(&a.sha256.to_hex(), &a.device)
+        .unwrap()
+        .unwrap();
     assert_eq!(u.status, UpdateStatus::AwaitingReplug);
     assert!(u.reason.unwrap().starts_with("awaiting replug"));
     let prompts = fx.state.shown_prompts().unwrap();
@@ -360,16 +448,25 @@ fn user_replug_registers_the_update_followed_by_serial_across_the_pid_change() {
     assert_eq!(p.remind(t0() + Duration::hours(1)).unwrap(), 1);
     assert_eq!(shown.ids().len(), 2);
     assert_eq!(
-        only(&p.run(&set(vec![a.clone()]), t0() + Duration::hours(1)).unwrap()),
+        only(
+            &p.run(&set(vec![a.clone()]), t0() + Duration::hours(1))
+                .unwrap()
+        ),
         Outcome::AwaitingReplug
     );
     fx.sim.bus().replug(fx.id);
     assert_eq!(
-        only(&p.act(&set(vec![a.clone()]), t0() + Duration::hours(2)).unwrap()),
+        only(
+            &p.act(&set(vec![a.clone()]), t0() + Duration::hours(2))
+                .unwrap()
+        ),
         installed("3.1.0")
     );
     assert!(fx.state.shown_prompts().unwrap().is_empty());
-    assert_eq!(fx.state.installed(&a.device).unwrap().unwrap().version, "3.1.0");
+    assert_eq!(
+        fx.state.installed(&a.device).unwrap().unwrap().version,
+        "3.1.0"
+    );
 }
 
 #[test]
@@ -393,7 +490,10 @@ fn replug_with_the_old_version_is_a_failure() {
     fx.sim.bus().attach(SimDevice::new(
         ModelProfile::headset_needs_replug().with_version(FirmwareVersion::new(1, 0, 0)),
     ));
-    let out = only(&p.act(&set(vec![a.clone()]), t0() + Duration::hours(2)).unwrap());
+    let out = only(
+        &p.act(&set(vec![a.clone()]), t0() + Duration::hours(2))
+            .unwrap(),
+    );
     assert_eq!(
         out,
         Outcome::Failed(

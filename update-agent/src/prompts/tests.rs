@@ -38,19 +38,69 @@ fn decisions_table() {
     use PromptKind::*;
     use PromptState::*;
     // (kind, state, deferrals, max, decision) -> Ok(new state, deferrals) or the error's message
-    let cases: Vec<(PromptKind, PromptState, u32, Option<u32>, Decision, Result<(PromptState, u32), &str>)> = vec![
+    type Case = (
+        PromptKind,
+        PromptState,
+        u32,
+        Option<u32>,
+        Decision,
+        Result<(PromptState, u32), &'static str>,
+    );
+    let cases: Vec<Case> = vec![
         (UpdateAvailable, Open, 0, None, Accept, Ok((Accepted, 0))),
         (UpdateAvailable, Open, 0, None, Decline, Ok((Declined, 0))),
         (UpdateAvailable, Open, 0, None, Defer, Ok((Deferred, 0))),
-        (UpdateAvailable, Deferred, 0, None, Decline, Ok((Declined, 0))),
-        (UpdateAvailable, Declined, 0, None, Accept, Err("is Declined already")),
+        (
+            UpdateAvailable,
+            Deferred,
+            0,
+            None,
+            Decline,
+            Ok((Declined, 0)),
+        ),
+        (
+            UpdateAvailable,
+            Declined,
+            0,
+            None,
+            Accept,
+            Err("is Declined already"),
+        ),
         (UpdateRequired, Open, 0, Some(2), Defer, Ok((Deferred, 1))),
-        (UpdateRequired, Deferred, 1, Some(2), Defer, Ok((Deferred, 2))),
-        (UpdateRequired, Open, 2, Some(2), Defer, Err("no deferrals left (2 of 2 used)")),
+        (
+            UpdateRequired,
+            Deferred,
+            1,
+            Some(2),
+            Defer,
+            Ok((Deferred, 2)),
+        ),
+        (
+            UpdateRequired,
+            Open,
+            2,
+            Some(2),
+            Defer,
+            Err("no deferrals left (2 of 2 used)"),
+        ),
         (UpdateRequired, Open, 7, None, Defer, Ok((Deferred, 8))),
         (UpdateRequired, Open, 2, Some(2), Accept, Ok((Accepted, 2))),
-        (UpdateRequired, Open, 0, Some(2), Decline, Err("cannot be answered with decline")),
-        (Replug, Open, 0, None, Decline, Err("cannot be answered with decline")),
+        (
+            UpdateRequired,
+            Open,
+            0,
+            Some(2),
+            Decline,
+            Err("cannot be answered with decline"),
+        ),
+        (
+            Replug,
+            Open,
+            0,
+            None,
+            Decline,
+            Err("cannot be answered with decline"),
+        ),
         (Replug, Open, 0, None, Accept, Ok((Accepted, 0))),
         (Replug, Open, 0, None, Defer, Ok((Deferred, 0))),
         (Replug, Done, 0, None, Accept, Err("is Done already")),
@@ -62,7 +112,11 @@ fn decisions_table() {
         let got = p.decide(decision, t0() + chrono::Duration::minutes(1));
         match (got, want) {
             (Ok(q), Ok((s, n))) => {
-                assert_eq!((q.state, q.deferrals), (s, n), "{kind:?} {state:?} {decision}");
+                assert_eq!(
+                    (q.state, q.deferrals),
+                    (s, n),
+                    "{kind:?} {state:?} {decision}"
+                );
                 assert_eq!(q.decided_at, Some(t0() + chrono::Duration::minutes(1)));
             }
             (Err(e), Err(msg)) => assert!(e.to_string().contains(msg), "{e} / {msg}"),
@@ -111,6 +165,12 @@ fn the_command_gets_kind_id_and_json_without_a_shell() {
     assert!(matches!(fails.run(&p), Err(NotifyError::Status { .. })));
     let missing = CommandNotifier::new(vec!["/nonexistent/notify".into()]).unwrap();
     assert!(matches!(missing.run(&p), Err(NotifyError::Io { .. })));
-    assert!(matches!(CommandNotifier::new(vec![]), Err(NotifyError::Empty)));
-    assert!(matches!(CommandNotifier::new(vec![" ".into()]), Err(NotifyError::Empty)));
+    assert!(matches!(
+        CommandNotifier::new(vec![]),
+        Err(NotifyError::Empty)
+    ));
+    assert!(matches!(
+        CommandNotifier::new(vec![" ".into()]),
+        Err(NotifyError::Empty)
+    ));
 }

@@ -32,8 +32,12 @@ impl PowerState {
     pub fn guard(self) -> Option<&'static str> {
         match self {
             Self::Awake => None,
-            Self::GoingToSleep => Some("the host is going to sleep; the update waits until it is awake"),
-            Self::ShuttingDown => Some("the host is shutting down; the update waits until it is back"),
+            Self::GoingToSleep => {
+                Some("the host is going to sleep; the update waits until it is awake")
+            }
+            Self::ShuttingDown => {
+                Some("the host is shutting down; the update waits until it is back")
+            }
         }
     }
 }
@@ -102,7 +106,11 @@ impl HostState for SimulatedHost {
     }
 
     fn sessions(&self) -> Vec<String> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
     }
 }
 
@@ -167,7 +175,11 @@ mod tests {
         }
         assert_eq!(host.sessions(), ["3", "c1"]);
         std::fs::create_dir_all(dir.path().join("shutdown")).unwrap();
-        std::fs::write(dir.path().join("shutdown/scheduled"), "USEC=1\nMODE=poweroff\n").unwrap();
+        std::fs::write(
+            dir.path().join("shutdown/scheduled"),
+            "USEC=1\nMODE=poweroff\n",
+        )
+        .unwrap();
         assert_eq!(host.power(), PowerState::ShuttingDown);
     }
 
@@ -181,8 +193,14 @@ mod tests {
         assert_eq!(h.sessions(), ["2"]);
         let cases = [
             (PowerState::Awake, None),
-            (PowerState::GoingToSleep, Some("the host is going to sleep; the update waits until it is awake")),
-            (PowerState::ShuttingDown, Some("the host is shutting down; the update waits until it is back")),
+            (
+                PowerState::GoingToSleep,
+                Some("the host is going to sleep; the update waits until it is awake"),
+            ),
+            (
+                PowerState::ShuttingDown,
+                Some("the host is shutting down; the update waits until it is back"),
+            ),
         ];
         for (p, want) in cases {
             h.set_power(p);

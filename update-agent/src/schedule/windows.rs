@@ -94,17 +94,41 @@ mod tests {
             // Berlin springs forward on 2026-03-29 at 02:00 CET: 01:00 local
             // is 00:00 UTC up to that night (still CET), 23:00 UTC the evening
             // before from the 30th on (CEST).
-            ("Europe/Berlin", "0 1 * * *", utc(2026, 3, 27, 12, 0),
-             [utc(2026, 3, 28, 0, 0), utc(2026, 3, 29, 0, 0), utc(2026, 3, 29, 23, 0)]),
+            (
+                "Europe/Berlin",
+                "0 1 * * *",
+                utc(2026, 3, 27, 12, 0),
+                [
+                    utc(2026, 3, 28, 0, 0),
+                    utc(2026, 3, 29, 0, 0),
+                    utc(2026, 3, 29, 23, 0),
+                ],
+            ),
             // New York falls back on 2026-11-01 (02:00 EDT -> 01:00 EST): 03:00
             // local is 07:00 UTC before and 08:00 UTC from that night on.
-            ("America/New_York", "0 3 * * *", utc(2026, 10, 30, 12, 0),
-             [utc(2026, 10, 31, 7, 0), utc(2026, 11, 1, 8, 0), utc(2026, 11, 2, 8, 0)]),
+            (
+                "America/New_York",
+                "0 3 * * *",
+                utc(2026, 10, 30, 12, 0),
+                [
+                    utc(2026, 10, 31, 7, 0),
+                    utc(2026, 11, 1, 8, 0),
+                    utc(2026, 11, 2, 8, 0),
+                ],
+            ),
             // Sydney springs forward on 2026-10-04 (02:00 AEST -> 03:00 AEDT):
             // 02:30 does not exist that night and opens at 03:00 AEDT (16:00 UTC);
             // before it is 16:30 UTC, after 15:30 UTC.
-            ("Australia/Sydney", "30 2 * * *", utc(2026, 10, 2, 12, 0),
-             [utc(2026, 10, 2, 16, 30), utc(2026, 10, 3, 16, 0), utc(2026, 10, 4, 15, 30)]),
+            (
+                "Australia/Sydney",
+                "30 2 * * *",
+                utc(2026, 10, 2, 12, 0),
+                [
+                    utc(2026, 10, 2, 16, 30),
+                    utc(2026, 10, 3, 16, 0),
+                    utc(2026, 10, 4, 15, 30),
+                ],
+            ),
         ];
         for (tz, cron, from, starts) in cases {
             let w = MaintenanceWindow::new(cron, Duration::hours(2), tz).unwrap();
@@ -125,11 +149,15 @@ mod tests {
     #[test]
     fn next_window_takes_the_earliest_of_several() {
         let a = MaintenanceWindow::new("0 2 * * *", Duration::hours(1), "Europe/Berlin").unwrap();
-        let b = MaintenanceWindow::new("0 22 * * *", Duration::hours(1), "America/New_York").unwrap();
+        let b =
+            MaintenanceWindow::new("0 22 * * *", Duration::hours(1), "America/New_York").unwrap();
         // 2026-11-20 12:00 UTC: New York's 22:00 EST is 03:00 UTC on the 21st,
         // Berlin's 02:00 CET is 01:00 UTC on the 21st.
         let o = next_window(&[a, b], utc(2026, 11, 20, 12, 0), Duration::minutes(5)).unwrap();
         assert_eq!(o.start, utc(2026, 11, 21, 1, 0));
-        assert_eq!(next_window(&[], utc(2026, 11, 20, 12, 0), Duration::zero()), None);
+        assert_eq!(
+            next_window(&[], utc(2026, 11, 20, 12, 0), Duration::zero()),
+            None
+        );
     }
 }
