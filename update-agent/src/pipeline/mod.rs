@@ -11,18 +11,16 @@ mod decide;
 mod download;
 mod install;
 
-pub use decide::{
-    estimated_install_duration, guard, install_duration, max_deferrals, silent_rule,
-};
 use decide::PassContext;
+pub use decide::{estimated_install_duration, guard, install_duration, max_deferrals, silent_rule};
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use catalog::assignment::{check_against_target, Assignment, AssignmentSet};
 #[cfg(test)]
 use catalog::assignment::DeploymentType;
+use catalog::assignment::{check_against_target, Assignment, AssignmentSet};
 use catalog::package::TargetFirmware;
 use catalog::protocol::{DeviceReport, DfuState};
 use catalog::tuf::{Fetcher, TargetFile, TufError, Updater, UpdaterConfig};
