@@ -98,3 +98,50 @@ impl<B: DeviceBackend> AgentCore<B> {
         Ok(self.pipeline.remind(now)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::prompts::{Decision, Prompt, PromptSubject};
+
+    /// What the check-in reports per update: deferrals, and "deferred" while
+    /// the user deferred or declined it.
+    #[test]
+    fn prompt_view_gives_deferrals_and_the_deferred_phase() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open_in(dir.path()).unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap();
+        let subject = |device| PromptSubject {
+            device,
+            product: None,
+            target: "acme/headset/2.0.0/fw.dfu",
+            version: "2.0.0",
+            digest: "ab",
+        };
+        let required = Prompt::new(PromptKind::UpdateRequired, &subject("d1"), Some(3), t);
+        let optional = Prompt::new(PromptKind::UpdateAvailable, &subject("d2"), None, t);
+        state.put_prompt(&required).unwrap();
+        state.put_prompt(&optional).unwrap();
+        assert_eq!(prompt_view(&state, "d1", "ab").unwrap(), (0, false));
+        state.decide(&required.id, Decision::Defer, t).unwrap();
+        state.decide(&required.id, Decision::Defer, t).unwrap();
+        state.decide(&optional.id, Decision::Decline, t).unwrap();
+        let cases = [
+            ("d1", "ab", (2, true)),
+            ("d2", "ab", (0, true)),
+            ("d1", "other image", (0, false)),
+            ("d3", "ab", (0, false)),
+        ];
+        for (device, digest, want) in cases {
+            assert_eq!(
+                prompt_view(&state, device, digest).unwrap(),
+                want,
+                "{device} {digest}"
+            );
+        }
+        state.decide(&required.id, Decision::Accept, t).unwrap();
+        assert_eq!(prompt_view(&state, "d1", "ab").unwrap(), (2, false));
+    }
+}
