@@ -366,12 +366,12 @@ impl<B: DeviceBackend> AgentCore<B> {
         }
     }
 }
-                self.retry_soon = report.retry_soon;
 
 impl<B: DeviceBackend + Send> daemon::CheckIn for AgentCore<B> {
     fn check_in(&mut self, now: DateTime<Utc>) -> Result<(), CheckInError> {
         match self.check_in_and_update(now) {
             Ok(report) => {
+                self.retry_soon = report.retry_soon;
                 for f in report.failures() {
                     tracing::warn!("update failed: {f}");
                 }
@@ -392,6 +392,11 @@ impl<B: DeviceBackend + Send> daemon::CheckIn for AgentCore<B> {
 
     fn send_events(&mut self, _now: DateTime<Utc>) {
         self.flush_logged();
+    }
+
+    fn poll_interval(&self) -> Option<chrono::Duration> {
+        self.poll_interval
+    }
 
     fn act(&mut self, now: DateTime<Utc>) {
         match AgentCore::act(self, now) {
@@ -421,19 +426,14 @@ impl<B: DeviceBackend + Send> daemon::CheckIn for AgentCore<B> {
             Err(e) => tracing::warn!("reminders at login failed: {e}"),
         }
     }
-    }
-
-    fn poll_interval(&self) -> Option<chrono::Duration> {
-        self.poll_interval
-    }
 }
-
-mod scheduling;
 
 /// Where the staged images of the agent in `state_dir` live.
 pub fn staging_dir(state_dir: &Path) -> PathBuf {
     state_dir.join(STAGING_DIR)
 }
+
+mod scheduling;
 
 #[cfg(test)]
 mod tests;
