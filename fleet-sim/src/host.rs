@@ -56,11 +56,13 @@ pub struct SimHost {
 
 impl SimHost {
     /// Enrolls a new host under `dir/<name>` and starts its daemon at the
-    /// clock's now.
+    /// clock's now; its agent talks to the server over `http` (one client,
+    /// one connection pool, shared by the simulated hosts of a process).
     pub fn enroll(
         dir: &Path,
         spec: HostSpec,
         enrollment: &Enrollment,
+        http: &reqwest::blocking::Client,
         clock: &FleetClock,
         timings: Timings,
         seed: u64,
@@ -101,11 +103,11 @@ impl SimHost {
         }
         let sim = SimDevices::new(bus.clone());
         let state = Arc::new(State::open_in(&state_dir)?);
-        let core = AgentCore::open(
+        let core = AgentCore::open_with_http(
             &state_dir,
             state.clone(),
             sim.clone(),
-            None,
+            http.clone(),
             dfu::host::FlashOptions {
                 quirks: test_devices::profile::quirk_table(),
                 ..Default::default()

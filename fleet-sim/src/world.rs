@@ -35,6 +35,7 @@ pub struct World {
     dir: PathBuf,
     server: Option<InProcessServer>,
     address: SocketAddr,
+    http: reqwest::blocking::Client,
     clock: FleetClock,
     last_refresh: DateTime<Utc>,
 }
@@ -48,6 +49,7 @@ impl World {
             dir: dir.to_owned(),
             address: server.address(),
             server: Some(server),
+            http: update_agent::enroll::http_client(None)?,
             clock,
             last_refresh: start,
         })
@@ -128,6 +130,7 @@ impl World {
                     &agents,
                     spec.clone(),
                     &tenant.enrollment,
+                    &self.http,
                     &self.clock,
                     timings,
                     s,

@@ -80,10 +80,18 @@ const MAX_ANSWER: usize = 4 * 1024 * 1024;
 impl ServerClient {
     /// A client for the agent enrolled in `state_dir`.
     pub fn from_state_dir(state_dir: &Path, ca_cert: Option<&Path>) -> Result<Self, ClientError> {
+        Self::from_state_dir_with(state_dir, enroll::http_client(ca_cert)?)
+    }
+
+    /// A client for the agent enrolled in `state_dir`, over `http`.
+    pub fn from_state_dir_with(
+        state_dir: &Path,
+        http: reqwest::blocking::Client,
+    ) -> Result<Self, ClientError> {
         let enrollment: Enrollment = enroll::load(state_dir)?.ok_or(ClientError::NotEnrolled)?;
         let credential = enroll::credential(state_dir)?;
         Ok(Self::new(
-            enroll::http_client(ca_cert)?,
+            http,
             &enrollment.server_url,
             &enrollment.agent_id,
             &credential,

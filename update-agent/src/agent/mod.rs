@@ -131,7 +131,28 @@ impl<B: DeviceBackend> AgentCore<B> {
         ca_cert: Option<&Path>,
         flash: FlashOptions,
     ) -> Result<Self, AgentError> {
-        let client = ServerClient::from_state_dir(state_dir, ca_cert)?;
+        let http = enroll::http_client(ca_cert)?;
+        let mut core = Self::open_with_http(state_dir, state, backend, http, flash)?;
+        // LDAPS / StartTLS also trust the agent's CA file.
+        if let Some(ca) = ca_cert {
+            match crate::ldap::Evaluator::new().with_ca_file(ca) {
+                Ok(e) => core.ldap = LdapGroups::new(e),
+                Err(e) => tracing::warn!("LDAP groups: {e}; using the system's roots only"),
+            }
+        }
+        Ok(core)
+    }
+
+    /// [`Self::open`] over a given HTTP client (the fleet simulator shares
+    /// one among thousands of simulated agents in one process).
+    pub fn open_with_http(
+        state_dir: &Path,
+        state: Arc<State>,
+        backend: B,
+        http: reqwest::blocking::Client,
+        flash: FlashOptions,
+    ) -> Result<Self, AgentError> {
+        let client = ServerClient::from_state_dir_with(state_dir, http)?;
         let http = HttpFetcher::with_client(client.http().clone());
         let repo = format!("{}/repo", client.server_url());
         let remote = Remote {
@@ -151,15 +172,7 @@ impl<B: DeviceBackend> AgentCore<B> {
             remote,
             flash,
         );
-        let mut core = Self::new(state, client, key, pipeline);
-        // LDAPS / StartTLS also trust the agent's CA file.
-        if let Some(ca) = ca_cert {
-            match crate::ldap::Evaluator::new().with_ca_file(ca) {
-                Ok(e) => core.ldap = LdapGroups::new(e),
-                Err(e) => tracing::warn!("LDAP groups: {e}; using the system's roots only"),
-            }
-        }
-        Ok(core)
+        Ok(Self::new(state, client, key, pipeline))
     }
 
     /// A core from its parts.
