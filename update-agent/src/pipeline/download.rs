@@ -141,6 +141,19 @@ fn stage_recorded<B: DeviceBackend>(
     result
 }
 
+/// A failure reason without the parts that change from pass to pass (the
+/// reference time of an expiry check, `(now …)`), for "same reason" checks.
+pub(super) fn reason_key(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut rest = reason;
+    while let Some(i) = rest.find(" (now ") {
+        out.push_str(&rest[..i]);
+        rest = rest[i..].find(')').map_or("", |j| &rest[i + j + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Whether `reason` was already reported for this update (its record failed
 /// with it): a pass that fails the same way again reports nothing new.
 fn already_reported<B: DeviceBackend>(
@@ -152,7 +165,9 @@ fn already_reported<B: DeviceBackend>(
         .update(&a.sha256.to_hex(), &a.device)?
         .is_some_and(|u| {
             u.status == UpdateStatus::Failed
-                && u.reason.as_deref().is_some_and(|r| r.starts_with(reason))
+                && u.reason
+                    .as_deref()
+                    .is_some_and(|r| reason_key(r).starts_with(&reason_key(reason)))
         }))
 }
 

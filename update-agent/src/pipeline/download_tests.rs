@@ -232,3 +232,20 @@ fn a_download_records_its_progress_and_forgets_it_once_staged() {
     assert!(matches!(only(&report), Outcome::Waiting(_)), "{report:?}");
     assert!(fx.state.downloads().unwrap().is_empty());
 }
+
+#[test]
+fn reasons_compare_without_the_reference_time() {
+    use super::reason_key;
+    let cases = [
+        (
+            "catalog metadata: timestamp: expired at 2026-11-20T12:00:00Z (now 2026-11-21T08:00:00Z)",
+            "catalog metadata: timestamp: expired at 2026-11-20T12:00:00Z",
+        ),
+        ("share /s: metadata: a (now x) and b (now y)!", "share /s: metadata: a and b!"),
+        ("no time here", "no time here"),
+        ("unclosed (now 2026", "unclosed"),
+    ];
+    for (reason, key) in cases {
+        assert_eq!(reason_key(reason), key, "{reason}");
+    }
+}

@@ -274,7 +274,11 @@ impl<B: DeviceBackend> Pipeline<B> {
         let repeated = self
             .state
             .update(&a.digest, &a.device)?
-            .is_some_and(|u| u.status == UpdateStatus::Failed && u.reason == Some(reason.clone()));
+            .is_some_and(|u| {
+                u.status == UpdateStatus::Failed
+                    && u.reason.as_deref().map(download::reason_key)
+                        == Some(download::reason_key(&reason))
+            });
         if repeated {
             return Ok(Outcome::Failed(reason));
         }
