@@ -271,14 +271,11 @@ impl<B: DeviceBackend> Pipeline<B> {
         tracing::warn!(device = %a.device, target = %a.target, "update refused or failed: {reason}");
         // The same failure again (e.g. a catalog refresh failing at every
         // pass) was reported already: no new events.
-        let repeated = self
-            .state
-            .update(&a.digest, &a.device)?
-            .is_some_and(|u| {
-                u.status == UpdateStatus::Failed
-                    && u.reason.as_deref().map(download::reason_key)
-                        == Some(download::reason_key(&reason))
-            });
+        let repeated = self.state.update(&a.digest, &a.device)?.is_some_and(|u| {
+            u.status == UpdateStatus::Failed
+                && u.reason.as_deref().map(download::reason_key)
+                    == Some(download::reason_key(&reason))
+        });
         if repeated {
             return Ok(Outcome::Failed(reason));
         }
@@ -446,10 +443,20 @@ impl<B: DeviceBackend> Pipeline<B> {
         {
             // A flash the agent was killed in the middle of, which the device
             // finished: it succeeded, and is reported as such.
-            let interrupted = self.state.update(&subject.digest, &a.device)?.map(|u| u.status)
+            let interrupted = self
+                .state
+                .update(&subject.digest, &a.device)?
+                .map(|u| u.status)
                 == Some(UpdateStatus::Flashing);
             let event = interrupted.then(|| {
-                update_event("update_succeeded", &a.device, &a.target_name, &fw.version, None, now)
+                update_event(
+                    "update_succeeded",
+                    &a.device,
+                    &a.target_name,
+                    &fw.version,
+                    None,
+                    now,
+                )
             });
             let u = self.record_running(&subject, &fw, &version.to_string(), event, now)?;
             tracing::info!(device = %u.device, version = %fw.version, "already runs the assigned firmware");
@@ -459,7 +466,11 @@ impl<B: DeviceBackend> Pipeline<B> {
         // `update_staged` goes out once per device and image: not again when
         // the record shows it was (a crash between staging the file and
         // committing the record still reports it).
-        let reported_staged = match self.state.update(&subject.digest, &a.device)?.map(|u| u.status) {
+        let reported_staged = match self
+            .state
+            .update(&subject.digest, &a.device)?
+            .map(|u| u.status)
+        {
             None => false,
             Some(UpdateStatus::Failed) => was_staged,
             Some(_) => true,
