@@ -419,9 +419,7 @@ fn check_now_cmd(config: &Config) -> anyhow::Result<()> {
     }
     let state = Arc::new(State::open_in(&config.state_dir)?);
     match config.backend {
-        BackendKind::Simulated => {
-            check_now_with(config, state, sim_devices(config)?)
-        }
+        BackendKind::Simulated => check_now_with(config, state, sim_devices(config)?),
         #[cfg(feature = "hardware")]
         BackendKind::Hardware => {
             check_now_with(config, state, update_agent::devices::UsbDevices::new()?)
