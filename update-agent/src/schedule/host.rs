@@ -3,13 +3,13 @@
 //! is a login: persistent updates and replug requests are shown again).
 //!
 //! [`HostState`] is a trait so tests use [`SimulatedHost`]. On Linux,
-//! [`LogindFiles`] reads the files systemd-logind keeps under `/run/systemd`:
-//! a scheduled shutdown (`/run/systemd/shutdown/scheduled`) and the session
-//! list (`/run/systemd/sessions/<id>`). An imminent suspend is announced by
-//! logind only as a D-Bus signal (`PrepareForSleep`), which would need a
-//! D-Bus client; it is not watched, so sleep is reported as "awake"
-//! ([`AlwaysAwake`] semantics) and a suspend during a flash is survived by
-//! the recovery at the next start instead.
+//! [`LogindFiles`] reads the files systemd-logind keeps under `/run/systemd`
+//! (a scheduled shutdown in `/run/systemd/shutdown/scheduled`, the sessions
+//! in `/run/systemd/sessions/<id>`) and asks logind for its
+//! `PreparingForSleep` / `PreparingForShutdown` properties with `busctl`
+//! (systemd's own D-Bus client, present wherever logind runs) when a flash
+//! is about to start: one short process per decision instead of a D-Bus
+//! library in the agent. Without `busctl` (or logind), only the files count.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -119,6 +119,8 @@ impl HostState for SimulatedHost {
 #[derive(Debug, Clone)]
 pub struct LogindFiles {
     root: PathBuf,
+    /// Reads a boolean property of logind's manager object (`None`: unknown).
+    property: fn(&str) -> Option<bool>,
 }
 
 impl Default for LogindFiles {
@@ -128,16 +130,60 @@ impl Default for LogindFiles {
 }
 
 impl LogindFiles {
-    /// Reads the files under `root` (normally `/run/systemd`).
+    /// Reads the files under `root` (normally `/run/systemd`) and asks
+    /// logind over `busctl`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            property: busctl_property,
+        }
+    }
+
+    /// Reads logind's properties with `property` instead of `busctl` (tests).
+    pub fn with_property_reader(mut self, property: fn(&str) -> Option<bool>) -> Self {
+        self.property = property;
+        self
+    }
+}
+
+/// `busctl get-property` of a boolean on logind's manager; `None` when
+/// busctl or logind is not there or answers something else.
+fn busctl_property(name: &str) -> Option<bool> {
+    let out = std::process::Command::new("busctl")
+        .args([
+            "get-property",
+            "org.freedesktop.login1",
+            "/org/freedesktop/login1",
+            "org.freedesktop.login1.Manager",
+            name,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_busctl_bool(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// `b true` / `b false`, as `busctl get-property` prints a boolean.
+fn parse_busctl_bool(out: &str) -> Option<bool> {
+    match out.split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["b", "true"] => Some(true),
+        ["b", "false"] => Some(false),
+        _ => None,
     }
 }
 
 impl HostState for LogindFiles {
     fn power(&self) -> PowerState {
-        if self.root.join("shutdown/scheduled").exists() {
+        if self.root.join("shutdown/scheduled").exists()
+            || (self.property)("PreparingForShutdown") == Some(true)
+        {
             PowerState::ShuttingDown
+        } else if (self.property)("PreparingForSleep") == Some(true) {
+            PowerState::GoingToSleep
         } else {
             PowerState::Awake
         }
@@ -162,6 +208,45 @@ impl HostState for LogindFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn busctl_booleans_are_parsed_and_anything_else_is_unknown() {
+        for (out, want) in [
+            ("b true\n", Some(true)),
+            ("b false\n", Some(false)),
+            ("b  true", Some(true)),
+            ("s \"true\"\n", None),
+            ("", None),
+            ("b maybe", None),
+            ("b true extra", None),
+        ] {
+            assert_eq!(parse_busctl_bool(out), want, "{out:?}");
+        }
+    }
+
+    #[test]
+    fn logind_sleep_and_shutdown_properties_hold_a_flash() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = |reader: fn(&str) -> Option<bool>| {
+            LogindFiles::new(dir.path())
+                .with_property_reader(reader)
+                .power()
+        };
+        assert_eq!(host(|_| None), PowerState::Awake);
+        assert_eq!(host(|_| Some(false)), PowerState::Awake);
+        assert_eq!(
+            host(|p| Some(p == "PreparingForSleep")),
+            PowerState::GoingToSleep
+        );
+        assert_eq!(
+            host(|p| Some(p == "PreparingForShutdown")),
+            PowerState::ShuttingDown
+        );
+        // A scheduled shutdown counts even when logind cannot be asked.
+        std::fs::create_dir_all(dir.path().join("shutdown")).unwrap();
+        std::fs::write(dir.path().join("shutdown/scheduled"), "USEC=1\n").unwrap();
+        assert_eq!(host(|_| None), PowerState::ShuttingDown);
+    }
 
     #[test]
     fn logind_files_give_sessions_and_scheduled_shutdown() {
