@@ -17,7 +17,10 @@ use serde_json::json;
 use update_agent::daemon::Timings;
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let agents: usize = args.first().map_or(Ok(10_000), |a| a.parse())?;
     let threads: usize = args.get(1).map_or(Ok(2), |a| a.parse())?;
     let dir = tempfile::tempdir()?;
@@ -52,7 +55,10 @@ fn main() -> anyhow::Result<()> {
     };
     let enrolled = Instant::now();
     let hosts = world.enroll(&tenant, &specs, timings, 0, &mut || {})?;
-    eprintln!("enrolled {agents} agents in {:.1} s", enrolled.elapsed().as_secs_f64());
+    eprintln!(
+        "enrolled {agents} agents in {:.1} s",
+        enrolled.elapsed().as_secs_f64()
+    );
     let mut fleet = Fleet::new(hosts, world.clock().clone(), threads);
     let simulated = Instant::now();
     // Until the window closes; whatever is not installed by then missed it.

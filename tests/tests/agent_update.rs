@@ -394,7 +394,10 @@ fn prompts_and_accept_against_a_running_daemon() {
             log.push(line);
         }
     };
-    read_until(&mut log, &["waiting: waiting for user consent (optional update)"]);
+    read_until(
+        &mut log,
+        &["waiting: waiting for user consent (optional update)"],
+    );
 
     let out = agent(&st.config, &st.state, &["prompts", "--json"], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -409,13 +412,24 @@ fn prompts_and_accept_against_a_running_daemon() {
     // Unknown ids and impossible answers are refused with the reason.
     let out = agent(&st.config, &st.state, &["defer", "0000000000"], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("no prompt 0000000000"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no prompt 0000000000"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = agent(&st.config, &st.state, &["accept", &id], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains(&format!("{id}: Accepted")), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(&format!("{id}: Accepted")),
+        "{}",
+        text(&out.stdout)
+    );
     read_until(&mut log, &["the user chose to accept", &id]);
-    read_until(&mut log, &["installed and read back", "1209/serial/DG-0001"]);
+    read_until(
+        &mut log,
+        &["installed and read back", "1209/serial/DG-0001"],
+    );
     let out = agent(&st.config, &st.state, &["prompts"], &[]);
     assert_eq!(text(&out.stdout).trim(), "no prompts");
 
@@ -430,6 +444,10 @@ fn prompts_and_accept_against_a_running_daemon() {
     // Stopped: the socket is gone and the commands say so.
     let out = agent(&st.config, &st.state, &["prompts"], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("the agent is not running"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("the agent is not running"),
+        "{}",
+        text(&out.stderr)
+    );
     drop(st.dir);
 }

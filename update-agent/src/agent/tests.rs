@@ -319,7 +319,11 @@ fn ldap_definitions_and_account_rules_from_the_answer_are_kept() {
     core.check_in_only(t0()).unwrap();
     let stored = fx.state.directory().unwrap().unwrap();
     assert_eq!(
-        (&stored.ldap_groups, &stored.accounts, stored.sha256.as_str()),
+        (
+            &stored.ldap_groups,
+            &stored.accounts,
+            stored.sha256.as_str()
+        ),
         (
             &groups,
             &rules,

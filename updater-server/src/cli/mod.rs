@@ -31,8 +31,8 @@ pub use self::catalog::{CatalogCommand, ImportArgs, KeysCommand};
 pub use self::group::GroupCommand;
 pub use self::inventory::InventoryCommand;
 pub use self::policy::{FirmwareCommand, PolicyCommand, SoftwareCommand};
-pub use self::settings::SettingsCommand;
 pub use self::report::ReportArgs;
+pub use self::settings::SettingsCommand;
 pub use self::tenant::TenantCommand;
 pub use self::tls::TlsCommand;
 
@@ -250,10 +250,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let retention = args.event_retention_days;
             runtime()?.block_on(async move {
-                let pruner = tokio::spawn(crate::events::retention::run(
-                    accounts.clone(),
-                    retention,
-                ));
+                let pruner =
+                    tokio::spawn(crate::events::retention::run(accounts.clone(), retention));
                 let served = crate::http::serve(catalog, accounts, opts).await;
                 pruner.abort();
                 served

@@ -560,9 +560,11 @@ fn operation(method: Method, path: &str, security: &[&str], note: &str, success:
             "content": {"text/plain": {"schema": {"type": "string"}}}}),
         Some(Binary) => json!({"description": "success",
             "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}),
-        Some(Report(name)) => json!({"description": "success: JSON, or CSV with a header row (`Content-Disposition: attachment`)",
+        Some(Report(name)) => {
+            json!({"description": "success: JSON, or CSV with a header row (`Content-Disposition: attachment`)",
             "content": {"application/json": {"schema": schema_ref(name)},
-                        "text/csv": {"schema": {"type": "string"}}}}),
+                        "text/csv": {"schema": {"type": "string"}}}})
+        }
         Some(Empty) | None => json!({"description": "success"}),
     };
     op["responses"] = json!({
