@@ -104,7 +104,7 @@ pub fn schemas() -> Value {
     // Fleet records: described, not spelled out field by field.
     for (name, what) in [
         ("CheckIn", "An agent's check-in: host, users, devices, update states."),
-        ("CheckInResponse", "The signed assignment and the next poll time."),
+        ("CheckInResponse", "The signed assignment document, the next poll time, the tenant's LDAP group definitions (best priority first) and account rules."),
         ("Group", "A custom user group: name, membership rule, poll interval."),
         ("Settings", "Shared and excluded accounts, the All Users poll interval."),
         ("FirmwarePolicy", "A firmware policy: model, version (pinned or latest), deployment type, window, groups."),
