@@ -133,6 +133,30 @@ impl<B> Pipeline<B> {
     }
 }
 
+/// The automatic rule: only on models that support it, and only for
+/// devices attached when the agent started (`started_with`: the devices of
+/// the first pass; `None` before it, when everything attached counts).
+pub(super) fn automatic_rule(
+    fw: &TargetFirmware,
+    started_with: Option<&std::collections::HashSet<String>>,
+    device: &str,
+) -> Option<String> {
+    if !fw.automatic_capable {
+        return Some(format!(
+            "{} {} does not support automatic updates; skipped",
+            fw.vendor, fw.model
+        ));
+    }
+    if started_with.is_some_and(|s| !s.contains(device)) {
+        return Some(
+            "automatic updates apply to devices attached when the agent starts; this one was \
+             plugged in later and is updated at the next start"
+                .into(),
+        );
+    }
+    None
+}
+
 impl<B: DeviceBackend> Pipeline<B> {
     /// `None` when `a` may be flashed onto `device` now, else why not.
     pub(super) fn gate(
@@ -182,12 +206,12 @@ impl<B: DeviceBackend> Pipeline<B> {
         now: DateTime<Utc>,
     ) -> Result<Option<String>, StateError> {
         let kind = match a.deployment {
-            DeploymentType::Automatic if fw.automatic_capable => return Ok(None),
             DeploymentType::Automatic => {
-                return Ok(Some(format!(
-                    "{} {} does not support automatic updates; skipped",
-                    fw.vendor, fw.model
-                )))
+                return Ok(automatic_rule(
+                    fw,
+                    self.started_with.as_ref(),
+                    &device.identity(),
+                ))
             }
             DeploymentType::Silent => {
                 let install = install_duration(fw, a.length);

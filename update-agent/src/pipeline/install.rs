@@ -184,7 +184,9 @@ impl<B: DeviceBackend> Pipeline<B> {
     pub fn recover(&mut self, now: DateTime<Utc>) -> Result<PassReport, PipelineError> {
         let mut report = PassReport::default();
         let updates = self.state.updates()?;
-        for device in self.backend.inventory()? {
+        let devices = self.backend.inventory()?;
+        self.note_start(&devices);
+        for device in devices {
             if device.dfu != DfuState::DfuMode {
                 continue;
             }

@@ -126,6 +126,9 @@ pub struct Pipeline<B> {
     flash: FlashOptions,
     host: Arc<dyn HostState>,
     notifier: Arc<dyn Notifier>,
+    /// Devices attached at this process's first pass (its start): automatic
+    /// updates apply to them only.
+    started_with: Option<HashSet<String>>,
 }
 
 impl<B> std::fmt::Debug for Pipeline<B> {
@@ -196,6 +199,14 @@ impl<B: DeviceBackend> Pipeline<B> {
             flash,
             host: Arc::new(AlwaysAwake),
             notifier: Arc::new(LogNotifier),
+            started_with: None,
+        }
+    }
+
+    /// Remembers the devices of the first pass after the agent started.
+    pub(super) fn note_start(&mut self, devices: &[DeviceReport]) {
+        if self.started_with.is_none() {
+            self.started_with = Some(devices.iter().map(DeviceReport::identity).collect());
         }
     }
 
@@ -332,6 +343,7 @@ impl<B: DeviceBackend> Pipeline<B> {
         remind: bool,
     ) -> Result<PassReport, PipelineError> {
         let devices = self.backend.inventory()?;
+        self.note_start(&devices);
         let ctx = PassContext {
             remind,
             devices: devices.clone(),

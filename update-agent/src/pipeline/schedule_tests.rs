@@ -505,3 +505,25 @@ fn replug_with_the_old_version_is_a_failure() {
     let kinds = fx.event_kinds();
     assert_eq!(kinds.last().map(String::as_str), Some("update_failed"));
 }
+
+#[test]
+fn automatic_applies_to_devices_attached_when_the_agent_started() {
+    let started: std::collections::HashSet<String> = ["1209/serial/A".to_owned()].into();
+    let later = "automatic updates apply to devices attached when the agent starts; this one was \
+                 plugged in later and is updated at the next start";
+    let unsupported = "Acme Headset does not support automatic updates; skipped";
+    for (capable, started_with, device, want) in [
+        (true, Some(&started), "1209/serial/A", None),
+        (true, Some(&started), "1209/serial/B", Some(later)),
+        // Before the first pass everything attached counts as "at start".
+        (true, None, "1209/serial/B", None),
+        (false, Some(&started), "1209/serial/A", Some(unsupported)),
+        (false, None, "1209/serial/B", Some(unsupported)),
+    ] {
+        assert_eq!(
+            decide::automatic_rule(&firmware(0, capable), started_with, device).as_deref(),
+            want,
+            "{capable} {started_with:?} {device}"
+        );
+    }
+}
