@@ -152,15 +152,15 @@ pub struct ServeArgs {
     )]
     pub session_max_secs: u32,
     /// Days agent events and update history are kept, for tenants that do
-    /// not set their own `event_retention_days` (1 to 36500).
+    /// not set their own `event_retention_days` (1 to 36500); unset: kept
+    /// indefinitely.
     #[arg(
         long,
         env = "UPDATER_EVENT_RETENTION_DAYS",
-        default_value_t = crate::events::retention::DEFAULT_RETENTION_DAYS,
         value_parser = |s: &str| s.parse::<u32>().map_err(|e| e.to_string())
             .and_then(crate::events::retention::check_default_days)
     )]
-    pub event_retention_days: u32,
+    pub event_retention_days: Option<u32>,
     /// Time limit for producing a response, in seconds.
     #[arg(
         long,

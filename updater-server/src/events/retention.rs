@@ -2,7 +2,8 @@
 //! retention period ago are deleted by a periodic job.
 //!
 //! The period is the tenant's `event_retention_days` setting, else the
-//! server's default (`serve --event-retention-days`, [`DEFAULT_RETENTION_DAYS`]).
+//! server's default (`serve --event-retention-days`); with neither, events
+//! are kept indefinitely (the vendor default this product follows).
 //! Events are numbered in receive order, so pruning walks from the oldest
 //! and stops at the first event inside the period. With an event go its
 //! update-history entry and its idempotency claim (an agent retrying a batch
@@ -22,8 +23,6 @@ use crate::auth::Accounts;
 use crate::fleet::{check_retention_days, Settings};
 use crate::store::{Key, Op, Store, StoreError, Table};
 
-/// Retention when neither the tenant nor the server says otherwise.
-pub const DEFAULT_RETENTION_DAYS: u32 = 365;
 /// How often the server's job prunes.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// The id, in `Table::Settings`, of the highest event number pruned.
@@ -102,32 +101,35 @@ pub fn prune(
     }
 }
 
-/// The retention of `tenant` in days: its setting, else `default_days`.
+/// The retention of `tenant` in days: its setting, else `default_days`;
+/// `None`: kept indefinitely.
 pub fn retention_days(
     store: &dyn Store,
     tenant: &str,
-    default_days: u32,
-) -> Result<u32, EventsError> {
+    default_days: Option<u32>,
+) -> Result<Option<u32>, EventsError> {
     let settings: Option<Settings> = store
         .get(Table::Settings, &Key::new(tenant, "fleet"))?
         .map(|v| decode("settings", v))
         .transpose()?;
     Ok(settings
         .and_then(|s| s.event_retention_days)
-        .unwrap_or(default_days))
+        .or(default_days))
 }
 
 /// One pass over every tenant at `now`: prunes what each tenant's retention
 /// no longer covers. Returns what was removed, per tenant that lost anything.
 pub fn prune_all(
     store: &dyn Store,
-    default_days: u32,
+    default_days: Option<u32>,
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, Pruned)>, EventsError> {
     let mut out = Vec::new();
     for (key, _) in store.list(Table::Tenants, None)? {
         let tenant = key.tenant;
-        let days = retention_days(store, &tenant, default_days)?;
+        let Some(days) = retention_days(store, &tenant, default_days)? else {
+            continue;
+        };
         let cutoff = now - TimeDelta::days(i64::from(days));
         let p = prune(store, &tenant, cutoff)?;
         if p.events > 0 {
@@ -145,7 +147,7 @@ pub fn check_default_days(days: u32) -> Result<u32, String> {
 }
 
 /// One pass of the server's job at the accounts' clock; logs what it did.
-pub fn tick(accounts: &Accounts, default_days: u32) -> Result<usize, EventsError> {
+pub fn tick(accounts: &Accounts, default_days: Option<u32>) -> Result<usize, EventsError> {
     let pruned = prune_all(accounts.store(), default_days, accounts.now())?;
     for (tenant, p) in &pruned {
         tracing::info!(
@@ -161,7 +163,7 @@ pub fn tick(accounts: &Accounts, default_days: u32) -> Result<usize, EventsError
 /// The server's job: a pass every [`PRUNE_EVERY`], the first at start.
 /// A pass that fails (another process pruning at the same time, a store
 /// error) is logged and retried at the next tick.
-pub async fn run(accounts: Accounts, default_days: u32) {
+pub async fn run(accounts: Accounts, default_days: Option<u32>) {
     let mut every = tokio::time::interval(PRUNE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

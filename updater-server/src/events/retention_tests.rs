@@ -124,7 +124,7 @@ fn prunes_by_tenant_or_server_retention_at_the_given_now() {
             .unwrap()
             .items
             .len();
-        let removed = prune_all(&store, *default, day(*now)).unwrap();
+        let removed = prune_all(&store, Some(*default), day(*now)).unwrap();
         assert_eq!(received_days(&store, "t"), *kept, "{what}");
         let gone = 4 - kept.len();
         let history_left = list_history(&store, "t", None, 100, &Filter::default())
@@ -157,7 +157,7 @@ fn prunes_by_tenant_or_server_retention_at_the_given_now() {
         assert_eq!(received_days(&store, "other"), [300], "{what}");
         // A second pass at the same instant removes nothing.
         assert_eq!(
-            prune_all(&store, *default, day(*now)).unwrap(),
+            prune_all(&store, Some(*default), day(*now)).unwrap(),
             [],
             "{what}"
         );
@@ -244,8 +244,14 @@ fn the_job_uses_the_accounts_clock() {
         )])
         .unwrap();
     seed(&store, &[0, 100]);
-    // (clock, server default days, events removed by the pass)
-    for (now, default, removed) in [(50, 365, 0), (366, 365, 1), (400, 250, 1)] {
+    // (clock, server default days, events removed by the pass); no default
+    // and no tenant setting: kept indefinitely.
+    for (now, default, removed) in [
+        (1000, None, 0),
+        (50, Some(365), 0),
+        (366, Some(365), 1),
+        (400, Some(250), 1),
+    ] {
         let accounts = Accounts::new(
             store.clone(),
             Arc::new(FixedClock(day(now))),

@@ -89,7 +89,7 @@ pub struct Settings {
     pub all_users_poll_interval_secs: u64,
     /// Days agent events and update history are kept (1 to
     /// [`MAX_RETENTION_DAYS`]); `None`: the server's default
-    /// (`serve --event-retention-days`, 365 unless set).
+    /// (`serve --event-retention-days`; with neither, kept indefinitely).
     #[serde(default)]
     pub event_retention_days: Option<u32>,
 }
