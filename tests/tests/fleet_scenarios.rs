@@ -389,3 +389,46 @@ fn persistent_update_is_reminded_at_every_poll_until_done_and_deferrals_are_limi
     assert_eq!(version(&fleet), Some(NEW_VERSION));
     assert_eq!(fleet.hosts()[0].prompts().unwrap(), vec![]);
 }
+
+#[test]
+fn silent_rollout_across_the_fall_back_night_opens_once_at_the_first_occurrence() {
+    // 2027-11-07 in New York: 01:30 happens twice (EDT = 05:30 UTC, then EST
+    // = 06:30 UTC). The window opens once, at the first, for 45 minutes.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, t) = world(dir.path(), at("2027-11-06T20:00:00Z"));
+    policy(
+        &w,
+        &t,
+        "headset_tolerant",
+        "silent",
+        Some(json!({"cron": "30 1 * * *", "duration_minutes": 45, "tz": "America/New_York"})),
+    );
+    let hosts = w
+        .enroll(
+            &t,
+            &specs("nyc", &["headset_tolerant"; 3]),
+            TIMINGS,
+            11,
+            &mut || {},
+        )
+        .unwrap();
+    let mut fleet = Fleet::new(hosts, w.clock().clone(), 2);
+    run(&mut w, &mut fleet, at("2027-11-07T05:29:00Z"));
+    assert!(fleet
+        .hosts()
+        .iter()
+        .flat_map(|h| h.versions())
+        .all(|(_, v)| v == Some(FACTORY_VERSION)));
+    run(&mut w, &mut fleet, at("2027-11-07T09:00:00Z"));
+    assert!(all_new(&fleet));
+    let installs = installs(&w, &t);
+    assert_eq!(installs.len(), 3, "{installs:?}");
+    for (device, times) in &installs {
+        assert_eq!(times.len(), 1, "{device}: {times:?}");
+        assert!(
+            times[0] >= at("2027-11-07T05:30:00Z") && times[0] < at("2027-11-07T06:15:00Z"),
+            "{device} installed at {}, outside the first 01:30 EDT + 45 min",
+            times[0]
+        );
+    }
+}
