@@ -286,3 +286,101 @@ fn serve_one(root: &Path, s: &MirrorShared, stream: std::net::TcpStream) {
             .wait_timeout(guard, std::time::Duration::from_secs(300));
     }
 }
+
+/// `update-agent --config CONFIG --state-dir STATE ARGS…` without the
+/// installer variables of the test's own environment.
+pub fn agent_command(config: &Path, state: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin("update-agent"));
+    cmd.arg("--config")
+        .arg(config)
+        .arg("--state-dir")
+        .arg(state)
+        .args(args);
+    for var in [
+        "TENANT_ID",
+        "SERVER_URL",
+        "TENANT_TOKEN",
+        "UPDATE_AGENT_STATE_DIR",
+        "UPDATE_AGENT_CONFIG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// A logged-in tenant admin over the API; every call must succeed.
+#[derive(Debug)]
+pub struct Admin {
+    /// The HTTP client.
+    pub http: reqwest::blocking::Client,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// Tenant id.
+    pub tenant: String,
+    /// Session token.
+    pub token: String,
+}
+
+impl Admin {
+    /// `GET /api/v1/tenants/{tenant}/{path}` as JSON.
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        let resp = self
+            .http
+            .get(format!(
+                "{}/api/v1/tenants/{}/{path}",
+                self.base, self.tenant
+            ))
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap();
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        serde_json::from_slice(&resp.bytes().unwrap()).unwrap()
+    }
+
+    /// `POST /api/v1/tenants/{tenant}/{path}` with a JSON body.
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/api/v1/tenants/{}/{path}",
+                self.base, self.tenant
+            ))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        let status = resp.status();
+        let answer: serde_json::Value = serde_json::from_slice(&resp.bytes().unwrap()).unwrap();
+        assert!(status.is_success(), "POST {path}: {status} {answer}");
+        answer
+    }
+
+    /// Every item of a paged list (`events` or `update-history`).
+    pub fn all(&self, list: &str) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        let mut since = 0;
+        loop {
+            let page = self.get(&format!("{list}?since={since}&limit=1000"));
+            let items = page["items"].as_array().unwrap().clone();
+            if items.is_empty() {
+                return out;
+            }
+            since = page["next_since"].as_u64().unwrap();
+            out.extend(items);
+        }
+    }
+}

@@ -21,7 +21,7 @@ use dfu::file::DfuFile;
 use serde_json::{json, Value};
 use test_devices::image::{build, test_payload};
 use test_devices::{DeviceStore, FirmwareVersion};
-use tests::{bin, server_cli, text, MirrorServer, Server};
+use tests::{bin, server_cli, text, Admin, MirrorServer, Server};
 use update_agent::staging::CHECKPOINT_BYTES;
 use update_agent::state::State;
 
@@ -56,62 +56,6 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-struct Admin {
-    http: reqwest::blocking::Client,
-    base: String,
-    tenant: String,
-    token: String,
-}
-
-impl Admin {
-    fn get(&self, path: &str) -> Value {
-        let resp = self
-            .http
-            .get(format!(
-                "{}/api/v1/tenants/{}/{path}",
-                self.base, self.tenant
-            ))
-            .bearer_auth(&self.token)
-            .send()
-            .unwrap();
-        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
-        serde_json::from_slice(&resp.bytes().unwrap()).unwrap()
-    }
-
-    fn post(&self, path: &str, body: &Value) -> Value {
-        let resp = self
-            .http
-            .post(format!(
-                "{}/api/v1/tenants/{}/{path}",
-                self.base, self.tenant
-            ))
-            .bearer_auth(&self.token)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .unwrap();
-        let status = resp.status();
-        let answer: Value = serde_json::from_slice(&resp.bytes().unwrap()).unwrap();
-        assert!(status.is_success(), "POST {path}: {status} {answer}");
-        answer
-    }
-
-    /// Every item of a paged list (`events` or `update-history`).
-    fn all(&self, list: &str) -> Vec<Value> {
-        let mut out = Vec::new();
-        let mut since = 0;
-        loop {
-            let page = self.get(&format!("{list}?since={since}&limit=1000"));
-            let items = page["items"].as_array().unwrap().clone();
-            if items.is_empty() {
-                return out;
-            }
-            since = page["next_since"].as_u64().unwrap();
-            out.extend(items);
-        }
     }
 }
 

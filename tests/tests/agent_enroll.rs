@@ -7,46 +7,19 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{json, Value};
-use tests::{bin, text, Server};
+use tests::{agent_command, bin, copy_dir, text, Server};
 
 const PASSWORD: &str = "correct horse battery staple";
 
 /// `update-agent` with a clean installer environment.
 fn agent(config: &Path, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(bin("update-agent"));
-    cmd.arg("--config")
-        .arg(config)
-        .arg("--state-dir")
-        .arg(state)
-        .args(args);
-    for var in [
-        "TENANT_ID",
-        "SERVER_URL",
-        "TENANT_TOKEN",
-        "UPDATE_AGENT_STATE_DIR",
-        "UPDATE_AGENT_CONFIG",
-    ] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = agent_command(config, state, args);
     cmd.envs(env.iter().copied());
     cmd.output().unwrap()
 }
 
 fn mode(p: &Path) -> u32 {
     fs::metadata(p).unwrap().permissions().mode() & 0o777
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            fs::copy(entry.path(), dest).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -14,21 +14,9 @@ use dfu::file::DfuFile;
 use serde_json::{json, Value};
 use test_devices::image::{build, test_payload};
 use test_devices::FirmwareVersion;
-use tests::{bin, server_cli, text, Server};
+use tests::{agent_command, copy_dir, server_cli, text, Server};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap().flatten() {
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in fs::read_dir(dir).unwrap().flatten() {
@@ -91,21 +79,7 @@ struct Case {
 }
 
 fn agent(config: &Path, state: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(bin("update-agent"));
-    cmd.arg("--config")
-        .arg(config)
-        .arg("--state-dir")
-        .arg(state)
-        .args(args);
-    for var in [
-        "TENANT_ID",
-        "SERVER_URL",
-        "TENANT_TOKEN",
-        "UPDATE_AGENT_STATE_DIR",
-        "UPDATE_AGENT_CONFIG",
-    ] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = agent_command(config, state, args);
     cmd.env("USER", "ann");
     cmd
 }

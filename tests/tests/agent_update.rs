@@ -11,69 +11,14 @@ use dfu::file::DfuFile;
 use serde_json::{json, Value};
 use test_devices::image::{build, test_payload};
 use test_devices::FirmwareVersion;
-use tests::{bin, server_cli, text, Server};
+use tests::{agent_command, bin, server_cli, text, Admin, Server};
 
 const PASSWORD: &str = "correct horse battery staple";
 
 fn agent(config: &Path, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(bin("update-agent"));
-    cmd.arg("--config")
-        .arg(config)
-        .arg("--state-dir")
-        .arg(state)
-        .args(args);
-    for var in [
-        "TENANT_ID",
-        "SERVER_URL",
-        "TENANT_TOKEN",
-        "UPDATE_AGENT_STATE_DIR",
-        "UPDATE_AGENT_CONFIG",
-    ] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = agent_command(config, state, args);
     cmd.env("USER", "ann").envs(env.iter().copied());
     cmd.output().unwrap()
-}
-
-struct Admin {
-    http: reqwest::blocking::Client,
-    base: String,
-    tenant: String,
-    token: String,
-}
-
-impl Admin {
-    fn get(&self, path: &str) -> Value {
-        let resp = self
-            .http
-            .get(format!(
-                "{}/api/v1/tenants/{}/{path}",
-                self.base, self.tenant
-            ))
-            .bearer_auth(&self.token)
-            .send()
-            .unwrap();
-        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
-        serde_json::from_slice(&resp.bytes().unwrap()).unwrap()
-    }
-
-    fn post(&self, path: &str, body: &Value) -> Value {
-        let resp = self
-            .http
-            .post(format!(
-                "{}/api/v1/tenants/{}/{path}",
-                self.base, self.tenant
-            ))
-            .bearer_auth(&self.token)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .unwrap();
-        let status = resp.status();
-        let answer: Value = serde_json::from_slice(&resp.bytes().unwrap()).unwrap();
-        assert!(status.is_success(), "POST {path}: {status} {answer}");
-        answer
-    }
 }
 
 /// A `.dfu` file the simulated model with runtime product id `pid` accepts.
