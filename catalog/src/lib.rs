@@ -14,6 +14,7 @@ pub mod import;
 pub mod mirror;
 pub mod package;
 pub mod protocol;
+pub mod sim_clock;
 pub mod store;
 pub mod tuf;
 pub mod window;

@@ -3,12 +3,19 @@
 
 use std::sync::Mutex;
 
+use catalog::sim_clock::AcceleratedTime;
 use chrono::{DateTime, Duration, Utc};
 
 /// Where "now" comes from.
 pub trait Clock: Send + Sync {
     /// The current time.
     fn now(&self) -> DateTime<Utc>;
+
+    /// How long to wait in real time for `span` of this clock's time to
+    /// pass (zero for a negative span).
+    fn real_wait(&self, span: Duration) -> std::time::Duration {
+        span.to_std().unwrap_or_default()
+    }
 }
 
 /// The system's wall clock.
@@ -18,6 +25,21 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+}
+
+/// The simulation's accelerated clock (`[simulated.clock]`), shared with a
+/// server started with the same values.
+#[derive(Debug, Clone, Copy)]
+pub struct AcceleratedClock(pub AcceleratedTime);
+
+impl Clock for AcceleratedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.now()
+    }
+
+    fn real_wait(&self, span: Duration) -> std::time::Duration {
+        self.0.real_wait(span)
     }
 }
 

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use update_agent::agent::AgentCore;
-use update_agent::clock::SystemClock;
 use update_agent::config::{self, BackendKind, Config, Overrides};
 use update_agent::daemon::{CheckIn, CheckInNotAvailable, Daemon, Inventory, Timings};
 use update_agent::devices::{DeviceBackend, SimDevices};
@@ -283,7 +282,10 @@ fn run_cmd(config: &Config) -> anyhow::Result<()> {
         poll_interval: chrono::Duration::from_std(config.poll_interval)?,
         scan_interval: chrono::Duration::from_std(config.scan_interval)?,
     };
-    let clock: Arc<dyn update_agent::clock::Clock> = Arc::new(SystemClock);
+    let clock = config.clock()?;
+    if let Some(t) = config.simulated_clock {
+        tracing::warn!(clock = %t, "simulation: running on an accelerated clock");
+    }
     #[cfg(unix)]
     let control = update_agent::control::ControlServer::bind(&config.state_dir)?.serve(
         state.clone(),
@@ -369,7 +371,7 @@ fn check_now_with<B: DeviceBackend + Send + 'static>(
     state: Arc<State>,
     backend: B,
 ) -> anyhow::Result<()> {
-    let now = chrono::Utc::now();
+    let now = config.clock()?.now();
     state.record_scan(&backend.inventory()?, now)?;
     let mut core = core(config, state, backend)?;
     let recovered = core.recover(now)?;

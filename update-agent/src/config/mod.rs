@@ -20,6 +20,11 @@
 //! [simulated]                             # only with backend = "simulated"
 //! state_dir = "/var/lib/update-agent/sim" # optional: devices keep their flash across restarts
 //!
+//! [simulated.clock]                       # optional: run `speed` times faster than real time,
+//! start = "2027-03-27T22:00:00Z"          # from `start` at `real_start` (the server gets the
+//! real_start = "2026-11-23T04:00:00Z"     # same values as `serve --simulated-clock`)
+//! speed = 600
+//!
 //! [[simulated.devices]]
 //! profile = "headset_tolerant"            # a test_devices::ModelProfile constructor
 //! serial = "SN-1"                         # optional
@@ -134,6 +139,11 @@ pub struct SimulatedConfig {
     /// state was saved, and writes `frozen` into `state_dir`.
     #[serde(default)]
     pub freeze_after_bytes_written: Option<u64>,
+    /// Simulation hook: an accelerated clock shared with a server started
+    /// with the same `--simulated-clock`, so a night passes in seconds.
+    /// Used only with `backend = "simulated"`.
+    #[serde(default)]
+    pub clock: Option<catalog::sim_clock::AcceleratedTime>,
 }
 
 /// The config file, as written by an installer. Every key is optional.
@@ -228,6 +238,8 @@ pub struct Config {
     pub window_spread: Duration,
     /// The notification command, if any.
     pub notify_command: Option<Vec<String>>,
+    /// The accelerated clock of `[simulated.clock]`.
+    pub simulated_clock: Option<catalog::sim_clock::AcceleratedTime>,
 }
 
 impl std::fmt::Debug for Config {
@@ -249,6 +261,7 @@ impl std::fmt::Debug for Config {
             .field("scan_interval", &self.scan_interval)
             .field("window_spread", &self.window_spread)
             .field("notify_command", &self.notify_command)
+            .field("simulated_clock", &self.simulated_clock)
             .finish()
     }
 }
@@ -309,6 +322,7 @@ impl Config {
             simulated: file.simulated.devices,
             simulated_state_dir: file.simulated.state_dir,
             simulated_freeze_after: file.simulated.freeze_after_bytes_written,
+            simulated_clock: file.simulated.clock,
             poll_interval: secs(
                 file.poll_interval_secs,
                 crate::schedule::DEFAULT_POLL_INTERVAL
@@ -324,6 +338,22 @@ impl Config {
                 ),
             ),
             notify_command: file.notify_command.filter(|argv| !argv.is_empty()),
+        }
+    }
+
+    /// The clock the agent runs on: the system's, or the simulation's
+    /// accelerated one, which only the simulated backend may use (a real
+    /// device must never be scheduled by a fake time).
+    pub fn clock(&self) -> Result<std::sync::Arc<dyn crate::clock::Clock>, ConfigError> {
+        match (self.simulated_clock, self.backend) {
+            (None, _) => Ok(std::sync::Arc::new(crate::clock::SystemClock)),
+            (Some(t), BackendKind::Simulated) => {
+                Ok(std::sync::Arc::new(crate::clock::AcceleratedClock(t)))
+            }
+            (Some(_), BackendKind::Hardware) => Err(ConfigError::Invalid {
+                what: "[simulated.clock]",
+                why: "an accelerated clock needs backend = \"simulated\"".into(),
+            }),
         }
     }
 

@@ -135,3 +135,37 @@ fn defaults_and_errors() {
     let e = FileConfig::read(Path::new("/nonexistent/agent.toml")).unwrap_err();
     assert!(e.to_string().contains("cannot read config file"), "{e}");
 }
+
+#[test]
+fn an_accelerated_clock_runs_only_the_simulated_backend() {
+    let clock = "[simulated.clock]\nstart = \"2027-03-27T22:00:00Z\"\nreal_start = \"2026-11-23T04:00:00Z\"\nspeed = 600\n";
+    let resolve = |backend: &str| {
+        let text = format!("backend = \"{backend}\"\n{clock}");
+        let file = FileConfig::parse(Path::new("agent.toml"), &text).unwrap();
+        Config::resolve(&Overrides::default(), |_| None, file)
+    };
+    let sim = resolve("simulated");
+    assert_eq!(sim.simulated_clock.map(|c| c.speed), Some(600));
+    let c = sim.clock().unwrap();
+    assert_eq!(
+        c.real_wait(chrono::Duration::hours(1)),
+        Duration::from_secs(6)
+    );
+    let e = resolve("hardware").clock().err().unwrap().to_string();
+    assert!(e.contains("needs backend = \"simulated\""), "{e}");
+    let plain = Config::resolve(&Overrides::default(), |_| None, FileConfig::default());
+    assert_eq!(
+        plain.clock().unwrap().real_wait(chrono::Duration::hours(1)),
+        Duration::from_secs(3600)
+    );
+    for bad in ["speed = 0", "speed = 600\nstart_real = 1"] {
+        let text = format!(
+            "[simulated.clock]\nstart = \"2027-03-27T22:00:00Z\"\nreal_start = \"2026-11-23T04:00:00Z\"\n{bad}\n"
+        );
+        let e = FileConfig::parse(Path::new("agent.toml"), &text).unwrap_err();
+        assert!(
+            e.to_string().starts_with("invalid config file"),
+            "{bad}: {e}"
+        );
+    }
+}

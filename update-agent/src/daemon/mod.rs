@@ -368,9 +368,7 @@ impl Daemon {
     pub fn run(&mut self, wake: &Receiver<Wake>) -> Result<(), DaemonError> {
         loop {
             let at = self.tick()?;
-            let wait = (at - self.clock.now())
-                .to_std()
-                .unwrap_or(std::time::Duration::ZERO);
+            let wait = self.clock.real_wait(at - self.clock.now());
             match wake.recv_timeout(wait) {
                 Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
                 Ok(Wake::Act) => self.request_act(),

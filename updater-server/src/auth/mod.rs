@@ -24,6 +24,12 @@ use crate::store::{
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Now.
     fn now(&self) -> DateTime<Utc>;
+
+    /// How long to wait in real time for `span` of this clock's time to
+    /// pass (zero for a negative span).
+    fn real_wait(&self, span: TimeDelta) -> std::time::Duration {
+        span.to_std().unwrap_or_default()
+    }
 }
 
 /// The system clock.
@@ -33,6 +39,21 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+}
+
+/// The simulation's accelerated clock (`serve --simulated-clock`), shared
+/// with agents configured with the same values.
+#[derive(Debug, Clone, Copy)]
+pub struct AcceleratedClock(pub catalog::sim_clock::AcceleratedTime);
+
+impl Clock for AcceleratedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.now()
+    }
+
+    fn real_wait(&self, span: TimeDelta) -> std::time::Duration {
+        self.0.real_wait(span)
     }
 }
 
@@ -200,6 +221,11 @@ impl Accounts {
     /// The clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// The clock itself, for background jobs that wait on it.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
     }
 
     /// `<keys>/tenants/<id>/assignments.pem`.

@@ -22,7 +22,7 @@ use anyhow::{bail, Context};
 use chrono::TimeDelta;
 use clap::{Parser, Subcommand};
 
-use crate::auth::{Accounts, SessionPolicy, SystemClock};
+use crate::auth::{AcceleratedClock, Accounts, Clock, SessionPolicy, SystemClock};
 use crate::http::{Limits, ServeOptions, TlsFiles};
 use crate::store::RedbStore;
 
@@ -169,6 +169,12 @@ pub struct ServeArgs {
         hide = true
     )]
     pub request_timeout_secs: u32,
+    /// Simulation hook: run on an accelerated clock, `START,REAL_START,SPEED`
+    /// (simulated time START at real time REAL_START, SPEED times faster),
+    /// shared with agents whose `[simulated.clock]` has the same values.
+    /// Never for a production server.
+    #[arg(long, hide = true, value_name = "START,REAL_START,SPEED")]
+    pub simulated_clock: Option<::catalog::sim_clock::AcceleratedTime>,
 }
 
 /// The layout of a data directory.
@@ -200,14 +206,18 @@ impl DataDir {
 
     /// The account service over the embedded store (created on first use).
     pub fn accounts(&self, sessions: SessionPolicy) -> anyhow::Result<Accounts> {
+        self.accounts_on(sessions, Arc::new(SystemClock))
+    }
+
+    /// [`Self::accounts`] on another clock.
+    pub fn accounts_on(
+        &self,
+        sessions: SessionPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Accounts> {
         let store = RedbStore::open(&self.store_path())
             .with_context(|| format!("opening {}", self.store_path().display()))?;
-        Ok(Accounts::new(
-            Arc::new(store),
-            Arc::new(SystemClock),
-            self.keys(),
-            sessions,
-        ))
+        Ok(Accounts::new(Arc::new(store), clock, self.keys(), sessions))
     }
 
     /// Opens the catalog, creating it (and its keys) on first use.
@@ -234,11 +244,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if tls.is_none() {
                 check_listen(args.listen)?;
             }
-            let catalog = data.open_catalog(chrono::Utc::now())?;
-            let accounts = data.accounts(SessionPolicy {
-                idle: TimeDelta::seconds(args.session_idle_secs.into()),
-                absolute: TimeDelta::seconds(args.session_max_secs.into()),
-            })?;
+            let clock: Arc<dyn Clock> = match args.simulated_clock {
+                Some(t) => {
+                    tracing::warn!(clock = %t, "simulation: running on an accelerated clock");
+                    Arc::new(AcceleratedClock(t))
+                }
+                None => Arc::new(SystemClock),
+            };
+            let catalog = data.open_catalog(clock.now())?;
+            let accounts = data.accounts_on(
+                SessionPolicy {
+                    idle: TimeDelta::seconds(args.session_idle_secs.into()),
+                    absolute: TimeDelta::seconds(args.session_max_secs.into()),
+                },
+                clock,
+            )?;
             let opts = ServeOptions {
                 listen: args.listen,
                 tls,

@@ -10,7 +10,7 @@ use anyhow::Context;
 use catalog::Catalog;
 
 use super::{router, AppState, Limits};
-use crate::auth::Accounts;
+use crate::auth::{Accounts, Clock};
 
 /// A PEM certificate chain and its private key.
 #[derive(Debug, Clone)]
@@ -38,9 +38,10 @@ pub struct ServeOptions {
 /// Prints `updater-server listening on <url>` once the socket is bound.
 pub async fn serve(catalog: Catalog, accounts: Accounts, opts: ServeOptions) -> anyhow::Result<()> {
     let sweeper = tokio::spawn(sweep_sessions(accounts.clone()));
+    let accounts_clock = accounts.clock();
     let state = AppState::new(&catalog, opts.keys_dir.clone(), accounts);
     let app = router(state, opts.limits);
-    let refresher = tokio::spawn(refresh_timestamps(catalog));
+    let refresher = tokio::spawn(refresh_timestamps(catalog, accounts_clock));
     let result = match &opts.tls {
         None => {
             let listener = tokio::net::TcpListener::bind(opts.listen).await?;
@@ -109,15 +110,21 @@ async fn sweep_sessions(accounts: Accounts) {
     }
 }
 
-async fn refresh_timestamps(catalog: Catalog) {
+/// Every ten minutes of `clock` time (a simulation's accelerated clock
+/// re-signs as often in its own time as a real server does).
+async fn refresh_timestamps(catalog: Catalog, clock: Arc<dyn Clock>) {
     let catalog = Arc::new(std::sync::Mutex::new(catalog));
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    let period = clock
+        .real_wait(chrono::TimeDelta::minutes(10))
+        .max(Duration::from_millis(10));
+    let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
         let c = Arc::clone(&catalog);
+        let now = clock.now();
         let result = tokio::task::spawn_blocking(move || {
             let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
-            c.refresh_timestamp(chrono::Utc::now())
+            c.refresh_timestamp(now)
         })
         .await;
         match result {
