@@ -18,7 +18,8 @@
 //! notify_command = ["/usr/libexec/acme-notify", "--app", "updates"]  # optional; no shell
 //!
 //! [simulated]                             # only with backend = "simulated"
-//! state_dir = "/var/lib/update-agent/sim" # optional: devices keep their flash across restarts
+//! state_dir = "/var/lib/update-agent/sim" # optional: devices keep their flash across restarts;
+//!                                         # tests act as the user through <state_dir>/actions/
 //!
 //! [simulated.clock]                       # optional: run `speed` times faster than real time,
 //! start = "2027-03-27T22:00:00Z"          # from `start` at `real_start` (the server gets the
@@ -32,6 +33,18 @@
 //! [[simulated.devices]]
 //! hid = "other_vendor_headset"            # a HidTelephonyDevice constructor
 //! ```
+//!
+//! With `[simulated] state_dir`, a test in another process acts as the user
+//! at the desk through `<state_dir>/actions/`: one file per action, written
+//! under a temporary name and renamed to `NNNNNN-anything.action`, holding
+//! one line: `unplug SERIAL`, `plug SERIAL`, `replug SERIAL`,
+//! `call SERIAL on` or `call SERIAL off` (SERIAL as in
+//! `[[simulated.devices]] serial`, else the model's own). The agent applies
+//! pending files in file-name order at every device scan and removes them; a
+//! file it cannot apply (malformed, unknown serial) becomes
+//! `<name>.rejected`, with a warning. Every process opening the simulated
+//! devices with this `state_dir` takes the pending actions, `status` and
+//! `check-now` included. [`crate::devices::queue_action`] writes one.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

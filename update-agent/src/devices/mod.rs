@@ -15,7 +15,10 @@ use std::collections::BTreeMap;
 use catalog::protocol::{Battery, DeviceReport, DfuState};
 use dfu::host::{Backend, DeviceInfo, DfuMode, TransportError};
 
-pub use sim::{hid_by_name, profile_by_name, SimDevices, HID_NAMES, PROFILE_NAMES};
+pub use sim::{
+    actions_dir, hid_by_name, profile_by_name, queue_action, ParseActionError, QueueActionError,
+    SimAction, SimDevices, ACTIONS_DIR, ACTION_SUFFIX, HID_NAMES, PROFILE_NAMES, REJECTED_SUFFIX,
+};
 #[cfg(feature = "hardware")]
 pub use usb::UsbDevices;
 
