@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{decode, encode, State, StateError};
+use super::{decode, encode, spool_in, State, StateError};
+use crate::events::update_event;
 use crate::prompts::{Decision, DecisionError, Prompt, PromptState};
 
 pub(super) const PROMPTS: TableDefinition<'static, &str, &str> = TableDefinition::new("prompts");
@@ -74,6 +75,18 @@ impl State {
             match prompt.decide(decision, now) {
                 Ok(p) => {
                     t.insert(id, encode(&p).as_str())?;
+                    drop(t);
+                    // The admin sees the user's answer (REFERENCE: declined
+                    // and deferred updates are reported), committed with it.
+                    let kind = match decision {
+                        Decision::Decline => Some("user_declined"),
+                        Decision::Defer => Some("user_deferred"),
+                        Decision::Accept => None,
+                    };
+                    if let Some(kind) = kind {
+                        let event = update_event(kind, &p.device, &p.target, &p.version, None, now);
+                        spool_in(txn, &event)?;
+                    }
                     Ok(Ok(p))
                 }
                 Err(e) => Ok(Err(e.into())),

@@ -224,3 +224,51 @@ fn two_handles_share_the_file() {
         .unwrap();
     assert_eq!(status.updates().unwrap().len(), 1);
 }
+
+#[test]
+fn a_users_decline_or_deferral_is_spooled_for_the_admin_with_the_decision() {
+    use crate::prompts::{Decision, Prompt, PromptKind, PromptSubject};
+    let dir = tempfile::tempdir().unwrap();
+    let state = State::open_in(dir.path()).unwrap();
+    let subject = PromptSubject {
+        device: "1209/serial/SN-1",
+        product: Some("Voyage 5200 USB headset"),
+        target: "acme/headset/2.0.0/fw.dfu",
+        version: "2.0.0",
+        digest: "ab12",
+    };
+    // (kind, decision) -> spooled event kind
+    let cases = [
+        (PromptKind::UpdateAvailable, Decision::Decline, Some("user_declined")),
+        (PromptKind::UpdateRequired, Decision::Defer, Some("user_deferred")),
+        (PromptKind::UpdateAvailable, Decision::Accept, None),
+    ];
+    for (kind, decision, expected) in cases {
+        let prompt = Prompt::new(kind, &subject, Some(3), t0());
+        state.put_prompt(&prompt).unwrap();
+        let before = state.pending_events(100).unwrap().len();
+        state.decide(&prompt.id, decision, t0()).unwrap();
+        let events = state.pending_events(100).unwrap();
+        let new: Vec<_> = events[before..].iter().collect();
+        match expected {
+            Some(k) => {
+                assert_eq!(new.len(), 1, "{decision:?}: {new:?}");
+                assert_eq!(new[0].kind, k);
+                assert_eq!(new[0].device.as_deref(), Some("1209/serial/SN-1"));
+                assert_eq!(new[0].detail["version"], "2.0.0");
+                assert_eq!(new[0].detail["target"], "acme/headset/2.0.0/fw.dfu");
+                let wire = crate::events::to_wire(new[0]).unwrap();
+                assert!(matches!(
+                    wire.kind,
+                    catalog::events::EventKind::UserDeclined { .. }
+                        | catalog::events::EventKind::UserDeferred { .. }
+                ));
+            }
+            None => assert!(new.is_empty(), "{decision:?}: {new:?}"),
+        }
+    }
+    // A refused decision spools nothing.
+    let before = state.pending_events(100).unwrap().len();
+    assert!(state.decide("no-such-prompt", Decision::Decline, t0()).is_err());
+    assert_eq!(state.pending_events(100).unwrap().len(), before);
+}
