@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+pub mod sim_fleet;
+
 /// Path of a workspace binary, next to the test executable's `deps/` directory.
 ///
 /// `cargo test --workspace` builds every package's binaries before it runs
@@ -36,10 +38,17 @@ impl Server {
     /// Starts `updater-server --data-dir DATA serve` on an ephemeral loopback
     /// port and returns once it has printed its listening address.
     pub fn start(data: &Path) -> Self {
+        Self::start_with(data, &["--listen", "127.0.0.1:0"])
+    }
+
+    /// Starts `updater-server --data-dir DATA serve SERVE_ARGS…` (which
+    /// should name a loopback `--listen`) and returns once it listens.
+    pub fn start_with(data: &Path, serve_args: &[&str]) -> Self {
         let mut child = Command::new(bin("updater-server"))
             .arg("--data-dir")
             .arg(data)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("serve")
+            .args(serve_args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

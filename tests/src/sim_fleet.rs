@@ -1,0 +1,509 @@
+//! A fleet of real binaries on one accelerated clock: an `updater-server
+//! serve --simulated-clock` process and `update-agent run` processes whose
+//! `[simulated.clock]` has the same values, so a night of maintenance
+//! windows passes in seconds while every byte goes over loopback HTTP.
+//!
+//! Simulated dates lie before the real date on purpose: the admin CLI signs
+//! catalog metadata on the real clock, and metadata signed "later" than the
+//! simulated now is valid for the agents (TUF checks expiry, not issue
+//! time), while metadata signed on the real clock would look expired to a
+//! simulation running months ahead.
+//!
+//! Nothing here sleeps for synchronisation: [`SimFleet::wait_until`] polls a
+//! condition and fails once the simulated clock passes a deadline.
+
+use std::cell::OnceCell;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use catalog::sim_clock::AcceleratedTime;
+use chrono::{DateTime, Utc};
+use fleet_sim::firmware::{models, vendor_file, Model};
+use serde_json::{json, Value};
+use test_devices::{DeviceStore, FirmwareVersion};
+
+use crate::{agent_command, server_cli, tenant_with_admin, text, Admin, Server, Tenant};
+
+/// The admin every [`SimFleet`] tenant has.
+pub const ADMIN_EMAIL: &str = "it@scenario.example";
+const ADMIN_PASSWORD: &str = "scenario password 1";
+/// Sessions outlive any simulated night (an hour of simulated idle time is
+/// a few real seconds).
+const SESSION_SECS: &str = "31536000";
+/// Agents check in every simulated hour (a few real seconds).
+const POLL_SECS: &str = "3600";
+
+/// The model of the fleet-sim table named by its profile.
+pub fn model(profile: &str) -> Model {
+    models()
+        .into_iter()
+        .find(|m| m.profile == profile)
+        .unwrap_or_else(|| panic!("no model {profile}"))
+}
+
+/// A UTC time from RFC 3339 text.
+pub fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .unwrap_or_else(|e| panic!("{s}: {e}"))
+        .with_timezone(&Utc)
+}
+
+/// A server process and its tenant on an accelerated clock.
+#[derive(Debug)]
+pub struct SimFleet {
+    dir: PathBuf,
+    data: PathBuf,
+    clock: AcceleratedTime,
+    server: Option<Server>,
+    listen: String,
+    /// The first tenant.
+    pub tenant: Tenant,
+    admin: OnceCell<Admin>,
+}
+
+impl SimFleet {
+    /// A server data directory in `dir` holding firmware `versions` of
+    /// every fleet-sim model and one tenant, served from simulated time
+    /// `start` on, `speed` times faster than real time.
+    pub fn start(
+        dir: &Path,
+        start: DateTime<Utc>,
+        speed: u32,
+        versions: &[FirmwareVersion],
+    ) -> Self {
+        let data = dir.join("server");
+        for v in versions {
+            for m in models() {
+                import(dir, &data, &m, *v);
+            }
+        }
+        let tenant = new_tenant(&data, "Scenario Corp");
+        let clock = AcceleratedTime::new(start, Utc::now(), speed).expect("speed in range");
+        let mut fleet = Self {
+            dir: dir.to_owned(),
+            data,
+            clock,
+            server: None,
+            listen: "127.0.0.1:0".into(),
+            tenant,
+            admin: OnceCell::new(),
+        };
+        fleet.start_server();
+        fleet
+    }
+
+    fn start_server(&mut self) {
+        let clock = self.clock.to_string();
+        let server = Server::start_with(
+            &self.data,
+            &[
+                "--listen",
+                &self.listen,
+                "--simulated-clock",
+                &clock,
+                "--session-idle-secs",
+                SESSION_SECS,
+                "--session-max-secs",
+                SESSION_SECS,
+            ],
+        );
+        self.listen = server
+            .base
+            .strip_prefix("http://")
+            .expect("plain HTTP on loopback")
+            .to_owned();
+        self.server = Some(server);
+    }
+
+    /// `http://127.0.0.1:PORT` (the same across restarts).
+    pub fn base(&self) -> String {
+        format!("http://{}", self.listen)
+    }
+
+    /// The server's data directory.
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
+    /// The shared clock.
+    pub fn clock(&self) -> AcceleratedTime {
+        self.clock
+    }
+
+    /// Simulated now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Kills the server with SIGKILL (no shutdown of any kind).
+    pub fn kill_server(&mut self) {
+        drop(self.server.take());
+    }
+
+    /// Starts the server again on the same address.
+    pub fn restart_server(&mut self) {
+        assert!(self.server.is_none(), "the server is running");
+        self.start_server();
+    }
+
+    /// Imports `version` of `profile`'s model with the admin CLI (also while
+    /// the server runs, as an admin would).
+    pub fn import(&self, profile: &str, version: FirmwareVersion) {
+        import(&self.dir, &self.data, &model(profile), version);
+    }
+
+    /// The first tenant's admin over the API (logged in at first use).
+    pub fn admin(&self) -> &Admin {
+        self.admin.get_or_init(|| self.admin_of(&self.tenant))
+    }
+
+    /// Another tenant, with an admin of the same e-mail and password.
+    pub fn add_tenant(&self, name: &str) -> Tenant {
+        new_tenant(&self.data, name)
+    }
+
+    /// A fresh login of `tenant`'s admin.
+    pub fn admin_of(&self, tenant: &Tenant) -> Admin {
+        login(&self.base(), &tenant.id)
+    }
+
+    /// Creates a firmware policy in the first tenant for `profile`'s model
+    /// on the latest version; `extra` adds or replaces fields.
+    pub fn policy(&self, profile: &str, deployment: &str, extra: Value) -> Value {
+        self.policy_in(self.admin(), profile, deployment, extra)
+    }
+
+    /// [`Self::policy`] through `admin`.
+    pub fn policy_in(&self, admin: &Admin, profile: &str, deployment: &str, extra: Value) -> Value {
+        let mut body = json!({
+            "name": format!("{profile} {deployment}"),
+            "model": model(profile).hardware_id().to_string(),
+            "version": "latest",
+            "deployment": deployment,
+            "enabled": true,
+        });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        admin.post("policies/firmware", &body)
+    }
+
+    /// A new agent enrolled in the first tenant (not yet running) named
+    /// `name`, whose simulated bus holds `devices` as `(profile, serial)`,
+    /// logged in as `user`. It checks in every simulated hour (the
+    /// tenant's setting).
+    pub fn agent(&self, name: &str, user: &str, devices: &[(&str, &str)]) -> SimAgent {
+        self.agent_in(&self.tenant, name, user, devices)
+    }
+
+    /// [`Self::agent`] in `tenant`.
+    pub fn agent_in(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        user: &str,
+        devices: &[(&str, &str)],
+    ) -> SimAgent {
+        let root = self.dir.join("agents").join(name);
+        let agent = SimAgent {
+            config: root.join("agent.toml"),
+            state: root.join("state"),
+            devices: root.join("devices"),
+            logs: root.clone(),
+            root,
+            user: user.to_owned(),
+            child: None,
+            runs: 0,
+        };
+        fs::create_dir_all(&agent.devices).expect("agent dirs");
+        let mut config = format!(
+            "server_url = \"{}\"\nbackend = \"simulated\"\n\
+             poll_interval_secs = 3600\nscan_interval_secs = 600\n\n\
+             [simulated]\nstate_dir = \"{}\"\n\n[simulated.clock]\nstart = \"{}\"\n\
+             real_start = \"{}\"\nspeed = {}\n",
+            self.base(),
+            agent.devices.display(),
+            self.clock.start.to_rfc3339(),
+            self.clock.real_start.to_rfc3339(),
+            self.clock.speed,
+        );
+        for (profile, serial) in devices {
+            config.push_str(&format!(
+                "\n[[simulated.devices]]\nprofile = \"{profile}\"\nserial = \"{serial}\"\n"
+            ));
+        }
+        fs::write(&agent.config, config).expect("write agent config");
+        let out = agent
+            .command(&["enroll", "--tenant-id", &tenant.id])
+            .env("TENANT_TOKEN", &tenant.enrollment_token)
+            .output()
+            .expect("run update-agent enroll");
+        assert!(out.status.success(), "enroll {name}: {}", text(&out.stderr));
+        agent
+    }
+
+    /// Polls `f` until it returns a value; fails once the simulated clock
+    /// passes `deadline` (the condition's last state goes in the message).
+    pub fn wait_until<T>(
+        &self,
+        what: &str,
+        deadline: DateTime<Utc>,
+        mut f: impl FnMut() -> Result<T, String>,
+    ) -> T {
+        loop {
+            let past = self.now() > deadline;
+            match f() {
+                Ok(v) => return v,
+                Err(why) if past => panic!("{what}: not by {deadline} (simulated): {why}"),
+                Err(_) => {}
+            }
+            // Polling costs a request or a directory read; a real
+            // millisecond is about a simulated second at usual speeds.
+            std::thread::park_timeout(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the update history holds `n` devices with a successful
+    /// install, and returns the installs.
+    pub fn wait_for_installs(
+        &self,
+        n: usize,
+        deadline: DateTime<Utc>,
+    ) -> BTreeMap<String, Vec<DateTime<Utc>>> {
+        self.wait_until(&format!("{n} installs reported"), deadline, || {
+            let i = self.installs();
+            if i.len() >= n {
+                Ok(i)
+            } else {
+                Err(format!("{i:?}"))
+            }
+        })
+    }
+
+    /// Lets simulated time pass until `t` (the scenario's own time, not a
+    /// stand-in for waiting on something).
+    pub fn pass_time_until(&self, t: DateTime<Utc>) {
+        self.wait_until("time to pass", t + chrono::Duration::hours(1), || {
+            if self.now() >= t {
+                Ok(())
+            } else {
+                Err("not yet".into())
+            }
+        });
+    }
+
+    /// Successful installs per device (the update history's device name),
+    /// with their simulated times.
+    pub fn installs(&self) -> BTreeMap<String, Vec<DateTime<Utc>>> {
+        installs(self.admin())
+    }
+}
+
+/// Successful installs per device in `admin`'s tenant.
+pub fn installs(admin: &Admin) -> BTreeMap<String, Vec<DateTime<Utc>>> {
+    let mut out: BTreeMap<String, Vec<DateTime<Utc>>> = BTreeMap::new();
+    for r in admin.all("update-history") {
+        if r["outcome"] == "succeeded" {
+            out.entry(r["device"].as_str().unwrap_or_default().to_owned())
+                .or_default()
+                .push(at(r["at"].as_str().unwrap_or_default()));
+        }
+    }
+    out
+}
+
+/// A tenant with the scenario admin whose agents check in every simulated
+/// hour (the server's setting wins over the agent's own interval).
+fn new_tenant(data: &Path, name: &str) -> Tenant {
+    let tenant = tenant_with_admin(data, name, ADMIN_EMAIL, ADMIN_PASSWORD);
+    server_cli(
+        data,
+        &[
+            "settings",
+            "set",
+            "--tenant",
+            &tenant.id,
+            "--poll-interval-secs",
+            POLL_SECS,
+        ],
+        None,
+    );
+    tenant
+}
+
+/// Writes `model`'s vendor file at `version` and imports it with the CLI.
+fn import(dir: &Path, data: &Path, m: &Model, version: FirmwareVersion) {
+    let files = dir.join("vendor-files");
+    fs::create_dir_all(&files).expect("vendor files dir");
+    let path = files.join(format!("{}-{version}.dfu", m.profile));
+    fs::write(&path, vendor_file(m, version).expect("vendor file")).expect("write vendor file");
+    let mut args = vec![
+        "catalog".to_owned(),
+        "import".into(),
+        path.display().to_string(),
+        "--vendor".into(),
+        "Acme Audio".into(),
+        "--model".into(),
+        m.name.into(),
+        "--hardware-id".into(),
+        m.hardware_id().to_string(),
+        "--version".into(),
+        version.to_string(),
+        "--silent-capable".into(),
+    ];
+    if m.needs_replug() {
+        args.push("--needs-replug".into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    server_cli(data, &args, None);
+}
+
+fn login(base: &str, tenant: &str) -> Admin {
+    let http = reqwest::blocking::Client::new();
+    let resp = http
+        .post(format!("{base}/api/v1/login"))
+        .header("content-type", "application/json")
+        .body(
+            json!({"tenant": tenant, "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}).to_string(),
+        )
+        .send()
+        .expect("login request");
+    assert!(resp.status().is_success(), "login: {}", resp.status());
+    let answer: Value =
+        serde_json::from_slice(&resp.bytes().expect("login answer")).expect("login JSON");
+    Admin {
+        http,
+        base: base.to_owned(),
+        tenant: tenant.to_owned(),
+        token: answer["token"].as_str().expect("session token").to_owned(),
+    }
+}
+
+/// One `update-agent` with its own config, state and simulated devices;
+/// killed on drop.
+#[derive(Debug)]
+pub struct SimAgent {
+    root: PathBuf,
+    config: PathBuf,
+    state: PathBuf,
+    devices: PathBuf,
+    logs: PathBuf,
+    user: String,
+    child: Option<Child>,
+    runs: usize,
+}
+
+impl SimAgent {
+    /// `update-agent ARGS…` for this agent (as its user).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = agent_command(&self.config, &self.state, args);
+        cmd.env("USER", &self.user).env_remove("LOGNAME");
+        cmd
+    }
+
+    /// Runs `update-agent ARGS…` to completion.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run update-agent")
+    }
+
+    /// Where the agent's simulated devices keep their state.
+    pub fn devices_dir(&self) -> &Path {
+        &self.devices
+    }
+
+    /// The agent's directory (config, state, logs).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Starts `update-agent run` (its log goes to `run-N.log`).
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        self.runs += 1;
+        let log = fs::File::create(self.logs.join(format!("run-{}.log", self.runs)))
+            .expect("agent log file");
+        let child = self
+            .command(&["run"])
+            .env("UPDATE_AGENT_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start update-agent run");
+        self.child = Some(child);
+    }
+
+    /// Stops the agent with SIGTERM and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let sent = Command::new("kill").args(["-TERM", &pid]).status();
+            if !sent.is_ok_and(|s| s.success()) {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// The firmware version each simulated device would boot, by serial.
+    pub fn versions(&self) -> BTreeMap<String, Option<FirmwareVersion>> {
+        let store = DeviceStore::open(&self.devices).expect("device store");
+        store
+            .all()
+            .expect("device states")
+            .into_iter()
+            .map(|(key, snapshot)| {
+                // Keys are `VID-PID-SERIAL`.
+                let serial = key.splitn(3, '-').nth(2).unwrap_or(&key).to_owned();
+                (serial, snapshot.app)
+            })
+            .collect()
+    }
+
+    /// `update-agent status --json` (only while the agent is stopped: the
+    /// running daemon holds the state database).
+    pub fn status(&self) -> Value {
+        assert!(self.child.is_none(), "status needs the agent stopped");
+        let out = self.cli(&["status", "--json"]);
+        assert!(out.status.success(), "status: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("status JSON")
+    }
+
+    /// The agent's pending prompts (`update-agent prompts --json`), or why
+    /// they could not be asked for (e.g. the daemon's control socket is not
+    /// up yet).
+    pub fn prompts(&self) -> Result<Vec<Value>, String> {
+        let out = self.cli(&["prompts", "--json"]);
+        if !out.status.success() {
+            return Err(text(&out.stderr));
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+    }
+
+    /// The text of every log this agent wrote.
+    pub fn logs(&self) -> String {
+        (1..=self.runs)
+            .filter_map(|n| fs::read_to_string(self.logs.join(format!("run-{n}.log"))).ok())
+            .collect()
+    }
+}
+
+impl Drop for SimAgent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // A failed scenario shows what each agent did (the test harness
+        // prints a failing test's output).
+        if std::thread::panicking() {
+            let logs = self.logs();
+            let tail: Vec<&str> = logs.lines().rev().take(80).collect();
+            eprintln!("--- {} (last lines) ---", self.root.display());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
