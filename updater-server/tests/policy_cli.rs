@@ -561,3 +561,66 @@ fn software_policies_and_settings() {
         "{text}"
     );
 }
+
+#[test]
+fn both_kinds_copy_show_list_and_name_a_missing_policy_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    import(&data, dir.path(), "Voyager", "047F:C056", "1.0");
+    let (t, _) = create_tenant(&data, "Acme");
+    // (kind, create fields, list header's second column)
+    let kinds: [(&str, Vec<&str>, &str); 2] = [
+        ("firmware", vec!["--model", "047F:C056"], "MODEL"),
+        ("software", vec!["--platform", "linux"], "PLATFORM"),
+    ];
+    for (kind, fields, column) in kinds {
+        let create = with(
+            &[
+                "policy", kind, "create", "--tenant", &t, "--name", "Orig", "--json",
+            ],
+            &fields,
+        );
+        let p = cli_json(&data, &create);
+        let id = p["id"].as_str().unwrap().to_owned();
+        let copy = cli_json(
+            &data,
+            &[
+                "policy", kind, "copy", "--tenant", &t, &id, "--name", "Twin", "--json",
+            ],
+        );
+        assert_eq!(copy["name"], "Twin", "{kind}");
+        assert_eq!(copy["enabled"], false, "{kind}: a copy starts disabled");
+        assert_ne!(copy["id"], p["id"], "{kind}");
+        let shown = cli_json(&data, &["policy", kind, "show", "--tenant", &t, &id]);
+        assert_eq!(shown, p, "{kind}");
+        let out = run(&data, &["policy", kind, "list", "--tenant", &t]);
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{kind}: {text}");
+        assert!(
+            lines[0].starts_with("ID ") && lines[0].contains(column) && lines[0].ends_with("NAME"),
+            "{kind}: {text}"
+        );
+        assert!(
+            lines[1].starts_with(&id) && lines[1].ends_with("Orig"),
+            "{kind}: {text}"
+        );
+        for verb in ["show", "delete"] {
+            let err = refused(&data, &["policy", kind, verb, "--tenant", &t, "nope"]);
+            assert!(
+                err.contains(&format!("no {kind} policy nope in tenant {t}")),
+                "{kind} {verb}: {err}"
+            );
+        }
+        let err = refused(
+            &data,
+            &[
+                "policy", kind, "copy", "--tenant", &t, "nope", "--name", "X",
+            ],
+        );
+        assert!(
+            err.contains(&format!("no {kind} policy nope")),
+            "{kind} copy: {err}"
+        );
+    }
+}

@@ -30,7 +30,9 @@ pub use self::admin::AdminCommand;
 pub use self::catalog::{CatalogCommand, ImportArgs, KeysCommand};
 pub use self::group::GroupCommand;
 pub use self::inventory::InventoryCommand;
-pub use self::policy::{FirmwareCommand, PolicyCommand, SoftwareCommand};
+pub use self::policy::{
+    FirmwareCommand, FirmwareFields, PolicyAction, PolicyCommand, SoftwareCommand, SoftwareFields,
+};
 pub use self::report::ReportArgs;
 pub use self::settings::SettingsCommand;
 pub use self::tenant::TenantCommand;

@@ -3,15 +3,10 @@
 
 use ::catalog::assignment::DeploymentType;
 use anyhow::Context;
-use clap::{Args, Subcommand};
-use serde_json::Value;
+use clap::Args;
 
-use super::{
-    deployment_name, group_field, parse_deployment, parse_version, print_json, resolve_group,
-    tenant_fleet, view, Common, CopyArgs, Target,
-};
-use crate::cli::DataDir;
-use crate::fleet::{Fleet, SoftwarePolicy, SoftwarePolicyInput, VersionSpec};
+use super::{deployment_name, group_field, parse_deployment, parse_version, PolicyKind};
+use crate::fleet::{Fleet, FleetError, SoftwarePolicy, SoftwarePolicyInput, Stamps, VersionSpec};
 
 /// Fields of a software policy; on `edit`, only those given change.
 #[derive(Debug, Clone, Default, Args)]
@@ -43,43 +38,9 @@ pub struct SoftwareFields {
     pub enable: bool,
 }
 
-/// Software policy commands.
-#[derive(Debug, Subcommand)]
-pub enum SoftwareCommand {
-    /// Create a software policy.
-    Create {
-        /// The tenant and output.
-        #[command(flatten)]
-        common: Common,
-        /// The policy.
-        #[command(flatten)]
-        fields: SoftwareFields,
-    },
-    /// Change the given fields of a software policy.
-    Edit {
-        /// The policy.
-        #[command(flatten)]
-        target: Target,
-        /// The fields to change.
-        #[command(flatten)]
-        fields: SoftwareFields,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Copy a software policy (the copy is disabled until enabled).
-    Copy(CopyArgs),
-    /// Delete a software policy.
-    Delete(Target),
-    /// List a tenant's software policies.
-    List(Common),
-    /// Print one software policy as JSON.
-    Show(Target),
-}
-
 impl SoftwareFields {
     /// Applies the given fields to `spec` (a new policy starts from defaults).
-    fn apply(
+    fn apply_to(
         self,
         fleet: &Fleet,
         tenant: &str,
@@ -133,83 +94,62 @@ fn software_line(p: &SoftwarePolicy) -> String {
     )
 }
 
-fn sw_out(p: &SoftwarePolicy, json: bool, done: &str) -> anyhow::Result<()> {
-    if json {
-        print_json(&view(&p.id, &p.spec, &p.stamps)?);
-    } else {
-        println!("software policy {} ({}) {done}", p.id, p.spec.name);
-    }
-    Ok(())
-}
+/// Software policies for the shared commands.
+pub(super) struct Software;
 
-pub(super) fn run(data: &DataDir, command: SoftwareCommand) -> anyhow::Result<()> {
-    let find = |f: &Fleet, t: &Target| -> anyhow::Result<SoftwarePolicy> {
-        f.software_policies(&t.tenant)?
-            .into_iter()
-            .find(|p| p.id == t.id)
-            .with_context(|| format!("no software policy {} in tenant {}", t.id, t.tenant))
-    };
-    match command {
-        SoftwareCommand::Create { common, fields } => {
-            let f = tenant_fleet(data, &common.tenant)?;
-            let spec = fields.apply(&f, &common.tenant, None)?;
-            let p = f.put_software_policy(&common.tenant, None, spec)?;
-            sw_out(&p, common.json, "created")
-        }
-        SoftwareCommand::Edit {
-            target,
-            fields,
-            json,
-        } => {
-            let f = tenant_fleet(data, &target.tenant)?;
-            let old = find(&f, &target)?;
-            let spec = fields.apply(&f, &target.tenant, Some(old.spec))?;
-            let p = f.put_software_policy(&target.tenant, Some(&target.id), spec)?;
-            sw_out(&p, json, "changed")
-        }
-        SoftwareCommand::Copy(c) => {
-            let f = tenant_fleet(data, &c.target.tenant)?;
-            find(&f, &c.target)?;
-            let group = match c.group {
-                Some(g) => Some(resolve_group(&f, &c.target.tenant, g)?),
-                None => None,
-            };
-            let p = f.copy_software_policy(&c.target.tenant, &c.target.id, c.name, group)?;
-            sw_out(&p, c.json, "created (disabled) as a copy")
-        }
-        SoftwareCommand::Delete(t) => {
-            let f = tenant_fleet(data, &t.tenant)?;
-            find(&f, &t)?;
-            f.delete_software_policy(&t.tenant, &t.id)?;
-            println!("software policy {} deleted", t.id);
-            Ok(())
-        }
-        SoftwareCommand::List(c) => {
-            let f = tenant_fleet(data, &c.tenant)?;
-            let mut all = f.software_policies(&c.tenant)?;
-            all.sort_by_key(|p| p.stamps.created_at);
-            if c.json {
-                let v: Vec<Value> = all
-                    .iter()
-                    .map(|p| view(&p.id, &p.spec, &p.stamps))
-                    .collect::<anyhow::Result<_>>()?;
-                print_json(&Value::Array(v));
-            } else {
-                println!(
-                    "{:<18} {:<8} {:<18} {:<10} {:<10} {:<7} NAME",
-                    "ID", "PLATFORM", "GROUP", "VERSION", "DEPLOY", "ENABLED"
-                );
-                for p in &all {
-                    println!("{}", software_line(p));
-                }
-            }
-            Ok(())
-        }
-        SoftwareCommand::Show(t) => {
-            let f = tenant_fleet(data, &t.tenant)?;
-            let p = find(&f, &t)?;
-            print_json(&view(&p.id, &p.spec, &p.stamps)?);
-            Ok(())
-        }
+impl PolicyKind for Software {
+    type Policy = SoftwarePolicy;
+    type Spec = SoftwarePolicyInput;
+    type Fields = SoftwareFields;
+    const NAME: &'static str = "software";
+    const HEADER: &'static str =
+        "ID                 PLATFORM GROUP              VERSION    DEPLOY     ENABLED NAME";
+
+    fn parts(p: &SoftwarePolicy) -> (&str, &SoftwarePolicyInput, &Stamps) {
+        (&p.id, &p.spec, &p.stamps)
+    }
+
+    fn name(p: &SoftwarePolicy) -> &str {
+        &p.spec.name
+    }
+
+    fn list(f: &Fleet, tenant: &str) -> Result<Vec<SoftwarePolicy>, FleetError> {
+        f.software_policies(tenant)
+    }
+
+    fn put(
+        f: &Fleet,
+        tenant: &str,
+        id: Option<&str>,
+        spec: SoftwarePolicyInput,
+    ) -> Result<SoftwarePolicy, FleetError> {
+        f.put_software_policy(tenant, id, spec)
+    }
+
+    fn copy(
+        f: &Fleet,
+        tenant: &str,
+        id: &str,
+        name: Option<String>,
+        group: Option<String>,
+    ) -> Result<SoftwarePolicy, FleetError> {
+        f.copy_software_policy(tenant, id, name, group)
+    }
+
+    fn delete(f: &Fleet, tenant: &str, id: &str) -> Result<(), FleetError> {
+        f.delete_software_policy(tenant, id)
+    }
+
+    fn apply(
+        fields: SoftwareFields,
+        f: &Fleet,
+        tenant: &str,
+        old: Option<SoftwarePolicyInput>,
+    ) -> anyhow::Result<SoftwarePolicyInput> {
+        fields.apply_to(f, tenant, old)
+    }
+
+    fn line(p: &SoftwarePolicy) -> String {
+        software_line(p)
     }
 }
