@@ -361,12 +361,26 @@ impl Admin {
 
     /// `POST /api/v1/tenants/{tenant}/{path}` with a JSON body.
     pub fn post(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        self.send(reqwest::Method::POST, path, body)
+    }
+
+    /// `PUT /api/v1/tenants/{tenant}/{path}` with a JSON body.
+    pub fn put(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        self.send(reqwest::Method::PUT, path, body)
+    }
+
+    fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> serde_json::Value {
         let resp = self
             .http
-            .post(format!(
-                "{}/api/v1/tenants/{}/{path}",
-                self.base, self.tenant
-            ))
+            .request(
+                method.clone(),
+                format!("{}/api/v1/tenants/{}/{path}", self.base, self.tenant),
+            )
             .bearer_auth(&self.token)
             .header("content-type", "application/json")
             .body(body.to_string())
@@ -374,7 +388,7 @@ impl Admin {
             .unwrap();
         let status = resp.status();
         let answer: serde_json::Value = serde_json::from_slice(&resp.bytes().unwrap()).unwrap();
-        assert!(status.is_success(), "POST {path}: {status} {answer}");
+        assert!(status.is_success(), "{method} {path}: {status} {answer}");
         answer
     }
 
