@@ -299,6 +299,44 @@ impl SimFleet {
     pub fn installs(&self) -> BTreeMap<String, Vec<DateTime<Utc>>> {
         installs(self.admin())
     }
+
+    /// The update history records of the device whose serial is `serial`,
+    /// in the order the server stored them.
+    pub fn history(&self, serial: &str) -> Vec<Value> {
+        let suffix = format!("/serial/{serial}");
+        self.admin()
+            .all("update-history")
+            .into_iter()
+            .filter(|r| r["device"].as_str().is_some_and(|d| d.ends_with(&suffix)))
+            .collect()
+    }
+
+    /// The update state of the device whose serial is `serial` as its host
+    /// reported it at its last check-in (`phase`, the agent's `message`),
+    /// from `hosts`; `None` before any report of one.
+    pub fn update_state(&self, serial: &str) -> Option<Value> {
+        let suffix = format!("/serial/{serial}");
+        self.admin()
+            .get("hosts")
+            .as_array()?
+            .iter()
+            .filter_map(|h| h["update_states"].as_array())
+            .flatten()
+            .find(|s| s["device"].as_str().is_some_and(|d| d.ends_with(&suffix)))
+            .cloned()
+    }
+
+    /// The Policy Compliance row of the device whose serial is `serial`:
+    /// where it stands as its host's last check-in reported it (`status`,
+    /// and the agent's reason in `detail`). `None` while the report has no
+    /// row for it.
+    pub fn compliance(&self, serial: &str) -> Option<Value> {
+        self.admin().get("reports/compliance")["rows"]
+            .as_array()?
+            .iter()
+            .find(|r| r["serial"] == serial)
+            .cloned()
+    }
 }
 
 /// Successful installs per device in `admin`'s tenant.
