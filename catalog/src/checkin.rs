@@ -38,8 +38,15 @@ pub struct UserReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UpdatePhase {
-    /// Downloaded and verified, waiting (for the user or the window).
+    /// Downloaded and verified, about to be scheduled.
     Staged,
+    /// Staged and held back; the message says by what (the maintenance
+    /// window, the user's consent, a call, another piece of the product …).
+    Waiting,
+    /// Being flashed.
+    Flashing,
+    /// Flashed; the device must be unplugged and replugged to finish.
+    AwaitingReplug,
     /// Installed and read back.
     Installed,
     /// The last attempt failed.

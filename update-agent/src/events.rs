@@ -44,9 +44,15 @@ pub fn tamper_event(source: &str, device: Option<&str>, reason: &str, at: DateTi
 }
 
 fn clip(s: &str) -> String {
+    clip_to(s, wire::MAX_TEXT_BYTES)
+}
+
+/// `s` without control characters, cut at a character boundary to at most
+/// `max` bytes (the wire's text limits count bytes).
+pub(crate) fn clip_to(s: &str, max: usize) -> String {
     let mut out = String::new();
     for c in s.chars().filter(|c| !c.is_control()) {
-        if out.len() + c.len_utf8() > wire::MAX_TEXT_BYTES {
+        if out.len() + c.len_utf8() > max {
             break;
         }
         out.push(c);

@@ -83,10 +83,7 @@ pub fn accept_assignments(
 }
 
 fn clip(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_TEXT / 4)
-        .collect()
+    crate::events::clip_to(s, MAX_TEXT)
 }
 
 /// The agent core for one device backend.
@@ -214,11 +211,14 @@ impl<B: DeviceBackend> AgentCore<B> {
             let phase = match u.status {
                 UpdateStatus::Installed => UpdatePhase::Installed,
                 UpdateStatus::Failed => UpdatePhase::Failed,
-                _ => UpdatePhase::Staged,
+                UpdateStatus::AwaitingReplug => UpdatePhase::AwaitingReplug,
+                UpdateStatus::Flashing => UpdatePhase::Flashing,
+                UpdateStatus::Waiting => UpdatePhase::Waiting,
+                UpdateStatus::Staged => UpdatePhase::Staged,
             };
             let (deferrals, deferred) = scheduling::prompt_view(&self.state, &u.device, &u.digest)?;
             let phase = match phase {
-                UpdatePhase::Staged if deferred => UpdatePhase::Deferred,
+                UpdatePhase::Staged | UpdatePhase::Waiting if deferred => UpdatePhase::Deferred,
                 other => other,
             };
             states.insert(

@@ -394,11 +394,43 @@ impl<B: DeviceBackend> Pipeline<B> {
                 report.outcomes.insert(a.device.clone(), outcome);
             }
         }
+        self.confirm_unassigned_replugs(set, &devices, &mut report, now)?;
         self.forget_superseded(set)?;
         let keep: HashSet<_> = set.assignments.iter().map(|a| a.sha256).collect();
         self.staging.retain(&keep)?;
         report.retry_soon = ctx.guarded.get();
         Ok(report)
+    }
+
+    /// Confirms flashed devices waiting for their replug that the current
+    /// assignments no longer name: the server stops assigning an update
+    /// once the device reports its DFU-mode id or the new version, so the
+    /// stored record, not the set, says what to read back.
+    fn confirm_unassigned_replugs(
+        &self,
+        set: &AssignmentSet,
+        devices: &[DeviceReport],
+        report: &mut PassReport,
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let assigned: HashSet<(String, &str)> = set
+            .assignments
+            .iter()
+            .map(|a| (a.sha256.to_hex(), a.device.as_str()))
+            .collect();
+        for u in self.state.updates()? {
+            if u.status != UpdateStatus::AwaitingReplug
+                || assigned.contains(&(u.digest.clone(), u.device.as_str()))
+            {
+                continue;
+            }
+            if let Some(device) = devices.iter().find(|d| d.identity() == u.device) {
+                let id = u.device.clone();
+                let outcome = self.confirm_replug(device, u, now)?;
+                report.outcomes.insert(id, outcome);
+            }
+        }
+        Ok(())
     }
 
     /// Drops pending records (staged, waiting, failed) of updates no longer

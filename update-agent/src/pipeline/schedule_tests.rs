@@ -470,6 +470,34 @@ fn user_replug_registers_the_update_followed_by_serial_across_the_pid_change() {
 }
 
 #[test]
+fn a_replug_is_confirmed_when_the_server_no_longer_assigns_the_update() {
+    // Once flashed, the device reports its DFU-mode id, then the new
+    // version: the server's next answers leave it out. The stored record
+    // still says what to read back.
+    let (fx, a, _shown, mut p) = replug_case(ModelProfile::headset_needs_replug());
+    let still_waiting = p.run(&set(vec![]), t0() + Duration::hours(1)).unwrap();
+    assert_eq!(only(&still_waiting), Outcome::AwaitingReplug);
+    fx.sim.bus().replug(fx.id);
+    assert_eq!(
+        only(&p.run(&set(vec![]), t0() + Duration::hours(2)).unwrap()),
+        installed("3.1.0")
+    );
+    assert_eq!(
+        fx.state.installed(&a.device).unwrap().unwrap().version,
+        "3.1.0"
+    );
+    assert!(fx.state.shown_prompts().unwrap().is_empty());
+    let kinds = fx.event_kinds();
+    assert_eq!(kinds.last().map(String::as_str), Some("update_succeeded"));
+    // Nothing more to confirm at the next pass.
+    assert!(p
+        .run(&set(vec![]), t0() + Duration::hours(3))
+        .unwrap()
+        .outcomes
+        .is_empty());
+}
+
+#[test]
 fn replug_without_a_serial_is_followed_by_port_path() {
     let mut profile = ModelProfile::headset_needs_replug();
     profile.serial = None;

@@ -23,11 +23,18 @@
 //! | `waiting` | staged, waiting for something else the agent names (a call, another piece of a multi-piece product …) |
 //! | `pending` | assigned; no progress reported yet, or installed and not re-read |
 //!
-//! Agents report a coarse phase (staged / installed / failed / deferred) and
-//! a message; a staged update is told apart by its message (`replug`,
-//! `window`, `consent`, else `waiting`), and by the policy's deployment type
-//! when the agent gave no message.
+//! Agents report a phase (staged, waiting, flashing, awaiting replug,
+//! installed, failed, deferred) and a message. A waiting update is told
+//! apart by the agent's reason (`maintenance window` → waiting for the
+//! window, `user consent` → waiting for consent, else `waiting`); a staged
+//! one with no message by the policy's deployment type. Agents before the
+//! `waiting` / `awaiting_replug` phases sent `staged` with the reason, read
+//! the same way (`awaiting replug` in it → awaiting replug).
 //! States about another target than today's are ignored.
+//!
+//! A device flashed and waiting for its replug may still enumerate with its
+//! DFU-mode product id; it is reported under the model of the release its
+//! host says it is installing.
 
 use std::collections::BTreeMap;
 
@@ -288,12 +295,21 @@ fn from_state(
             S::Pending,
             "installed; the device has not reported the new version yet".into(),
         ),
-        Some(UpdatePhase::Staged) => {
-            let status = if lower.contains("replug") {
+        Some(UpdatePhase::AwaitingReplug) => (
+            S::AwaitingReplug,
+            if message.is_empty() {
+                "flashed; unplug and replug the device to finish".into()
+            } else {
+                message
+            },
+        ),
+        Some(UpdatePhase::Flashing) => (S::Pending, "being installed".into()),
+        Some(UpdatePhase::Staged | UpdatePhase::Waiting) => {
+            let status = if lower.starts_with("awaiting replug") {
                 S::AwaitingReplug
-            } else if lower.contains("window") {
+            } else if lower.contains("maintenance window") {
                 S::WaitingForWindow
-            } else if lower.contains("consent") {
+            } else if lower.contains("user consent") {
                 S::WaitingForConsent
             } else if !message.is_empty() {
                 S::Waiting
@@ -323,6 +339,8 @@ pub fn rows(s: &Snapshot) -> Vec<ComplianceRow> {
     for d in s.devices.iter().filter(|d| d.deleted_at.is_none()) {
         let host = hosts.get(d.host.as_str()).copied();
         let group = host.map_or(ALL_USERS, |h| h.group.as_str());
+        let by_release = installing_as(s, host, d);
+        let d = by_release.as_ref().unwrap_or(d);
         let Some(policy) = policy_for(&s.policies, group, d) else {
             continue;
         };
@@ -362,6 +380,29 @@ pub fn rows(s: &Snapshot) -> Vec<ComplianceRow> {
         (&a.model, &a.hostname, &a.device_id).cmp(&(&b.model, &b.hostname, &b.device_id))
     });
     rows
+}
+
+/// `d` as the model of the release its host reports installing on it,
+/// when `d` is in DFU mode (its product id is then the bootloader's).
+fn installing_as(s: &Snapshot, host: Option<&Host>, d: &Device) -> Option<Device> {
+    if d.dfu != DfuState::DfuMode {
+        return None;
+    }
+    let id = identity(d);
+    let target = host?
+        .update_states
+        .iter()
+        .find(|u| u.device == id)?
+        .target_name
+        .as_ref()?;
+    let release = s.releases.iter().find(|r| r.target_name == *target)?;
+    let hw = release.hardware_ids.iter().find(|h| h.vid == d.vendor_id)?;
+    let mut runtime = d.clone();
+    runtime.product_id = hw.pid;
+    if let Some((lo, hi)) = hw.bcd_range {
+        runtime.bcd_device = d.bcd_device.clamp(lo, hi);
+    }
+    Some(runtime)
 }
 
 fn deployment_name(d: DeploymentType) -> String {

@@ -1,6 +1,8 @@
 //! Table tests of the compliance classification and policy selection.
 
-use catalog::checkin::UpdatePhase::{self, Deferred, Failed, Installed, Staged};
+use catalog::checkin::UpdatePhase::{
+    self, AwaitingReplug, Deferred, Failed, Flashing, Installed, Staged, Waiting,
+};
 
 use super::super::fixtures::*;
 use super::*;
@@ -114,6 +116,57 @@ fn classification_table() {
                 S::Waiting,
                 "the device is in a call; no update starts during a call",
             )
+        },
+        Case {
+            state: Some((TARGET, Some(Waiting), Some(window_msg), 0)),
+            ..case("waiting phase: the window", S::WaitingForWindow, window_msg)
+        },
+        Case {
+            state: Some((
+                TARGET,
+                Some(Waiting),
+                Some("waiting for user consent (persistent update): deferred 1 of 3 times"),
+                0,
+            )),
+            deployment: DeploymentType::Persistent,
+            ..case(
+                "waiting phase: consent",
+                S::WaitingForConsent,
+                "waiting for user consent (persistent update): deferred 1 of 3 times",
+            )
+        },
+        Case {
+            state: Some((
+                TARGET,
+                Some(Waiting),
+                Some("another device of the same vendor is attached (047f/serial/B1, Base); a silent update of a multi-piece product waits until it is the only one (schedule the pieces in different windows)"),
+                0,
+            )),
+            ..case(
+                "waiting phase: another piece, although the reason names windows",
+                S::Waiting,
+                "another device of the same vendor is attached (047f/serial/B1, Base); a silent update of a multi-piece product waits until it is the only one (schedule the pieces in different windows)",
+            )
+        },
+        Case {
+            state: Some((TARGET, Some(AwaitingReplug), Some("awaiting replug: flashed; unplug and replug the device to finish"), 0)),
+            ..case(
+                "awaiting-replug phase",
+                S::AwaitingReplug,
+                "awaiting replug: flashed; unplug and replug the device to finish",
+            )
+        },
+        Case {
+            state: Some((TARGET, Some(AwaitingReplug), None, 0)),
+            ..case(
+                "awaiting-replug phase without a message",
+                S::AwaitingReplug,
+                "flashed; unplug and replug the device to finish",
+            )
+        },
+        Case {
+            state: Some((TARGET, Some(Flashing), None, 0)),
+            ..case("flashing", S::Pending, "being installed")
         },
         Case {
             state: Some((TARGET, Some(Staged), None, 0)),
@@ -392,4 +445,58 @@ fn rows_follow_the_hosts_group_and_skip_devices_without_policy() {
     );
     let csv = String::from_utf8(built.render(super::super::Format::Csv).unwrap()).unwrap();
     assert!(csv.contains(",'=Sales pin,"), "{csv}");
+}
+
+#[test]
+fn a_device_in_dfu_mode_awaiting_its_replug_is_listed_under_the_model_it_is_installing() {
+    // In DFU mode the headset enumerates with the bootloader's product id;
+    // its host says which release it is installing.
+    const DFU_PID: u16 = 0xdf11;
+    let mut s = snapshot();
+    s.releases = vec![
+        release(VOYAGER, "Voyager", "1.0"),
+        release(VOYAGER, "Voyager", "2.0"),
+    ];
+    s.policies = vec![policy(
+        "p-all",
+        VOYAGER,
+        None,
+        "latest",
+        DeploymentType::Silent,
+    )];
+    let mut h = host("h1", "ws-1", ALL_USERS, day(10));
+    h.update_states.push(state(
+        SN,
+        Some(TARGET),
+        Some(AwaitingReplug),
+        Some("awaiting replug: flashed; unplug and replug the device to finish"),
+    ));
+    s.hosts = vec![h];
+    let mut in_dfu = device("d1", (VOYAGER.0, DFU_PID), Some("SN1"), None);
+    in_dfu.dfu = DfuState::DfuMode;
+    // Another DFU-mode device whose host names no release stays out.
+    let mut unknown = device("d2", (VOYAGER.0, DFU_PID), Some("SN2"), None);
+    unknown.dfu = DfuState::DfuMode;
+    s.devices = vec![in_dfu, unknown];
+    let rows = rows(&s);
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.device_id.as_str(),
+                r.model.as_str(),
+                r.status,
+                r.target_version.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            "d1",
+            "047F:C056",
+            ComplianceStatus::AwaitingReplug,
+            Some("2.0")
+        )]
+    );
 }
