@@ -231,9 +231,10 @@ fn automatic_policy_installs_when_the_agent_starts() {
     );
     fleet.policy("headset_tolerant", "automatic", json!({}));
     // Polls six hours apart: an install within two hours came with the start.
-    fleet
-        .admin()
-        .put("settings", &json!({"all_users_poll_interval_secs": 6 * 3600}));
+    fleet.admin().put(
+        "settings",
+        &json!({"all_users_poll_interval_secs": 6 * 3600}),
+    );
     let mut agents = desks(
         &fleet,
         &[

@@ -1,6 +1,6 @@
 //! Fleet scenarios on the real binaries where the user at the desk matters:
 //! a device unplugged across the opening of its window, a two-piece
-//! product, a call. One `updater-server` process and
+//! product, a call, a replug after flashing. One `updater-server` process and
 //! `update-agent run` processes with simulated devices on one accelerated
 //! clock (`tests::sim_fleet`); the test acts as the user through the
 //! simulated devices' action files (`update_agent::devices::queue_action`),
@@ -318,4 +318,150 @@ fn headset_in_a_call_is_not_flashed_until_the_call_ends_inside_the_window() {
             "{t}: not after the call ended at {call_ended} inside the window 01:00–03:00"
         );
     }
+}
+
+#[test]
+fn silent_flash_of_a_model_that_needs_a_replug_is_registered_only_after_the_user_replugs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = SimFleet::start(
+        dir.path(),
+        at("2026-06-01T00:40:00Z"),
+        SPEED,
+        &[NEW_VERSION],
+    );
+    fleet.policy("headset_needs_replug", "silent", night_window());
+    let serial = "SN-replug-1";
+    let mut agent = fleet.agent(
+        "replug-1",
+        "user-replug-1",
+        &[("headset_needs_replug", serial)],
+    );
+    agent.start();
+
+    // Flashed in the window; the headset does not restart by itself, so the
+    // agent asks the user.
+    let prompt = fleet.wait_until(
+        "a replug prompt",
+        at("2026-06-01T02:00:00Z"),
+        || match agent.prompts()?.as_slice() {
+            [p] if p["kind"] == "replug" => Ok(p.clone()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert_eq!(prompt["version"], NEW_VERSION.to_string());
+    assert!(
+        prompt["device"].as_str().unwrap().ends_with(serial),
+        "{prompt}"
+    );
+    // The host's next check-in tells the server why it is not done yet.
+    let state = fleet.wait_until(
+        "the host reports the device awaiting its replug",
+        at("2026-06-01T03:00:00Z"),
+        || match fleet.update_state(serial) {
+            Some(s)
+                if s["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("awaiting replug")) =>
+            {
+                Ok(s)
+            }
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert_eq!(state["phase"], "awaiting_replug", "{state}");
+    assert!(
+        state["message"]
+            .as_str()
+            .unwrap()
+            .contains("unplug and replug"),
+        "{state}"
+    );
+    // Flashed, not installed: the server has the awaiting_replug event and
+    // no success.
+    let before = outcomes(&fleet, serial);
+    assert!(
+        before.iter().any(|(o, _)| o == "awaiting_replug"),
+        "{before:?}"
+    );
+    assert!(!before.iter().any(|(o, _)| o == "succeeded"), "{before:?}");
+    assert!(fleet.installs().is_empty());
+
+    let replugged_at = act(
+        &fleet,
+        &agent,
+        SimAction::Replug {
+            serial: serial.into(),
+        },
+    );
+    // Confirmed by the agent's next pass (its next poll), not by the user.
+    let installs = fleet.wait_for_installs(1, replugged_at + Duration::hours(2));
+    assert_eq!(installs.len(), 1, "{installs:?}");
+    assert_eq!(version_of(&agent, serial), Some(NEW_VERSION));
+    let history = outcomes(&fleet, serial);
+    let succeeded = times_of(&fleet, serial, "succeeded");
+    assert_eq!(succeeded.len(), 1, "one success: {history:?}");
+    assert!(succeeded[0] >= replugged_at, "{history:?}");
+    let awaiting = history
+        .iter()
+        .position(|(o, _)| o == "awaiting_replug")
+        .expect("awaiting_replug recorded");
+    let success = history
+        .iter()
+        .position(|(o, _)| o == "succeeded")
+        .expect("success recorded");
+    assert!(awaiting < success, "{history:?}");
+    assert!(history[awaiting].1 < replugged_at, "{history:?}");
+    // The replug request is answered by the device itself.
+    fleet.wait_until(
+        "the replug prompt resolved",
+        fleet.now() + Duration::hours(1),
+        || match agent.prompts()?.as_slice() {
+            [] => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    wait_for_compliance(
+        &fleet,
+        serial,
+        "compliant",
+        "",
+        fleet.now() + Duration::hours(2),
+    );
+}
+
+#[test]
+fn device_awaiting_its_replug_is_listed_as_awaiting_replug_in_the_compliance_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = SimFleet::start(
+        dir.path(),
+        at("2026-06-01T00:40:00Z"),
+        SPEED,
+        &[NEW_VERSION],
+    );
+    fleet.policy("headset_needs_replug", "silent", night_window());
+    let serial = "SN-replug-2";
+    let mut agent = fleet.agent(
+        "replug-2",
+        "user-replug-2",
+        &[("headset_needs_replug", serial)],
+    );
+    agent.start();
+    fleet.wait_until(
+        "a replug prompt",
+        at("2026-06-01T02:00:00Z"),
+        || match agent.prompts()?.as_slice() {
+            [p] if p["kind"] == "replug" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    // Left in DFU mode (another product id) until the user replugs it, the
+    // device is still under its model's policy.
+    let detail = wait_for_compliance(
+        &fleet,
+        serial,
+        "awaiting_replug",
+        "awaiting replug",
+        at("2026-06-01T03:00:00Z"),
+    );
+    assert!(detail.contains("unplug and replug"), "{detail}");
 }
