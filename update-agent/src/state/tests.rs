@@ -239,8 +239,16 @@ fn a_users_decline_or_deferral_is_spooled_for_the_admin_with_the_decision() {
     };
     // (kind, decision) -> spooled event kind
     let cases = [
-        (PromptKind::UpdateAvailable, Decision::Decline, Some("user_declined")),
-        (PromptKind::UpdateRequired, Decision::Defer, Some("user_deferred")),
+        (
+            PromptKind::UpdateAvailable,
+            Decision::Decline,
+            Some("user_declined"),
+        ),
+        (
+            PromptKind::UpdateRequired,
+            Decision::Defer,
+            Some("user_deferred"),
+        ),
         (PromptKind::UpdateAvailable, Decision::Accept, None),
     ];
     for (kind, decision, expected) in cases {
@@ -269,6 +277,8 @@ fn a_users_decline_or_deferral_is_spooled_for_the_admin_with_the_decision() {
     }
     // A refused decision spools nothing.
     let before = state.pending_events(100).unwrap().len();
-    assert!(state.decide("no-such-prompt", Decision::Decline, t0()).is_err());
+    assert!(state
+        .decide("no-such-prompt", Decision::Decline, t0())
+        .is_err());
     assert_eq!(state.pending_events(100).unwrap().len(), before);
 }
