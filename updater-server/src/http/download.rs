@@ -4,11 +4,11 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
+
+use super::read_buffers::ReadBuffers;
 
 /// A byte range to serve, inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +104,7 @@ enum Opened {
     Failed(&'static str),
     /// Length, and the body: the requested bytes already read, or the file
     /// positioned at the start of the range.
-    Ready(u64, Option<Vec<u8>>, Option<std::fs::File>),
+    Ready(u64, Option<Bytes>, Option<std::fs::File>),
 }
 
 /// Opens `path`, and for a satisfiable range positions it (reading small
@@ -131,13 +131,72 @@ fn open_at(path: &Path, range: Option<&str>) -> Opened {
         return Opened::Failed("cannot seek file");
     }
     if count <= READ_WHOLE_MAX {
-        let mut buf = Vec::with_capacity(count as usize);
+        let pool = pool_for(count);
+        let mut buf = pool.take();
         return match (&mut file).take(count).read_to_end(&mut buf) {
-            Ok(n) if n as u64 == count => Opened::Ready(len, Some(buf), None),
+            Ok(n) if n as u64 == count => Opened::Ready(len, Some(pool.frame(buf)), None),
             _ => Opened::Failed("cannot read file"),
         };
     }
     Opened::Ready(len, None, Some(file))
+}
+
+/// Buffers for streamed pieces and for whole reads up to 1 MiB.
+static PIECES: ReadBuffers = ReadBuffers::new(STREAM_CHUNK);
+static WHOLE: ReadBuffers = ReadBuffers::new(READ_WHOLE_MAX as usize);
+
+/// The smallest pool whose buffers hold `count` bytes (`count` ≤ 1 MiB).
+fn pool_for(count: u64) -> &'static ReadBuffers {
+    if count <= PIECES.capacity() as u64 {
+        &PIECES
+    } else {
+        &WHOLE
+    }
+}
+
+/// What a blocking read hands back: the file (for the next read) and the bytes.
+type ChunkRead = (std::fs::File, std::io::Result<Bytes>);
+
+/// Reads the next `n` (≤ [`STREAM_CHUNK`]) bytes of `file` on the blocking
+/// pool into a pooled buffer that becomes the body frame as it is (no
+/// second copy).
+fn read_chunk(mut file: std::fs::File, n: u64) -> tokio::task::JoinHandle<ChunkRead> {
+    tokio::task::spawn_blocking(move || {
+        let mut buf = PIECES.take();
+        let read = match (&mut file).take(n).read_to_end(&mut buf) {
+            Ok(got) if got as u64 == n => Ok(PIECES.frame(buf)),
+            Ok(_) => Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Err(e) => Err(e),
+        };
+        (file, read)
+    })
+}
+
+/// `count` bytes from `file`'s position as a streamed body: read in
+/// [`STREAM_CHUNK`] pieces, each on the blocking pool and one piece ahead of
+/// the socket, so reading the file and writing the socket overlap while
+/// memory stays at two pieces per download and no thread waits on a slow
+/// client between pieces.
+fn file_body(file: std::fs::File, count: u64) -> Body {
+    let piece = |left: u64| left.min(STREAM_CHUNK as u64);
+    let first = (read_chunk(file, piece(count)), count);
+    Body::from_stream(futures_util::stream::unfold(
+        Some(first),
+        move |state| async move {
+            let (pending, left) = state?;
+            let (file, read) = match pending.await {
+                Ok(done) => done,
+                Err(e) => return Some((Err(std::io::Error::other(e)), None)),
+            };
+            let bytes = match read {
+                Ok(b) => b,
+                Err(e) => return Some((Err(e), None)),
+            };
+            let left = left - bytes.len() as u64;
+            let next = (left > 0).then(|| (read_chunk(file, piece(left)), left));
+            Some((Ok(bytes), next))
+        },
+    ))
 }
 
 /// Serves `path` with the given strong `etag` (already quoted).
@@ -209,10 +268,7 @@ pub(crate) async fn serve_file(
     };
     let body = match (bytes, file) {
         (Some(bytes), _) => Body::from(bytes),
-        (None, Some(file)) => Body::from_stream(ReaderStream::with_capacity(
-            tokio::fs::File::from_std(file).take(count),
-            STREAM_CHUNK,
-        )),
+        (None, Some(file)) => file_body(file, count),
         (None, None) => Body::empty(),
     };
     builder
@@ -251,6 +307,73 @@ mod tests {
         for (header, len, want) in cases {
             assert_eq!(parse_range(*header, *len), *want, "{header:?} of {len}");
         }
+    }
+
+    #[tokio::test]
+    async fn streamed_ranges_carry_exactly_the_requested_bytes() {
+        use http_body_util::BodyExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        // 2.5 pieces and a bit: every piece boundary is crossed.
+        let content: Vec<u8> = (0..(STREAM_CHUNK * 5 / 2 + 7))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(&path, &content).unwrap();
+        let len = content.len() as u64;
+        // (Range header, expected first byte, expected length, status)
+        let cases: Vec<(Option<String>, usize, usize, u16)> = vec![
+            (None, 0, content.len(), 200),
+            (Some("bytes=3-".into()), 3, content.len() - 3, 206),
+            (
+                Some(format!("bytes={}-", STREAM_CHUNK - 1)),
+                STREAM_CHUNK - 1,
+                content.len() - STREAM_CHUNK + 1,
+                206,
+            ),
+            (
+                Some(format!("bytes=10-{}", READ_WHOLE_MAX + 20)),
+                10,
+                READ_WHOLE_MAX as usize + 11,
+                206,
+            ),
+            (Some("bytes=-100".into()), content.len() - 100, 100, 206),
+            (Some("bytes=5-9".into()), 5, 5, 206),
+        ];
+        for (range, start, count, status) in cases {
+            let mut headers = HeaderMap::new();
+            if let Some(r) = &range {
+                headers.insert(header::RANGE, HeaderValue::from_str(r).unwrap());
+            }
+            let resp = serve_file(
+                &path,
+                "\"e\"",
+                "application/octet-stream",
+                "no-cache",
+                &headers,
+            )
+            .await;
+            assert_eq!(resp.status().as_u16(), status, "{range:?}");
+            assert_eq!(
+                resp.headers()[header::CONTENT_LENGTH].to_str().unwrap(),
+                count.to_string(),
+                "{range:?}"
+            );
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body.len(), count, "{range:?} of {len}");
+            assert!(body[..] == content[start..start + count], "{range:?}");
+        }
+        // The file shrinking under a download ends the body with an error,
+        // never with other bytes.
+        let resp = serve_file(
+            &path,
+            "\"e\"",
+            "application/octet-stream",
+            "no-cache",
+            &HeaderMap::new(),
+        )
+        .await;
+        std::fs::write(&path, &content[..STREAM_CHUNK + 10]).unwrap();
+        assert!(resp.into_body().collect().await.is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod events;
 mod fleet;
 mod metrics;
 pub mod openapi;
+mod read_buffers;
 mod reports;
 pub mod routes;
 mod serve;
