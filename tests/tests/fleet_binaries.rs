@@ -446,3 +446,131 @@ fn persistent_update_is_reminded_at_every_poll_and_installs_once_deferrals_run_o
         .count();
     assert_eq!(deferred, 2);
 }
+
+/// Requests the server answered for firmware images (its own metrics).
+fn image_downloads(fleet: &SimFleet) -> u64 {
+    let text = reqwest::blocking::get(format!("{}/metrics", fleet.base()))
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("updater_http_requests_total{")
+                && l.contains("route=\"/repo/targets/{*path}\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|n| n as u64)
+        .sum()
+}
+
+fn agent_events(fleet: &SimFleet, agent: &SimAgent, kind: &str) -> Vec<Value> {
+    let id = update_agent::enroll::load(&agent.root().join("state"))
+        .unwrap()
+        .unwrap()
+        .agent_id;
+    events(fleet.admin())
+        .into_iter()
+        .filter(|e| e["agent"] == id.as_str() && e["event"]["kind"] == kind)
+        .collect()
+}
+
+#[test]
+fn branch_shares_serve_the_image_and_a_tampered_share_falls_back_to_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = SimFleet::start(
+        dir.path(),
+        at("2026-06-01T09:00:00Z"),
+        SPEED,
+        &[NEW_VERSION],
+    );
+    let model = tests::sim_fleet::model("headset_tolerant")
+        .hardware_id()
+        .to_string();
+    // Each branch has its own share, exported with the admin CLI; the
+    // second one's copy of the image has one bit flipped.
+    let (intact, tampered) = (dir.path().join("share-a"), dir.path().join("share-b"));
+    for share in [&intact, &tampered] {
+        let dest = share.to_str().unwrap();
+        tests::server_cli(
+            fleet.data(),
+            &["catalog", "mirror", dest, "--model", &model],
+            None,
+        );
+    }
+    let image = find_file(
+        &tampered.join("targets"),
+        &format!("headset_tolerant-{NEW_VERSION}.dfu"),
+    )
+    .expect("the image in the exported share");
+    let mut bytes = std::fs::read(&image).unwrap();
+    bytes[1000] ^= 0x01;
+    std::fs::write(&image, bytes).unwrap();
+    for (priority, branch, share) in [(1, "a", &intact), (2, "b", &tampered)] {
+        let group = fleet.admin().post(
+            "groups",
+            &json!({"name": format!("Branch {branch}"), "priority": priority,
+                    "membership": {"kind": "manual", "members": [format!("user-branch-{branch}")]}}),
+        );
+        fleet.policy(
+            "headset_tolerant",
+            "automatic",
+            json!({"name": format!("Branch {branch} share"), "group": group["id"],
+                   "source": {"kind": "share", "path": share.to_str().unwrap()},
+                   "fallback_to_server": true}),
+        );
+    }
+    let mut agents = desks(
+        &fleet,
+        &[
+            ("branch-a", "headset_tolerant"),
+            ("branch-b", "headset_tolerant"),
+        ],
+    );
+    // Branch A: from its share; the server serves no image.
+    agents[0].start();
+    fleet.wait_until("branch A updated", fleet.now() + Duration::hours(2), || {
+        all_at(&agents[..1], NEW_VERSION)
+    });
+    fleet.wait_for_installs(1, fleet.now() + Duration::hours(2));
+    assert_eq!(image_downloads(&fleet), 0);
+    // Branch B: the share's image fails verification; refused, reported,
+    // and taken from the server instead.
+    agents[1].start();
+    fleet.wait_until("branch B updated", fleet.now() + Duration::hours(2), || {
+        all_at(&agents, NEW_VERSION)
+    });
+    fleet.wait_for_installs(2, fleet.now() + Duration::hours(2));
+    assert!(image_downloads(&fleet) >= 1);
+    let tamper = fleet.wait_until(
+        "the tamper report",
+        fleet.now() + Duration::hours(2),
+        || match agent_events(&fleet, &agents[1], "tamper_detected").as_slice() {
+            [one] => Ok(one.clone()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert_eq!(tamper["event"]["source"], "image", "{tamper}");
+    assert!(
+        tamper["event"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(tampered.to_str().unwrap()),
+        "{tamper}"
+    );
+    assert_eq!(
+        agent_events(&fleet, &agents[0], "tamper_detected"),
+        Vec::<Value>::new()
+    );
+}
+
+/// The file under `dir` whose name ends in `suffix`.
+fn find_file(dir: &std::path::Path, suffix: &str) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let p = e.path();
+        if p.is_dir() {
+            find_file(&p, suffix)
+        } else {
+            p.to_string_lossy().ends_with(suffix).then_some(p)
+        }
+    })
+}
