@@ -17,8 +17,14 @@
 //! A new user session (login) shows persistent prompts and replug requests
 //! again. A user's decision on the control socket wakes it at once
 //! ([`Wake::Act`]).
+//!
+//! When a scan finds the devices changed (one attached or detached, or
+//! running another version), the daemon runs a pass at once (a replugged
+//! device is confirmed) and checks in [`REPORT_AFTER_CHANGE`] later, so the
+//! server's inventory and reports follow within minutes instead of at the
+//! next poll.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 
@@ -44,6 +50,10 @@ impl<B: DeviceBackend + Send> Inventory for B {
         self.inventory()
     }
 }
+
+/// How long after a change of the attached devices the agent checks in
+/// (changes within it, e.g. a dock's devices, go out together).
+pub const REPORT_AFTER_CHANGE: chrono::Duration = chrono::Duration::minutes(1);
 
 /// How often the event spool is sent when nothing else sends it.
 pub const EVENT_INTERVAL: chrono::Duration = chrono::Duration::minutes(2);
@@ -132,6 +142,17 @@ pub struct ScanOutcome {
     pub disappeared: Vec<String>,
     /// Never seen before on this host.
     pub first_seen: Vec<String>,
+    /// Attached at both scans, running another firmware version now.
+    pub version_changed: Vec<String>,
+}
+
+impl ScanOutcome {
+    /// Anything attached, detached or re-versioned since the previous scan.
+    pub fn changed(&self) -> bool {
+        !(self.appeared.is_empty()
+            && self.disappeared.is_empty()
+            && self.version_changed.is_empty())
+    }
 }
 
 /// Timings of the daemon.
@@ -155,7 +176,10 @@ pub struct Daemon {
     next_scan: DateTime<Utc>,
     next_events: DateTime<Utc>,
     started: bool,
-    present: BTreeSet<String>,
+    /// Attached devices and their versions at the last scan (`None` before it).
+    present: Option<BTreeMap<String, Option<String>>>,
+    /// A check-in asked for by a change of the devices.
+    report_at: Option<DateTime<Utc>>,
     host: Arc<dyn HostState>,
     sessions: Option<BTreeSet<String>>,
     window_offset: chrono::Duration,
@@ -198,7 +222,8 @@ impl Daemon {
             next_scan: now,
             next_events: now,
             started: false,
-            present: BTreeSet::new(),
+            present: None,
+            report_at: None,
             host: Arc::new(AlwaysAwake),
             sessions: None,
             window_offset: chrono::Duration::zero(),
@@ -259,9 +284,26 @@ impl Daemon {
             }
         };
         let first_seen = self.state.record_scan(&reports, now)?;
-        let present: BTreeSet<String> = reports.iter().map(DeviceReport::identity).collect();
-        let appeared: Vec<String> = present.difference(&self.present).cloned().collect();
-        let disappeared: Vec<String> = self.present.difference(&present).cloned().collect();
+        let present: BTreeMap<String, Option<String>> = reports
+            .iter()
+            .map(|d| (d.identity(), d.firmware_version.clone()))
+            .collect();
+        let before = self.present.clone().unwrap_or_default();
+        let appeared: Vec<String> = present
+            .keys()
+            .filter(|id| !before.contains_key(*id))
+            .cloned()
+            .collect();
+        let disappeared: Vec<String> = before
+            .keys()
+            .filter(|id| !present.contains_key(*id))
+            .cloned()
+            .collect();
+        let version_changed: Vec<String> = present
+            .iter()
+            .filter(|(id, v)| before.get(*id).is_some_and(|old| old != *v))
+            .map(|(id, _)| id.clone())
+            .collect();
         for d in &reports {
             if appeared.contains(&d.identity()) {
                 tracing::info!(
@@ -275,12 +317,14 @@ impl Daemon {
         for id in &disappeared {
             tracing::info!(device = %id, "device detached");
         }
-        self.present = present;
+        let ids = present.keys().cloned().collect();
+        self.present = Some(present);
         Ok(Some(ScanOutcome {
-            present: self.present.iter().cloned().collect(),
+            present: ids,
             appeared,
             disappeared,
             first_seen,
+            version_changed,
         }))
     }
 
@@ -293,11 +337,16 @@ impl Daemon {
         }
         let mut act = std::mem::take(&mut self.act_now);
         if now >= self.next_scan {
+            let first = self.present.is_none();
             let found = self.scan()?;
             self.next_scan = now + self.scan_interval;
-            if found.is_some_and(|o| !o.first_seen.is_empty()) {
+            if found.as_ref().is_some_and(|o| !o.first_seen.is_empty()) {
                 // Registrations go out at once.
                 self.next_events = now;
+            }
+            if !first && found.as_ref().is_some_and(ScanOutcome::changed) {
+                act = true;
+                self.report_at.get_or_insert(now + REPORT_AFTER_CHANGE);
             }
             if self.new_session() {
                 self.check_in.user_session(now);
@@ -306,6 +355,9 @@ impl Daemon {
         }
         let windows = self.check_in.windows(now);
         let mut due = self.schedule.next_attempt(now, self.last_check_in);
+        if let Some(report) = self.report_at {
+            due = due.min(report);
+        }
         if let Some(o) = next_window(&windows, self.window_checked, self.window_offset) {
             if o.start - self.window_offset <= now {
                 tracing::info!(window = %o.start.to_rfc3339(), "checking in before the maintenance window");
@@ -321,6 +373,8 @@ impl Daemon {
             }
         }
         if due <= now {
+            // Failures retry on the schedule's backoff, not on the change.
+            self.report_at = None;
             self.last_check_in = match self.check_in.check_in(now) {
                 Ok(()) => {
                     if let Some(interval) = self.check_in.poll_interval() {
@@ -350,7 +404,10 @@ impl Daemon {
             self.check_in.send_events(now);
             self.next_events = now + EVENT_INTERVAL;
         }
-        let next_check_in = self.schedule.next_attempt(now, self.last_check_in);
+        let next_check_in = self
+            .schedule
+            .next_attempt(now, self.last_check_in)
+            .min(self.report_at.unwrap_or(DateTime::<Utc>::MAX_UTC));
         let windows = self.check_in.windows(now);
         let mut wake = self.next_scan.min(next_check_in).min(self.next_events);
         if let Some(o) = next_window(&windows, self.window_checked, self.window_offset) {

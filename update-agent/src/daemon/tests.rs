@@ -1,7 +1,7 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
-use test_devices::{HidTelephonyDevice, ModelProfile, SimDevice, VirtualBus};
+use test_devices::{FirmwareVersion, HidTelephonyDevice, ModelProfile, SimDevice, VirtualBus};
 
 use super::*;
 use crate::clock::ManualClock;
@@ -170,6 +170,9 @@ impl CheckIn for Recording {
     fn poll_interval(&self) -> Option<chrono::Duration> {
         Some(Duration::minutes(30))
     }
+    fn act(&mut self, now: DateTime<Utc>) {
+        self.log.lock().unwrap().push(("act", now));
+    }
 }
 
 #[test]
@@ -209,16 +212,19 @@ fn start_hook_event_timer_new_devices_and_the_servers_poll_interval() {
             .collect()
     };
     assert_eq!(hooks("start"), [0]);
-    assert_eq!(hooks("check_in"), [0]);
+    // At start, and a minute after the scan that found the new device
+    // (which also ran a pass at once).
+    assert_eq!(hooks("check_in"), [0, 240]);
+    assert_eq!(hooks("act"), [180]);
     // At start, every 2 minutes, and at once when a scan (every 60 s) finds a new device.
     assert_eq!(hooks("send_events"), [0, 120, 180, 300]);
     // The server's 30-minute interval replaces the configured 6 hours.
-    while hooks("check_in").len() < 2 {
+    while hooks("check_in").len() < 3 {
         let wake = d.tick().unwrap();
         clock.set(wake);
     }
-    let second = hooks("check_in")[1];
-    assert!((27 * 60..=33 * 60 + 60).contains(&second), "{second}");
+    let third = hooks("check_in")[2] - 240;
+    assert!((27 * 60..=33 * 60 + 60).contains(&third), "{third}");
 }
 
 /// A silent update with a nightly window that a guard holds back until
@@ -354,4 +360,65 @@ fn a_week_of_windows_pre_window_check_ins_passes_and_retries() {
     // (the time taken is the state database's fsync per scan).
     assert!(ticks > 1_000, "{ticks}");
     eprintln!("a week in {ticks} ticks, {:?}", started.elapsed());
+}
+
+#[test]
+fn a_change_of_the_devices_runs_a_pass_and_reports_a_minute_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = VirtualBus::new();
+    let headset = bus.attach(SimDevice::new(ModelProfile::headset_tolerant()));
+    let clock = Arc::new(ManualClock::new(t0()));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut d = Daemon::new(
+        State::open_in(dir.path()).unwrap(),
+        Box::new(SimDevices::new(bus.clone())),
+        clock.clone(),
+        Box::new(Recording { log: log.clone() }),
+        Timings {
+            poll_interval: Duration::hours(6),
+            scan_interval: Duration::seconds(60),
+        },
+        [3; 16],
+    );
+    let s = |secs: i64| t0() + Duration::seconds(secs);
+    let replugged = std::cell::OnceCell::new();
+    // (at, what the user does before the scan at that second)
+    let mut script: Vec<(i64, Box<dyn Fn()>)> = vec![
+        // A replug after a flash: the device comes back with another version.
+        (
+            240,
+            Box::new(|| {
+                bus.unplug(headset);
+                let id = bus.attach(SimDevice::new(
+                    ModelProfile::headset_tolerant().with_version(FirmwareVersion::new(2, 1, 0)),
+                ));
+                let _ = replugged.set(id);
+            }),
+        ),
+        // Unplugged (the replugged one; the first is gone already).
+        (
+            600,
+            Box::new(|| bus.unplug(replugged.get().copied().unwrap())),
+        ),
+    ];
+    script.reverse();
+    while clock.now() < s(1200) {
+        if script.last().is_some_and(|(at, _)| clock.now() >= s(*at)) {
+            (script.pop().unwrap().1)();
+        }
+        let wake = d.tick().unwrap();
+        clock.set(wake.min(s(1200)));
+    }
+    let hooks = |name: &str| -> Vec<i64> {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, at)| (*at - t0()).num_seconds())
+            .collect()
+    };
+    // Quiet scans (60, 120, 180 s …) change nothing; each change passes at
+    // once and checks in a minute later.
+    assert_eq!(hooks("check_in"), [0, 300, 660]);
+    assert_eq!(hooks("act"), [240, 600]);
 }
