@@ -42,12 +42,9 @@ pub enum SimClockError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawAcceleratedTime")]
 pub struct AcceleratedTime {
-    /// The simulated time at `real_start`.
-    pub start: DateTime<Utc>,
-    /// The real time the simulation starts from.
-    pub real_start: DateTime<Utc>,
-    /// Simulated seconds per real second.
-    pub speed: u32,
+    start: DateTime<Utc>,
+    real_start: DateTime<Utc>,
+    speed: u32,
 }
 
 #[derive(Deserialize)]
@@ -84,16 +81,38 @@ impl AcceleratedTime {
         })
     }
 
-    /// The simulated time when the real clock reads `real`.
+    /// The simulated time at `real_start`.
+    pub fn start(&self) -> DateTime<Utc> {
+        self.start
+    }
+
+    /// The real time the simulation starts from.
+    pub fn real_start(&self) -> DateTime<Utc> {
+        self.real_start
+    }
+
+    /// Simulated seconds per real second.
+    pub fn speed(&self) -> u32 {
+        self.speed
+    }
+
+    /// The simulated time when the real clock reads `real`: never panics;
+    /// past what a timestamp can hold it stays at the limit (a setting
+    /// that far off shows as absurd dates, not as a crash).
     pub fn at(&self, real: DateTime<Utc>) -> DateTime<Utc> {
         let elapsed = real - self.real_start;
-        // Microseconds: exact for any test length, and no overflow for
-        // centuries of simulated time.
-        let micros = elapsed
-            .num_microseconds()
-            .unwrap_or(i64::MAX)
-            .saturating_mul(i64::from(self.speed));
-        self.start + Duration::microseconds(micros)
+        // Milliseconds: exact enough for any test, and an i64 of them
+        // times the speed covers far more than a timestamp can.
+        let ms = elapsed.num_milliseconds();
+        let limit = if ms < 0 {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        };
+        ms.checked_mul(i64::from(self.speed))
+            .and_then(Duration::try_milliseconds)
+            .and_then(|d| self.start.checked_add_signed(d))
+            .unwrap_or(limit)
     }
 
     /// The simulated time now.
@@ -104,7 +123,7 @@ impl AcceleratedTime {
     /// How long to wait in real time for `simulated` to pass (zero for a
     /// negative duration).
     pub fn real_wait(&self, simulated: Duration) -> std::time::Duration {
-        simulated.to_std().unwrap_or_default() / self.speed
+        simulated.to_std().unwrap_or_default() / self.speed.max(1)
     }
 }
 
@@ -183,11 +202,28 @@ mod tests {
     }
 
     #[test]
+    fn settings_far_off_give_limit_dates_instead_of_a_panic() {
+        let fast = AcceleratedTime::new(
+            t("2027-01-01T00:00:00Z"),
+            t("2026-01-01T00:00:00Z"),
+            MAX_SPEED,
+        )
+        .unwrap();
+        // A real start three years off at the highest speed: 300,000 years.
+        assert_eq!(fast.at(t("2029-01-01T00:00:00Z")), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(fast.at(t("2023-01-01T00:00:00Z")), DateTime::<Utc>::MIN_UTC);
+        assert_eq!(
+            fast.at(t("2026-01-01T00:00:01Z")),
+            t("2027-01-02T03:46:40Z")
+        );
+    }
+
+    #[test]
     fn the_text_form_round_trips_and_bad_forms_are_refused_with_the_reason() {
         let text = "2027-03-27T22:00:00Z,2026-11-23T04:00:00.250Z,600";
         let c: AcceleratedTime = text.parse().unwrap();
-        assert_eq!(c.speed, 600);
-        assert_eq!(c.real_start, t("2026-11-23T04:00:00.250Z"));
+        assert_eq!(c.speed(), 600);
+        assert_eq!(c.real_start(), t("2026-11-23T04:00:00.250Z"));
         assert_eq!(c.to_string().parse::<AcceleratedTime>().unwrap(), c);
         for (bad, why) in [
             (
@@ -224,7 +260,7 @@ mod tests {
             "[clock]\nstart = \"2027-03-27T22:00:00Z\"\nreal_start = \"2026-11-23T04:00:00Z\"\nspeed = 60\n",
         )
         .unwrap();
-        assert_eq!(ok.clock.speed, 60);
+        assert_eq!(ok.clock.speed(), 60);
         for bad in [
             "[clock]\nstart = \"2027-03-27T22:00:00Z\"\nreal_start = \"2026-11-23T04:00:00Z\"\nspeed = 0\n",
             "[clock]\nstart = \"2027-03-27T22:00:00Z\"\nspeed = 60\n",

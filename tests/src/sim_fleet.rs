@@ -225,9 +225,9 @@ impl SimFleet {
              real_start = \"{}\"\nspeed = {}\n",
             self.base(),
             agent.devices.display(),
-            self.clock.start.to_rfc3339(),
-            self.clock.real_start.to_rfc3339(),
-            self.clock.speed,
+            self.clock.start().to_rfc3339(),
+            self.clock.real_start().to_rfc3339(),
+            self.clock.speed(),
         );
         for (profile, serial) in devices {
             config.push_str(&format!(

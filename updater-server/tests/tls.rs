@@ -123,6 +123,62 @@ fn bad_certificate_files_fail_startup_with_a_message() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+#[test]
+fn the_simulated_clock_is_refused_with_tls_or_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path(), &["localhost"]);
+    let clock = "2026-03-28T21:00:00Z,2026-11-23T04:00:00Z,600";
+    let with_tls = updater(&dir.path().join("data"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--simulated-clock",
+            clock,
+            "--tls-cert",
+        ])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    let off_loopback = updater(&dir.path().join("data"))
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--simulated-clock",
+            clock,
+            "--tls-cert",
+        ])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    for out in [with_tls, off_loopback] {
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("--simulated-clock is a test hook"),
+            "{stderr}"
+        );
+    }
+    let bad = updater(&dir.path().join("data"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--simulated-clock",
+            "tomorrow,now,0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "a usage error");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("START: \"tomorrow\""), "{stderr}");
+}
+
 /// ring is the only rustls crypto provider in the dependency graph.
 #[test]
 fn aws_lc_rs_is_not_in_the_dependency_graph() {

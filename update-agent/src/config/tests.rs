@@ -145,7 +145,7 @@ fn an_accelerated_clock_runs_only_the_simulated_backend() {
         Config::resolve(&Overrides::default(), |_| None, file)
     };
     let sim = resolve("simulated");
-    assert_eq!(sim.simulated_clock.map(|c| c.speed), Some(600));
+    assert_eq!(sim.simulated_clock.map(|c| c.speed()), Some(600));
     let c = sim.clock().unwrap();
     assert_eq!(
         c.real_wait(chrono::Duration::hours(1)),

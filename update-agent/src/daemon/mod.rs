@@ -52,8 +52,15 @@ impl<B: DeviceBackend + Send> Inventory for B {
 }
 
 /// How long after a change of the attached devices the agent checks in
-/// (changes within it, e.g. a dock's devices, go out together).
+/// (changes within it, e.g. a dock's devices, go out together), plus up to
+/// as much again spread by the SystemID seed, so a fleet whose devices all
+/// re-enumerate as a window opens does not report in the same second.
 pub const REPORT_AFTER_CHANGE: chrono::Duration = chrono::Duration::minutes(1);
+
+/// Change reports come at most this often after a successful check-in, and
+/// never while check-ins fail (the backoff decides then): a device that
+/// comes and goes at every scan cannot make the agent hammer the server.
+pub const MIN_REPORT_SPACING: chrono::Duration = chrono::Duration::minutes(5);
 
 /// How often the event spool is sent when nothing else sends it.
 pub const EVENT_INTERVAL: chrono::Duration = chrono::Duration::minutes(2);
@@ -180,6 +187,8 @@ pub struct Daemon {
     present: Option<BTreeMap<String, Option<String>>>,
     /// A check-in asked for by a change of the devices.
     report_at: Option<DateTime<Utc>>,
+    /// Change reports so far (spreads each one differently).
+    reports: i64,
     host: Arc<dyn HostState>,
     sessions: Option<BTreeSet<String>>,
     window_offset: chrono::Duration,
@@ -224,6 +233,7 @@ impl Daemon {
             started: false,
             present: None,
             report_at: None,
+            reports: 0,
             host: Arc::new(AlwaysAwake),
             sessions: None,
             window_offset: chrono::Duration::zero(),
@@ -328,6 +338,23 @@ impl Daemon {
         }))
     }
 
+    /// Schedules a check-in after a change of the devices, if the last
+    /// check-in succeeded and none is scheduled yet (see
+    /// [`REPORT_AFTER_CHANGE`], [`MIN_REPORT_SPACING`]).
+    fn ask_for_report(&mut self, now: DateTime<Utc>) {
+        let LastCheckIn::Succeeded { at } = self.last_check_in else {
+            return;
+        };
+        if self.report_at.is_some() {
+            return;
+        }
+        self.reports += 1;
+        let spread = self
+            .schedule
+            .spread(b"report", self.reports, REPORT_AFTER_CHANGE);
+        self.report_at = Some((now + REPORT_AFTER_CHANGE + spread).max(at + MIN_REPORT_SPACING));
+    }
+
     /// Does whatever is due now (scan, check-in) and returns when to wake next.
     pub fn tick(&mut self) -> Result<DateTime<Utc>, DaemonError> {
         let now = self.clock.now();
@@ -346,7 +373,7 @@ impl Daemon {
             }
             if !first && found.as_ref().is_some_and(ScanOutcome::changed) {
                 act = true;
-                self.report_at.get_or_insert(now + REPORT_AFTER_CHANGE);
+                self.ask_for_report(now);
             }
             if self.new_session() {
                 self.check_in.user_session(now);

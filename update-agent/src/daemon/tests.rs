@@ -212,9 +212,10 @@ fn start_hook_event_timer_new_devices_and_the_servers_poll_interval() {
             .collect()
     };
     assert_eq!(hooks("start"), [0]);
-    // At start, and a minute after the scan that found the new device
-    // (which also ran a pass at once).
-    assert_eq!(hooks("check_in"), [0, 240]);
+    // At start, and after the scan that found the new device (which also
+    // ran a pass at once): a minute or two later, but not within five
+    // minutes of the last check-in.
+    assert_eq!(hooks("check_in"), [0, 300]);
     assert_eq!(hooks("act"), [180]);
     // At start, every 2 minutes, and at once when a scan (every 60 s) finds a new device.
     assert_eq!(hooks("send_events"), [0, 120, 180, 300]);
@@ -223,7 +224,8 @@ fn start_hook_event_timer_new_devices_and_the_servers_poll_interval() {
         let wake = d.tick().unwrap();
         clock.set(wake);
     }
-    let third = hooks("check_in")[2] - 240;
+    // (The schedule's ticks count from the start.)
+    let third = hooks("check_in")[2];
     assert!((27 * 60..=33 * 60 + 60).contains(&third), "{third}");
 }
 
@@ -418,7 +420,46 @@ fn a_change_of_the_devices_runs_a_pass_and_reports_a_minute_later() {
             .collect()
     };
     // Quiet scans (60, 120, 180 s …) change nothing; each change passes at
-    // once and checks in a minute later.
-    assert_eq!(hooks("check_in"), [0, 300, 660]);
+    // once and checks in one to two minutes later (spread by the seed), at
+    // least five minutes after the previous check-in.
+    let spread = |n| {
+        crate::schedule::PollSchedule::new(t0(), Duration::hours(6), [3; 16])
+            .spread(b"report", n, REPORT_AFTER_CHANGE)
+            .num_seconds()
+    };
+    let (first, second) = (spread(1), spread(2));
+    assert!((0..60).contains(&first) && (0..60).contains(&second));
+    assert_eq!(hooks("check_in"), [0, 300 + first, 660 + second]);
     assert_eq!(hooks("act"), [240, 600]);
+}
+
+#[test]
+fn a_device_that_comes_and_goes_never_makes_failing_check_ins_more_frequent() {
+    // The same failing server twice: once with a quiet desk, once with a
+    // headset that drops off and comes back at every scan.
+    let run = |flapping: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = VirtualBus::new();
+        let headset = bus.attach(SimDevice::new(ModelProfile::headset_tolerant()));
+        let clock = Arc::new(ManualClock::new(t0()));
+        let (mut d, calls) = daemon(&bus, &clock, u32::MAX, dir.path());
+        let mut attached = true;
+        while clock.now() < t0() + Duration::hours(3) {
+            let wake = d.tick().unwrap();
+            if flapping {
+                if attached {
+                    bus.unplug(headset);
+                } else {
+                    bus.plug(headset);
+                }
+                attached = !attached;
+            }
+            clock.set(wake);
+        }
+        let times = calls.lock().unwrap().clone();
+        times
+    };
+    let quiet = run(false);
+    assert!(quiet.len() >= 3, "{quiet:?}");
+    assert_eq!(run(true), quiet);
 }

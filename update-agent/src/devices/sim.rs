@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -85,6 +85,10 @@ pub const ACTIONS_DIR: &str = "actions";
 pub const ACTION_SUFFIX: &str = ".action";
 /// Appended to an action file the backend could not apply.
 pub const REJECTED_SUFFIX: &str = ".rejected";
+/// What an action file is renamed to while one process applies it.
+const CLAIMED_SUFFIX: &str = ".applying";
+/// An action is one short line.
+const MAX_ACTION_BYTES: u64 = 256;
 
 /// What the user at the desk does to a simulated device, named by its serial
 /// (the `[[simulated.devices]] serial`, else the model's own).
@@ -332,23 +336,27 @@ impl Actions {
         let mut applied = Vec::new();
         for name in names {
             let path = self.dir.join(&name);
-            match self.action(&path) {
+            // Claimed by a rename before anything else: of several
+            // processes (the daemon, `status`), one applies it, once; one
+            // that cannot be claimed is left alone, never applied again.
+            let claimed = self.dir.join(format!("{name}{CLAIMED_SUFFIX}"));
+            if std::fs::rename(&path, &claimed).is_err() {
+                continue;
+            }
+            match self.action(&claimed) {
                 Ok((action, id)) => {
                     action.apply(bus, id);
                     tracing::info!(file = %name, %action, "simulated user action applied");
-                    if let Err(e) = std::fs::remove_file(&path) {
-                        // Left in place it would be applied again at every scan.
-                        if e.kind() != io::ErrorKind::NotFound {
-                            tracing::warn!(file = %path.display(), error = %e, "cannot remove an applied simulated action");
-                        }
+                    if let Err(e) = std::fs::remove_file(&claimed) {
+                        tracing::warn!(file = %claimed.display(), error = %e, "cannot remove an applied simulated action");
                     }
                     applied.push(action);
                 }
                 Err(why) => {
                     let rejected = self.dir.join(format!("{name}{REJECTED_SUFFIX}"));
                     tracing::warn!(file = %path.display(), reason = %why, "simulated action rejected; renamed to {REJECTED_SUFFIX}");
-                    if let Err(e) = std::fs::rename(&path, &rejected) {
-                        tracing::warn!(file = %path.display(), error = %e, "cannot rename a rejected simulated action");
+                    if let Err(e) = std::fs::rename(&claimed, &rejected) {
+                        tracing::warn!(file = %claimed.display(), error = %e, "cannot rename a rejected simulated action");
                     }
                 }
             }
@@ -358,7 +366,19 @@ impl Actions {
 
     /// The action in file `path` and the device it is for, or why not.
     fn action(&self, path: &Path) -> Result<(SimAction, DeviceId), String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+        // A regular file of one short line: never a link out of the
+        // directory, a device or a pipe.
+        let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+        if !meta.file_type().is_file() {
+            return Err("not a regular file".into());
+        }
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_ACTION_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|e| format!("cannot read it: {e}"))?;
+        if bytes.len() as u64 > MAX_ACTION_BYTES {
+            return Err(format!("longer than {MAX_ACTION_BYTES} bytes"));
+        }
         let text = String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())?;
         let action: SimAction = text.parse().map_err(|e: ParseActionError| e.to_string())?;
         match self.serials.get(action.serial()).map(Vec::as_slice) {

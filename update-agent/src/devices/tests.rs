@@ -580,6 +580,12 @@ mod actions {
         // someone named like one (unreadable as a file).
         write(&actions, ".tmpXYZ", b"plug HS-1");
         std::fs::create_dir(actions.join("0008-dir.action")).unwrap();
+        // A link out of the directory is never followed (its target keeps
+        // its content), and a long file is not read whole.
+        let outside = dir.path().join("outside.txt");
+        std::fs::write(&outside, b"unplug HS-1").unwrap();
+        std::os::unix::fs::symlink(&outside, actions.join("0009-link.action")).unwrap();
+        write(&actions, "0010-long.action", &[b'x'; 4096]);
 
         assert_eq!(seen(&sim), [("HS-1", false, false), ("WH-1", true, true)]);
         assert_eq!(
@@ -592,11 +598,14 @@ mod actions {
                 "0005-two.action.rejected",
                 "0006-binary.action.rejected",
                 "0008-dir.action.rejected",
+                "0009-link.action.rejected",
+                "0010-long.action.rejected",
             ]
         );
         // Rejected files are never retried.
         assert_eq!(sim.apply_actions(), Vec::new());
-        assert_eq!(dir_names(&actions).len(), 7);
+        assert_eq!(dir_names(&actions).len(), 9);
+        assert_eq!(std::fs::read(&outside).unwrap(), b"unplug HS-1");
     }
 
     #[test]

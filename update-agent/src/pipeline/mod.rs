@@ -405,7 +405,9 @@ impl<B: DeviceBackend> Pipeline<B> {
     /// Confirms flashed devices waiting for their replug that the current
     /// assignments no longer name: the server stops assigning an update
     /// once the device reports its DFU-mode id or the new version, so the
-    /// stored record, not the set, says what to read back.
+    /// stored record, not the set, says what to read back. A device the set
+    /// assigns anything to is left to that assignment (a newer release
+    /// flashed over the old one must not fail the old record).
     fn confirm_unassigned_replugs(
         &self,
         set: &AssignmentSet,
@@ -413,21 +415,27 @@ impl<B: DeviceBackend> Pipeline<B> {
         report: &mut PassReport,
         now: DateTime<Utc>,
     ) -> Result<(), StateError> {
-        let assigned: HashSet<(String, &str)> = set
-            .assignments
-            .iter()
-            .map(|a| (a.sha256.to_hex(), a.device.as_str()))
-            .collect();
+        let assigned: HashSet<&str> = set.assignments.iter().map(|a| a.device.as_str()).collect();
         for u in self.state.updates()? {
-            if u.status != UpdateStatus::AwaitingReplug
-                || assigned.contains(&(u.digest.clone(), u.device.as_str()))
+            if u.status != UpdateStatus::AwaitingReplug || assigned.contains(u.device.as_str()) {
+                continue;
+            }
+            // Something else was installed on the device since: that
+            // flash is history, not a failure.
+            if let Some(later) = self
+                .state
+                .installed(&u.device)?
+                .filter(|i| i.at > u.updated_at)
             {
+                tracing::info!(device = %u.device, superseded = %u.target, installed = %later.target, "a newer install replaces an update awaiting its replug");
+                self.state.resolve_prompts(&u.device, &u.digest)?;
+                self.state.remove_update(&u.digest, &u.device)?;
                 continue;
             }
             if let Some(device) = devices.iter().find(|d| d.identity() == u.device) {
                 let id = u.device.clone();
                 let outcome = self.confirm_replug(device, u, now)?;
-                report.outcomes.insert(id, outcome);
+                report.outcomes.entry(id).or_insert(outcome);
             }
         }
         Ok(())

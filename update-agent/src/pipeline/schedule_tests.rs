@@ -498,6 +498,40 @@ fn a_replug_is_confirmed_when_the_server_no_longer_assigns_the_update() {
 }
 
 #[test]
+fn an_update_awaiting_its_replug_is_dropped_once_a_newer_one_is_installed() {
+    let (fx, a, _shown, mut p) = replug_case(ModelProfile::headset_needs_replug());
+    // Later, another release was installed on the device (say by another
+    // assignment); the old record must not turn into a failure.
+    let newer = StagedUpdate {
+        digest: "ab".repeat(32),
+        target: "acme/headset/3.2.0/fw.dfu".into(),
+        device: a.device.clone(),
+        status: UpdateStatus::Installed,
+        reason: None,
+        updated_at: t0() + Duration::hours(1),
+        firmware: None,
+    };
+    let installed = crate::state::InstalledFirmware {
+        device: a.device.clone(),
+        target: newer.target.clone(),
+        version: "3.2.0".into(),
+        security_counter: 0,
+        at: t0() + Duration::hours(1),
+    };
+    fx.state.record_installed(&installed, &newer, None).unwrap();
+    let events_before = fx.event_kinds().len();
+    let report = p.run(&set(vec![]), t0() + Duration::hours(2)).unwrap();
+    assert!(report.outcomes.is_empty(), "{report:?}");
+    assert!(fx
+        .state
+        .update(&a.sha256.to_hex(), &a.device)
+        .unwrap()
+        .is_none());
+    assert!(fx.state.shown_prompts().unwrap().is_empty());
+    assert_eq!(fx.event_kinds().len(), events_before, "no update_failed");
+}
+
+#[test]
 fn replug_without_a_serial_is_followed_by_port_path() {
     let mut profile = ModelProfile::headset_needs_replug();
     profile.serial = None;

@@ -128,6 +128,13 @@ impl PollSchedule {
             .unwrap_or_else(|| self.tick(k0 + 3))
     }
 
+    /// A deterministic delay in [0, `max`) for `(tag, n)`: spreads the
+    /// fleet's reactions to one event (e.g. devices re-enumerating at a
+    /// window's opening).
+    pub fn spread(&self, tag: &[u8], n: i64, max: Duration) -> Duration {
+        self.jitter(tag, n, max * 5) + max / 2
+    }
+
     /// A deterministic offset in [-span/10, +span/10) for `(tag, n)`.
     fn jitter(&self, tag: &[u8], n: i64, span: Duration) -> Duration {
         let mut h = Sha256::new();

@@ -6,7 +6,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{decode, encode, spool_in, State, StateError};
 use crate::events::update_event;
-use crate::prompts::{Decision, DecisionError, Prompt, PromptState};
+use crate::prompts::{Decision, DecisionError, Prompt, PromptKind, PromptState};
 
 pub(super) const PROMPTS: TableDefinition<'static, &str, &str> = TableDefinition::new("prompts");
 
@@ -78,10 +78,12 @@ impl State {
                     drop(t);
                     // The admin sees the user's answer (REFERENCE: declined
                     // and deferred updates are reported), committed with it.
-                    let kind = match decision {
-                        Decision::Decline => Some("user_declined"),
-                        Decision::Defer => Some("user_deferred"),
-                        Decision::Accept => None,
+                    // (A replug request put off is not an update deferred:
+                    // the update is flashed already.)
+                    let kind = match (decision, p.kind) {
+                        (_, PromptKind::Replug) | (Decision::Accept, _) => None,
+                        (Decision::Decline, _) => Some("user_declined"),
+                        (Decision::Defer, _) => Some("user_deferred"),
                     };
                     if let Some(kind) = kind {
                         let event = update_event(kind, &p.device, &p.target, &p.version, None, now);

@@ -250,6 +250,7 @@ fn a_users_decline_or_deferral_is_spooled_for_the_admin_with_the_decision() {
             Some("user_deferred"),
         ),
         (PromptKind::UpdateAvailable, Decision::Accept, None),
+        (PromptKind::Replug, Decision::Defer, None),
     ];
     for (kind, decision, expected) in cases {
         let prompt = Prompt::new(kind, &subject, Some(3), t0());

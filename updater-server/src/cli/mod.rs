@@ -246,6 +246,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if tls.is_none() {
                 check_listen(args.listen)?;
             }
+            if args.simulated_clock.is_some() && (tls.is_some() || !args.listen.ip().is_loopback())
+            {
+                bail!(
+                    "--simulated-clock is a test hook: only with plain HTTP on a loopback address"
+                );
+            }
             let clock: Arc<dyn Clock> = match args.simulated_clock {
                 Some(t) => {
                     tracing::warn!(clock = %t, "simulation: running on an accelerated clock");

@@ -94,6 +94,9 @@ pub(crate) fn none_match(headers: &HeaderMap, etag: &str) -> bool {
 /// one buffer; longer ones stream.
 const READ_WHOLE_MAX: u64 = 1 << 20;
 
+/// Bodies read whole below this size get a buffer of their own.
+const POOLED_MIN: u64 = 64 * 1024;
+
 /// Read size of a streamed body: large reads mean few hops to the blocking
 /// pool (tokio reads files there); per download this is the memory held.
 const STREAM_CHUNK: usize = 512 * 1024;
@@ -131,10 +134,18 @@ fn open_at(path: &Path, range: Option<&str>) -> Opened {
         return Opened::Failed("cannot seek file");
     }
     if count <= READ_WHOLE_MAX {
-        let pool = pool_for(count);
-        let mut buf = pool.take();
+        // Small bodies get a buffer of their own size: a slow client must
+        // not hold a pooled 0.5 MiB buffer for a few bytes.
+        let pool = (count >= POOLED_MIN).then(|| pool_for(count));
+        let mut buf = pool.map_or_else(|| Vec::with_capacity(count as usize), |p| p.take());
         return match (&mut file).take(count).read_to_end(&mut buf) {
-            Ok(n) if n as u64 == count => Opened::Ready(len, Some(pool.frame(buf)), None),
+            Ok(n) if n as u64 == count => {
+                let bytes = match pool {
+                    Some(p) => p.frame(buf),
+                    None => Bytes::from(buf),
+                };
+                Opened::Ready(len, Some(bytes), None)
+            }
             _ => Opened::Failed("cannot read file"),
         };
     }

@@ -339,7 +339,7 @@ pub fn rows(s: &Snapshot) -> Vec<ComplianceRow> {
     for d in s.devices.iter().filter(|d| d.deleted_at.is_none()) {
         let host = hosts.get(d.host.as_str()).copied();
         let group = host.map_or(ALL_USERS, |h| h.group.as_str());
-        let by_release = installing_as(s, host, d);
+        let by_release = installing_as(s, host, group, d);
         let d = by_release.as_ref().unwrap_or(d);
         let Some(policy) = policy_for(&s.policies, group, d) else {
             continue;
@@ -383,8 +383,9 @@ pub fn rows(s: &Snapshot) -> Vec<ComplianceRow> {
 }
 
 /// `d` as the model of the release its host reports installing on it,
-/// when `d` is in DFU mode (its product id is then the bootloader's).
-fn installing_as(s: &Snapshot, host: Option<&Host>, d: &Device) -> Option<Device> {
+/// when `d` is in DFU mode (its product id is then the bootloader's): the
+/// first of the release's models (of `d`'s vendor) that a policy covers.
+fn installing_as(s: &Snapshot, host: Option<&Host>, group: &str, d: &Device) -> Option<Device> {
     if d.dfu != DfuState::DfuMode {
         return None;
     }
@@ -396,13 +397,19 @@ fn installing_as(s: &Snapshot, host: Option<&Host>, d: &Device) -> Option<Device
         .target_name
         .as_ref()?;
     let release = s.releases.iter().find(|r| r.target_name == *target)?;
-    let hw = release.hardware_ids.iter().find(|h| h.vid == d.vendor_id)?;
-    let mut runtime = d.clone();
-    runtime.product_id = hw.pid;
-    if let Some((lo, hi)) = hw.bcd_range {
-        runtime.bcd_device = d.bcd_device.clamp(lo, hi);
-    }
-    Some(runtime)
+    release
+        .hardware_ids
+        .iter()
+        .filter(|h| h.vid == d.vendor_id)
+        .map(|hw| {
+            let mut runtime = d.clone();
+            runtime.product_id = hw.pid;
+            if let Some((lo, hi)) = hw.bcd_range {
+                runtime.bcd_device = d.bcd_device.max(lo).min(hi);
+            }
+            runtime
+        })
+        .find(|runtime| policy_for(&s.policies, group, runtime).is_some())
 }
 
 fn deployment_name(d: DeploymentType) -> String {

@@ -457,6 +457,12 @@ fn a_device_in_dfu_mode_awaiting_its_replug_is_listed_under_the_model_it_is_inst
         release(VOYAGER, "Voyager", "1.0"),
         release(VOYAGER, "Voyager", "2.0"),
     ];
+    // The release also fits another model of the vendor, which no policy
+    // covers: the row is under the covered one.
+    s.releases[1].hardware_ids.insert(
+        0,
+        catalog::package::HardwareId::new(BLACKWIRE.0, BLACKWIRE.1),
+    );
     s.policies = vec![policy(
         "p-all",
         VOYAGER,

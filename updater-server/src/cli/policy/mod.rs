@@ -75,8 +75,9 @@ pub struct CopyArgs {
 /// The commands of either kind of policy (`F`: its fields).
 #[derive(Debug, Subcommand)]
 pub enum PolicyAction<F: Args> {
-    /// Create a policy (refused when a check fails: a deployment type the
-    /// model's release cannot do, an unknown group, an invalid window).
+    /// Create a policy (refused when a check fails: an unknown group; for
+    /// firmware also a deployment type the model's release cannot do or an
+    /// invalid window).
     Create {
         /// The tenant and output.
         #[command(flatten)]
