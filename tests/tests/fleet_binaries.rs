@@ -574,3 +574,36 @@ fn find_file(dir: &std::path::Path, suffix: &str) -> Option<std::path::PathBuf> 
         }
     })
 }
+
+#[test]
+fn a_device_the_host_restarts_after_flashing_is_installed_without_a_replug() {
+    // The Orbit BT600 dongle is not manifestation-tolerant, but a USB reset
+    // restarts it: the agent waits for it to come back by itself.
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = SimFleet::start(
+        dir.path(),
+        at("2026-06-01T22:00:00Z"),
+        SPEED,
+        &[NEW_VERSION],
+    );
+    let window = json!({"window": {"cron": "0 1 * * *", "duration_minutes": 120, "tz": "UTC"}});
+    fleet.policy("usb_dongle", "silent", window);
+    let mut agents = desks(&fleet, &[("dongle-1", "usb_dongle")]);
+    start_all(&mut agents);
+    fleet.wait_until(
+        "the dongle on the new version",
+        at("2026-06-02T04:00:00Z"),
+        || all_at(&agents, NEW_VERSION),
+    );
+    assert_installed_once_within(
+        &fleet.wait_for_installs(1, at("2026-06-02T05:00:00Z")),
+        1,
+        "2026-06-02T01:00:00Z",
+        "2026-06-02T03:00:00Z",
+    );
+    assert_eq!(agents[0].prompts(), Ok(Vec::new()), "no replug prompt");
+    assert_eq!(
+        agent_events(&fleet, &agents[0], "awaiting_replug"),
+        Vec::<Value>::new()
+    );
+}
