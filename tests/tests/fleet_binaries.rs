@@ -16,6 +16,12 @@ use tests::Admin;
 /// scheduling hiccup of 100 ms on a loaded machine is a simulated minute.
 const SPEED: u32 = 600;
 
+/// A server holding the new release of every model, serving from
+/// simulated `start` on.
+fn fleet_from(dir: &std::path::Path, start: &str) -> SimFleet {
+    SimFleet::start(dir, at(start), SPEED, &[NEW_VERSION])
+}
+
 /// Every device of every agent, by `agent/serial`.
 fn versions(agents: &[SimAgent]) -> BTreeMap<String, Option<FirmwareVersion>> {
     agents
@@ -111,12 +117,7 @@ fn silent_rollout_across_berlins_spring_forward_night_installs_only_inside_the_w
     // window at 02:30 falls in the gap; it opens at 03:00 CEST and lasts
     // 120 minutes of elapsed time: 01:00–03:00 UTC.
     let dir = tempfile::tempdir().unwrap();
-    let fleet = SimFleet::start(
-        dir.path(),
-        at("2026-03-28T21:00:00Z"),
-        SPEED,
-        &[NEW_VERSION],
-    );
+    let fleet = fleet_from(dir.path(), "2026-03-28T21:00:00Z");
     let window =
         json!({"window": {"cron": "30 2 * * *", "duration_minutes": 120, "tz": "Europe/Berlin"}});
     fleet.policy("headset_tolerant", "silent", window.clone());
@@ -147,12 +148,7 @@ fn silent_rollout_across_berlins_spring_forward_night_installs_only_inside_the_w
 #[test]
 fn server_killed_mid_rollout_and_restarted_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut fleet = SimFleet::start(
-        dir.path(),
-        at("2026-06-01T22:00:00Z"),
-        SPEED,
-        &[NEW_VERSION],
-    );
+    let mut fleet = fleet_from(dir.path(), "2026-06-01T22:00:00Z");
     let window = json!({"window": {"cron": "0 1 * * *", "duration_minutes": 240, "tz": "UTC"}});
     fleet.policy("headset_tolerant", "silent", window.clone());
     fleet.policy("dfuse_speakerphone", "silent", window);
@@ -223,12 +219,7 @@ fn server_killed_mid_rollout_and_restarted_loses_and_duplicates_nothing() {
 #[test]
 fn automatic_policy_installs_when_the_agent_starts() {
     let dir = tempfile::tempdir().unwrap();
-    let fleet = SimFleet::start(
-        dir.path(),
-        at("2026-06-01T10:00:00Z"),
-        SPEED,
-        &[NEW_VERSION],
-    );
+    let fleet = fleet_from(dir.path(), "2026-06-01T10:00:00Z");
     fleet.policy("headset_tolerant", "automatic", json!({}));
     // Polls six hours apart: an install within two hours came with the start.
     fleet.admin().put(
@@ -258,12 +249,7 @@ fn automatic_policy_installs_when_the_agent_starts() {
 #[test]
 fn two_tenants_on_one_server_never_see_each_other() {
     let dir = tempfile::tempdir().unwrap();
-    let fleet = SimFleet::start(
-        dir.path(),
-        at("2026-06-01T10:00:00Z"),
-        SPEED,
-        &[NEW_VERSION],
-    );
+    let fleet = fleet_from(dir.path(), "2026-06-01T10:00:00Z");
     let other = fleet.add_tenant("Other Corp");
     let other_admin = fleet.admin_of(&other);
     fleet.policy("headset_tolerant", "automatic", json!({}));
@@ -341,12 +327,7 @@ fn two_tenants_on_one_server_never_see_each_other() {
 #[test]
 fn optional_update_declined_is_not_asked_again_but_a_newer_release_is() {
     let dir = tempfile::tempdir().unwrap();
-    let fleet = SimFleet::start(
-        dir.path(),
-        at("2026-06-01T09:00:00Z"),
-        SPEED,
-        &[NEW_VERSION],
-    );
+    let fleet = fleet_from(dir.path(), "2026-06-01T09:00:00Z");
     fleet.policy("headset_tolerant", "optional", json!({}));
     let mut agents = desks(&fleet, &[("opt-1", "headset_tolerant")]);
     start_all(&mut agents);
@@ -397,12 +378,7 @@ fn optional_update_declined_is_not_asked_again_but_a_newer_release_is() {
 #[test]
 fn persistent_update_is_reminded_at_every_poll_and_installs_once_deferrals_run_out() {
     let dir = tempfile::tempdir().unwrap();
-    let fleet = SimFleet::start(
-        dir.path(),
-        at("2026-06-01T09:00:00Z"),
-        SPEED,
-        &[NEW_VERSION],
-    );
+    let fleet = fleet_from(dir.path(), "2026-06-01T09:00:00Z");
     fleet.policy(
         "headset_tolerant",
         "persistent",
@@ -477,12 +453,7 @@ fn agent_events(fleet: &SimFleet, agent: &SimAgent, kind: &str) -> Vec<Value> {
 #[test]
 fn branch_shares_serve_the_image_and_a_tampered_share_falls_back_to_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let fleet = SimFleet::start(
-        dir.path(),
-        at("2026-06-01T09:00:00Z"),
-        SPEED,
-        &[NEW_VERSION],
-    );
+    let fleet = fleet_from(dir.path(), "2026-06-01T09:00:00Z");
     let model = tests::sim_fleet::model("headset_tolerant")
         .hardware_id()
         .to_string();
@@ -580,12 +551,7 @@ fn a_device_the_host_restarts_after_flashing_is_installed_without_a_replug() {
     // The Orbit BT600 dongle is not manifestation-tolerant, but a USB reset
     // restarts it: the agent waits for it to come back by itself.
     let dir = tempfile::tempdir().unwrap();
-    let fleet = SimFleet::start(
-        dir.path(),
-        at("2026-06-01T22:00:00Z"),
-        SPEED,
-        &[NEW_VERSION],
-    );
+    let fleet = fleet_from(dir.path(), "2026-06-01T22:00:00Z");
     let window = json!({"window": {"cron": "0 1 * * *", "duration_minutes": 120, "tz": "UTC"}});
     fleet.policy("usb_dongle", "silent", window);
     let mut agents = desks(&fleet, &[("dongle-1", "usb_dongle")]);

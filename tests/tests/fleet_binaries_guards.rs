@@ -22,6 +22,12 @@ use update_agent::devices::{queue_action, SimAction, REJECTED_SUFFIX};
 /// Simulated seconds per real second: an hour takes 4 s.
 const SPEED: u32 = 900;
 
+/// A server holding the new release of every model, serving from
+/// simulated `start` on.
+fn fleet_from(dir: &std::path::Path, start: &str) -> SimFleet {
+    SimFleet::start(dir, at(start), SPEED, &[NEW_VERSION])
+}
+
 /// A silent policy's window: daily at 01:00 UTC for two hours.
 fn night_window() -> Value {
     json!({"window": {"cron": "0 1 * * *", "duration_minutes": 120, "tz": "UTC"}})
@@ -103,12 +109,7 @@ fn version_of(agent: &SimAgent, serial: &str) -> Option<FirmwareVersion> {
 #[test]
 fn device_unplugged_when_the_window_opens_is_installed_once_plugged_back_inside_it() {
     let dir = tempfile::tempdir().unwrap();
-    let fleet = SimFleet::start(
-        dir.path(),
-        at("2026-06-01T00:20:00Z"),
-        SPEED,
-        &[NEW_VERSION],
-    );
+    let fleet = fleet_from(dir.path(), "2026-06-01T00:20:00Z");
     fleet.policy("headset_tolerant", "silent", night_window());
     let serial = "SN-roam-1";
     let mut agent = fleet.agent("roam-1", "user-roam-1", &[("headset_tolerant", serial)]);
@@ -165,12 +166,7 @@ fn device_unplugged_when_the_window_opens_is_installed_once_plugged_back_inside_
 fn two_piece_product_waits_in_a_window_with_both_pieces_and_installs_in_the_next_with_one() {
     // Windows every three hours for 90 minutes: 00:00–01:30, 03:00–04:30.
     let dir = tempfile::tempdir().unwrap();
-    let fleet = SimFleet::start(
-        dir.path(),
-        at("2026-06-01T23:40:00Z"),
-        SPEED,
-        &[NEW_VERSION],
-    );
+    let fleet = fleet_from(dir.path(), "2026-06-01T23:40:00Z");
     let window = json!({"window": {"cron": "0 */3 * * *", "duration_minutes": 90, "tz": "UTC"}});
     fleet.policy("base_station", "silent", window.clone());
     fleet.policy("usb_dongle", "silent", window);
@@ -240,12 +236,7 @@ fn two_piece_product_waits_in_a_window_with_both_pieces_and_installs_in_the_next
 #[test]
 fn headset_in_a_call_is_not_flashed_until_the_call_ends_inside_the_window() {
     let dir = tempfile::tempdir().unwrap();
-    let fleet = SimFleet::start(
-        dir.path(),
-        at("2026-06-01T00:30:00Z"),
-        SPEED,
-        &[NEW_VERSION],
-    );
+    let fleet = fleet_from(dir.path(), "2026-06-01T00:30:00Z");
     fleet.policy("headset_tolerant", "silent", night_window());
     let serial = "SN-call-1";
     let mut agent = fleet.agent("call-1", "user-call-1", &[("headset_tolerant", serial)]);
@@ -323,12 +314,7 @@ fn headset_in_a_call_is_not_flashed_until_the_call_ends_inside_the_window() {
 #[test]
 fn silent_flash_of_a_model_that_needs_a_replug_is_registered_only_after_the_user_replugs() {
     let dir = tempfile::tempdir().unwrap();
-    let fleet = SimFleet::start(
-        dir.path(),
-        at("2026-06-01T00:40:00Z"),
-        SPEED,
-        &[NEW_VERSION],
-    );
+    let fleet = fleet_from(dir.path(), "2026-06-01T00:40:00Z");
     fleet.policy("headset_needs_replug", "silent", night_window());
     let serial = "SN-replug-1";
     let mut agent = fleet.agent(
@@ -432,12 +418,7 @@ fn silent_flash_of_a_model_that_needs_a_replug_is_registered_only_after_the_user
 #[test]
 fn device_awaiting_its_replug_is_listed_as_awaiting_replug_in_the_compliance_report() {
     let dir = tempfile::tempdir().unwrap();
-    let fleet = SimFleet::start(
-        dir.path(),
-        at("2026-06-01T00:40:00Z"),
-        SPEED,
-        &[NEW_VERSION],
-    );
+    let fleet = fleet_from(dir.path(), "2026-06-01T00:40:00Z");
     fleet.policy("headset_needs_replug", "silent", night_window());
     let serial = "SN-replug-2";
     let mut agent = fleet.agent(

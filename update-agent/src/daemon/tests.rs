@@ -38,21 +38,32 @@ fn daemon(
     dir: &std::path::Path,
 ) -> (Daemon, Arc<Mutex<Vec<DateTime<Utc>>>>) {
     let calls = Arc::new(Mutex::new(Vec::new()));
-    let d = Daemon::new(
+    let check_in = Box::new(FlakyCheckIn {
+        failures,
+        calls: calls.clone(),
+    });
+    (daemon_with(bus, clock, dir, check_in), calls)
+}
+
+/// A daemon over `bus` polling every 6 h and scanning every minute, with
+/// a fixed seed.
+fn daemon_with(
+    bus: &VirtualBus,
+    clock: &Arc<ManualClock>,
+    dir: &std::path::Path,
+    check_in: Box<dyn CheckIn>,
+) -> Daemon {
+    Daemon::new(
         State::open_in(dir).unwrap(),
         Box::new(SimDevices::new(bus.clone())),
         clock.clone(),
-        Box::new(FlakyCheckIn {
-            failures,
-            calls: calls.clone(),
-        }),
+        check_in,
         Timings {
             poll_interval: Duration::hours(6),
             scan_interval: Duration::seconds(60),
         },
         [3; 16],
-    );
-    (d, calls)
+    )
 }
 
 #[test]
@@ -151,6 +162,16 @@ fn run_stops_when_told() {
 /// Which hook ran when.
 type HookLog = Arc<Mutex<Vec<(&'static str, DateTime<Utc>)>>>;
 
+/// When hook `name` ran, in seconds after `t0()`.
+fn seconds_of(log: &HookLog, name: &str) -> Vec<i64> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|(n, _)| *n == name)
+        .map(|(_, at)| (*at - t0()).num_seconds())
+        .collect()
+}
+
 /// Records which hooks ran when; asks for a 30-minute poll interval.
 struct Recording {
     log: HookLog,
@@ -181,16 +202,11 @@ fn start_hook_event_timer_new_devices_and_the_servers_poll_interval() {
     let bus = VirtualBus::new();
     let clock = Arc::new(ManualClock::new(t0()));
     let log = Arc::new(Mutex::new(Vec::new()));
-    let mut d = Daemon::new(
-        State::open_in(dir.path()).unwrap(),
-        Box::new(SimDevices::new(bus.clone())),
-        clock.clone(),
+    let mut d = daemon_with(
+        &bus,
+        &clock,
+        dir.path(),
         Box::new(Recording { log: log.clone() }),
-        Timings {
-            poll_interval: Duration::hours(6),
-            scan_interval: Duration::seconds(60),
-        },
-        [3; 16],
     );
     let s = |secs: i64| t0() + Duration::seconds(secs);
     let mut attached = false;
@@ -203,14 +219,7 @@ fn start_hook_event_timer_new_devices_and_the_servers_poll_interval() {
         let wake = d.tick().unwrap();
         clock.set(wake);
     }
-    let hooks = |name: &str| -> Vec<i64> {
-        log.lock()
-            .unwrap()
-            .iter()
-            .filter(|(n, _)| *n == name)
-            .map(|(_, at)| (*at - t0()).num_seconds())
-            .collect()
-    };
+    let hooks = |name: &str| seconds_of(&log, name);
     assert_eq!(hooks("start"), [0]);
     // At start, and after the scan that found the new device (which also
     // ran a pass at once): a minute or two later, but not within five
@@ -371,16 +380,11 @@ fn a_change_of_the_devices_runs_a_pass_and_reports_a_minute_later() {
     let headset = bus.attach(SimDevice::new(ModelProfile::headset_tolerant()));
     let clock = Arc::new(ManualClock::new(t0()));
     let log = Arc::new(Mutex::new(Vec::new()));
-    let mut d = Daemon::new(
-        State::open_in(dir.path()).unwrap(),
-        Box::new(SimDevices::new(bus.clone())),
-        clock.clone(),
+    let mut d = daemon_with(
+        &bus,
+        &clock,
+        dir.path(),
         Box::new(Recording { log: log.clone() }),
-        Timings {
-            poll_interval: Duration::hours(6),
-            scan_interval: Duration::seconds(60),
-        },
-        [3; 16],
     );
     let s = |secs: i64| t0() + Duration::seconds(secs);
     let replugged = std::cell::OnceCell::new();
@@ -411,14 +415,7 @@ fn a_change_of_the_devices_runs_a_pass_and_reports_a_minute_later() {
         let wake = d.tick().unwrap();
         clock.set(wake.min(s(1200)));
     }
-    let hooks = |name: &str| -> Vec<i64> {
-        log.lock()
-            .unwrap()
-            .iter()
-            .filter(|(n, _)| *n == name)
-            .map(|(_, at)| (*at - t0()).num_seconds())
-            .collect()
-    };
+    let hooks = |name: &str| seconds_of(&log, name);
     // Quiet scans (60, 120, 180 s …) change nothing; each change passes at
     // once and checks in one to two minutes later (spread by the seed), at
     // least five minutes after the previous check-in.
