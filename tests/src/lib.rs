@@ -101,6 +101,28 @@ pub fn server_cli(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     out
 }
 
+/// Imports `fw` as `version` of the end-to-end tests' headset (vendor
+/// Acme, model Headset, `1209:0003`) with the admin CLI; `extra` adds
+/// arguments (e.g. `--security-counter 2`).
+pub fn import_headset(data: &Path, fw: &Path, version: &str, extra: &[&str]) -> Output {
+    let fw = fw.to_str().expect("a UTF-8 path");
+    let mut args = vec![
+        "catalog",
+        "import",
+        fw,
+        "--vendor",
+        "Acme",
+        "--model",
+        "Headset",
+        "--hardware-id",
+        "1209:0003",
+        "--version",
+        version,
+    ];
+    args.extend_from_slice(extra);
+    server_cli(data, &args, None)
+}
+
 /// A tenant created with the admin CLI, with one full admin.
 #[derive(Debug)]
 pub struct Tenant {
@@ -344,6 +366,30 @@ pub struct Admin {
 }
 
 impl Admin {
+    /// Logs in at `base` (`http://127.0.0.1:<port>`) as `email` of `tenant`.
+    pub fn login(base: &str, tenant: &str, email: &str, password: &str) -> Self {
+        let http = reqwest::blocking::Client::new();
+        let resp = http
+            .post(format!("{base}/api/v1/login"))
+            .header("content-type", "application/json")
+            .body(
+                serde_json::json!({"tenant": tenant, "email": email, "password": password})
+                    .to_string(),
+            )
+            .send()
+            .expect("login request");
+        let status = resp.status();
+        assert!(status.is_success(), "login: {status}");
+        let answer: serde_json::Value =
+            serde_json::from_slice(&resp.bytes().expect("login answer")).expect("login JSON");
+        Self {
+            http,
+            base: base.to_owned(),
+            tenant: tenant.to_owned(),
+            token: answer["token"].as_str().expect("session token").to_owned(),
+        }
+    }
+
     /// `GET /api/v1/tenants/{tenant}/{path}` as JSON.
     pub fn get(&self, path: &str) -> serde_json::Value {
         let resp = self

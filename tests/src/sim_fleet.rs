@@ -399,24 +399,7 @@ fn import(dir: &Path, data: &Path, m: &Model, version: FirmwareVersion) {
 }
 
 fn login(base: &str, tenant: &str) -> Admin {
-    let http = reqwest::blocking::Client::new();
-    let resp = http
-        .post(format!("{base}/api/v1/login"))
-        .header("content-type", "application/json")
-        .body(
-            json!({"tenant": tenant, "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}).to_string(),
-        )
-        .send()
-        .expect("login request");
-    assert!(resp.status().is_success(), "login: {}", resp.status());
-    let answer: Value =
-        serde_json::from_slice(&resp.bytes().expect("login answer")).expect("login JSON");
-    Admin {
-        http,
-        base: base.to_owned(),
-        tenant: tenant.to_owned(),
-        token: answer["token"].as_str().expect("session token").to_owned(),
-    }
+    Admin::login(base, tenant, ADMIN_EMAIL, ADMIN_PASSWORD)
 }
 
 /// One `update-agent` with its own config, state and simulated devices;

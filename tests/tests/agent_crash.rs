@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dfu::file::DfuFile;
-use serde_json::{json, Value};
+use serde_json::json;
 use test_devices::image::{build, test_payload};
 use test_devices::{DeviceStore, FirmwareVersion};
 use tests::{bin, server_cli, text, Admin, MirrorServer, Server};
@@ -200,27 +200,7 @@ fn the_agent_survives_sigkill_during_downloads_and_flashes() {
     let mirror_dir = dir.join("mirror");
     let created = tests::tenant_with_admin(&data, "Acme", "ann@acme.example", PASSWORD);
     let server = Server::start(&data);
-    let http = reqwest::blocking::Client::new();
-    let login: Value = serde_json::from_slice(
-        &http
-            .post(format!("{}/api/v1/login", server.base))
-            .header("content-type", "application/json")
-            .body(
-                json!({"tenant": created.id, "email": "ann@acme.example", "password": PASSWORD})
-                    .to_string(),
-            )
-            .send()
-            .unwrap()
-            .bytes()
-            .unwrap(),
-    )
-    .unwrap();
-    let admin = Admin {
-        http,
-        base: server.base.clone(),
-        tenant: created.id.clone(),
-        token: login["token"].as_str().unwrap().to_owned(),
-    };
+    let admin = Admin::login(&server.base, &created.id, "ann@acme.example", PASSWORD);
     fs::create_dir_all(&mirror_dir).unwrap();
     let mirror = MirrorServer::start(&mirror_dir);
     admin.post(
@@ -256,24 +236,11 @@ fn the_agent_survives_sigkill_during_downloads_and_flashes() {
         release += 1;
         let version = format!("{release}.0.0");
         let fw = firmware(&dir, (release, 0, 0));
-        let out = server_cli(
+        let out = tests::import_headset(
             &w.data,
-            &[
-                "catalog",
-                "import",
-                fw.to_str().unwrap(),
-                "--vendor",
-                "Acme",
-                "--model",
-                "Headset",
-                "--hardware-id",
-                "1209:0003",
-                "--version",
-                &version,
-                "--security-counter",
-                &release.to_string(),
-            ],
-            None,
+            &fw,
+            &version,
+            &["--security-counter", &release.to_string()],
         );
         let target = text(&out.stdout)
             .lines()

@@ -52,23 +52,7 @@ fn firmware(dir: &Path, version: (u8, u8, u16)) -> PathBuf {
 }
 
 fn import(data: &Path, fw: &Path, version: &str) {
-    server_cli(
-        data,
-        &[
-            "catalog",
-            "import",
-            fw.to_str().unwrap(),
-            "--vendor",
-            "Acme",
-            "--model",
-            "Headset",
-            "--hardware-id",
-            "1209:0003",
-            "--version",
-            version,
-        ],
-        None,
-    );
+    tests::import_headset(data, fw, version, &[]);
 }
 
 struct Case {
@@ -109,27 +93,13 @@ fn each_kind_of_tampered_share_is_refused_with_its_reason_in_status_and_server_e
     );
     let created = tests::tenant_with_admin(&data, "Acme", "ann@acme.example", PASSWORD);
     let server = Server::start(&data);
-    let http = reqwest::blocking::Client::new();
-    let login: Value = serde_json::from_slice(
-        &http
-            .post(format!("{}/api/v1/login", server.base))
-            .header("content-type", "application/json")
-            .body(
-                json!({"tenant": created.id, "email": "ann@acme.example", "password": PASSWORD})
-                    .to_string(),
-            )
-            .send()
-            .unwrap()
-            .bytes()
-            .unwrap(),
-    )
-    .unwrap();
-    let token = login["token"].as_str().unwrap().to_owned();
+    let admin = tests::Admin::login(&server.base, &created.id, "ann@acme.example", PASSWORD);
+    let (http, token) = (&admin.http, &admin.token);
     let api = |path: &str| format!("{}/api/v1/tenants/{}/{path}", server.base, created.id);
     let share = dir.join("share");
     let resp = http
         .post(api("policies/firmware"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .header("content-type", "application/json")
         .body(
             json!({"name": "Headsets", "model": "1209:0003", "version": "2.0.0",
@@ -260,7 +230,7 @@ fn each_kind_of_tampered_share_is_refused_with_its_reason_in_status_and_server_e
         let device = format!("1209/serial/{serial}");
         let resp = http
             .get(api(&format!("events?since=0&limit=100&device={device}")))
-            .bearer_auth(&token)
+            .bearer_auth(token)
             .send()
             .unwrap();
         let events: Value = serde_json::from_slice(&resp.bytes().unwrap()).unwrap();

@@ -55,25 +55,7 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let fw = firmware(dir.path(), 0x0003, (2, 0, 0));
-    let out = server_cli(
-        &data,
-        &[
-            "catalog",
-            "import",
-            fw.to_str().unwrap(),
-            "--vendor",
-            "Acme",
-            "--model",
-            "Headset",
-            "--hardware-id",
-            "1209:0003",
-            "--version",
-            "2.0.0",
-            "--security-counter",
-            "2",
-        ],
-        None,
-    );
+    let out = tests::import_headset(&data, &fw, "2.0.0", &["--security-counter", "2"]);
     let stdout = text(&out.stdout);
     let target = stdout
         .lines()
@@ -102,25 +84,7 @@ fn setup() -> Setup {
     let created = tests::tenant_with_admin(&data, "Acme", "ann@acme.example", PASSWORD);
     let (tenant_id, token) = (created.id, created.enrollment_token);
     let server = Server::start(&data);
-    let http = reqwest::blocking::Client::new();
-    let login = http
-        .post(format!("{}/api/v1/login", server.base))
-        .header("content-type", "application/json")
-        .body(
-            json!({"tenant": tenant_id, "email": "ann@acme.example", "password": PASSWORD})
-                .to_string(),
-        )
-        .send()
-        .unwrap()
-        .bytes()
-        .unwrap();
-    let login: Value = serde_json::from_slice(&login).unwrap();
-    let admin = Admin {
-        http,
-        base: server.base.clone(),
-        tenant: tenant_id.clone(),
-        token: login["token"].as_str().unwrap().to_owned(),
-    };
+    let admin = Admin::login(&server.base, &tenant_id, "ann@acme.example", PASSWORD);
     admin.post(
         "policies/firmware",
         &json!({"name": "Headsets", "model": "1209:0003", "version": "latest",
