@@ -21,7 +21,7 @@ use dfu::file::DfuFile;
 use serde_json::json;
 use test_devices::image::{build, test_payload};
 use test_devices::{DeviceStore, FirmwareVersion};
-use tests::{bin, server_cli, text, Admin, MirrorServer, Server};
+use tests::{server_cli, text, Admin, MirrorServer, Server};
 use update_agent::staging::CHECKPOINT_BYTES;
 use update_agent::state::State;
 
@@ -92,21 +92,7 @@ impl World {
     }
 
     fn agent(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin("update-agent"));
-        cmd.arg("--config")
-            .arg(&self.config)
-            .arg("--state-dir")
-            .arg(&self.state)
-            .args(args);
-        for var in [
-            "TENANT_ID",
-            "SERVER_URL",
-            "TENANT_TOKEN",
-            "UPDATE_AGENT_STATE_DIR",
-            "UPDATE_AGENT_CONFIG",
-        ] {
-            cmd.env_remove(var);
-        }
+        let mut cmd = tests::agent_command(&self.config, &self.state, args);
         cmd.env("USER", "ann");
         cmd
     }
