@@ -118,20 +118,33 @@ fn raw_image_with_command_line_metadata() {
     );
 }
 
+/// The suffix's VID:PID become the release's hardware ids; its bcdDevice
+/// (here 0x0214, the release the file installs) restricts nothing unless
+/// the admin asks for it.
 #[test]
 fn dfu_file_takes_ids_from_its_suffix() {
-    let mut f = Fixture::new();
-    let bytes = DfuFile::new_raw(0x047f, 0xc056, 0x0102, b"headset image".to_vec()).to_bytes();
-    let path = f.write("fw.dfu", &bytes);
-    let opts = ImportOptions {
-        hardware_ids: vec![],
-        ..raw_opts()
-    };
-    let r = f.catalog.import(&path, &opts, now()).unwrap().release;
-    assert_eq!(r.source_format, SourceFormat::Dfu);
-    assert_eq!(r.hardware_ids, vec!["047F:C056@0102-0102".parse().unwrap()]);
-    assert_eq!(r.size, bytes.len() as u64, "the whole .dfu file is stored");
-    assert_eq!(r.protocol, UpdateProtocol::Dfu);
+    let bytes = DfuFile::new_raw(0x047f, 0xc056, 0x0214, b"headset image".to_vec()).to_bytes();
+    // (require_suffix_bcd, hardware ids, fits a device at 1.00, fits one at 2.14)
+    let table = [
+        (false, "047F:C056", true, true),
+        (true, "047F:C056@0214-0214", false, true),
+    ];
+    for (require_suffix_bcd, ids, fits_100, fits_214) in table {
+        let mut f = Fixture::new();
+        let path = f.write("fw.dfu", &bytes);
+        let opts = ImportOptions {
+            hardware_ids: vec![],
+            require_suffix_bcd,
+            ..raw_opts()
+        };
+        let r = f.catalog.import(&path, &opts, now()).unwrap().release;
+        assert_eq!(r.source_format, SourceFormat::Dfu);
+        assert_eq!(r.hardware_ids, vec![ids.parse().unwrap()]);
+        assert_eq!(r.fits(0x047f, 0xc056, 0x0100), fits_100, "{ids}");
+        assert_eq!(r.fits(0x047f, 0xc056, 0x0214), fits_214, "{ids}");
+        assert_eq!(r.size, bytes.len() as u64, "the whole .dfu file is stored");
+        assert_eq!(r.protocol, UpdateProtocol::Dfu);
+    }
 }
 
 #[test]

@@ -23,10 +23,17 @@ fn tool(name: &str, package: &str) -> PathBuf {
 }
 
 /// Runs a tool in `dir` with no stdin and returns its output, whatever its status.
+///
+/// `fwupdtool` keeps a state database (`pending.db`) and caches under its
+/// local state directory, `/var` by default: parallel tests sharing it fail
+/// with "database is locked", and a non-root user cannot write it at all.
+/// `FWUPD_LOCALSTATEDIR` gives each call the test's own directory; the DFU
+/// tools ignore it.
 fn run(dir: &Path, program: &Path, args: &[&str]) -> Output {
     Command::new(program)
         .args(args)
         .current_dir(dir)
+        .env("FWUPD_LOCALSTATEDIR", dir.join("fwupd-localstate"))
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))

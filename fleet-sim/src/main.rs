@@ -66,7 +66,10 @@ fn main() -> ExitCode {
     let outcome = match run(&opts) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("fleet-sim demo failed: {e:#}");
+            eprintln!(
+                "fleet-sim demo failed: {}",
+                error_report::Report(e.as_ref())
+            );
             return ExitCode::FAILURE;
         }
     };

@@ -138,9 +138,11 @@ impl ServerClient {
         body: Vec<u8>,
         etag: Option<&str>,
     ) -> Result<(StatusCode, Option<String>, Vec<u8>), ClientError> {
+        // reqwest's own message names only the URL; the cause (refused,
+        // timed out, TLS) is in its source chain.
         let unreachable = |e: reqwest::Error| ClientError::Unreachable {
             url: url.to_owned(),
-            message: e.to_string(),
+            message: error_report::chain(&e),
         };
         let mut req = self
             .http

@@ -70,7 +70,7 @@ impl HttpFetcher {
         if offset > 0 {
             req = req.header(reqwest::header::RANGE, format!("bytes={offset}-"));
         }
-        let resp = req.send().map_err(|e| transport(e.to_string()))?;
+        let resp = req.send().map_err(|e| transport(error_report::chain(&e)))?;
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::FORBIDDEN {
             return Err(FetchError::NotFound {

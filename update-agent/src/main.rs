@@ -165,7 +165,7 @@ fn enroll_cmd(config: &Config, fingerprint: Option<String>) -> anyhow::Result<()
 fn status_cmd(config: &Config, json: bool) -> anyhow::Result<()> {
     let scan = open_devices(config)
         .and_then(|d| Ok(d.scan()?))
-        .map_err(|e| format!("{e:#}"));
+        .map_err(|e| error_report::chain(e.as_ref()));
     let report = StatusReport::collect(&config.state_dir, backend_name(config.backend), scan)?;
     let text = if json {
         format!("{}\n", serde_json::to_string_pretty(&report)?)
@@ -467,7 +467,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("update-agent: error: {e:#}");
+            eprintln!("update-agent: error: {}", error_report::Report(e.as_ref()));
             ExitCode::from(1)
         }
     }

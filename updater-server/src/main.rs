@@ -12,7 +12,7 @@ fn main() -> std::process::ExitCode {
     match updater_server::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_report::Report(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

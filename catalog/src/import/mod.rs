@@ -57,6 +57,9 @@ pub struct ImportOptions {
     pub release_notes: Option<String>,
     /// The file name the target gets (default: the imported file's name).
     pub file_name: Option<String>,
+    /// Take a DFU suffix's `bcdDevice` as a requirement on the device's
+    /// current release. Off by default: see [`suffix_ids`].
+    pub require_suffix_bcd: bool,
 }
 
 /// Why a file could not be imported.
@@ -325,7 +328,7 @@ fn prepare_raw(
         hardware_ids: opts.hardware_ids.clone(),
         version: c.version,
         security_counter: opts.security_counter.unwrap_or(0),
-        protocol: opts.protocol.unwrap_or_default(),
+        protocol: opts.protocol.clone().unwrap_or_default(),
         capabilities: c.capabilities,
         urgency: opts.urgency.unwrap_or_default(),
         release_notes: c.release_notes,
@@ -337,12 +340,20 @@ fn prepare_raw(
 }
 
 /// Hardware ids a DFU suffix names, or `None` when it says "any device".
-pub(crate) fn suffix_ids(file: &DfuFile) -> Option<HardwareId> {
+///
+/// DFU 1.1 (appendix B) calls the suffix's `bcdDevice` "the release number
+/// of the device associated with this file", and vendors' tools fill it with
+/// the release the file *installs* (a 2.14 image says 0x0214). Read as a
+/// requirement on the device's current release, it would restrict the
+/// release to devices that already run it, so by default it is not one:
+/// only `require_bcd` (the admin's explicit choice) turns it into a
+/// `VID:PID@bcd-bcd` range.
+pub(crate) fn suffix_ids(file: &DfuFile, require_bcd: bool) -> Option<HardwareId> {
     let s = &file.suffix;
     if !s.is_present() || s.id_vendor == ANY || s.id_product == ANY {
         return None;
     }
-    let bcd_range = (s.bcd_device != ANY).then_some((s.bcd_device, s.bcd_device));
+    let bcd_range = (require_bcd && s.bcd_device != ANY).then_some((s.bcd_device, s.bcd_device));
     Some(HardwareId {
         vid: s.id_vendor,
         pid: s.id_product,
@@ -364,7 +375,7 @@ pub(crate) fn prepare_dfu(
         path: path.to_owned(),
         source,
     })?;
-    let from_file = suffix_ids(&parsed);
+    let from_file = suffix_ids(&parsed, opts.require_suffix_bcd);
     let hardware_ids = match (&opts.hardware_ids[..], from_file) {
         ([], Some(id)) => vec![id],
         ([], None) => match lvfs.as_ref().map(|c| c.hardware_ids.clone()) {
@@ -390,7 +401,7 @@ pub(crate) fn prepare_dfu(
         }
         (given, None) => given.to_vec(),
     };
-    let protocol = opts.protocol.unwrap_or(match parsed.firmware {
+    let protocol = opts.protocol.clone().unwrap_or(match parsed.firmware {
         Firmware::DfuSe(_) => UpdateProtocol::Dfuse,
         Firmware::Raw(_) => UpdateProtocol::Dfu,
     });

@@ -138,28 +138,78 @@ impl<'de> Deserialize<'de> for HardwareId {
 }
 
 /// How the image is written to the device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+///
+/// On the wire and in the catalog a protocol is its name: `dfu`, `dfuse`,
+/// or the LVFS protocol id of any other (`com.jabra.gnp`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum UpdateProtocol {
     /// USB DFU 1.1.
     #[default]
     Dfu,
     /// ST DfuSe (DFU 1.1a with addressed elements).
     Dfuse,
+    /// Another protocol, by its LVFS id: stored, signed and served like the
+    /// others, installed only by agents that implement it.
+    Other(String),
+}
+
+/// Longest protocol id accepted.
+const MAX_PROTOCOL_LEN: usize = 64;
+
+impl UpdateProtocol {
+    /// The protocol's name: `dfu`, `dfuse`, or the LVFS id.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Dfu => "dfu",
+            Self::Dfuse => "dfuse",
+            Self::Other(id) => id,
+        }
+    }
+}
+
+impl fmt::Display for UpdateProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl FromStr for UpdateProtocol {
     type Err = ModelError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
+        let id = s.trim().to_ascii_lowercase();
+        match id.as_str() {
             "dfu" | "org.usb.dfu" => Ok(Self::Dfu),
             "dfuse" | "com.st.dfuse" => Ok(Self::Dfuse),
-            other => Err(ModelError::Field {
-                field: "protocol",
-                why: format!("{other:?} is not dfu or dfuse"),
-            }),
+            _ if id.is_empty()
+                || id.len() > MAX_PROTOCOL_LEN
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) =>
+            {
+                Err(ModelError::Field {
+                    field: "protocol",
+                    why: format!(
+                        "{s:?} is not dfu, dfuse or a protocol id (letters, digits, '.', '_', '-'; at most {MAX_PROTOCOL_LEN})"
+                    ),
+                })
+            }
+            _ => Ok(Self::Other(id)),
         }
+    }
+}
+
+impl Serialize for UpdateProtocol {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateProtocol {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -406,6 +456,33 @@ impl TargetFirmware {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn update_protocol_names_table() {
+        // (text, parsed name or None for a refusal)
+        let table = [
+            ("dfu", Some("dfu")),
+            ("org.usb.dfu", Some("dfu")),
+            ("DFUSE", Some("dfuse")),
+            ("com.st.dfuse", Some("dfuse")),
+            ("com.jabra.gnp", Some("com.jabra.gnp")),
+            ("Com.Vendor.Proto_2", Some("com.vendor.proto_2")),
+            ("", None),
+            ("com.vendor/../x", None),
+            ("com vendor", None),
+            ("com.vendor.\u{7}", None),
+        ];
+        for (text, want) in table {
+            let got = text.parse::<UpdateProtocol>().ok();
+            assert_eq!(got.as_ref().map(UpdateProtocol::as_str), want, "{text:?}");
+            if let Some(p) = got {
+                let json = serde_json::to_string(&p).unwrap();
+                assert_eq!(json, format!("\"{}\"", p.as_str()));
+                assert_eq!(serde_json::from_str::<UpdateProtocol>(&json).unwrap(), p);
+            }
+        }
+        assert!("x".repeat(65).parse::<UpdateProtocol>().is_err());
+    }
 
     #[test]
     fn hardware_id_parse_table() {

@@ -132,7 +132,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tuf-client: error: {e:#}");
+            eprintln!("tuf-client: error: {}", error_report::Report(e.as_ref()));
             ExitCode::from(1)
         }
     }

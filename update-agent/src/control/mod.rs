@@ -166,6 +166,14 @@ impl ControlServer {
         })
     }
 
+    /// Serves as if the agent ran as `uid`: lets a test that cannot switch
+    /// users (not root) be the other user whose connection is refused.
+    #[cfg(test)]
+    pub(crate) fn owned_by(mut self, uid: u32) -> Self {
+        self.uid = uid;
+        self
+    }
+
     /// The socket file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -17,6 +17,11 @@ struct Fx {
 }
 
 fn fx() -> Fx {
+    fx_owned_by(None)
+}
+
+/// The fixture with the server believing it runs as `owner` (default: us).
+fn fx_owned_by(owner: Option<u32>) -> Fx {
     let dir = tempfile::tempdir().unwrap();
     let state = Arc::new(State::open_in(dir.path()).unwrap());
     let t0 = chrono::Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap();
@@ -35,9 +40,11 @@ fn fx() -> Fx {
     state.put_prompt(&p).unwrap();
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(t0 + chrono::Duration::minutes(5)));
     let (tx, rx) = std::sync::mpsc::channel();
-    let handle = ControlServer::bind(dir.path())
-        .unwrap()
-        .serve(state.clone(), clock, tx);
+    let mut server = ControlServer::bind(dir.path()).unwrap();
+    if let Some(uid) = owner {
+        server = server.owned_by(uid);
+    }
+    let handle = server.serve(state.clone(), clock, tx);
     Fx {
         handle: Some(handle),
         dir,
@@ -161,14 +168,34 @@ fn one_agent_per_state_dir_stale_sockets_replaced_stop_removes_it() {
 }
 
 /// Another user cannot use the socket even when the file and directory
-/// modes would let them connect: the peer uid is checked. Needs root (CI
-/// runs as root) to switch to `nobody` with `setpriv`.
+/// modes would let them connect: the peer uid is checked. As root the test
+/// really connects as `nobody` (with `setpriv`); any other user cannot
+/// switch users, so the server is told it runs as another uid and our own
+/// connection is the foreign one.
 #[test]
 fn another_users_connection_is_refused_by_peer_uid() {
-    assert!(
-        rustix::process::getuid().is_root(),
-        "this test switches to another user with setpriv: run the suite as root, as CI does"
+    let me = rustix::process::getuid();
+    let answer = if me.is_root() {
+        refused_as_nobody()
+    } else {
+        let f = fx_owned_by(Some(me.as_raw() + 1));
+        let answer = request(f.dir.path(), &Request::Accept { id: f.id.clone() }).unwrap();
+        assert_eq!(
+            f.state.prompt(&f.id).unwrap().unwrap().state,
+            PromptState::Open
+        );
+        assert!(f.wake.try_recv().is_err());
+        answer
+    };
+    assert_eq!(
+        answer.error.as_deref(),
+        Some("permission denied: not the agent's user")
     );
+}
+
+/// As root: `nobody` connects to a socket whose modes would let it in and
+/// asks to accept the prompt.
+fn refused_as_nobody() -> Response {
     let f = fx();
     let sock = socket_path(f.dir.path());
     std::fs::set_permissions(f.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -196,14 +223,10 @@ fn another_users_connection_is_refused_by_peer_uid() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let answer: Response = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        answer.error.as_deref(),
-        Some("permission denied: not the agent's user")
-    );
     assert_eq!(
         f.state.prompt(&f.id).unwrap().unwrap().state,
         PromptState::Open
     );
     assert!(f.wake.try_recv().is_err());
+    serde_json::from_slice(&out.stdout).unwrap()
 }

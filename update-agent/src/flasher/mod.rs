@@ -25,6 +25,18 @@ pub enum Installed {
     AwaitingReplug,
 }
 
+/// Whether this agent can install images of `protocol`: DFU and DfuSe.
+/// Releases of any other protocol (an LVFS vendor protocol) are skipped
+/// with [`unsupported_protocol`] as the reason, before any download.
+pub fn supports(protocol: &UpdateProtocol) -> bool {
+    matches!(protocol, UpdateProtocol::Dfu | UpdateProtocol::Dfuse)
+}
+
+/// The skip reason for a release this agent cannot install.
+pub fn unsupported_protocol(protocol: &UpdateProtocol) -> String {
+    format!("protocol {protocol} is not supported by this agent; skipped")
+}
+
 /// Why an install failed. Messages are meant for a help desk.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -46,7 +58,7 @@ pub enum InstallError {
         device: String,
     },
     /// The protocol in the signed target and the file disagree.
-    #[error("the signed target says {signed:?} but the image is {file:?}")]
+    #[error("the signed target says {signed} but the image is {file}")]
     ProtocolMismatch {
         /// From the signed target.
         signed: UpdateProtocol,

@@ -139,7 +139,7 @@ fn refusals_leave_the_device_untouched() {
     bad_crc[40] ^= 1;
     let cases: Vec<(&[u8], UpdateProtocol, &str)> = vec![
         (&wrong_device, UpdateProtocol::Dfu, "is for 1209:"),
-        (&good, UpdateProtocol::Dfuse, "signed target says Dfuse"),
+        (&good, UpdateProtocol::Dfuse, "signed target says dfuse"),
         (&bad_crc, UpdateProtocol::Dfu, "not a valid firmware file"),
     ];
     for (image, protocol, want) in cases {

@@ -77,7 +77,7 @@ impl<B: DeviceBackend> Pipeline<B> {
             &self.backend,
             device,
             &image,
-            fw.protocol,
+            fw.protocol.clone(),
             &version,
             &self.flash,
             &mut NoProgress,

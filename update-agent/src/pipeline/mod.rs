@@ -514,6 +514,19 @@ impl<B: DeviceBackend> Pipeline<B> {
             tracing::info!(device = %u.device, version = %fw.version, "already runs the assigned firmware");
             return Ok(Outcome::UpToDate);
         }
+        if !flasher::supports(&fw.protocol) {
+            // Nothing to download: no agent build of ours can flash it.
+            let why = flasher::unsupported_protocol(&fw.protocol);
+            self.record(
+                &subject,
+                UpdateStatus::Waiting,
+                Some(why.clone()),
+                Some(fw),
+                None,
+                now,
+            )?;
+            return Ok(Outcome::Waiting(why));
+        }
         let was_staged = self.staging.staged(&a.sha256).is_some();
         // `update_staged` goes out once per device and image: not again when
         // the record shows it was (a crash between staging the file and

@@ -89,9 +89,15 @@ impl Fx {
             security_counter: Some(counter),
             ..Default::default()
         };
+        self.import_file(&path, &opts)
+    }
+
+    /// Imports `path` with `opts`, and exports the catalog to `server/` and
+    /// `share/`.
+    pub(crate) fn import_file(&mut self, path: &Path, opts: &ImportOptions) -> FirmwareRelease {
         let release = self
             .catalog
-            .import(&path, &opts, t0() - Duration::hours(1))
+            .import(path, opts, t0() - Duration::hours(1))
             .unwrap()
             .release;
         for dest in ["server", "share"] {
@@ -262,6 +268,46 @@ fn automatic_update_is_downloaded_flashed_read_back_and_reported() {
     assert!(p.staging.staged(&a.sha256).is_none());
     // The installed record stays (it is the device's history).
     assert_eq!(update_of(&fx, &a).status, UpdateStatus::Installed);
+}
+
+/// A release of a protocol this agent cannot flash (an LVFS vendor
+/// protocol) is skipped with that reason: nothing downloaded, nothing
+/// flashed, no failure reported.
+#[test]
+fn another_protocol_is_skipped_with_the_reason_before_any_download() {
+    let mut fx = Fx::new(ModelProfile::headset_tolerant());
+    let path = fx.path("evolve.bin");
+    std::fs::write(&path, b"vendor protocol image").unwrap();
+    let p = &fx.profile;
+    let opts = ImportOptions {
+        vendor: Some("Acme".into()),
+        model: Some("Headset".into()),
+        hardware_ids: vec![format!("{:04X}:{:04X}", p.vendor_id, p.runtime_pid)
+            .parse()
+            .unwrap()],
+        version: Some("2.0.0".into()),
+        protocol: Some("com.jabra.gnp".parse().unwrap()),
+        ..Default::default()
+    };
+    let release = fx.import_file(&path, &opts);
+    let a = fx.assignment(
+        &release,
+        DeploymentType::Automatic,
+        DownloadSource::Server,
+        false,
+    );
+    let mut p = fx.pipeline();
+    let report = p.run(&set(vec![a.clone()]), t0()).unwrap();
+    let why = "protocol com.jabra.gnp is not supported by this agent; skipped";
+    assert_eq!(one(&report), Outcome::Waiting(why.into()));
+    let u = update_of(&fx, &a);
+    assert_eq!(
+        (u.status, u.reason.as_deref()),
+        (UpdateStatus::Waiting, Some(why))
+    );
+    assert!(p.staging.staged(&a.sha256).is_none(), "nothing downloaded");
+    assert_eq!(fx.version_on_bus(), "1.0.0");
+    assert!(fx.event_kinds().is_empty(), "{:?}", fx.event_kinds());
 }
 
 #[test]

@@ -110,7 +110,7 @@ pub struct ImportArgs {
     /// Anti-downgrade security counter.
     #[arg(long)]
     pub security_counter: Option<u32>,
-    /// Update protocol: dfu or dfuse.
+    /// Update protocol: dfu, dfuse, or a vendor protocol id (com.jabra.gnp); agents skip what they cannot flash.
     #[arg(long)]
     pub protocol: Option<UpdateProtocol>,
     /// The device must be unplugged and replugged after flashing.
@@ -134,6 +134,11 @@ pub struct ImportArgs {
     /// File name of the target (default: the file's own name).
     #[arg(long)]
     pub file_name: Option<String>,
+    /// Read a .dfu suffix's bcdDevice as the device release the file
+    /// requires (by default it is the release the file installs, and does
+    /// not restrict which devices it applies to).
+    #[arg(long)]
+    pub require_suffix_bcd: bool,
 }
 
 fn parse_format(s: &str) -> Result<SourceFormat, String> {
@@ -156,7 +161,7 @@ impl ImportArgs {
             version: self.version.clone(),
             version_format: self.version_format,
             security_counter: self.security_counter,
-            protocol: self.protocol,
+            protocol: self.protocol.clone(),
             needs_replug: self.needs_replug.then_some(true),
             silent_capable: self.silent_capable.then_some(true),
             automatic_capable: self.no_automatic.then_some(false),
@@ -164,6 +169,7 @@ impl ImportArgs {
             urgency: self.urgency,
             release_notes: self.notes.clone(),
             file_name: self.file_name.clone(),
+            require_suffix_bcd: self.require_suffix_bcd,
         }
     }
 }
@@ -193,6 +199,14 @@ pub(super) fn run(data: &DataDir, command: CatalogCommand) -> anyhow::Result<()>
             };
             println!("{verb}: {}", imported.release.target_name);
             print_release(&imported.release);
+            for h in &imported.release.hardware_ids {
+                if let Some((lo, hi)) = h.bcd_range {
+                    eprintln!(
+                        "note: {:04X}:{:04X} devices are updated only while their current release (bcdDevice) is {lo:04X}..{hi:04X}",
+                        h.vid, h.pid
+                    );
+                }
+            }
             Ok(())
         }
         CatalogCommand::List { json } => {
@@ -373,7 +387,7 @@ fn print_release(r: &FirmwareRelease) {
     println!("  hardware ids:     {}", ids.join(", "));
     println!("  version:          {} ({})", r.version, r.version.format());
     println!("  security counter: {}", r.security_counter);
-    println!("  protocol:         {:?}", r.protocol);
+    println!("  protocol:         {}", r.protocol);
     println!(
         "  install:          replug={} silent={} automatic={} ~{}s",
         r.capabilities.needs_replug,

@@ -84,7 +84,19 @@ pub(crate) struct CabRelease {
     pub(crate) install_duration_secs: Option<u32>,
     pub(crate) protocol: Option<UpdateProtocol>,
     pub(crate) hardware_ids: Vec<HardwareId>,
-    checksums: Vec<(String, String)>,
+    checksums: Vec<ContentChecksum>,
+}
+
+/// One `<checksum target="content">` of the release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ContentChecksum {
+    /// `filename=`: the payload it describes (empty: not said).
+    file: String,
+    /// `type=`, lower case (`sha1` when absent, as AppStream says).
+    kind: String,
+    /// The hex digest; `None` for the empty element LVFS fills in on
+    /// upload (fwupd accepts it): the import computes the digest itself.
+    value: Option<String>,
 }
 
 pub(crate) fn prepare_cab(path: &Path, opts: &ImportOptions) -> Result<Prepared, ImportError> {
@@ -170,7 +182,11 @@ pub(crate) fn prepare_cab(path: &Path, opts: &ImportOptions) -> Result<Prepared,
             hint: "--hardware-id VID:PID",
         });
     }
-    let protocol = opts.protocol.or(release.protocol).unwrap_or_default();
+    let protocol = opts
+        .protocol
+        .clone()
+        .or_else(|| release.protocol.clone())
+        .unwrap_or_default();
     finish_from_file(
         opts,
         "cabinet",
@@ -204,8 +220,8 @@ fn payload_name(
     entries: &[(String, u32)],
     meta_name: &str,
 ) -> Result<String, CabError> {
-    if let Some((name, _)) = release.checksums.iter().find(|(n, _)| !n.is_empty()) {
-        return Ok(name.clone());
+    if let Some(c) = release.checksums.iter().find(|c| !c.file.is_empty()) {
+        return Ok(c.file.clone());
     }
     // No checksum names it: the one file that is not metadata or a signature.
     let candidates: Vec<&String> = entries
@@ -237,8 +253,8 @@ fn verify_checksums(
     for (kind, expected) in release
         .checksums
         .iter()
-        .filter(|(f, _)| f == payload_name || f.is_empty())
-        .flat_map(|(_, sums)| sums.split(';').filter_map(|s| s.split_once('=')))
+        .filter(|c| c.file == payload_name || c.file.is_empty())
+        .filter_map(|c| Some((c.kind.as_str(), c.value.as_deref()?)))
     {
         let actual = match kind {
             "sha256" => hex::encode(Sha256::digest(payload)),
@@ -373,18 +389,23 @@ pub(crate) fn parse_metainfo(file: &str, xml: &str) -> Result<CabRelease, CabErr
                 .join("\n")
         })
         .unwrap_or_default();
-    let mut checksums: Vec<(String, String)> = Vec::new();
+    let mut checksums = Vec::new();
+    // Only the release's own checksums: those inside <artifacts> describe
+    // the cabinet as downloaded, not its payload.
     for c in release
-        .descendants()
+        .children()
         .filter(|n| n.has_tag_name("checksum") && n.attribute("target") == Some("content"))
     {
         let kind = c.attribute("type").unwrap_or("sha1").to_ascii_lowercase();
         let value = text(c);
-        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !value.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad(format!("<checksum type={kind:?}> is not a hex digest")));
         }
-        let file = c.attribute("filename").unwrap_or("").to_owned();
-        checksums.push((file, format!("{kind}={value}")));
+        checksums.push(ContentChecksum {
+            file: c.attribute("filename").unwrap_or("").to_owned(),
+            kind,
+            value: (!value.is_empty()).then_some(value),
+        });
     }
     let protocol = match custom("LVFS::UpdateProtocol") {
         Some(p) => Some(

@@ -33,7 +33,11 @@ fn metainfo_fields() {
     assert_eq!(r.description, "Fixes echo.\n- Better battery");
     assert_eq!(
         r.checksums,
-        vec![("firmware.bin".to_owned(), "sha256=ABCD".to_owned())]
+        vec![ContentChecksum {
+            file: "firmware.bin".into(),
+            kind: "sha256".into(),
+            value: Some("ABCD".into()),
+        }]
     );
 }
 
