@@ -285,6 +285,7 @@ impl Catalog {
             sha256: info.digest,
             source_format: prepared.source_format,
             lvfs: prepared.lvfs,
+            product_family: prepared.product_family,
             imported_at: now,
         };
         if let Err(e) = release.validate() {

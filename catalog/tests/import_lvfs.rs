@@ -84,6 +84,19 @@ fn opts() -> ImportOptions {
     }
 }
 
+/// Files put beside the metainfo and payload: (name, content).
+type Extra<'a> = Vec<(&'static str, &'a [u8])>;
+/// (case, metainfo, extra files, protocol, GUIDs recorded).
+type Accepted<'a> = (
+    &'static str,
+    String,
+    Extra<'a>,
+    &'static str,
+    Vec<&'static str>,
+);
+/// (case, metainfo, extra files, words the error has).
+type Refused<'a> = (&'static str, String, Extra<'a>, &'static str);
+
 #[test]
 fn lvfs_and_fwupd_cabinet_shapes_import() {
     let dir = tempfile::tempdir().unwrap();
@@ -109,7 +122,7 @@ fn lvfs_and_fwupd_cabinet_shapes_import() {
 
     // (case, metainfo, extra files beside metainfo + firmware.bin,
     //  protocol, GUIDs recorded)
-    let cases: Vec<(&str, String, Vec<(&str, &[u8])>, &str, Vec<&str>)> = vec![
+    let cases: Vec<Accepted<'_>> = vec![
         (
             "empty content checksum (filled in by LVFS)",
             metainfo(&flashed(&[GUID_A]), "", empty_sum, ""),
@@ -221,7 +234,7 @@ fn bad_lvfs_cabinets_are_refused_and_change_nothing() {
         format!(r#"<checksum filename="{file}" target="content" type="sha256">{value}</checksum>"#)
     };
     // (case, metainfo, files besides the metainfo, words the error has)
-    let cases: Vec<(&str, String, Vec<(&str, &[u8])>, &str)> = vec![
+    let cases: Vec<Refused<'_>> = vec![
         (
             "image named by the checksum is missing",
             metainfo(&flashed(&[GUID_A]), "", &sum("firmware.bin", ""), gnp),

@@ -266,7 +266,8 @@ fn all_sixteen_status_codes_become_typed_errors_with_help_desk_messages() {
             err,
             DfuError::Device(DeviceError {
                 status: expected,
-                state: DfuState::DfuError
+                state: DfuState::DfuError,
+                description: None,
             })
         );
         let msg = err.to_string();

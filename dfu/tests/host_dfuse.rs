@@ -37,6 +37,7 @@ fn device_err(status: DfuStatus) -> DfuError {
     DfuError::Device(DeviceError {
         status,
         state: DfuState::DfuError,
+        description: None,
     })
 }
 

@@ -30,13 +30,6 @@ fn reflash_ok(bus: &VirtualBus, img: &[u8]) {
     assert_eq!(report.device.bcd_device, 0x020E);
 }
 
-fn device_error(status: DfuStatus) -> DfuError {
-    DfuError::Device(DeviceError {
-        status,
-        state: DfuState::DfuError,
-    })
-}
-
 #[test]
 fn power_loss_leaves_no_valid_app_and_reflashing_recovers() {
     let (bus, id, img) = tolerant();
@@ -112,6 +105,15 @@ fn stalled_requests_become_errstalledpkt_and_recover_with_clrstatus() {
     }
 }
 
+/// (case, image, status, what the device says through its iString, version after).
+type ImageCase = (
+    &'static str,
+    Vec<u8>,
+    DfuStatus,
+    Option<&'static str>,
+    Option<FirmwareVersion>,
+);
+
 #[test]
 fn device_side_image_checks_give_typed_errors_and_keep_the_device_recoverable() {
     let profile = ModelProfile::headset_tolerant();
@@ -122,27 +124,67 @@ fn device_side_image_checks_give_typed_errors_and_keep_the_device_recoverable() 
     let other_model = image::build(0x0099, V2, &image::test_payload(3000, 1));
     let truncated = good[..2000].to_vec();
     let too_big = image_for(&profile, V2, 600 * 1024);
-    let cases: [(&str, Vec<u8>, DfuStatus, Option<FirmwareVersion>); 4] = [
-        ("bad checksum", bad_crc, DfuStatus::ErrVerify, None),
+    let not_an_image = b"MZ this is some other vendor's firmware".repeat(40);
+    let cases: [ImageCase; 5] = [
+        (
+            "bad checksum",
+            bad_crc,
+            DfuStatus::ErrVerify,
+            Some("the image's payload does not match its CRC-32"),
+            None,
+        ),
         (
             "image for another model",
             other_model,
             DfuStatus::ErrTarget,
+            Some("the image is for product 0099, this device is 0003"),
             Some(FirmwareVersion::new(1, 0, 0)),
         ),
-        ("truncated image", truncated, DfuStatus::ErrNotDone, None),
+        (
+            "not an image for simulated devices",
+            not_an_image,
+            DfuStatus::ErrVerify,
+            Some(
+                "not a simulated-device image: it does not start with the FWIM header \
+                 (build one with `sim-firmware`)",
+            ),
+            None,
+        ),
+        (
+            "truncated image",
+            truncated,
+            DfuStatus::ErrNotDone,
+            None,
+            None,
+        ),
         (
             "image larger than flash",
             too_big,
             DfuStatus::ErrAddress,
             None,
+            None,
         ),
     ];
-    for (name, img, status, version_after) in cases {
+    for (name, img, status, says, version_after) in cases {
         let (bus, id) = bus_with(profile.clone());
         let err = flash(bus.open_id(id).unwrap(), &img, &options(), &mut NoProgress).unwrap_err();
-        assert_eq!(err, device_error(status), "{name}");
+        assert_eq!(
+            err,
+            DfuError::Device(DeviceError {
+                status,
+                state: DfuState::DfuError,
+                description: says.map(str::to_owned),
+            }),
+            "{name}"
+        );
         assert!(err.to_string().contains(status.help()), "{name}: {err}");
+        if let Some(says) = says {
+            assert!(
+                err.to_string()
+                    .contains(&format!(" The device says: {says}. (device status ")),
+                "{name}: {err}"
+            );
+        }
         assert_eq!(err.device_status(), Some(status));
         // errTARGET is detected before erasing: the old firmware survives.
         assert_eq!(
@@ -159,7 +201,14 @@ fn corrupted_write_is_caught_by_device_verification() {
     let (bus, id, img) = tolerant();
     bus.with_device(id, |d| d.inject(Fault::CorruptWrite));
     let err = flash(bus.open_id(id).unwrap(), &img, &options(), &mut NoProgress).unwrap_err();
-    assert_eq!(err, device_error(DfuStatus::ErrVerify));
+    assert_eq!(
+        err,
+        DfuError::Device(DeviceError {
+            status: DfuStatus::ErrVerify,
+            state: DfuState::DfuError,
+            description: Some("the image's payload does not match its CRC-32".into()),
+        })
+    );
     assert_eq!(bus.device(id).unwrap().firmware_version(), None);
     reflash_ok(&bus, &img);
 }

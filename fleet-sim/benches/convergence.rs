@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
-use fleet_sim::firmware::{models, NEW_VERSION};
+use fleet_sim::firmware::{hardware_id, models, NEW_VERSION};
 use fleet_sim::fleet::Fleet;
 use fleet_sim::host::HostSpec;
 use fleet_sim::world::World;
@@ -38,7 +38,7 @@ fn main() -> anyhow::Result<()> {
     let window_end = window_start + Duration::hours(4);
     world.admin(&tenant)?.post(
         "policies/firmware",
-        &json!({"name": "everyone", "model": model.hardware_id().to_string(), "version": "latest",
+        &json!({"name": "everyone", "model": hardware_id(&model).to_string(), "version": "latest",
                 "deployment": "silent", "enabled": true,
                 "window": {"cron": "0 1 * * *", "duration_minutes": 240, "tz": "UTC"}}),
     )?;

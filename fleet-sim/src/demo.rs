@@ -13,7 +13,7 @@ use update_agent::daemon::Timings;
 use update_agent::state::UpdateStatus;
 
 use crate::admin::AdminClient;
-use crate::firmware::{models, Model, FACTORY_VERSION, NEW_VERSION};
+use crate::firmware::{hardware_id, models, Model, FACTORY_VERSION, NEW_VERSION};
 use crate::fleet::Fleet;
 use crate::host::SimHost;
 use crate::progress::Progress;
@@ -112,7 +112,7 @@ fn next_window(w: &MaintenanceWindow, t: DateTime<Utc>) -> Occurrence {
 fn policy(m: &Model, name: &str, group: Option<&str>, zone: &str, source: Value) -> Value {
     let mut p = json!({
         "name": name,
-        "model": m.hardware_id().to_string(),
+        "model": hardware_id(m).to_string(),
         "version": "latest",
         "deployment": "silent",
         "window": window_json(zone),
@@ -459,7 +459,7 @@ fn evaluate(
                 }
                 HostKind::TwoPiece => {
                     let still_old = h.versions().iter().all(|(_, v)| *v == Some(FACTORY_VERSION));
-                    let says_why = said.iter().any(|w| w.contains("another device"));
+                    let says_why = said.iter().any(|w| w.contains("another piece of the same product"));
                     (!(still_old && says_why)).then(|| {
                         format!("expected to wait for the other piece; {done}/{all} updated, said {said:?}")
                     })

@@ -69,6 +69,20 @@ pub enum ImageError {
     BadChecksum,
 }
 
+impl fmt::Display for ImageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Truncated => "the image is shorter than its header says",
+            Self::BadHeader => {
+                "not a simulated-device image: it does not start with the FWIM header (build one with `sim-firmware`)"
+            }
+            Self::BadChecksum => "the image's payload does not match its CRC-32",
+        })
+    }
+}
+
+impl std::error::Error for ImageError {}
+
 /// A parsed header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageHeader {

@@ -12,6 +12,7 @@ pub mod hid;
 pub mod image;
 pub mod persist;
 pub mod profile;
+pub mod samples;
 mod transport;
 
 pub use bus::{BusDevice, BusEvent, BusTransport, DeviceId, VirtualBus};

@@ -82,6 +82,12 @@ pub struct ModelProfile {
 }
 
 impl ModelProfile {
+    /// Whether the device must be unplugged and replugged after flashing
+    /// to run the new firmware (it neither stays nor resets itself).
+    pub fn needs_replug(&self) -> bool {
+        !self.manifestation_tolerant && !self.reset_after_manifest
+    }
+
     fn base(name: &str, runtime_pid: u16, dfu_pid: u16, serial: &str) -> Self {
         Self {
             name: name.to_owned(),
@@ -347,6 +353,31 @@ impl ModelProfile {
             })
             .collect()
     }
+}
+
+/// The DFU model profiles a config may name (the [`ModelProfile`] constructors), in the order of [`all_profiles`].
+pub const PROFILE_NAMES: [&str; 15] = [
+    "headset_needs_replug",
+    "headset_tolerant",
+    "dfuse_speakerphone",
+    "base_station",
+    "usb_dongle",
+    "desk_phone_no_pid_change",
+    "slow_conference_bar",
+    "bogus_poll_timeout",
+    "zero_poll_timeout",
+    "manifest_polling",
+    "extra_reset",
+    "broken_upload",
+    "small_blocks",
+    "silent_detach",
+    "slow_reenumeration",
+];
+
+/// A built-in profile by its constructor name (one of [`PROFILE_NAMES`]).
+pub fn by_name(name: &str) -> Option<ModelProfile> {
+    let position = PROFILE_NAMES.iter().position(|n| *n == name)?;
+    all_profiles().into_iter().nth(position)
 }
 
 /// Every built-in profile.

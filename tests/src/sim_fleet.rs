@@ -20,7 +20,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use catalog::sim_clock::AcceleratedTime;
 use chrono::{DateTime, Utc};
-use fleet_sim::firmware::{models, vendor_file, Model};
+use fleet_sim::firmware::{hardware_id, models, vendor_file, Model};
 use serde_json::{json, Value};
 use test_devices::{DeviceStore, FirmwareVersion};
 
@@ -179,7 +179,7 @@ impl SimFleet {
     pub fn policy_in(&self, admin: &Admin, profile: &str, deployment: &str, extra: Value) -> Value {
         let mut body = json!({
             "name": format!("{profile} {deployment}"),
-            "model": model(profile).hardware_id().to_string(),
+            "model": hardware_id(&model(profile)).to_string(),
             "version": "latest",
             "deployment": deployment,
             "enabled": true,
@@ -386,13 +386,17 @@ fn import(dir: &Path, data: &Path, m: &Model, version: FirmwareVersion) {
         "--model".into(),
         m.name.into(),
         "--hardware-id".into(),
-        m.hardware_id().to_string(),
+        hardware_id(m).to_string(),
         "--version".into(),
         version.to_string(),
         "--silent-capable".into(),
     ];
     if m.needs_replug() {
         args.push("--needs-replug".into());
+    }
+    if let Some(family) = &m.device.family {
+        args.push("--product-family".into());
+        args.push(family.clone());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     server_cli(data, &args, None);

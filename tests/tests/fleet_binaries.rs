@@ -454,9 +454,8 @@ fn agent_events(fleet: &SimFleet, agent: &SimAgent, kind: &str) -> Vec<Value> {
 fn branch_shares_serve_the_image_and_a_tampered_share_falls_back_to_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let fleet = fleet_from(dir.path(), "2026-06-01T09:00:00Z");
-    let model = tests::sim_fleet::model("headset_tolerant")
-        .hardware_id()
-        .to_string();
+    let model =
+        fleet_sim::firmware::hardware_id(&tests::sim_fleet::model("headset_tolerant")).to_string();
     // Each branch has its own share, exported with the admin CLI; the
     // second one's copy of the image has one bit flipped.
     let (intact, tampered) = (dir.path().join("share-a"), dir.path().join("share-b"));

@@ -185,17 +185,17 @@ fn two_piece_product_waits_in_a_window_with_both_pieces_and_installs_in_the_next
             &fleet,
             me,
             "waiting",
-            "another device of the same vendor is attached",
+            "another piece of the same product is attached",
             at("2026-06-02T01:30:00Z"),
         );
         // The check-in clips the agent's reason; its log has all of it.
         assert!(
-            detail.starts_with("another device of the same vendor is attached (1209/serial/SN-"),
+            detail.starts_with("another piece of the same product is attached (1209/serial/SN-"),
             "{me}: {detail}"
         );
         assert!(
             agent.logs().contains(&format!(
-                "waiting: another device of the same vendor is attached (1209/serial/{other}, "
+                "waiting: another piece of the same product is attached (1209/serial/{other}, "
             )),
             "the agent log names {other} as what holds {me} back"
         );

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use fleet_sim::firmware::{models, Model, FACTORY_VERSION, NEW_VERSION};
+use fleet_sim::firmware::{hardware_id, models, Model, FACTORY_VERSION, NEW_VERSION};
 use fleet_sim::fleet::Fleet;
 use fleet_sim::host::HostSpec;
 use fleet_sim::world::{Tenant, World};
@@ -48,7 +48,7 @@ fn world(dir: &std::path::Path, start: DateTime<Utc>) -> (World, Tenant) {
 fn policy(w: &World, t: &Tenant, profile: &str, deployment: &str, window: Option<Value>) {
     let mut body = json!({
         "name": format!("{profile} {deployment}"),
-        "model": model(profile).hardware_id().to_string(),
+        "model": hardware_id(&model(profile)).to_string(),
         "version": "latest",
         "deployment": deployment,
         "enabled": true,
@@ -364,7 +364,7 @@ fn persistent_update_is_reminded_at_every_poll_until_done_and_deferrals_are_limi
         .unwrap()
         .post(
             "policies/firmware",
-            &json!({"name": "persistent", "model": model("headset_tolerant").hardware_id().to_string(),
+            &json!({"name": "persistent", "model": hardware_id(&model("headset_tolerant")).to_string(),
                     "version": "latest", "deployment": "persistent", "max_deferrals": 2, "enabled": true}),
         )
         .unwrap();

@@ -378,19 +378,13 @@ fn check_now_with<B: DeviceBackend + Send + 'static>(
     let report = core.check_in_and_update(now)?;
     let mut failures = recovered.failures();
     failures.extend(report.failures());
-    for (device, outcome) in recovered.outcomes.iter().chain(&report.outcomes) {
-        println!("{device}: {}", describe(outcome));
+    let mut pass = recovered;
+    pass.outcomes.extend(report.outcomes);
+    for (device, decision) in core.decisions(&pass, now)? {
+        println!("{device}: {decision}");
     }
-    let installed = |o: &update_agent::pipeline::Outcome| {
-        matches!(o, update_agent::pipeline::Outcome::Installed { .. })
-    };
-    if recovered
-        .outcomes
-        .values()
-        .chain(report.outcomes.values())
-        .any(installed)
-    {
-        // Report the new versions now rather than at the next check-in.
+    if core.states_changed()? {
+        // Report what this pass changed now rather than at the next check-in.
         core.check_in_only(now)?;
     }
     if let Err(e) = core.flush() {
@@ -400,18 +394,6 @@ fn check_now_with<B: DeviceBackend + Send + 'static>(
         anyhow::bail!("{}", failures.join("; "));
     }
     Ok(())
-}
-
-fn describe(o: &update_agent::pipeline::Outcome) -> String {
-    use update_agent::pipeline::Outcome;
-    match o {
-        Outcome::Installed { version } => format!("installed {version} (read back)"),
-        Outcome::UpToDate => "up to date".into(),
-        Outcome::AwaitingReplug => "flashed; unplug and replug the device to finish".into(),
-        Outcome::Waiting(why) => format!("waiting: {why}"),
-        Outcome::Failed(why) => format!("failed: {why}"),
-        Outcome::NotAttached => "not attached".into(),
-    }
 }
 
 fn check_now_cmd(config: &Config) -> anyhow::Result<()> {

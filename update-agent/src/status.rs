@@ -2,15 +2,19 @@
 //! updates, as a struct that prints as text or JSON. Read-only: it never
 //! creates the state directory or database.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use catalog::assignment::AssignmentSet;
 use catalog::protocol::DeviceReport;
+use catalog::tuf::Signed;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::enroll::{self, EnrollError, Enrollment};
 use crate::identity::{IdentityError, SystemId};
+use crate::pipeline::not_assigned;
 use crate::state::{DownloadProgress, StagedUpdate, State, StateError, UpdateStatus, STATE_FILE};
 
 /// Why the status cannot be shown.
@@ -39,6 +43,9 @@ pub struct DeviceStatus {
     pub first_seen: Option<DateTime<Utc>>,
     /// Last seen by the daemon.
     pub last_seen: Option<DateTime<Utc>>,
+    /// What holds its update, or why the server gave it none ("no policy:
+    /// …", "up to date: …"); `None` before the first check-in about it.
+    pub decision: Option<String>,
 }
 
 /// An update not installed yet, and why it is waiting.
@@ -94,6 +101,21 @@ fn waiting_for(u: &StagedUpdate) -> String {
     .to_owned()
 }
 
+/// The server's reasons for devices without an assignment, from the stored
+/// document. It was verified before it was stored in the agent's own
+/// database; `status` only shows it (nothing acts on it here), so it is read
+/// without the key, and expired documents still say what they said.
+fn stored_reasons(state: &State) -> Result<BTreeMap<String, String>, StateError> {
+    let Some(stored) = state.assignments()? else {
+        return Ok(BTreeMap::new());
+    };
+    Ok(
+        Signed::<AssignmentSet>::from_slice("assignments", stored.document.as_bytes())
+            .map(|doc| not_assigned(&doc.signed))
+            .unwrap_or_default(),
+    )
+}
+
 impl StatusReport {
     /// Collects the status from `state_dir` and the devices `scan` returned.
     pub fn collect(
@@ -117,19 +139,6 @@ impl StatusReport {
             Ok(r) => (r, None),
             Err(e) => (Vec::new(), Some(e)),
         };
-        let devices = reports
-            .into_iter()
-            .map(|report| {
-                let identity = report.identity();
-                let seen = history.iter().find(|h| h.identity == identity);
-                DeviceStatus {
-                    first_seen: seen.map(|h| h.first_seen),
-                    last_seen: seen.map(|h| h.last_seen),
-                    identity,
-                    report,
-                }
-            })
-            .collect();
         let (staged_updates, downloads, pending_events, prompts) = match &state {
             Some(s) => (
                 s.updates()?,
@@ -139,12 +148,35 @@ impl StatusReport {
             ),
             None => (Vec::new(), Vec::new(), 0, Vec::new()),
         };
-        let pending_updates = staged_updates
+        let pending_updates: Vec<PendingUpdate> = staged_updates
             .iter()
             .filter(|u| u.status.is_pending())
             .map(|u| PendingUpdate {
                 update: u.clone(),
                 waiting_for: waiting_for(u),
+            })
+            .collect();
+        let not_assigned = match &state {
+            Some(s) => stored_reasons(s)?,
+            None => BTreeMap::new(),
+        };
+        let devices = reports
+            .into_iter()
+            .map(|report| {
+                let identity = report.identity();
+                let seen = history.iter().find(|h| h.identity == identity);
+                let decision = pending_updates
+                    .iter()
+                    .find(|p| p.update.device == identity)
+                    .map(|p| format!("{}: {}", p.update.target, p.waiting_for))
+                    .or_else(|| not_assigned.get(&identity).cloned());
+                DeviceStatus {
+                    first_seen: seen.map(|h| h.first_seen),
+                    last_seen: seen.map(|h| h.last_seen),
+                    decision,
+                    identity,
+                    report,
+                }
             })
             .collect();
         Ok(Self {
@@ -209,6 +241,9 @@ impl StatusReport {
                 r.firmware_version.as_deref().unwrap_or(na),
                 r.product.as_deref().unwrap_or(na)
             );
+            if let Some(decision) = &d.decision {
+                let _ = writeln!(out, "    {decision}");
+            }
         }
         let _ = writeln!(out, "staged updates:  {}", self.staged_updates.len());
         for p in &self.pending_updates {

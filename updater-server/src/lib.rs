@@ -10,4 +10,5 @@ pub mod events;
 pub mod fleet;
 pub mod http;
 pub mod reports;
+pub mod samples;
 pub mod store;

@@ -1,13 +1,33 @@
+use std::io::IsTerminal;
+
 use clap::Parser;
 
+/// Logs to standard error: text (coloured only on a terminal) or, with
+/// `UPDATER_LOG_FORMAT=json`, one JSON object per line for log shippers.
+fn init_logging() -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("UPDATER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let format = std::env::var("UPDATER_LOG_FORMAT").unwrap_or_default();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format.as_str() {
+        "" | "text" => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        "json" => builder.json().init(),
+        other => {
+            return Err(format!(
+                "UPDATER_LOG_FORMAT={other:?} is not a log format: use text or json"
+            ))
+        }
+    }
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("UPDATER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = init_logging() {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     let cli = updater_server::cli::Cli::parse();
     match updater_server::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

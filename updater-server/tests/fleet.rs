@@ -284,31 +284,46 @@ fn groups_policies_checkin_and_inventory() {
     let sales_pol = sales_pol["id"].as_str().unwrap().to_owned();
     let (s, v) = post(
         "policies/firmware",
-        json!({"name": "Second", "model": "047F:C056", "group": sales, "version": "latest"}),
+        json!({"name": "Second", "model": "047F:C056", "group": "SALES", "version": "latest"}),
     );
     assert_eq!(
         (s, v["code"].as_str()),
         (409, Some("conflict")),
-        "one enabled policy per model and group"
+        "one enabled policy per model and group (named in any case)"
     );
+    // Groups are named by id or by name, everywhere.
     let (s, copy) = post(
         &format!("policies/firmware/{sales_pol}/copy"),
-        json!({"group": pilot}),
+        json!({"group": "Pilot"}),
     );
     assert_eq!(
         (s, copy["enabled"].as_bool(), copy["group"].as_str()),
         (201, Some(false), Some(pilot.as_str()))
     );
-    let (s, v) = status_code(
-        http.delete(t(&format!("groups/{sales}")))
-            .bearer_auth(&ann)
-            .send()
-            .unwrap(),
+    for by in [sales.as_str(), "Sales"] {
+        let (s, v) = status_code(
+            http.delete(t(&format!("groups/{by}")))
+                .bearer_auth(&ann)
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (409, Some("conflict")),
+            "a policy names the group ({by})"
+        );
+    }
+    let (s, v) = post(
+        "policies/firmware",
+        json!({"name": "Nowhere", "model": "047F:02EE", "group": "Marketing", "version": "latest"}),
     );
     assert_eq!(
-        (s, v["code"].as_str()),
-        (409, Some("conflict")),
-        "a policy names the group"
+        (s, v["code"].as_str(), v["message"].as_str()),
+        (
+            422,
+            Some("invalid_request"),
+            Some("invalid group: no group Marketing")
+        )
     );
     let (s, sw) = post(
         "policies/software",

@@ -193,9 +193,11 @@ fn demo_seeds_sample_firmware_and_serves_it() {
     assert_eq!(
         imported,
         [
-            "acme-audio/voyager-8200-uc/2.14.0/2.14.0.dfu",
-            "acme-audio/blackwire-5220/1.7.2/1.7.2.dfu",
-            "acme-audio/savi-8220-base/4.2.0/4.2.0.dfu",
+            "acme-audio/voyage-5200/2.1.0/headset_tolerant-2.1.0.dfu",
+            "acme-audio/voyage-3200/2.1.0/headset_needs_replug-2.1.0.dfu",
+            "acme-audio/speak-710/2.1.0/dfuse_speakerphone-2.1.0.dfu",
+            "acme-audio/orbit-8200-base/2.1.0/base_station-2.1.0.dfu",
+            "acme-audio/orbit-bt600-dongle/2.1.0/usb_dongle-2.1.0.dfu",
         ]
     );
     let snapshot = Client::new()
@@ -209,7 +211,16 @@ fn demo_seeds_sample_firmware_and_serves_it() {
         .output()
         .unwrap();
     let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 3);
+    // The sample models of the simulated devices (`sim-firmware --list`),
+    // with the ids, protocol, replug need and product family they have.
+    assert_eq!(list.as_array().unwrap().len(), 5);
+    assert_eq!(list[0]["hardware_ids"], serde_json::json!(["1209:0003"]));
     assert_eq!(list[2]["protocol"], "dfuse");
     assert_eq!(list[1]["capabilities"]["needs_replug"], true);
+    assert_eq!(list[0]["capabilities"]["needs_replug"], false);
+    assert_eq!(
+        (&list[3]["product_family"], &list[4]["product_family"]),
+        (&serde_json::json!("Orbit"), &serde_json::json!("Orbit"))
+    );
+    assert_eq!(list[0].get("product_family"), None);
 }

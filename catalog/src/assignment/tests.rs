@@ -25,6 +25,7 @@ fn release_target(security_counter: u32) -> TargetFile {
         sha256: Sha256Digest::of(image),
         source_format: SourceFormat::Dfu,
         lvfs: None,
+        product_family: None,
         imported_at: now(),
     };
     TargetFile::new(

@@ -60,6 +60,9 @@ pub struct ImportOptions {
     /// Take a DFU suffix's `bcdDevice` as a requirement on the device's
     /// current release. Off by default: see [`suffix_ids`].
     pub require_suffix_bcd: bool,
+    /// The product this model is one piece of (see
+    /// [`FirmwareRelease::product_family`](crate::package::FirmwareRelease::product_family)).
+    pub product_family: Option<String>,
 }
 
 /// Why a file could not be imported.
@@ -148,6 +151,7 @@ pub(crate) struct Prepared {
     pub(crate) source_format: SourceFormat,
     pub(crate) lvfs: Option<LvfsInfo>,
     pub(crate) file_name: String,
+    pub(crate) product_family: Option<String>,
     pub(crate) payload: Payload,
 }
 
@@ -335,6 +339,7 @@ fn prepare_raw(
         source_format: SourceFormat::Raw,
         lvfs: None,
         file_name,
+        product_family: opts.product_family.clone(),
         payload: Payload::WholeFile(path.to_owned()),
     })
 }
@@ -476,6 +481,7 @@ pub(crate) fn finish_from_file(
         source_format,
         lvfs: lvfs.map(|l| l.info),
         file_name,
+        product_family: opts.product_family.clone(),
         payload,
     })
 }

@@ -317,6 +317,11 @@ pub struct FirmwareRelease {
     pub source_format: SourceFormat,
     /// LVFS metadata, for cabinet imports.
     pub lvfs: Option<LvfsInfo>,
+    /// The product this model is one piece of (a base, its headset and its
+    /// dongle share one family): a silent update waits while another piece
+    /// of the same family is attached. `None`: a one-piece product.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_family: Option<String>,
     /// When it was imported (RFC 3339, UTC).
     pub imported_at: chrono::DateTime<chrono::Utc>,
 }
@@ -384,6 +389,9 @@ impl FirmwareRelease {
                 why: format!("longer than {MAX_NOTES_LEN} bytes"),
             });
         }
+        if let Some(family) = &self.product_family {
+            check_name("product family", family)?;
+        }
         Ok(())
     }
 
@@ -397,7 +405,7 @@ impl FirmwareRelease {
     /// The TUF target `custom` object: everything an agent needs to decide
     /// whether and how to install, signed together with hash and length.
     pub fn target_custom(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut custom = serde_json::json!({
             "firmware": {
                 "vendor": self.vendor,
                 "model": self.model,
@@ -412,7 +420,13 @@ impl FirmwareRelease {
                 "install_duration_secs": self.capabilities.install_duration_secs,
                 "urgency": self.urgency,
             }
-        })
+        });
+        // Only when set, so the targets of one-piece products keep the
+        // shape (and hashes) they had before families existed.
+        if let Some(family) = &self.product_family {
+            custom["firmware"]["product_family"] = family.as_str().into();
+        }
+        custom
     }
 }
 
@@ -444,6 +458,9 @@ pub struct TargetFirmware {
     pub install_duration_secs: u32,
     /// Urgency.
     pub urgency: Urgency,
+    /// The product family (see [`FirmwareRelease::product_family`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_family: Option<String>,
 }
 
 impl TargetFirmware {

@@ -8,13 +8,24 @@ use super::transport::TransportError;
 use super::types::{DfuState, DfuStatus};
 
 /// The device reported a non-OK status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-#[error("{} (device status {status}, state {state})", status.help())]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{}{} (device status {status}, state {state})", status.help(), said(.description))]
 pub struct DeviceError {
     /// The status code.
     pub status: DfuStatus,
     /// The state the device was in when it reported it.
     pub state: DfuState,
+    /// What the device itself said about it: the string its GETSTATUS
+    /// `iString` names, when it names one (vendor-specific, often the most
+    /// precise reason there is).
+    pub description: Option<String>,
+}
+
+fn said(description: &Option<String>) -> String {
+    description
+        .as_deref()
+        .map(|d| format!(" The device says: {d}."))
+        .unwrap_or_default()
 }
 
 /// Everything that can go wrong talking DFU.

@@ -201,13 +201,39 @@ impl<T: Transport> DfuHost<T> {
             } else {
                 st.status
             };
+            let description = match st.string_index {
+                0 => None,
+                index => self.string_descriptor(index),
+            };
             return Err(DeviceError {
                 status,
                 state: st.state,
+                description,
             }
             .into());
         }
         Ok(st)
+    }
+
+    /// The string descriptor `index` in US English, best effort: a device
+    /// that stalls or answers garbage gives `None` (it is only ever extra
+    /// detail on an error already being reported).
+    pub fn string_descriptor(&mut self, index: u8) -> Option<String> {
+        const GET_DESCRIPTOR: u8 = 6;
+        const STRING: u16 = 3;
+        const LANG_EN_US: u16 = 0x0409;
+        let setup = Setup {
+            request_type: REQUEST_TYPE_STANDARD_IN,
+            request: GET_DESCRIPTOR,
+            value: STRING << 8 | u16::from(index),
+            index: LANG_EN_US,
+        };
+        let mut buf = [0u8; 255];
+        let n = self
+            .transport
+            .control_in(setup, &mut buf, self.control_timeout)
+            .ok()?;
+        parse_string_descriptor(&buf[..n])
     }
 
     /// DFU_GETSTATE.
@@ -387,5 +413,77 @@ impl<T: Transport> DfuHost<T> {
                 source,
             }),
         }
+    }
+}
+
+/// bmRequestType of a standard device-to-host request to the device.
+const REQUEST_TYPE_STANDARD_IN: u8 = 0x80;
+
+/// Longest status description kept, in characters.
+const MAX_DESCRIPTION_CHARS: usize = 126;
+
+/// Decodes a USB string descriptor (bLength, bDescriptorType 3, UTF-16LE);
+/// control characters are dropped so a device cannot forge log lines.
+fn parse_string_descriptor(b: &[u8]) -> Option<String> {
+    let (&len, rest) = b.split_first()?;
+    let (&kind, body) = rest.split_first()?;
+    let len = usize::from(len);
+    if kind != 3 || len < 2 || len > b.len() || len % 2 != 0 {
+        return None;
+    }
+    let units = body[..len - 2]
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]));
+    let text: String = char::decode_utf16(units)
+        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .filter(|c| !c.is_control())
+        .take(MAX_DESCRIPTION_CHARS)
+        .collect();
+    let text = text.trim().to_owned();
+    (!text.is_empty()).then_some(text)
+}
+
+#[cfg(test)]
+mod string_descriptor_tests {
+    use super::parse_string_descriptor;
+
+    fn descriptor(text: &str) -> Vec<u8> {
+        let mut b = vec![0, 3];
+        for u in text.encode_utf16() {
+            b.extend_from_slice(&u.to_le_bytes());
+        }
+        b[0] = b.len() as u8;
+        b
+    }
+
+    #[test]
+    fn string_descriptors_table() {
+        let mut wrong_type = descriptor("abc");
+        wrong_type[1] = 2;
+        let mut too_long = descriptor("abc");
+        too_long[0] = 40;
+        let mut odd = descriptor("abc");
+        odd[0] = 7;
+        let table: Vec<(Vec<u8>, Option<&str>)> = vec![
+            (descriptor("no FWIM header"), Some("no FWIM header")),
+            (descriptor("Größe ✓"), Some("Größe ✓")),
+            (descriptor("line\nforged\u{1b}[31m"), Some("lineforged[31m")),
+            (descriptor("  "), None),
+            (descriptor(""), None),
+            (wrong_type, None),
+            (too_long, None),
+            (odd, None),
+            (vec![], None),
+            (vec![2], None),
+        ];
+        for (bytes, want) in table {
+            assert_eq!(
+                parse_string_descriptor(&bytes).as_deref(),
+                want,
+                "{bytes:?}"
+            );
+        }
+        let long = descriptor(&"x".repeat(126));
+        assert_eq!(parse_string_descriptor(&long).unwrap().len(), 126);
     }
 }

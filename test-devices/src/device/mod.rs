@@ -64,6 +64,9 @@ pub(crate) enum Pending {
     Command(Vec<u8>),
 }
 
+/// The string descriptor index of the device's status description.
+pub const STATUS_STRING_INDEX: u8 = 0x20;
+
 /// A simulated DFU device.
 #[derive(Debug, Clone)]
 pub struct SimDevice {
@@ -95,6 +98,9 @@ pub struct SimDevice {
     pub(crate) bus_action: Option<BusAction>,
     pub(crate) extra_resets_seen: u32,
     pub(crate) bytes_written_total: u64,
+    /// Why the last error happened, in words: offered through GETSTATUS's
+    /// `iString` (string descriptor [`STATUS_STRING_INDEX`]) until CLRSTATUS.
+    pub(crate) status_text: Option<String>,
 }
 
 impl SimDevice {
@@ -140,6 +146,7 @@ impl SimDevice {
             bus_action: None,
             extra_resets_seen: 0,
             bytes_written_total: 0,
+            status_text: None,
             profile,
         }
     }
@@ -222,6 +229,12 @@ impl SimDevice {
     pub(crate) fn fail(&mut self, status: DfuStatus) {
         self.status = status;
         self.set_state(DfuState::DfuError);
+    }
+
+    /// [`Self::fail`], saying why in a status string a host can read.
+    pub(crate) fn fail_saying(&mut self, status: DfuStatus, why: String) {
+        self.status_text = Some(why);
+        self.fail(status);
     }
 
     /// The descriptors the device presents in its current mode, on `port_path`.

@@ -6,7 +6,7 @@ use dfu::host::{
     DfuMode, DfuState, DfuStatus, Request, Setup, StatusResponse, REQUEST_TYPE_IN, REQUEST_TYPE_OUT,
 };
 
-use super::{BusAction, Failure, OnDisconnect, Pending, SimDevice};
+use super::{BusAction, Failure, OnDisconnect, Pending, SimDevice, STATUS_STRING_INDEX};
 use crate::fault::Fault;
 use crate::image::{self, ImageHeader, HEADER_LEN};
 
@@ -95,6 +95,7 @@ impl SimDevice {
             }
             (DfuMode::Dfu, Request::ClrStatus, DfuState::DfuError) => {
                 self.status = DfuStatus::Ok;
+                self.status_text = None;
                 self.set_state(DfuState::DfuIdle);
                 Ok(0)
             }
@@ -169,6 +170,9 @@ impl SimDevice {
         buf: &mut [u8],
         now: Duration,
     ) -> Result<usize, Failure> {
+        if setup.request_type == STANDARD_IN {
+            return self.standard_in(setup, buf);
+        }
         let Some(request) = Request::from_u8(setup.request) else {
             return Err(self.stall());
         };
@@ -183,7 +187,11 @@ impl SimDevice {
                     status: self.status,
                     poll_timeout: poll,
                     state: self.state,
-                    string_index: 0,
+                    string_index: if self.status_text.is_some() {
+                        STATUS_STRING_INDEX
+                    } else {
+                        0
+                    },
                 }
                 .to_bytes();
                 let n = resp.len().min(buf.len());
@@ -266,13 +274,14 @@ impl SimDevice {
         }
         let header = match image::validate(&self.flash) {
             Ok(h) => h,
-            Err(_) => {
-                self.fail(DfuStatus::ErrVerify);
+            Err(e) => {
+                self.fail_saying(DfuStatus::ErrVerify, e.to_string());
                 return Ok(Duration::ZERO);
             }
         };
         if !header.is_for(self.profile.runtime_pid) {
-            self.fail(DfuStatus::ErrTarget);
+            let why = self.wrong_product(header.product_id);
+            self.fail_saying(DfuStatus::ErrTarget, why);
             return Ok(Duration::ZERO);
         }
         self.manifest_header = Some(header);
@@ -306,7 +315,8 @@ impl SimDevice {
         if self.received == 0 {
             if let Ok(h) = ImageHeader::parse(data) {
                 if !h.is_for(self.profile.runtime_pid) {
-                    self.fail(DfuStatus::ErrTarget);
+                    let why = self.wrong_product(h.product_id);
+                    self.fail_saying(DfuStatus::ErrTarget, why);
                     return;
                 }
             }
@@ -379,5 +389,41 @@ impl SimDevice {
             self.set_state(DfuState::DfuUploadIdle);
         }
         Ok(n)
+    }
+}
+
+/// bmRequestType of a standard device-to-host request to the device.
+const STANDARD_IN: u8 = 0x80;
+/// The standard GET_DESCRIPTOR request.
+const GET_DESCRIPTOR: u8 = 6;
+/// The string descriptor type.
+const STRING_DESCRIPTOR: u16 = 3;
+
+impl SimDevice {
+    /// Standard requests: only the status description string is served
+    /// here (the other descriptors travel in [`SimDevice::info`]). Others
+    /// stall at the endpoint without touching the DFU state, as a USB device
+    /// answers a standard request it does not support.
+    fn standard_in(&mut self, setup: Setup, buf: &mut [u8]) -> Result<usize, Failure> {
+        let wanted = STRING_DESCRIPTOR << 8 | u16::from(STATUS_STRING_INDEX);
+        let text = match &self.status_text {
+            Some(t) if setup.request == GET_DESCRIPTOR && setup.value == wanted => t,
+            _ => return Err(Failure::Stall),
+        };
+        let mut d = vec![0u8, 3];
+        for unit in text.encode_utf16().take(126) {
+            d.extend_from_slice(&unit.to_le_bytes());
+        }
+        d[0] = u8::try_from(d.len()).unwrap_or(u8::MAX);
+        let n = d.len().min(buf.len());
+        buf[..n].copy_from_slice(&d[..n]);
+        Ok(n)
+    }
+
+    fn wrong_product(&self, image_for: u16) -> String {
+        format!(
+            "the image is for product {image_for:04x}, this device is {:04x}",
+            self.profile.runtime_pid
+        )
     }
 }

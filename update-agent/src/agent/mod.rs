@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use catalog::assignment::{verify_assignments, AssignmentError, AssignmentSet};
 use catalog::checkin::{CheckIn, UpdatePhase, UpdateState, UserReport, MAX_TEXT};
+use catalog::protocol::DeviceReport;
 use catalog::tuf::PublicKey;
 use chrono::{DateTime, Utc};
 use dfu::host::FlashOptions;
@@ -97,6 +98,10 @@ pub struct AgentCore<B> {
     ldap: LdapGroups,
     /// The last pass held an update back only by a guard.
     retry_soon: bool,
+    /// The update states the last successful check-in reported.
+    reported_states: Option<Vec<UpdateState>>,
+    /// The last pass changed them: report again soon, not at the next poll.
+    report_due: bool,
 }
 
 /// The host name and logged-in accounts a simulated host reports instead of
@@ -188,6 +193,8 @@ impl<B: DeviceBackend> AgentCore<B> {
             host: None,
             ldap: LdapGroups::new(crate::ldap::Evaluator::new()),
             retry_soon: false,
+            reported_states: None,
+            report_due: false,
         }
     }
 
@@ -204,6 +211,27 @@ impl<B: DeviceBackend> AgentCore<B> {
             .backend()
             .inventory()
             .map_err(PipelineError::from)?;
+        let update_states = self.update_states(&devices)?;
+        let mut devices = devices;
+        devices.truncate(catalog::checkin::MAX_DEVICES);
+        let (hostname, users, ldap_memberships) = match &self.host {
+            Some(h) => (clip(&h.hostname), h.users.clone(), Default::default()),
+            None => self.users()?,
+        };
+        Ok(CheckIn {
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            platform: std::env::consts::OS.to_owned(),
+            hostname,
+            users,
+            devices,
+            ldap_memberships,
+            update_states,
+        })
+    }
+
+    /// The update states reported at check-in for `devices` (every staged
+    /// update, and the installed security counter of attached devices).
+    fn update_states(&self, devices: &[DeviceReport]) -> Result<Vec<UpdateState>, AgentError> {
         let mut states: std::collections::BTreeMap<String, UpdateState> = Default::default();
         let mut updates = self.state.updates()?;
         updates.sort_by_key(|u| u.updated_at);
@@ -233,7 +261,7 @@ impl<B: DeviceBackend> AgentCore<B> {
                 },
             );
         }
-        for d in &devices {
+        for d in devices {
             if let Some(i) = self.state.installed(&d.identity())? {
                 let s = states.entry(i.device.clone()).or_insert(UpdateState {
                     device: i.device.clone(),
@@ -248,21 +276,21 @@ impl<B: DeviceBackend> AgentCore<B> {
         }
         let mut update_states: Vec<UpdateState> = states.into_values().collect();
         update_states.truncate(catalog::checkin::MAX_UPDATE_STATES);
-        let mut devices = devices;
-        devices.truncate(catalog::checkin::MAX_DEVICES);
-        let (hostname, users, ldap_memberships) = match &self.host {
-            Some(h) => (clip(&h.hostname), h.users.clone(), Default::default()),
-            None => self.users()?,
+        Ok(update_states)
+    }
+
+    /// Whether the update states differ from what the last check-in
+    /// reported (a pass installed, failed or started waiting since).
+    pub fn states_changed(&self) -> Result<bool, AgentError> {
+        let Some(reported) = &self.reported_states else {
+            return Ok(false);
         };
-        Ok(CheckIn {
-            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-            platform: std::env::consts::OS.to_owned(),
-            hostname,
-            users,
-            devices,
-            ldap_memberships,
-            update_states,
-        })
+        let devices = self
+            .pipeline
+            .backend()
+            .inventory()
+            .map_err(PipelineError::from)?;
+        Ok(self.update_states(&devices)? != *reported)
     }
 
     /// This host's name, its logged-in accounts after the tenant's rules
@@ -346,6 +374,7 @@ impl<B: DeviceBackend> AgentCore<B> {
         self.poll_interval = i64::try_from(set.poll_interval_secs)
             .ok()
             .map(chrono::Duration::seconds);
+        self.reported_states = Some(body.update_states);
         Ok((set, changed.then_some(body.ldap_memberships)))
     }
 
@@ -369,6 +398,32 @@ impl<B: DeviceBackend> AgentCore<B> {
         events::flush(&self.state, &self.client)
     }
 
+    /// Logs what a check-in's pass did and says how the check-in went.
+    fn after_check_in(&mut self, pass: Result<PassReport, AgentError>) -> Result<(), CheckInError> {
+        match pass {
+            Ok(report) => {
+                self.retry_soon = report.retry_soon;
+                self.note_state_changes();
+                for f in report.failures() {
+                    tracing::warn!("update failed: {f}");
+                }
+                Ok(())
+            }
+            Err(AgentError::Client(ClientError::Unreachable { url, message })) => {
+                Err(CheckInError::Unreachable(format!("{url}: {message}")))
+            }
+            Err(e) => Err(CheckInError::Refused(e.to_string())),
+        }
+    }
+
+    /// Remembers whether the last pass changed what the server was told.
+    fn note_state_changes(&mut self) {
+        self.report_due = self.states_changed().unwrap_or_else(|e| {
+            tracing::warn!("comparing update states: {e}");
+            false
+        });
+    }
+
     fn flush_logged(&self) {
         match self.flush() {
             Ok(r) if r.not_available => {
@@ -382,19 +437,17 @@ impl<B: DeviceBackend> AgentCore<B> {
 
 impl<B: DeviceBackend + Send> daemon::CheckIn for AgentCore<B> {
     fn check_in(&mut self, now: DateTime<Utc>) -> Result<(), CheckInError> {
-        match self.check_in_and_update(now) {
-            Ok(report) => {
-                self.retry_soon = report.retry_soon;
-                for f in report.failures() {
-                    tracing::warn!("update failed: {f}");
-                }
-                Ok(())
-            }
-            Err(AgentError::Client(ClientError::Unreachable { url, message })) => {
-                Err(CheckInError::Unreachable(format!("{url}: {message}")))
-            }
-            Err(e) => Err(CheckInError::Refused(e.to_string())),
-        }
+        let pass = self.check_in_and_update(now);
+        self.after_check_in(pass)
+    }
+
+    fn report(&mut self, now: DateTime<Utc>) -> Result<(), CheckInError> {
+        // A pass without reminders: the user is reminded at polls and
+        // logins, not because the agent reported something.
+        let pass = self
+            .check_in_only(now)
+            .and_then(|_| AgentCore::act(self, now));
+        self.after_check_in(pass)
     }
 
     fn start(&mut self, now: DateTime<Utc>) {
@@ -414,6 +467,7 @@ impl<B: DeviceBackend + Send> daemon::CheckIn for AgentCore<B> {
     fn act(&mut self, now: DateTime<Utc>) {
         match AgentCore::act(self, now) {
             Ok(report) => {
+                self.note_state_changes();
                 for f in report.failures() {
                     tracing::warn!("update failed: {f}");
                 }
@@ -433,6 +487,10 @@ impl<B: DeviceBackend + Send> daemon::CheckIn for AgentCore<B> {
         self.retry_soon
     }
 
+    fn report_due(&self) -> bool {
+        self.report_due
+    }
+
     fn user_session(&mut self, now: DateTime<Utc>) {
         match self.remind(now) {
             Ok(n) => tracing::info!("user session started: {n} prompt(s) shown again"),
@@ -446,7 +504,10 @@ pub fn staging_dir(state_dir: &Path) -> PathBuf {
     state_dir.join(STAGING_DIR)
 }
 
+mod decisions;
 mod scheduling;
+
+pub use decisions::NO_WORD_FROM_THE_SERVER;
 
 #[cfg(test)]
 mod tests;

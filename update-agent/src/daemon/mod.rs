@@ -22,7 +22,9 @@
 //! running another version), the daemon runs a pass at once (a replugged
 //! device is confirmed) and checks in [`REPORT_AFTER_CHANGE`] later, so the
 //! server's inventory and reports follow within minutes instead of at the
-//! next poll.
+//! next poll. The same goes for a pass that changed the update states the
+//! last check-in reported (installed, failed, started waiting for a window
+//! or a guard): [`CheckIn::report_due`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -81,6 +83,14 @@ pub trait CheckIn: Send {
     /// Reports and fetches what is due.
     fn check_in(&mut self, now: DateTime<Utc>) -> Result<(), CheckInError>;
 
+    /// An early check-in that reports a change (of the devices, or of the
+    /// update states after a pass) before the next regular one. Like
+    /// [`CheckIn::check_in`], except that its pass does not remind the
+    /// user of open prompts: reminders come with regular polls and logins.
+    fn report(&mut self, now: DateTime<Utc>) -> Result<(), CheckInError> {
+        self.check_in(now)
+    }
+
     /// Once, before the first check-in: finish what a restart interrupted.
     fn start(&mut self, _now: DateTime<Utc>) {}
 
@@ -108,6 +118,12 @@ pub trait CheckIn: Send {
 
     /// A user logged in.
     fn user_session(&mut self, _now: DateTime<Utc>) {}
+
+    /// The last pass changed the update states since the last check-in
+    /// reported them: report them soon (see [`REPORT_AFTER_CHANGE`]).
+    fn report_due(&self) -> bool {
+        false
+    }
 }
 
 /// What wakes [`Daemon::run`] early.
@@ -381,15 +397,14 @@ impl Daemon {
             act |= self.check_in.retry_soon();
         }
         let windows = self.check_in.windows(now);
-        let mut due = self.schedule.next_attempt(now, self.last_check_in);
-        if let Some(report) = self.report_at {
-            due = due.min(report);
-        }
+        // A regular check-in (the poll, or before a window) or an early report.
+        let mut regular = self.schedule.next_attempt(now, self.last_check_in) <= now;
+        let report_due = self.report_at.is_some_and(|at| at <= now);
         if let Some(o) = next_window(&windows, self.window_checked, self.window_offset) {
             if o.start - self.window_offset <= now {
                 tracing::info!(window = %o.start.to_rfc3339(), "checking in before the maintenance window");
                 self.window_checked = o.start - self.window_offset;
-                due = now;
+                regular = true;
             }
         }
         if let Some(opens) = next_opening(&windows, self.window_opened) {
@@ -399,10 +414,15 @@ impl Daemon {
                 act = true;
             }
         }
-        if due <= now {
+        if regular || report_due {
             // Failures retry on the schedule's backoff, not on the change.
             self.report_at = None;
-            self.last_check_in = match self.check_in.check_in(now) {
+            let outcome = if regular {
+                self.check_in.check_in(now)
+            } else {
+                self.check_in.report(now)
+            };
+            self.last_check_in = match outcome {
                 Ok(()) => {
                     if let Some(interval) = self.check_in.poll_interval() {
                         self.schedule.set_interval(interval);
@@ -426,6 +446,9 @@ impl Daemon {
         let passed = matches!(self.last_check_in, LastCheckIn::Succeeded { at } if at == now);
         if act && !passed {
             self.check_in.act(now);
+        }
+        if (act || passed) && self.check_in.report_due() {
+            self.ask_for_report(now);
         }
         if now >= self.next_events {
             self.check_in.send_events(now);

@@ -460,3 +460,82 @@ fn a_device_that_comes_and_goes_never_makes_failing_check_ins_more_frequent() {
     assert!(quiet.len() >= 3, "{quiet:?}");
     assert_eq!(run(true), quiet);
 }
+
+/// Records check-ins and passes; the passes at the seconds listed change
+/// the update states the last check-in reported.
+struct ChangingStates {
+    log: HookLog,
+    changing_passes: Vec<i64>,
+    due: bool,
+}
+
+impl ChangingStates {
+    fn pass(&mut self, name: &'static str, now: DateTime<Utc>) {
+        self.log.lock().unwrap().push((name, now));
+        self.due = self.changing_passes.contains(&(now - t0()).num_seconds());
+    }
+}
+
+impl CheckIn for ChangingStates {
+    fn check_in(&mut self, now: DateTime<Utc>) -> Result<(), CheckInError> {
+        self.pass("check_in", now);
+        Ok(())
+    }
+    fn report(&mut self, now: DateTime<Utc>) -> Result<(), CheckInError> {
+        self.pass("report", now);
+        Ok(())
+    }
+    fn act(&mut self, now: DateTime<Utc>) {
+        self.pass("act", now);
+    }
+    fn report_due(&self) -> bool {
+        self.due
+    }
+}
+
+#[test]
+fn a_pass_that_changes_an_update_is_reported_within_minutes_and_a_quiet_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = VirtualBus::new();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    // The first check-in's pass stages an update (now waiting for its
+    // window); the report at 300 s changes nothing; a user's decision at
+    // 1000 s installs it; the one at 2000 s changes nothing.
+    let mut d = daemon_with(
+        &bus,
+        &clock,
+        dir.path(),
+        Box::new(ChangingStates {
+            log: log.clone(),
+            changing_passes: vec![0, 1000],
+            due: false,
+        }),
+    );
+    let end = t0() + Duration::hours(2);
+    while clock.now() < end {
+        let secs = (clock.now() - t0()).num_seconds();
+        if secs == 1000 || secs == 2000 {
+            d.request_act();
+        }
+        let mut wake = d.tick().unwrap().min(end);
+        for decision in [1000, 2000] {
+            let at = t0() + Duration::seconds(decision);
+            if clock.now() < at && wake > at {
+                wake = at;
+            }
+        }
+        clock.set(wake);
+    }
+    let spread = |n| {
+        crate::schedule::PollSchedule::new(t0(), Duration::hours(6), [3; 16])
+            .spread(b"report", n, REPORT_AFTER_CHANGE)
+            .num_seconds()
+    };
+    assert_eq!(seconds_of(&log, "act"), [1000, 2000]);
+    // Reports (no reminders in their passes): at least five minutes after a
+    // check-in, one to two minutes after a later change; nothing more until
+    // the regular poll (6 h).
+    assert_eq!(seconds_of(&log, "check_in"), [0]);
+    assert_eq!(seconds_of(&log, "report"), [300, 1060 + spread(2)]);
+}

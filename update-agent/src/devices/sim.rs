@@ -15,30 +15,13 @@ use std::sync::{Arc, Mutex};
 use catalog::protocol::{Battery, DeviceReport};
 use dfu::host::Backend;
 use test_devices::{
-    DeviceId, DeviceStore, FirmwareVersion, HidTelephonyDevice, ModelProfile, SimDevice, VirtualBus,
+    DeviceId, DeviceStore, FirmwareVersion, HidTelephonyDevice, SimDevice, VirtualBus,
 };
 
 use super::{merge, BackendError, DeviceBackend, TelephonyDevice};
 use crate::config::{ConfigError, SimulatedDevice};
 
-/// The DFU model profiles a config may name (`test_devices::ModelProfile` constructors).
-pub const PROFILE_NAMES: [&str; 15] = [
-    "headset_needs_replug",
-    "headset_tolerant",
-    "dfuse_speakerphone",
-    "base_station",
-    "usb_dongle",
-    "desk_phone_no_pid_change",
-    "slow_conference_bar",
-    "bogus_poll_timeout",
-    "zero_poll_timeout",
-    "manifest_polling",
-    "extra_reset",
-    "broken_upload",
-    "small_blocks",
-    "silent_detach",
-    "slow_reenumeration",
-];
+pub use test_devices::profile::{by_name as profile_by_name, PROFILE_NAMES};
 
 /// The HID-only telephony devices a config may name.
 pub const HID_NAMES: [&str; 3] = [
@@ -46,15 +29,6 @@ pub const HID_NAMES: [&str; 3] = [
     "other_vendor_headset",
     "other_vendor_speakerphone_no_serial",
 ];
-
-/// A model profile by constructor name.
-pub fn profile_by_name(name: &str) -> Option<ModelProfile> {
-    let position = PROFILE_NAMES.iter().position(|n| *n == name)?;
-    // `all_profiles` lists the constructors in the order of PROFILE_NAMES.
-    test_devices::profile::all_profiles()
-        .into_iter()
-        .nth(position)
-}
 
 /// A HID telephony device by constructor name.
 pub fn hid_by_name(name: &str) -> Option<HidTelephonyDevice> {

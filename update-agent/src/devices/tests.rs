@@ -405,7 +405,7 @@ mod actions {
         let held = |sim: &SimDevices| {
             let inv = sim.inventory().unwrap();
             let hs = find(&inv, "HS-1").unwrap();
-            crate::pipeline::guard(DeploymentType::Automatic, hs, &inv, PowerState::Awake)
+            crate::pipeline::guard(DeploymentType::Automatic, hs, None, PowerState::Awake)
         };
         assert_eq!(held(&sim), None);
         let on = SimAction::Call {

@@ -1,7 +1,7 @@
 //! Whether a staged update may start now: the deployment type's rule
 //! (prompt answered, window open with time enough, model capable), then the
-//! guards (host awake, device not in a call, no second device of the vendor
-//! for a silent update). Every "not now" is a sentence for people; it is
+//! guards (host awake, device not in a call, no other piece of the same
+//! multi-piece product for a silent update: `pieces`). Every "not now" is a sentence for people; it is
 //! stored as the update's reason, shown by `status`, sent at check-in and
 //! attached to the prompt.
 
@@ -65,6 +65,28 @@ pub fn silent_rule(
     }
 }
 
+/// Why the server gave attached devices no assignment, by device (the
+/// signed document's `not_assigned` object: "no policy: …", "up to date: …").
+/// The text is the server's; control characters are dropped and each
+/// reason is clipped, since it is printed on the host's terminal.
+pub fn not_assigned(set: &AssignmentSet) -> BTreeMap<String, String> {
+    set.extra
+        .get("not_assigned")
+        .and_then(|v| v.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(device, why)| {
+                    let text: String = why.as_str()?.chars().filter(|c| !c.is_control()).collect();
+                    Some((device.clone(), crate::events::clip_to(&text, MAX_REASON)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The longest reason [`not_assigned`] keeps.
+const MAX_REASON: usize = 512;
+
 /// The deferral limits of persistent assignments, by device (the signed
 /// document's `max_deferrals` object, filled by the server from the policy).
 pub fn max_deferrals(set: &AssignmentSet) -> BTreeMap<String, u32> {
@@ -88,15 +110,21 @@ pub(super) struct PassContext {
     pub(super) devices: Vec<DeviceReport>,
     /// Deferral limits by device.
     pub(super) max_deferrals: BTreeMap<String, u32>,
+    /// Devices whose policy lets a silent update run beside another piece.
+    pub(super) multi_piece_guard_off: std::collections::BTreeSet<String>,
+    /// Product families from the verified catalog.
+    pub(super) families: super::pieces::ProductFamilies,
     /// Set when an update is held back only by a guard (retry soon).
     pub(super) guarded: Cell<bool>,
 }
 
 /// The guards for flashing `device` now; the first that holds it back.
+/// `other_piece`: another attached piece of the same multi-piece product
+/// ([`super::pieces::other_piece`]), which holds back a silent update.
 pub fn guard(
     deployment: DeploymentType,
     device: &DeviceReport,
-    attached: &[DeviceReport],
+    other_piece: Option<&DeviceReport>,
     power: crate::schedule::host::PowerState,
 ) -> Option<String> {
     if let Some(why) = power.guard() {
@@ -106,13 +134,9 @@ pub fn guard(
         return Some("the device is in a call; no update starts during a call".into());
     }
     if deployment == DeploymentType::Silent {
-        let me = device.identity();
-        if let Some(other) = attached
-            .iter()
-            .find(|d| d.vendor_id == device.vendor_id && d.identity() != me)
-        {
+        if let Some(other) = other_piece {
             return Some(format!(
-                "another device of the same vendor is attached ({}, {}); a silent update of a multi-piece product waits until it is the only one (schedule the pieces in different windows)",
+                "another piece of the same product is attached ({}, {}); a silent update of a multi-piece product waits until it is the only one, and is retried when it is unplugged (schedule the pieces in different windows, or turn the policy's multi-piece guard off)",
                 other.identity(),
                 other.product.as_deref().unwrap_or("unknown product")
             ));
@@ -181,7 +205,17 @@ impl<B: DeviceBackend> Pipeline<B> {
             .iter()
             .find(|d| d.identity() == me)
             .unwrap_or(device);
-        let blocked = guard(a.deployment, device, &current, self.host.power());
+        let other_piece = if ctx.multi_piece_guard_off.contains(&a.device) {
+            None
+        } else {
+            super::pieces::other_piece(
+                device,
+                fw.product_family.as_deref(),
+                &current,
+                &ctx.families,
+            )
+        };
+        let blocked = guard(a.deployment, device, other_piece, self.host.power());
         for kind in [PromptKind::UpdateAvailable, PromptKind::UpdateRequired] {
             if let Some(mut p) = self.state.prompt(&prompt_id(kind, &a.device, &digest))? {
                 if p.blocked_by != blocked {

@@ -10,9 +10,12 @@
 mod decide;
 mod download;
 mod install;
+pub mod pieces;
 
 use decide::PassContext;
-pub use decide::{estimated_install_duration, guard, install_duration, max_deferrals, silent_rule};
+pub use decide::{
+    estimated_install_duration, guard, install_duration, max_deferrals, not_assigned, silent_rule,
+};
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -77,6 +80,21 @@ pub enum Outcome {
     Failed(String),
     /// The device is not attached.
     NotAttached,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Installed { version } => write!(f, "installed {version} (read back)"),
+            Outcome::UpToDate => f.write_str("up to date"),
+            Outcome::AwaitingReplug => {
+                f.write_str("flashed; unplug and replug the device to finish")
+            }
+            Outcome::Waiting(why) => write!(f, "waiting: {why}"),
+            Outcome::Failed(why) => write!(f, "failed: {why}"),
+            Outcome::NotAttached => f.write_str("not attached"),
+        }
+    }
 }
 
 /// What a pass did, per device.
@@ -232,7 +250,13 @@ impl<B: DeviceBackend> Pipeline<B> {
         &self,
         names: &[&str],
         now: DateTime<Utc>,
-    ) -> Result<BTreeMap<String, Option<TargetFile>>, TufError> {
+    ) -> Result<
+        (
+            BTreeMap<String, Option<TargetFile>>,
+            pieces::ProductFamilies,
+        ),
+        TufError,
+    > {
         let fetcher: &dyn Fetcher = &*self.remote.metadata;
         let mut updater = Updater::new(
             &self.metadata_dir,
@@ -241,10 +265,15 @@ impl<B: DeviceBackend> Pipeline<B> {
             UpdaterConfig::default(),
         )?;
         updater.refresh(now)?;
-        names
+        let families = updater
+            .targets()
+            .map(pieces::ProductFamilies::from_targets)
+            .unwrap_or_default();
+        let targets = names
             .iter()
             .map(|n| Ok(((*n).to_owned(), updater.target_info(n)?)))
-            .collect()
+            .collect::<Result<_, TufError>>()?;
+        Ok((targets, families))
     }
 
     fn record(
@@ -344,10 +373,12 @@ impl<B: DeviceBackend> Pipeline<B> {
     ) -> Result<PassReport, PipelineError> {
         let devices = self.backend.inventory()?;
         self.note_start(&devices);
-        let ctx = PassContext {
+        let mut ctx = PassContext {
             remind,
             devices: devices.clone(),
             max_deferrals: max_deferrals(set),
+            multi_piece_guard_off: pieces::multi_piece_guard_off(set),
+            families: pieces::ProductFamilies::default(),
             guarded: std::cell::Cell::new(false),
         };
         let mut report = PassReport::default();
@@ -374,7 +405,10 @@ impl<B: DeviceBackend> Pipeline<B> {
         }
         if !todo.is_empty() {
             let names: Vec<&str> = todo.iter().map(|(a, _)| a.target_name.as_str()).collect();
-            let targets = self.signed_targets(&names, now);
+            let targets = self.signed_targets(&names, now).map(|(t, families)| {
+                ctx.families = families;
+                t
+            });
             for (a, device) in todo {
                 let outcome = match &targets {
                     Err(e) => {

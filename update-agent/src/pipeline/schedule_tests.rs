@@ -236,6 +236,8 @@ fn automatic_is_skipped_with_a_reason_on_models_without_it() {
         remind: false,
         devices: fx.sim.inventory().unwrap(),
         max_deferrals: Default::default(),
+        multi_piece_guard_off: Default::default(),
+        families: Default::default(),
         guarded: std::cell::Cell::new(false),
     };
     let why = p
@@ -285,6 +287,9 @@ fn silent_rule_table() {
 #[test]
 fn silent_retries_each_window_until_the_guards_let_it_through() {
     let mut fx = Fx::new(ModelProfile::headset_tolerant());
+    // The headset and the Orbit dongle are pieces of one product.
+    import_piece(&mut fx, &ModelProfile::usb_dongle(), "Orbit");
+    fx.family = Some("Orbit".into());
     let r = fx.import((2, 0, 0), 0);
     let mut a = fx.assignment(&r, DeploymentType::Silent, DownloadSource::Server, false);
     a.window =
@@ -341,7 +346,7 @@ fn silent_retries_each_window_until_the_guards_let_it_through() {
     let out = only(&p.act(&s, night(&mut fx, 3)).unwrap());
     match &out {
         Outcome::Waiting(w) => assert!(
-            w.starts_with("another device of the same vendor is attached (1209/serial/OBT600-0001, Orbit BT600 dongle)"),
+            w.starts_with("another piece of the same product is attached (1209/serial/OBT600-0001, Orbit BT600 dongle)"),
             "{w}"
         ),
         other => panic!("{other:?}"),
@@ -587,5 +592,95 @@ fn automatic_applies_to_devices_attached_when_the_agent_started() {
             want,
             "{capable} {started_with:?} {device}"
         );
+    }
+}
+
+/// Imports a release for `piece`'s model as a piece of `family`.
+fn import_piece(fx: &mut Fx, piece: &ModelProfile, family: &str) {
+    let path = fx.path(&format!("piece-{:04x}.bin", piece.runtime_pid));
+    std::fs::write(&path, b"piece image").unwrap();
+    let opts = catalog::import::ImportOptions {
+        vendor: Some("Acme".into()),
+        model: Some(piece.name.clone()),
+        hardware_ids: vec![format!("{:04X}:{:04X}", piece.vendor_id, piece.runtime_pid)
+            .parse()
+            .unwrap()],
+        version: Some("1.0.0".into()),
+        product_family: Some(family.into()),
+        ..Default::default()
+    };
+    fx.import_file(&path, &opts);
+}
+
+/// (family of the headset, devices attached beside it, guard off, held back by).
+type PieceCase = (
+    Option<&'static str>,
+    Vec<ModelProfile>,
+    bool,
+    Option<&'static str>,
+);
+
+/// A silent update waits for another piece of its product only: a device
+/// of the same vendor that is no piece of it (a speakerphone, a second
+/// headset model) does not hold it back, and a policy can turn the guard off.
+#[test]
+fn only_pieces_of_the_same_product_hold_a_silent_update_back() {
+    // (family of the headset, devices attached beside it, guard off, held back by)
+    let table: Vec<PieceCase> = vec![
+        (None, vec![ModelProfile::dfuse_speakerphone()], false, None),
+        (None, vec![ModelProfile::usb_dongle()], false, None),
+        (
+            Some("Orbit"),
+            vec![ModelProfile::dfuse_speakerphone()],
+            false,
+            None,
+        ),
+        (
+            Some("Orbit"),
+            vec![
+                ModelProfile::dfuse_speakerphone(),
+                ModelProfile::usb_dongle(),
+            ],
+            false,
+            Some("1209/serial/OBT600-0001"),
+        ),
+        (Some("Orbit"), vec![ModelProfile::usb_dongle()], true, None),
+    ];
+    for (family, beside, guard_off, held_by) in table {
+        let mut fx = Fx::new(ModelProfile::headset_tolerant());
+        import_piece(&mut fx, &ModelProfile::usb_dongle(), "Orbit");
+        fx.family = family.map(str::to_owned);
+        let r = fx.import((2, 0, 0), 0);
+        let mut a = fx.assignment(&r, DeploymentType::Silent, DownloadSource::Server, false);
+        a.window = Some(MaintenanceWindow::new("0 1 * * *", Duration::hours(3), "UTC").unwrap());
+        for p in &beside {
+            fx.sim.bus().attach(SimDevice::new(p.clone()));
+        }
+        let mut s = set(vec![a.clone()]);
+        if guard_off {
+            s.extra.insert(
+                "multi_piece_guard_off".into(),
+                serde_json::json!([a.device.clone()]),
+            );
+        }
+        let (shown, host) = (Arc::new(Shown::default()), Arc::new(SimulatedHost::new()));
+        let mut p = pipeline(&fx, &shown, &host);
+        let inside = Utc.with_ymd_and_hms(2026, 11, 21, 1, 30, 0).unwrap();
+        let report = p.act(&s, inside).unwrap();
+        let case = format!("{family:?} beside {} guard off {guard_off}", beside.len());
+        match (held_by, &report.outcomes[&a.device]) {
+            (Some(piece), Outcome::Waiting(w)) => {
+                assert!(
+                    w.starts_with(&format!(
+                        "another piece of the same product is attached ({piece}, "
+                    )),
+                    "{case}: {w}"
+                );
+                assert!(w.contains("retried when it is unplugged"), "{case}: {w}");
+                assert!(report.retry_soon, "{case}");
+            }
+            (None, Outcome::Installed { version }) => assert_eq!(version, "2.0.0", "{case}"),
+            (_, other) => panic!("{case}: {other:?}"),
+        }
     }
 }

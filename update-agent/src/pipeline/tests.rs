@@ -30,6 +30,8 @@ pub(crate) struct Fx {
     pub(crate) sim: SimDevices,
     pub(crate) id: DeviceId,
     pub(crate) profile: ModelProfile,
+    /// The product family [`Fx::import`] gives its releases.
+    pub(crate) family: Option<String>,
 }
 
 impl Fx {
@@ -58,6 +60,7 @@ impl Fx {
             sim: SimDevices::new(bus),
             id,
             profile,
+            family: None,
         }
     }
 
@@ -87,6 +90,7 @@ impl Fx {
                 .unwrap()],
             version: Some(text),
             security_counter: Some(counter),
+            product_family: self.family.clone(),
             ..Default::default()
         };
         self.import_file(&path, &opts)

@@ -139,6 +139,11 @@ pub struct ImportArgs {
     /// not restrict which devices it applies to).
     #[arg(long)]
     pub require_suffix_bcd: bool,
+    /// The product this model is one piece of (a base, its headset and its
+    /// dongle share a family): a silent update waits while another piece
+    /// of the family is attached to the same workstation.
+    #[arg(long)]
+    pub product_family: Option<String>,
 }
 
 fn parse_format(s: &str) -> Result<SourceFormat, String> {
@@ -170,6 +175,7 @@ impl ImportArgs {
             release_notes: self.notes.clone(),
             file_name: self.file_name.clone(),
             require_suffix_bcd: self.require_suffix_bcd,
+            product_family: self.product_family.clone(),
         }
     }
 }
@@ -396,6 +402,9 @@ fn print_release(r: &FirmwareRelease) {
         r.capabilities.install_duration_secs
     );
     println!("  urgency:          {:?}", r.urgency);
+    if let Some(family) = &r.product_family {
+        println!("  product family:   {family}");
+    }
     println!("  size:             {} bytes", r.size);
     println!("  sha256:           {}", r.sha256);
     if !r.release_notes.is_empty() {

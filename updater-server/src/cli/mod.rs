@@ -2,7 +2,6 @@
 
 mod admin;
 mod catalog;
-mod demo;
 mod group;
 mod inventory;
 mod policy;
@@ -61,7 +60,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service on the embedded store (created on first run).
     Serve(ServeArgs),
-    /// Seed sample firmware for simulated headsets (first run only), then serve.
+    /// Seed sample firmware for the simulated devices (`update-agent`'s
+    /// `backend = "simulated"` profiles; first run only), then serve.
     Demo {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -288,7 +288,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { listen } => {
             check_listen(listen)?;
             let mut catalog = data.open_catalog(chrono::Utc::now())?;
-            demo::seed(&mut catalog, chrono::Utc::now())?;
+            crate::samples::seed(&mut catalog, chrono::Utc::now())?;
             println!("data directory: {}", data.root.display());
             println!(
                 "explore: updater-server --data-dir {} catalog list",

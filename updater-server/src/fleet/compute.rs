@@ -27,7 +27,7 @@ use catalog::package::{FirmwareRelease, Version};
 use catalog::protocol::{DeviceReport, DfuState};
 use serde::{Deserialize, Serialize};
 
-use super::policies::check_capability;
+use super::policies::{check_capability, FirmwarePolicyInput};
 use super::{FirmwarePolicy, Group, ALL_USERS};
 
 /// Why a device got no assignment.
@@ -102,6 +102,9 @@ pub struct Outcome {
     /// Deferral limits of persistent assignments, by device (signed with the
     /// document as its `max_deferrals` field).
     pub max_deferrals: BTreeMap<String, u32>,
+    /// Devices whose policy turns the multi-piece guard off (signed with
+    /// the document as its `multi_piece_guard_off` field).
+    pub multi_piece_guard_off: std::collections::BTreeSet<String>,
 }
 
 /// The best custom group of one user, if any.
@@ -136,6 +139,7 @@ pub fn compute(
         assignments: Vec::new(),
         skipped: Vec::new(),
         max_deferrals: BTreeMap::new(),
+        multi_piece_guard_off: std::collections::BTreeSet::new(),
     };
     let mut seen = std::collections::BTreeSet::new();
     for d in reported.devices {
@@ -144,9 +148,12 @@ pub fn compute(
             continue; // reported twice: assign once
         }
         match assign(policies, releases, reported, group.as_deref(), d) {
-            Ok((a, max_deferrals)) => {
-                if let Some(n) = max_deferrals {
+            Ok((a, policy)) => {
+                if let Some(n) = policy.max_deferrals {
                     out.max_deferrals.insert(a.device.clone(), n);
+                }
+                if !policy.multi_piece_guard {
+                    out.multi_piece_guard_off.insert(a.device.clone());
                 }
                 out.assignments.push(a);
             }
@@ -156,13 +163,13 @@ pub fn compute(
     out
 }
 
-fn assign(
-    policies: &[FirmwarePolicy],
+fn assign<'p>(
+    policies: &'p [FirmwarePolicy],
     releases: &[FirmwareRelease],
     reported: &Reported<'_>,
     group: Option<&str>,
     d: &DeviceReport,
-) -> Result<(Assignment, Option<u32>), SkipReason> {
+) -> Result<(Assignment, &'p FirmwarePolicyInput), SkipReason> {
     if d.dfu == DfuState::None {
         return Err(SkipReason::NotUpdatable);
     }
@@ -219,7 +226,6 @@ fn assign(
             version: release.version.as_str().to_owned(),
         });
     }
-    let max_deferrals = policy.spec.max_deferrals;
     let assignment = Assignment {
         device: d.identity(),
         hardware_id: policy.spec.model,
@@ -232,7 +238,7 @@ fn assign(
         fallback_to_server: policy.spec.fallback_to_server,
         policy: pid,
     };
-    Ok((assignment, max_deferrals))
+    Ok((assignment, &policy.spec))
 }
 
 #[cfg(test)]

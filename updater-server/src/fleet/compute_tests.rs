@@ -41,6 +41,7 @@ fn release(
         sha256: Sha256Digest::of(format!("{model:?}{version}").as_bytes()),
         source_format: SourceFormat::Raw,
         lvfs: None,
+        product_family: None,
         imported_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
     }
 }
@@ -105,6 +106,7 @@ fn policy(
             fallback_to_server: true,
             enabled: true,
             max_deferrals: None,
+            multi_piece_guard: true,
         },
         stamps: stamps(),
     }

@@ -6,6 +6,7 @@
 //! [`software`] the pure agent-update offer.
 
 pub mod compute;
+pub mod explain;
 mod groups;
 pub mod inventory;
 mod policies;

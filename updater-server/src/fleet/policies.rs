@@ -125,6 +125,12 @@ pub struct FirmwarePolicyInput {
     /// How often a user may defer a persistent update.
     #[serde(default)]
     pub max_deferrals: Option<u32>,
+    /// A silent update of one piece of a multi-piece product (base, headset,
+    /// dongle: the catalog's product family) waits while another piece is
+    /// attached. `false` lets it go ahead (signed into the assignment
+    /// document's `multi_piece_guard_off` list).
+    #[serde(default = "yes")]
+    pub multi_piece_guard: bool,
 }
 
 impl FirmwarePolicyInput {

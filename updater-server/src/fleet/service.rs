@@ -12,6 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::compute::{compute, Reported};
+use super::explain;
 use super::inventory::{self, Sighting};
 use super::software::{compute_software, AgentRelease};
 use super::{
@@ -214,6 +215,37 @@ impl Fleet {
         Ok(g)
     }
 
+    /// The id of the group `id_or_name` names, for every place that takes a
+    /// group (API paths and bodies, CLI options): its id, or the name of
+    /// exactly one group (case-insensitive). Anything else comes back as it
+    /// is, for the caller to refuse as an unknown group.
+    pub fn group_id(&self, tenant: &str, id_or_name: &str) -> Result<String, FleetError> {
+        let groups = self.groups(tenant)?;
+        if groups.iter().any(|g| g.id == id_or_name) {
+            return Ok(id_or_name.to_owned());
+        }
+        let named: Vec<&Group> = groups
+            .iter()
+            .filter(|g| g.name.eq_ignore_ascii_case(id_or_name.trim()))
+            .collect();
+        match named.as_slice() {
+            [one] => Ok(one.id.clone()),
+            [] => Ok(id_or_name.to_owned()),
+            _ => Err(FleetError::invalid(
+                "group",
+                format!("several groups are named {id_or_name:?}: give the group id"),
+            )),
+        }
+    }
+
+    /// `group` with a name replaced by the group's id.
+    fn group_ref(&self, tenant: &str, group: Option<String>) -> Result<Option<String>, FleetError> {
+        match group {
+            Some(g) if g != ALL_USERS => Ok(Some(self.group_id(tenant, &g)?)),
+            other => Ok(other),
+        }
+    }
+
     /// Creates a group; without a priority it goes after every existing one.
     pub fn create_group(&self, tenant: &str, input: &GroupInput) -> Result<Group, FleetError> {
         let poll = input.validate()?;
@@ -266,6 +298,7 @@ impl Fleet {
         input: &GroupInput,
     ) -> Result<Group, FleetError> {
         let poll = input.validate()?;
+        let id = &self.group_id(tenant, id)?;
         let mut g: Group = get_existing(self.store(), Table::Groups, tenant, id)?;
         let old = g.priority;
         g.priority = input.priority.unwrap_or(old);
@@ -291,6 +324,7 @@ impl Fleet {
 
     /// Deletes a group; refused while a policy names it.
     pub fn delete_group(&self, tenant: &str, id: &str) -> Result<(), FleetError> {
+        let id = &self.group_id(tenant, id)?;
         let g: Group = get_existing(self.store(), Table::Groups, tenant, id)?;
         let used = self
             .firmware_policies(tenant)?
@@ -337,9 +371,10 @@ impl Fleet {
         &self,
         tenant: &str,
         id: Option<&str>,
-        spec: FirmwarePolicyInput,
+        mut spec: FirmwarePolicyInput,
     ) -> Result<FirmwarePolicy, FleetError> {
         spec.validate()?;
+        spec.group = self.group_ref(tenant, spec.group)?;
         self.check_group(tenant, spec.group.as_deref())?;
         spec.check_catalog(&self.releases()?)?;
         let now = self.accounts.now();
@@ -418,9 +453,10 @@ impl Fleet {
         &self,
         tenant: &str,
         id: Option<&str>,
-        spec: SoftwarePolicyInput,
+        mut spec: SoftwarePolicyInput,
     ) -> Result<SoftwarePolicy, FleetError> {
         spec.validate()?;
+        spec.group = self.group_ref(tenant, spec.group)?;
         self.check_group(tenant, spec.group.as_deref())?;
         let now = self.accounts.now();
         let old: Option<SoftwarePolicy> = match id {
@@ -559,6 +595,20 @@ impl Fleet {
             "assignments": outcome.assignments,
             "max_deferrals": outcome.max_deferrals,
         });
+        if !outcome.multi_piece_guard_off.is_empty() {
+            // Only when there is one, so cached answers keep their hash.
+            content["multi_piece_guard_off"] = serde_json::json!(outcome.multi_piece_guard_off);
+        }
+        let not_assigned = explain::not_assigned(
+            &outcome,
+            &groups,
+            &policies,
+            &c.devices,
+            !reported.users.is_empty(),
+        );
+        if !not_assigned.is_empty() {
+            content["not_assigned"] = serde_json::json!(not_assigned);
+        }
         if let Some(s) = &software {
             // Only when there is one, so answers cached before software
             // offers existed keep their content hash.
@@ -588,6 +638,16 @@ impl Fleet {
             outcome.assignments,
         );
         set.software = software;
+        if !not_assigned.is_empty() {
+            set.extra
+                .insert("not_assigned".into(), serde_json::json!(not_assigned));
+        }
+        if !outcome.multi_piece_guard_off.is_empty() {
+            set.extra.insert(
+                "multi_piece_guard_off".into(),
+                serde_json::json!(outcome.multi_piece_guard_off),
+            );
+        }
         if !outcome.max_deferrals.is_empty() {
             set.extra.insert(
                 "max_deferrals".into(),

@@ -147,7 +147,7 @@ pub const TENANT_ROUTES: &[Route] = &[
         path: "/api/v1/tenants/{tenant}/windows/preview",
         access: Access::Read,
         success: 200,
-        example_body: r#"{"cron":"30 2 * * *","duration":"1h30m","tz":"Europe/Berlin","from":"2026-03-28T00:00:00Z","count":2}"#,
+        example_body: r#"{"cron":"30 2 * * *","duration_minutes":90,"tz":"Europe/Berlin","from":"2026-03-28T00:00:00Z","count":2}"#,
         handler: || post(super::windows::preview),
     },
     Route {

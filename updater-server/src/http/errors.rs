@@ -1,5 +1,6 @@
 //! JSON errors with stable codes, and the JSON body extractor that uses them.
 
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -108,7 +109,10 @@ where
         .map_err(|e| ApiError::new(internal(&e)))?
 }
 
-/// `Json<T>` whose rejections are JSON errors too.
+/// A JSON request body, deserialized here rather than by `axum::Json` so
+/// that every refusal is a documented JSON error whose message names the
+/// field and the problem ("name: missing field `model`"), without the
+/// parser's own prefix.
 #[derive(Debug)]
 pub(crate) struct JsonBody<T>(pub(crate) T);
 
@@ -120,17 +124,86 @@ where
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(JsonBody(v)),
-            Err(r) => {
-                let status = r.status();
-                let code = match status {
-                    StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-                    _ => "invalid_request",
-                };
-                Err(error(status, code, &r.body_text()))
-            }
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json_type);
+        if !is_json {
+            return Err(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected a JSON body (Content-Type: application/json)",
+            ));
         }
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            let status = r.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "payload_too_large"
+            } else {
+                "invalid_request"
+            };
+            error(status, code, &r.body_text())
+        })?;
+        parse_json(&bytes)
+            .map(JsonBody)
+            .map_err(IntoResponse::into_response)
     }
+}
+
+/// Deserializes a JSON body: 400 when it is not JSON, 422 (with the path
+/// to the bad field) when it is JSON of the wrong shape.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let not_json = |e: serde_json::Error| {
+        ApiError::new(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!("the body is not valid JSON: {e}"),
+        ))
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    if value.is_ok() {
+        de.end().map_err(not_json)?;
+    }
+    value.map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if !inner.is_data() {
+            return not_json(inner);
+        }
+        let what = without_position(&inner);
+        let message = if path == "." {
+            format!("invalid request: {what}")
+        } else {
+            format!("{path}: {what}")
+        };
+        ApiError::new(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            &message,
+        ))
+    })
+}
+
+/// A JSON data error without serde_json's " at line L column C": the
+/// path in front says where, and bodies are rarely written by hand.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    text.strip_suffix(&position).unwrap_or(&text).to_owned()
+}
+
+/// `application/json` or `application/<anything>+json`, any parameters.
+fn is_json_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -104,6 +104,13 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         );
     }
     r.fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not answer that method",
+            )
+        })
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(from_fn_with_state(limits, hygiene))
         .layer(from_fn_with_state(Arc::clone(&state), metrics::track))
@@ -123,11 +130,17 @@ async fn hygiene(State(limits): State<Limits>, req: Request, next: Next) -> Resp
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return error(
+        let mut refusal = error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             &format!("request bodies are limited to {limit} bytes"),
         );
+        // The body is left unread, so this connection cannot carry another request; saying so
+        // keeps clients from sending their next request into a socket about to close.
+        refusal
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return refusal;
     }
     match tokio::time::timeout(limits.timeout, next.run(req)).await {
         Ok(response) => response,

@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::Json;
-use catalog::window::{parse_duration, MaintenanceWindow};
+use catalog::window::MaintenanceWindow;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -13,11 +13,13 @@ use super::errors::{error, ApiError, JsonBody};
 /// Most occurrences one preview returns.
 const MAX_COUNT: usize = 100;
 
+/// A window in the shape policies take (`cron`, `duration_minutes`, `tz`,
+/// checked by the same rule), with where to start and how many to list.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PreviewRequest {
     cron: String,
-    duration: String,
+    duration_minutes: i64,
     tz: String,
     #[serde(default)]
     from: Option<DateTime<Utc>>,
@@ -25,10 +27,11 @@ pub(crate) struct PreviewRequest {
     count: Option<usize>,
 }
 
+/// The same code and wording as a policy with that window gets.
 fn invalid(message: &str) -> ApiError {
     ApiError::new(error(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_window",
+        "invalid_request",
         message,
     ))
 }
@@ -37,12 +40,14 @@ fn invalid(message: &str) -> ApiError {
 pub(crate) async fn preview(
     JsonBody(req): JsonBody<PreviewRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let duration = parse_duration(&req.duration).map_err(|e| invalid(&e.to_string()))?;
-    let window = MaintenanceWindow::new(&req.cron, duration, &req.tz)
-        .map_err(|e| invalid(&format!("invalid maintenance window: {e}")))?;
+    // Through the window's own deserializer: the rule policies are held to.
+    let window: MaintenanceWindow = serde_json::from_value(json!({
+        "cron": req.cron, "duration_minutes": req.duration_minutes, "tz": req.tz,
+    }))
+    .map_err(|e| invalid(&e.to_string()))?;
     let count = req.count.unwrap_or(5);
     if count == 0 || count > MAX_COUNT {
-        return Err(invalid(&format!("count must be 1 to {MAX_COUNT}")));
+        return Err(invalid(&format!("count: must be 1 to {MAX_COUNT}")));
     }
     let from = req.from.unwrap_or_else(Utc::now);
     let rfc = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

@@ -1,6 +1,8 @@
 //! Policy Compliance: per device under an enabled firmware policy, the
 //! policy's target version against the installed one, and why a device is
-//! not compliant.
+//! not compliant. Devices no enabled policy covers are listed too, as
+//! `no_policy` (or `not_updatable`), without a policy, and counted apart
+//! (`without_policy`), so that a device is never missing from the report.
 //!
 //! The policy is found as the check-in finds it ([`crate::fleet::compute`]):
 //! the enabled policy for the model in the host's effective group at its
@@ -11,6 +13,7 @@
 //! | status | when |
 //! |---|---|
 //! | `not_updatable` | the device has no DFU interface |
+//! | `no_policy` | no enabled policy covers the device (listed without one) |
 //! | `no_release` / `pinned_version_not_in_catalog` | nothing to install |
 //! | `compliant` | the installed version equals the target |
 //! | `not_seen_since_policy_change` | the host's last check-in is older than the policy's last edit |
@@ -48,7 +51,7 @@ use serde_json::json;
 
 use super::{identity, model_key, opt_time, user_names, Built, ReportKind, Snapshot};
 use crate::fleet::compute::SkipReason;
-use crate::fleet::inventory::{Device, Host};
+use crate::fleet::inventory::{Device, Host, User};
 use crate::fleet::{FirmwarePolicy, ALL_USERS};
 
 /// Where a device stands against its policy.
@@ -83,6 +86,8 @@ pub enum ComplianceStatus {
     NotCapable,
     /// The release is below the installed security counter.
     DowngradeRefused,
+    /// No enabled firmware policy covers the device.
+    NoPolicy,
 }
 
 impl ComplianceStatus {
@@ -103,6 +108,7 @@ impl ComplianceStatus {
             ComplianceStatus::PinnedVersionNotInCatalog => "pinned_version_not_in_catalog",
             ComplianceStatus::NotCapable => "not_capable",
             ComplianceStatus::DowngradeRefused => "downgrade_refused",
+            ComplianceStatus::NoPolicy => "no_policy",
         }
     }
 }
@@ -126,12 +132,12 @@ pub struct ComplianceRow {
     pub users: Vec<String>,
     /// The effective group at the host's last check-in.
     pub group: String,
-    /// The policy's id.
-    pub policy: String,
+    /// The policy's id (`None`: no policy covers the device).
+    pub policy: Option<String>,
     /// Its name.
-    pub policy_name: String,
+    pub policy_name: Option<String>,
     /// Its deployment type.
-    pub deployment: DeploymentType,
+    pub deployment: Option<DeploymentType>,
     /// The version the policy selects (`None`: nothing in the catalog).
     pub target_version: Option<String>,
     /// What the device reports.
@@ -145,7 +151,7 @@ pub struct ComplianceRow {
     /// The host's last check-in.
     pub last_check_in: Option<DateTime<Utc>>,
     /// The policy's last change.
-    pub policy_updated_at: DateTime<Utc>,
+    pub policy_updated_at: Option<DateTime<Utc>>,
 }
 
 /// The CSV columns.
@@ -342,6 +348,7 @@ pub fn rows(s: &Snapshot) -> Vec<ComplianceRow> {
         let by_release = installing_as(s, host, group, d);
         let d = by_release.as_ref().unwrap_or(d);
         let Some(policy) = policy_for(&s.policies, group, d) else {
+            rows.push(without_policy(d, host, group, &users));
             continue;
         };
         let candidates: Vec<&FirmwareRelease> = s
@@ -364,22 +371,68 @@ pub fn rows(s: &Snapshot) -> Vec<ComplianceRow> {
             hostname: host.map(|h| h.hostname.clone()).unwrap_or_default(),
             users: user_names(&users, &d.users),
             group: group.to_owned(),
-            policy: policy.id.clone(),
-            policy_name: policy.spec.name.clone(),
-            deployment: policy.spec.deployment,
+            policy: Some(policy.id.clone()),
+            policy_name: Some(policy.spec.name.clone()),
+            deployment: Some(policy.spec.deployment),
             target_version: target.ok().map(|t| t.version.as_str().to_owned()),
             installed_version: d.firmware_version.clone(),
             compliant: status == ComplianceStatus::Compliant,
             status,
             detail,
             last_check_in: host.map(|h| h.last_seen),
-            policy_updated_at: policy.stamps.updated_at,
+            policy_updated_at: Some(policy.stamps.updated_at),
         });
     }
     rows.sort_by(|a, b| {
         (&a.model, &a.hostname, &a.device_id).cmp(&(&b.model, &b.hostname, &b.device_id))
     });
     rows
+}
+
+/// The row of a device no enabled policy covers (listed so that an admin
+/// sees it, counted apart from the non-compliant ones).
+fn without_policy(
+    d: &Device,
+    host: Option<&Host>,
+    group: &str,
+    users: &BTreeMap<&str, &User>,
+) -> ComplianceRow {
+    let (status, detail) = if d.dfu == DfuState::None {
+        (
+            ComplianceStatus::NotUpdatable,
+            "the device has no DFU interface".to_owned(),
+        )
+    } else if group == ALL_USERS {
+        (
+            ComplianceStatus::NoPolicy,
+            "no enabled firmware policy for this model in All Users".to_owned(),
+        )
+    } else {
+        (
+            ComplianceStatus::NoPolicy,
+            "no enabled firmware policy for this model in the host's group or All Users".to_owned(),
+        )
+    };
+    ComplianceRow {
+        device_id: d.id.clone(),
+        identity: identity(d).to_owned(),
+        model: model_key(d.vendor_id, d.product_id),
+        serial: d.serial.clone(),
+        host: d.host.clone(),
+        hostname: host.map(|h| h.hostname.clone()).unwrap_or_default(),
+        users: user_names(users, &d.users),
+        group: group.to_owned(),
+        policy: None,
+        policy_name: None,
+        deployment: None,
+        target_version: None,
+        installed_version: d.firmware_version.clone(),
+        compliant: false,
+        status,
+        detail,
+        last_check_in: host.map(|h| h.last_seen),
+        policy_updated_at: None,
+    }
 }
 
 /// `d` as the model of the release its host reports installing on it,
@@ -430,16 +483,16 @@ fn cells(r: &ComplianceRow) -> Vec<String> {
         r.hostname.clone(),
         r.users.join("; "),
         r.group.clone(),
-        r.policy.clone(),
-        r.policy_name.clone(),
-        deployment_name(r.deployment),
+        o(&r.policy),
+        o(&r.policy_name),
+        r.deployment.map(deployment_name).unwrap_or_default(),
         o(&r.target_version),
         o(&r.installed_version),
         r.compliant.to_string(),
         r.status.as_str().to_owned(),
         r.detail.clone(),
         opt_time(r.last_check_in),
-        super::time(r.policy_updated_at),
+        opt_time(r.policy_updated_at),
     ]
 }
 
@@ -451,6 +504,7 @@ pub fn build(s: &Snapshot) -> Built {
         *by_status.entry(r.status.as_str()).or_default() += 1;
     }
     let compliant = rows.iter().filter(|r| r.compliant).count();
+    let without_policy = rows.iter().filter(|r| r.policy.is_none()).count();
     Built {
         kind: ReportKind::Compliance,
         json: json!({
@@ -459,7 +513,8 @@ pub fn build(s: &Snapshot) -> Built {
             "generated_at": s.now,
             "devices": rows.len(),
             "compliant": compliant,
-            "non_compliant": rows.len() - compliant,
+            "non_compliant": rows.len() - compliant - without_policy,
+            "without_policy": without_policy,
             "by_status": by_status,
             "rows": rows,
         }),

@@ -139,13 +139,13 @@ fn classification_table() {
             state: Some((
                 TARGET,
                 Some(Waiting),
-                Some("another device of the same vendor is attached (047f/serial/B1, Base); a silent update of a multi-piece product waits until it is the only one (schedule the pieces in different windows)"),
+                Some("another piece of the same product is attached (047f/serial/B1, Base); a silent update of a multi-piece product waits until it is the only one, and is retried when it is unplugged (schedule the pieces in different windows, or turn the policy's multi-piece guard off)"),
                 0,
             )),
             ..case(
                 "waiting phase: another piece, although the reason names windows",
                 S::Waiting,
-                "another device of the same vendor is attached (047f/serial/B1, Base); a silent update of a multi-piece product waits until it is the only one (schedule the pieces in different windows)",
+                "another piece of the same product is attached (047f/serial/B1, Base); a silent update of a multi-piece product waits until it is the only one, and is retried when it is unplugged (schedule the pieces in different windows, or turn the policy's multi-piece guard off)",
             )
         },
         Case {
@@ -339,7 +339,7 @@ fn no_release_and_missing_host() {
 }
 
 #[test]
-fn rows_follow_the_hosts_group_and_skip_devices_without_policy() {
+fn rows_follow_the_hosts_group_and_list_devices_without_policy_apart() {
     let mut s = snapshot();
     s.releases = vec![
         release(VOYAGER, "Voyager", "1.0"),
@@ -376,6 +376,9 @@ fn rows_follow_the_hosts_group_and_skip_devices_without_policy() {
         device("d4", OTHER, None, None),
         gone,
     ];
+    let mut no_dfu = device("d5", OTHER, Some("SN5"), None);
+    no_dfu.dfu = DfuState::None;
+    s.devices.push(no_dfu);
     let rows = rows(&s);
     let got: Vec<_> = rows
         .iter()
@@ -383,20 +386,23 @@ fn rows_follow_the_hosts_group_and_skip_devices_without_policy() {
             (
                 r.device_id.as_str(),
                 r.group.as_str(),
-                r.policy.as_str(),
+                r.policy.as_deref(),
                 r.target_version.as_deref(),
                 r.compliant,
                 r.status,
             )
         })
         .collect();
+    // By model, host name, device: the Blackwire's policy is disabled, the
+    // other vendor's devices have none.
     assert_eq!(
         got,
         [
+            ("d3", "sales", None, None, false, ComplianceStatus::NoPolicy),
             (
                 "d2",
                 ALL_USERS,
-                "p-all",
+                Some("p-all"),
                 Some("2.0"),
                 false,
                 ComplianceStatus::Pending
@@ -404,24 +410,39 @@ fn rows_follow_the_hosts_group_and_skip_devices_without_policy() {
             (
                 "d1",
                 "sales",
-                "p-sales",
+                Some("p-sales"),
                 Some("1.0"),
                 true,
                 ComplianceStatus::Compliant
             ),
+            ("d4", "sales", None, None, false, ComplianceStatus::NoPolicy),
+            (
+                "d5",
+                "sales",
+                None,
+                None,
+                false,
+                ComplianceStatus::NotUpdatable
+            ),
         ]
     );
+    assert_eq!(
+        rows[0].detail,
+        "no enabled firmware policy for this model in the host's group or All Users"
+    );
     let built = build(&s);
-    assert_eq!(built.json["devices"], 2);
+    assert_eq!(built.json["devices"], 5);
     assert_eq!(built.json["compliant"], 1);
     assert_eq!(built.json["non_compliant"], 1);
+    assert_eq!(built.json["without_policy"], 3);
     assert_eq!(
         built.json["by_status"],
-        serde_json::json!({"compliant": 1, "pending": 1})
+        serde_json::json!({"compliant": 1, "pending": 1, "no_policy": 2, "not_updatable": 1})
     );
-    assert_eq!(built.json["rows"][1]["deployment"], "optional");
+    assert_eq!(built.json["rows"][2]["deployment"], "optional");
+    assert_eq!(built.json["rows"][0]["deployment"], serde_json::Value::Null);
     assert_eq!(
-        built.rows[1],
+        built.rows[2],
         [
             "d1",
             "047f/serial/SN1",
@@ -442,6 +463,11 @@ fn rows_follow_the_hosts_group_and_skip_devices_without_policy() {
             "2026-01-10T00:00:00Z",
             "2026-01-01T00:00:00Z",
         ]
+    );
+    assert_eq!(
+        built.rows[0][8..12],
+        ["", "", "", ""],
+        "no policy, name, deployment or target"
     );
     let csv = String::from_utf8(built.render(super::super::Format::Csv).unwrap()).unwrap();
     assert!(csv.contains(",'=Sales pin,"), "{csv}");
@@ -480,7 +506,8 @@ fn a_device_in_dfu_mode_awaiting_its_replug_is_listed_under_the_model_it_is_inst
     s.hosts = vec![h];
     let mut in_dfu = device("d1", (VOYAGER.0, DFU_PID), Some("SN1"), None);
     in_dfu.dfu = DfuState::DfuMode;
-    // Another DFU-mode device whose host names no release stays out.
+    // Another DFU-mode device whose host names no release is listed under
+    // its bootloader's id, which no policy covers.
     let mut unknown = device("d2", (VOYAGER.0, DFU_PID), Some("SN2"), None);
     unknown.dfu = DfuState::DfuMode;
     s.devices = vec![in_dfu, unknown];
@@ -498,11 +525,14 @@ fn a_device_in_dfu_mode_awaiting_its_replug_is_listed_under_the_model_it_is_inst
         .collect();
     assert_eq!(
         got,
-        [(
-            "d1",
-            "047F:C056",
-            ComplianceStatus::AwaitingReplug,
-            Some("2.0")
-        )]
+        [
+            (
+                "d1",
+                "047F:C056",
+                ComplianceStatus::AwaitingReplug,
+                Some("2.0")
+            ),
+            ("d2", "047F:DF11", ComplianceStatus::NoPolicy, None),
+        ]
     );
 }

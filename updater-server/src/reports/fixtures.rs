@@ -49,6 +49,7 @@ pub(crate) fn release(model: (u16, u16), name: &str, version: &str) -> FirmwareR
         sha256: Sha256Digest::of(format!("{name}{version}").as_bytes()),
         source_format: SourceFormat::Raw,
         lvfs: None,
+        product_family: None,
         imported_at: day(1),
     }
 }
@@ -169,6 +170,7 @@ pub(crate) fn policy(
             fallback_to_server: true,
             enabled: true,
             max_deferrals: None,
+            multi_piece_guard: true,
         },
         stamps: stamps(day(1)),
     }

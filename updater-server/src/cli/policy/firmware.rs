@@ -63,6 +63,14 @@ pub struct FirmwareFields {
     /// Edit: drop the deferral limit.
     #[arg(long, conflicts_with = "max_deferrals")]
     pub no_max_deferrals: bool,
+    /// Let a silent update of one piece of a multi-piece product run while
+    /// another piece of it is attached.
+    #[arg(long, conflicts_with = "multi_piece_guard")]
+    pub no_multi_piece_guard: bool,
+    /// Edit: hold a silent update while another piece of the product is
+    /// attached again (the default).
+    #[arg(long)]
+    pub multi_piece_guard: bool,
     /// Disable the policy (only enabled policies apply).
     #[arg(long, conflicts_with = "enable")]
     pub disable: bool,
@@ -92,6 +100,7 @@ impl FirmwareFields {
                 fallback_to_server: true,
                 enabled: true,
                 max_deferrals: None,
+                multi_piece_guard: true,
             },
         };
         if let Some(n) = self.name {
@@ -135,6 +144,12 @@ impl FirmwareFields {
         }
         if self.no_max_deferrals {
             spec.max_deferrals = None;
+        }
+        if self.no_multi_piece_guard {
+            spec.multi_piece_guard = false;
+        }
+        if self.multi_piece_guard {
+            spec.multi_piece_guard = true;
         }
         if self.disable {
             spec.enabled = false;

@@ -179,22 +179,9 @@ pub(super) fn tenant_fleet(data: &DataDir, tenant: &str) -> anyhow::Result<Fleet
     Ok(Fleet::new(accounts, data.catalog(), data.keys()))
 }
 
-/// A group id from an id or a unique name; anything else is passed on (and
-/// refused by the fleet service as an unknown group).
+/// A group id from an id or a unique name ([`Fleet::group_id`]).
 fn resolve_group(fleet: &Fleet, tenant: &str, g: String) -> anyhow::Result<String> {
-    let groups = fleet.groups(tenant)?;
-    if groups.iter().any(|x| x.id == g) {
-        return Ok(g);
-    }
-    let named: Vec<_> = groups
-        .iter()
-        .filter(|x| x.name.eq_ignore_ascii_case(&g))
-        .collect();
-    match named.as_slice() {
-        [one] => Ok(one.id.clone()),
-        [] => Ok(g),
-        _ => bail!("several groups are named {g:?}: give the group id"),
-    }
+    Ok(fleet.group_id(tenant, &g)?)
 }
 
 /// The group field after `--group` / `--all-users`.

@@ -95,8 +95,8 @@ pub fn schemas() -> Value {
         "UpdateHistoryPage": page("UpdateRecord"),
     });
     schemas["WindowPreviewRequest"] = obj(
-        &["cron", "duration", "tz"],
-        json!({"cron": s, "duration": s, "tz": s, "from": t,
+        &["cron", "duration_minutes", "tz"],
+        json!({"cron": s, "duration_minutes": {"type": "integer"}, "tz": s, "from": t,
                "count": {"type": "integer", "minimum": 1, "maximum": 100}}),
     );
     schemas["WindowOccurrence"] = obj(&["start", "end"], json!({"start": t, "end": t}));
@@ -217,6 +217,7 @@ fn reports(schemas: &mut Value) {
         "pinned_version_not_in_catalog",
         "not_capable",
         "downgrade_refused",
+        "no_policy",
     ];
     schemas["ComplianceRow"] = obj(
         &[
@@ -238,15 +239,22 @@ fn reports(schemas: &mut Value) {
             "policy_updated_at",
         ],
         json!({"device_id": s, "identity": s, "model": s, "serial": os, "host": s, "hostname": s,
-               "users": names, "group": s, "policy": s, "policy_name": s,
-               "deployment": {"enum": ["optional", "persistent", "automatic", "silent"]},
+               "users": names, "group": s, "policy": os, "policy_name": os,
+               "deployment": {"enum": ["optional", "persistent", "automatic", "silent", null]},
                "target_version": os, "installed_version": os, "compliant": b,
-               "status": {"enum": statuses}, "detail": s, "last_check_in": ot, "policy_updated_at": t}),
+               "status": {"enum": statuses}, "detail": s, "last_check_in": ot, "policy_updated_at": ot}),
     );
     schemas["ComplianceReport"] = report(
         "compliance",
-        &["devices", "compliant", "non_compliant", "by_status", "rows"],
-        json!({"devices": n, "compliant": n, "non_compliant": n,
+        &[
+            "devices",
+            "compliant",
+            "non_compliant",
+            "without_policy",
+            "by_status",
+            "rows",
+        ],
+        json!({"devices": n, "compliant": n, "non_compliant": n, "without_policy": n,
                "by_status": {"type": "object", "additionalProperties": n},
                "rows": list("ComplianceRow")}),
     );
