@@ -44,6 +44,18 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set an admin's password (a forgotten one, or the first admin's); its
+    /// sessions end. The password comes as for `create`.
+    SetPassword {
+        /// The tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// The admin: id or e-mail address.
+        admin: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Delete an admin; its sessions end at once.
     Delete {
         /// The tenant id.
@@ -121,6 +133,24 @@ pub(super) fn run(data: &DataDir, command: AdminCommand) -> anyhow::Result<()> {
                     println!("{:<18} {:<10} {:<8} {}", a.id, role, primary, a.email);
                 }
             }
+        }
+        AdminCommand::SetPassword {
+            tenant,
+            admin,
+            password_stdin,
+        } => {
+            let found = match accounts.records().admin(&tenant, &admin)? {
+                Some(a) => Some(a),
+                None => accounts
+                    .records()
+                    .admin_by_email(&tenant, &admin.trim().to_lowercase())?,
+            };
+            let Some(a) = found else {
+                bail!("no admin {admin} in tenant {tenant}");
+            };
+            let pw = password(password_stdin)?;
+            accounts.reset_password(&tenant, &a.id, &pw)?;
+            println!("password of {} set; their sessions have ended", a.email);
         }
         AdminCommand::Delete { tenant, id } => {
             accounts.delete_admin(&tenant, &id)?;

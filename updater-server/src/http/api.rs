@@ -24,6 +24,8 @@ pub enum Access {
     Write,
     /// Full admins only (managing admins and API tokens).
     FullAdmin,
+    /// Any signed-in admin, not API tokens (their own password).
+    Admin,
 }
 
 /// An HTTP method of the API.
@@ -95,12 +97,28 @@ pub const TENANT_ROUTES: &[Route] = &[
         handler: || post(create_admin),
     },
     Route {
+        method: Method::Put,
+        path: "/api/v1/tenants/{tenant}/admins/{id}/password",
+        access: Access::FullAdmin,
+        success: 204,
+        example_body: r#"{"password":"a new long enough password"}"#,
+        handler: || put(reset_password),
+    },
+    Route {
         method: Method::Delete,
         path: "/api/v1/tenants/{tenant}/admins/{id}",
         access: Access::FullAdmin,
         success: 204,
         example_body: "",
         handler: || delete(delete_admin),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/v1/tenants/{tenant}/password",
+        access: Access::Admin,
+        success: 204,
+        example_body: r#"{"current_password":"the current password","new_password":"a new long enough password"}"#,
+        handler: || post(change_own_password),
     },
     Route {
         method: Method::Post,
@@ -501,6 +519,50 @@ async fn delete_admin(
 ) -> Result<StatusCode, ApiError> {
     blocking(move || {
         state.accounts.delete_admin(&p.tenant, &id)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    password: String,
+}
+
+/// A full admin sets another admin's password; that admin's sessions end.
+async fn reset_password(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    UrlPath((_, id)): UrlPath<(String, String)>,
+    JsonBody(body): JsonBody<NewPassword>,
+) -> Result<StatusCode, ApiError> {
+    blocking(move || {
+        state
+            .accounts
+            .reset_password(&p.tenant, &id, &body.password)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// A signed-in admin changes their own password; their other sessions end.
+async fn change_own_password(
+    State(state): State<Shared>,
+    Extension(p): Extension<Principal>,
+    JsonBody(body): JsonBody<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    blocking(move || {
+        state
+            .accounts
+            .change_own_password(&p, &body.current_password, &body.new_password)?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await

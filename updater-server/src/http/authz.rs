@@ -19,7 +19,7 @@ use serde_json::json;
 use super::api::Access;
 use super::errors::{blocking, error, not_found, unauthorized, ApiError, JsonBody};
 use super::Shared;
-use crate::auth::{AccountError, Principal};
+use crate::auth::{AccountError, Principal, PrincipalKind};
 
 /// The token of an `Authorization: Bearer <token>` header (scheme
 /// case-insensitive, exactly one space); `None` for anything else.
@@ -68,10 +68,12 @@ pub(crate) async fn authorize(
         Access::Read => true,
         Access::Write => p.can_write(),
         Access::FullAdmin => p.is_full_admin(),
+        Access::Admin => matches!(p.kind, PrincipalKind::Admin { .. }),
     };
     if !allowed {
         let why = match access {
             Access::FullAdmin => "only full admins may do this",
+            Access::Admin => "only a signed-in admin may do this (not an API token)",
             _ => "read-only credentials cannot change anything",
         };
         return error(StatusCode::FORBIDDEN, "forbidden", why);

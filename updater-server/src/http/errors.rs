@@ -80,6 +80,7 @@ impl From<AccountError> for ApiError {
                 );
                 r
             }
+            AccountError::NotAnAdmin => error(StatusCode::FORBIDDEN, "forbidden", &e.to_string()),
             AccountError::Store(_)
             | AccountError::Key(_)
             | AccountError::KeyDir { .. }

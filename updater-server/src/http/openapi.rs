@@ -205,6 +205,20 @@ pub const DOCS: &[Doc] = &[
         Empty,
     ),
     doc(
+        PUT,
+        "/api/v1/tenants/{tenant}/admins/{id}/password",
+        "Sets another admin's password (at least 12 characters); that admin's sessions end.",
+        Some("NewPassword"),
+        Empty,
+    ),
+    doc(
+        POST,
+        "/api/v1/tenants/{tenant}/password",
+        "The signed-in admin changes their own password (the current one must be right; wrong ones count towards the login lock-out); their other sessions end.",
+        Some("PasswordChange"),
+        Empty,
+    ),
+    doc(
         POST,
         "/api/v1/tenants/{tenant}/enrollment-token/rotate",
         "Issues a new enrollment token; the old one stops working.",
@@ -504,6 +518,10 @@ fn operations() -> Vec<(Method, &'static str, Vec<&'static str>, &'static str, u
                 "full admins and full-scope API tokens",
             ),
             Access::FullAdmin => (vec!["adminSession"], "full admins only"),
+            Access::Admin => (
+                vec!["adminSession"],
+                "any signed-in admin of the tenant (not API tokens)",
+            ),
         };
         ops.push((r.method, r.path, security, note, r.success));
     }

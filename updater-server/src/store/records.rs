@@ -277,6 +277,27 @@ impl<'a> Records<'a> {
         self.store.commit(ops)
     }
 
+    /// Replaces an admin (its new password hash) and ends its sessions
+    /// except `keep` (the session that changed its own password), in one
+    /// transaction.
+    pub fn update_admin_ending_sessions(
+        &self,
+        a: &Admin,
+        keep: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut ops = vec![Op::Update(
+            Table::Admins,
+            Key::new(&a.tenant, &a.id),
+            to_value(a),
+        )];
+        for s in self.list::<Session>(Table::Sessions, Some(&a.tenant))? {
+            if s.admin_id == a.id && Some(s.id.as_str()) != keep {
+                ops.push(Op::Delete(Table::Sessions, Key::new(&a.tenant, &s.id)));
+            }
+        }
+        self.store.commit(ops)
+    }
+
     /// One session.
     pub fn session(&self, tenant: &str, id: &str) -> Result<Option<Session>, StoreError> {
         self.get(Table::Sessions, Key::new(tenant, id))

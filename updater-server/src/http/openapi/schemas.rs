@@ -94,6 +94,12 @@ pub fn schemas() -> Value {
                    "reason": {"type": ["string", "null"]}, "at": t, "event_id": s})),
         "UpdateHistoryPage": page("UpdateRecord"),
     });
+    let new_password = json!({"type": "string", "minLength": 12});
+    schemas["NewPassword"] = obj(&["password"], json!({"password": new_password}));
+    schemas["PasswordChange"] = obj(
+        &["current_password", "new_password"],
+        json!({"current_password": s, "new_password": new_password}),
+    );
     schemas["WindowPreviewRequest"] = obj(
         &["cron", "duration_minutes", "tz"],
         json!({"cron": s, "duration_minutes": {"type": "integer"}, "tz": s, "from": t,
