@@ -1,11 +1,11 @@
 //! `updater-server group …`: a tenant's custom groups.
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::Subcommand;
 
 use super::DataDir;
 use crate::auth::SessionPolicy;
-use crate::fleet::{Fleet, GroupInput, Membership};
+use crate::fleet::{members_from_csv, Fleet, GroupInput, Membership};
 
 /// Group commands.
 #[derive(Debug, Subcommand)]
@@ -43,6 +43,38 @@ pub enum GroupCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change a group: add or remove members of a manual group (also from
+    /// a CSV file: its first column), rename it, move its priority, change
+    /// its poll interval. Policies naming the group are not in the way.
+    Edit {
+        /// The tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// The group: id or name.
+        group: String,
+        /// Add a member (account, or account@hostname); repeatable.
+        #[arg(long = "add")]
+        add: Vec<String>,
+        /// Add every name in the first column of this CSV file (a header
+        /// row named user, account, member, name or username is skipped).
+        #[arg(long, value_name = "FILE")]
+        add_csv: Option<std::path::PathBuf>,
+        /// Remove a member; repeatable.
+        #[arg(long = "remove")]
+        remove: Vec<String>,
+        /// New display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New priority (1 is the highest).
+        #[arg(long)]
+        priority: Option<u32>,
+        /// New poll interval in seconds.
+        #[arg(long)]
+        poll_interval_secs: Option<u64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete a group (refused while a policy names it).
     Delete {
         /// The tenant id.
@@ -59,6 +91,7 @@ pub(super) fn run(data: &DataDir, command: GroupCommand) -> anyhow::Result<()> {
     let tenant = match &command {
         GroupCommand::Create { tenant, .. }
         | GroupCommand::List { tenant, .. }
+        | GroupCommand::Edit { tenant, .. }
         | GroupCommand::Delete { tenant, .. } => tenant.clone(),
     };
     if accounts.records().tenant(&tenant)?.is_none() {
@@ -119,6 +152,56 @@ pub(super) fn run(data: &DataDir, command: GroupCommand) -> anyhow::Result<()> {
                         g.id, g.priority, g.poll_interval_secs, kind, g.name
                     );
                 }
+            }
+        }
+        GroupCommand::Edit {
+            group,
+            mut add,
+            add_csv,
+            remove,
+            name,
+            priority,
+            poll_interval_secs,
+            json,
+            ..
+        } => {
+            if let Some(path) = add_csv {
+                let bytes =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                add.extend(members_from_csv(&bytes)?);
+            }
+            let id = fleet.group_id(&tenant, &group)?;
+            let mut g = fleet
+                .groups(&tenant)?
+                .into_iter()
+                .find(|g| g.id == id)
+                .with_context(|| format!("no group {group}"))?;
+            if !add.is_empty() || !remove.is_empty() {
+                g = fleet.edit_members(&tenant, &g.id, &add, &remove)?;
+            }
+            if name.is_some() || priority.is_some() || poll_interval_secs.is_some() {
+                g = fleet.update_group(
+                    &tenant,
+                    &g.id.clone(),
+                    &GroupInput {
+                        name: name.unwrap_or(g.name),
+                        priority: priority.or(Some(g.priority)),
+                        poll_interval_secs: poll_interval_secs.or(Some(g.poll_interval_secs)),
+                        membership: g.membership,
+                    },
+                )?;
+            }
+            if json {
+                println!("{:#}", serde_json::to_value(&g)?);
+            } else {
+                let members = match &g.membership {
+                    Membership::Manual { members } => format!("{} members", members.len()),
+                    Membership::Ldap { .. } => "LDAP members".to_owned(),
+                };
+                println!(
+                    "group {} ({}): priority {}, poll {} s, {members}",
+                    g.id, g.name, g.priority, g.poll_interval_secs
+                );
             }
         }
         GroupCommand::Delete { id, .. } => {

@@ -141,14 +141,7 @@ impl GroupInput {
         let poll = self.poll_interval_secs.unwrap_or(DEFAULT_POLL_SECS);
         check_poll(poll)?;
         match &self.membership {
-            Membership::Manual { members } => {
-                if members.len() > 10_000 {
-                    return Err(FleetError::invalid("members", "at most 10000"));
-                }
-                for m in members {
-                    check_text("members", m, 300)?;
-                }
-            }
+            Membership::Manual { members } => check_members(members)?,
             Membership::Ldap { filter, server } => {
                 check_ldap_filter(filter)?;
                 if server.port.is_some_and(|p| p != 389 && p != 636) {
@@ -167,6 +160,65 @@ impl GroupInput {
         }
         Ok(poll)
     }
+}
+
+/// Most members a manual group holds.
+pub const MAX_MEMBERS: usize = 100_000;
+
+/// The one rule for a manual group's member list.
+pub(super) fn check_members(members: &[String]) -> Result<(), FleetError> {
+    if members.len() > MAX_MEMBERS {
+        return Err(FleetError::invalid(
+            "members",
+            format!("at most {MAX_MEMBERS} (this list has {})", members.len()),
+        ));
+    }
+    for m in members {
+        check_text("members", m, 300)?;
+    }
+    Ok(())
+}
+
+/// Member names from a CSV file (an export of a directory or a
+/// spreadsheet): the first column of every row, trimmed; a first row whose
+/// first cell is `user`, `account`, `member`, `name` or `username` is a
+/// header and skipped, as are empty rows.
+pub fn members_from_csv(bytes: &[u8]) -> Result<Vec<String>, FleetError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
+    let mut out = Vec::new();
+    for (i, row) in reader.records().enumerate() {
+        let row = row.map_err(|e| FleetError::invalid("members", format!("CSV: {e}")))?;
+        let Some(first) = row.get(0).filter(|c| !c.is_empty()) else {
+            continue;
+        };
+        let header = ["user", "account", "member", "name", "username"]
+            .iter()
+            .any(|h| first.eq_ignore_ascii_case(h));
+        if i == 0 && header {
+            continue;
+        }
+        out.push(first.to_owned());
+    }
+    Ok(out)
+}
+
+/// `members` with `add` appended (names already there, in any case, are
+/// not added twice) and `remove` taken out (in any case).
+pub(super) fn edited_members(members: &[String], add: &[String], remove: &[String]) -> Vec<String> {
+    let key = |m: &str| m.trim().to_lowercase();
+    let removed: std::collections::HashSet<String> = remove.iter().map(|m| key(m)).collect();
+    let mut seen = std::collections::HashSet::new();
+    members
+        .iter()
+        .chain(add)
+        .map(|m| m.trim())
+        .filter(|m| !removed.contains(&key(m)) && seen.insert(key(m)))
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Group {
@@ -211,6 +263,64 @@ mod tests {
                 other => panic!("{f}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn member_edits_and_csv_lists() {
+        let v = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        // (members, add, remove, result)
+        let edits = [
+            (
+                v(&["ann", "bob"]),
+                v(&["cat"]),
+                v(&[]),
+                v(&["ann", "bob", "cat"]),
+            ),
+            (
+                v(&["ann", "bob"]),
+                v(&["ANN", " dan "]),
+                v(&[]),
+                v(&["ann", "bob", "dan"]),
+            ),
+            (v(&["ann", "bob"]), v(&[]), v(&["BOB", "zed"]), v(&["ann"])),
+            (v(&["ann"]), v(&["bob"]), v(&["bob"]), v(&["ann"])),
+            (
+                v(&[]),
+                v(&["kiosk@ws-1", "kiosk@ws-1"]),
+                v(&[]),
+                v(&["kiosk@ws-1"]),
+            ),
+        ];
+        for (members, add, remove, want) in edits {
+            assert_eq!(
+                edited_members(&members, &add, &remove),
+                want,
+                "{add:?} {remove:?}"
+            );
+        }
+        // (CSV, names)
+        let lists: [(&str, Vec<String>); 5] = [
+            ("ann\nbob\n", v(&["ann", "bob"])),
+            (
+                "User,Department\nann,Sales\n\n bob ,IT\n",
+                v(&["ann", "bob"]),
+            ),
+            ("\"smith, j\",x\r\nann\r\n", v(&["smith, j", "ann"])),
+            ("ann;Sales\nuser\n", v(&["ann;Sales", "user"])),
+            ("", v(&[])),
+        ];
+        for (csv, want) in lists {
+            assert_eq!(members_from_csv(csv.as_bytes()).unwrap(), want, "{csv:?}");
+        }
+        assert!(check_members(&v(&["ann", " "])).is_err());
+        let many: Vec<String> = (0..=MAX_MEMBERS).map(|i| format!("u{i}")).collect();
+        match check_members(&many) {
+            Err(FleetError::Invalid { why, .. }) => {
+                assert_eq!(why, "at most 100000 (this list has 100001)")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(check_members(&many[..MAX_MEMBERS]).is_ok());
     }
 
     #[test]

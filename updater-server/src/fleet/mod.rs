@@ -18,7 +18,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub use self::groups::{
-    check_ldap_filter, DirectoryKind, Group, GroupInput, LdapServer, Membership,
+    check_ldap_filter, members_from_csv, DirectoryKind, Group, GroupInput, LdapServer, Membership,
+    MAX_MEMBERS,
 };
 pub use self::policies::{
     FirmwarePolicy, FirmwarePolicyInput, SoftwarePolicy, SoftwarePolicyInput, VersionSpec,

@@ -13,11 +13,13 @@ use serde::{Deserialize, Serialize};
 
 use super::compute::{compute, Reported};
 use super::explain;
+use super::groups::{check_members, edited_members};
 use super::inventory::{self, Sighting};
 use super::software::{compute_software, AgentRelease};
 use super::{
     get, get_existing, list, to_value, upsert, FirmwarePolicy, FirmwarePolicyInput, FleetError,
-    Group, GroupInput, Settings, SoftwarePolicy, SoftwarePolicyInput, Stamps, ALL_USERS,
+    Group, GroupInput, Membership, Settings, SoftwarePolicy, SoftwarePolicyInput, Stamps,
+    ALL_USERS,
 };
 use crate::auth::secret::new_id;
 use crate::auth::Accounts;
@@ -319,6 +321,43 @@ impl Fleet {
         ));
         let p = g.priority;
         self.commit(ops, || format!("priority {p} is taken by another group"))?;
+        Ok(g)
+    }
+
+    /// Adds and removes members of a manual group without replacing the
+    /// rest (names compared without case); policies naming the group are
+    /// not in the way.
+    pub fn edit_members(
+        &self,
+        tenant: &str,
+        id_or_name: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<Group, FleetError> {
+        let id = &self.group_id(tenant, id_or_name)?;
+        let mut g: Group = get_existing(self.store(), Table::Groups, tenant, id)?;
+        let Membership::Manual { members } = &g.membership else {
+            return Err(FleetError::invalid(
+                "members",
+                format!(
+                    "{} is an LDAP group: its members come from the directory",
+                    g.name
+                ),
+            ));
+        };
+        check_members(add)?;
+        let members = edited_members(members, add, remove);
+        check_members(&members)?;
+        g.membership = Membership::Manual { members };
+        g.stamps.updated_at = self.accounts.now();
+        self.commit(
+            vec![Op::Update(
+                Table::Groups,
+                Key::new(tenant, id),
+                to_value(&g),
+            )],
+            String::new,
+        )?;
         Ok(g)
     }
 

@@ -1,7 +1,7 @@
 //! The tenant-scoped API. [`TENANT_ROUTES`] is the one table the router is
 //! built from, and that the auth-matrix test walks.
 
-use axum::extract::{Extension, Path as UrlPath, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put, MethodRouter};
@@ -209,6 +209,14 @@ pub const TENANT_ROUTES: &[Route] = &[
         handler: || post(fleet::create_group),
     },
     Route {
+        method: Method::Post,
+        path: "/api/v1/tenants/{tenant}/groups/{id}/members",
+        access: Access::Write,
+        success: 200,
+        example_body: r#"{"add":["ann","kiosk@ws-17"],"remove":["bob"]}"#,
+        handler: || post(fleet::edit_members),
+    },
+    Route {
         method: Method::Put,
         path: "/api/v1/tenants/{tenant}/groups/{id}",
         access: Access::Write,
@@ -402,10 +410,29 @@ pub const TENANT_ROUTES: &[Route] = &[
     },
 ];
 
+/// Tenant routes whose bodies may exceed the default limit: (path, bytes).
+const BODY_LIMITS: &[(&str, usize)] = &[(
+    "/api/v1/tenants/{tenant}/groups/{id}/members",
+    fleet::MAX_MEMBER_EDIT_BYTES,
+)];
+
 impl Route {
-    /// The route's method router (without the auth layer).
+    /// The route's method router (without the auth layer), with its body
+    /// limit when it has its own.
     pub(crate) fn method_router(&self) -> MethodRouter<Shared> {
-        (self.handler)()
+        let r = (self.handler)();
+        match self.body_limit() {
+            Some(limit) => r.layer(DefaultBodyLimit::max(limit)),
+            None => r,
+        }
+    }
+
+    /// Its own body limit, if it has one (else the server's default).
+    pub(crate) fn body_limit(&self) -> Option<usize> {
+        BODY_LIMITS
+            .iter()
+            .find(|(path, _)| *path == self.path)
+            .map(|(_, limit)| *limit)
     }
 }
 

@@ -154,7 +154,7 @@ where
 
 /// Deserializes a JSON body: 400 when it is not JSON, 422 (with the path
 /// to the bad field) when it is JSON of the wrong shape.
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let not_json = |e: serde_json::Error| {
         ApiError::new(error(
             StatusCode::BAD_REQUEST,
@@ -196,7 +196,7 @@ fn without_position(e: &serde_json::Error) -> String {
 }
 
 /// `application/json` or `application/<anything>+json`, any parameters.
-fn is_json_type(content_type: &str) -> bool {
+pub(crate) fn is_json_type(content_type: &str) -> bool {
     let essence = content_type
         .split(';')
         .next()

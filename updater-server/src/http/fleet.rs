@@ -1,19 +1,22 @@
 //! Tenant routes for groups, policies, fleet settings and the inventory
 //! (mounted through [`super::api::TENANT_ROUTES`]).
 
+use axum::body::Bytes;
 use axum::extract::{Extension, Path as UrlPath, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::errors::{blocking, error, internal, not_found, ApiError, JsonBody};
+use super::errors::{
+    blocking, error, internal, is_json_type, not_found, parse_json, ApiError, JsonBody,
+};
 use super::Shared;
 use crate::auth::Principal;
 use crate::fleet::{
-    inventory, FirmwarePolicy, FirmwarePolicyInput, Fleet, FleetError, GroupInput, Settings,
-    SoftwarePolicy, SoftwarePolicyInput, ALL_USERS,
+    inventory, members_from_csv, FirmwarePolicy, FirmwarePolicyInput, Fleet, FleetError,
+    GroupInput, Settings, SoftwarePolicy, SoftwarePolicyInput, ALL_USERS,
 };
 
 pub(crate) fn fleet(state: &Shared) -> Fleet {
@@ -113,6 +116,60 @@ pub(crate) async fn update_group(
     JsonBody(body): JsonBody<GroupInput>,
 ) -> Result<Json<Value>, ApiError> {
     blocking(move || Ok(Json(view(&fleet(&s).update_group(&p.tenant, &id, &body)?)?))).await
+}
+
+/// The most a member edit may send: a CSV of [`crate::fleet::MAX_MEMBERS`]
+/// names of up to 300 bytes would be 30 MB; real exports (account names
+/// of 10 to 40 bytes) fit a few MiB.
+pub(crate) const MAX_MEMBER_EDIT_BYTES: usize = 8 << 20;
+
+/// What `POST …/groups/{id}/members` adds and removes (JSON).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MemberEdit {
+    #[serde(default)]
+    add: Vec<String>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+/// `POST …/groups/{id}/members`: `{"add": […], "remove": […]}`, or a CSV
+/// file (`Content-Type: text/csv`) whose first column is added.
+pub(crate) async fn edit_members(
+    State(s): State<Shared>,
+    Extension(p): Extension<Principal>,
+    UrlPath((_, id)): Id,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let edit = if is_csv_type(content_type) {
+        MemberEdit {
+            add: members_from_csv(&body)?,
+            remove: Vec::new(),
+        }
+    } else if is_json_type(content_type) {
+        parse_json(&body)?
+    } else {
+        return Err(ApiError::new(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected JSON ({\"add\": [...], \"remove\": [...]}) or a CSV file (Content-Type: text/csv)",
+        )));
+    };
+    blocking(move || {
+        let g = fleet(&s).edit_members(&p.tenant, &id, &edit.add, &edit.remove)?;
+        Ok(Json(view(&g)?))
+    })
+    .await
+}
+
+fn is_csv_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("text/csv")
 }
 
 /// `DELETE …/groups/{id}`.

@@ -317,6 +317,13 @@ pub const DOCS: &[Doc] = &[
         Json("Group"),
     ),
     doc(
+        POST,
+        "/api/v1/tenants/{tenant}/groups/{id}/members",
+        "Adds and removes members of a manual group (the group by id or name; names compared without case; up to 100000 members), or adds the first column of a CSV file sent as text/csv.",
+        Some("MemberEdit"),
+        Json("Group"),
+    ),
+    doc(
         DELETE,
         "/api/v1/tenants/{tenant}/groups/{id}",
         "Deletes a group.",

@@ -148,6 +148,12 @@ pub(crate) fn body_limit(path: &str) -> Option<usize> {
         .iter()
         .find(|e| e.path == path)
         .and_then(|e| e.body_limit)
+        .or_else(|| {
+            super::api::TENANT_ROUTES
+                .iter()
+                .find(|r| r.path == path)
+                .and_then(super::api::Route::body_limit)
+        })
 }
 
 /// Every mounted `(method, path)`: [`ROUTES`] and the tenant table.

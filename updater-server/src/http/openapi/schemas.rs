@@ -94,6 +94,10 @@ pub fn schemas() -> Value {
                    "reason": {"type": ["string", "null"]}, "at": t, "event_id": s})),
         "UpdateHistoryPage": page("UpdateRecord"),
     });
+    schemas["MemberEdit"] = obj(
+        &[],
+        json!({"add": {"type": "array", "items": s}, "remove": {"type": "array", "items": s}}),
+    );
     let new_password = json!({"type": "string", "minLength": 12});
     schemas["NewPassword"] = obj(&["password"], json!({"password": new_password}));
     schemas["PasswordChange"] = obj(
