@@ -113,6 +113,10 @@ fn the_first_hour_walk_updates_a_headset_with_documented_commands_only() {
         "updater-server listening on http://127.0.0.1:".to_owned(),
         format!("{device}: no policy: no enabled firmware policy for 1209:0003 in All Users ("),
         format!("{device}: installed 2.1.0 (read back)"),
+        // `status`: the device at its new version, and the server's word on it.
+        device.to_owned(),
+        "2.1.0".to_owned(),
+        "up to date: runs 2.1.0, the version policy \"Voyage silent\" selects".to_owned(),
     ];
     let mut from = 0;
     for want in &expected {
