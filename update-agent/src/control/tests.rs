@@ -175,20 +175,23 @@ fn one_agent_per_state_dir_stale_sockets_replaced_stop_removes_it() {
 #[test]
 fn another_users_connection_is_refused_by_peer_uid() {
     let me = rustix::process::getuid();
-    let answer = if me.is_root() {
-        refused_as_nobody()
+    let refusal = if me.is_root() {
+        refused_as_nobody().error
     } else {
         let f = fx_owned_by(Some(me.as_raw() + 1));
-        let answer = request(f.dir.path(), &Request::Accept { id: f.id.clone() }).unwrap();
+        let answer = request(f.dir.path(), &Request::Accept { id: f.id.clone() });
         assert_eq!(
             f.state.prompt(&f.id).unwrap().unwrap().state,
             PromptState::Open
         );
         assert!(f.wake.try_recv().is_err());
-        answer
+        match answer {
+            Err(ControlError::Refused(why)) => Some(why),
+            other => panic!("not refused: {other:?}"),
+        }
     };
     assert_eq!(
-        answer.error.as_deref(),
+        refusal.as_deref(),
         Some("permission denied: not the agent's user")
     );
 }
