@@ -11,9 +11,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::errors::{blocking, internal, ApiError, JsonBody};
-use super::{fleet, AppState, Shared};
+use super::{admins, fleet, AppState, Shared};
 use crate::auth::{Principal, PrincipalKind};
-use crate::store::{Admin, ApiToken, ApiTokenScope, Role};
+use crate::store::{ApiToken, ApiTokenScope};
 
 /// Who may call a route (on top of belonging to the route's tenant).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +86,7 @@ pub const TENANT_ROUTES: &[Route] = &[
         access: Access::Read,
         success: 200,
         example_body: "",
-        handler: || get(list_admins),
+        handler: || get(admins::list_admins),
     },
     Route {
         method: Method::Post,
@@ -94,7 +94,7 @@ pub const TENANT_ROUTES: &[Route] = &[
         access: Access::FullAdmin,
         success: 201,
         example_body: r#"{"email":"new-admin@example.com","role":"read-only","password":"a long enough password"}"#,
-        handler: || post(create_admin),
+        handler: || post(admins::create_admin),
     },
     Route {
         method: Method::Put,
@@ -102,7 +102,7 @@ pub const TENANT_ROUTES: &[Route] = &[
         access: Access::FullAdmin,
         success: 204,
         example_body: r#"{"password":"a new long enough password"}"#,
-        handler: || put(reset_password),
+        handler: || put(admins::reset_password),
     },
     Route {
         method: Method::Delete,
@@ -110,7 +110,7 @@ pub const TENANT_ROUTES: &[Route] = &[
         access: Access::FullAdmin,
         success: 204,
         example_body: "",
-        handler: || delete(delete_admin),
+        handler: || delete(admins::delete_admin),
     },
     Route {
         method: Method::Post,
@@ -118,7 +118,7 @@ pub const TENANT_ROUTES: &[Route] = &[
         access: Access::Admin,
         success: 204,
         example_body: r#"{"current_password":"the current password","new_password":"a new long enough password"}"#,
-        handler: || post(change_own_password),
+        handler: || post(admins::change_own_password),
     },
     Route {
         method: Method::Post,
@@ -436,16 +436,6 @@ impl Route {
     }
 }
 
-fn admin_view(a: &Admin) -> Value {
-    json!({
-        "id": a.id,
-        "email": a.email,
-        "role": a.role,
-        "primary": a.primary,
-        "created_at": a.created_at,
-    })
-}
-
 fn token_view(t: &ApiToken) -> Value {
     json!({
         "id": t.id,
@@ -492,105 +482,6 @@ async fn tenant_info(
             "assignment_key_id": t.assignment_key_id,
             "catalog_root": catalog_root(&state)?,
         })))
-    })
-    .await
-}
-
-async fn list_admins(
-    State(state): State<Shared>,
-    Extension(p): Extension<Principal>,
-) -> Result<Json<Value>, ApiError> {
-    blocking(move || {
-        let admins = state
-            .accounts
-            .records()
-            .admins(&p.tenant)
-            .map_err(|e| ApiError::new(internal(&e)))?;
-        Ok(Json(Value::Array(admins.iter().map(admin_view).collect())))
-    })
-    .await
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewAdmin {
-    email: String,
-    role: Role,
-    password: String,
-    #[serde(default)]
-    primary: bool,
-}
-
-async fn create_admin(
-    State(state): State<Shared>,
-    Extension(p): Extension<Principal>,
-    JsonBody(body): JsonBody<NewAdmin>,
-) -> Result<Response, ApiError> {
-    blocking(move || {
-        let a = state.accounts.create_admin(
-            &p.tenant,
-            &body.email,
-            body.role,
-            body.primary,
-            &body.password,
-        )?;
-        Ok((StatusCode::CREATED, Json(admin_view(&a))).into_response())
-    })
-    .await
-}
-
-async fn delete_admin(
-    State(state): State<Shared>,
-    Extension(p): Extension<Principal>,
-    UrlPath((_, id)): UrlPath<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    blocking(move || {
-        state.accounts.delete_admin(&p.tenant, &id)?;
-        Ok(StatusCode::NO_CONTENT)
-    })
-    .await
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewPassword {
-    password: String,
-}
-
-/// A full admin sets another admin's password; that admin's sessions end.
-async fn reset_password(
-    State(state): State<Shared>,
-    Extension(p): Extension<Principal>,
-    UrlPath((_, id)): UrlPath<(String, String)>,
-    JsonBody(body): JsonBody<NewPassword>,
-) -> Result<StatusCode, ApiError> {
-    blocking(move || {
-        state
-            .accounts
-            .reset_password(&p.tenant, &id, &body.password)?;
-        Ok(StatusCode::NO_CONTENT)
-    })
-    .await
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PasswordChange {
-    current_password: String,
-    new_password: String,
-}
-
-/// A signed-in admin changes their own password; their other sessions end.
-async fn change_own_password(
-    State(state): State<Shared>,
-    Extension(p): Extension<Principal>,
-    JsonBody(body): JsonBody<PasswordChange>,
-) -> Result<StatusCode, ApiError> {
-    blocking(move || {
-        state
-            .accounts
-            .change_own_password(&p, &body.current_password, &body.new_password)?;
-        Ok(StatusCode::NO_CONTENT)
     })
     .await
 }

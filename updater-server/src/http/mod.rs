@@ -1,6 +1,7 @@
 //! The HTTP service: health, metrics, the signed repository (metadata and
 //! firmware blobs) that agents and web mirrors read, and the tenant API.
 
+mod admins;
 mod agents;
 pub mod api;
 mod authz;
