@@ -5,22 +5,11 @@
 /// The placeholder the admin writes in a group's filter.
 pub const PLACEHOLDER: &str = "$user$";
 
-/// Escapes an assertion value per RFC 4515 section 3: `*` → `\2a`,
-/// `(` → `\28`, `)` → `\29`, `\` → `\5c`, NUL → `\00`. Other characters
-/// (UTF-8 included) are valid in a value as they are.
+/// Escapes an assertion value per RFC 4515 section 3 (ldap3's escaping):
+/// `*` → `\2a`, `(` → `\28`, `)` → `\29`, `\` → `\5c`, NUL → `\00`. Other
+/// characters (UTF-8 included) are valid in a value as they are.
 pub fn escape_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '*' => out.push_str("\\2a"),
-            '(' => out.push_str("\\28"),
-            ')' => out.push_str("\\29"),
-            '\\' => out.push_str("\\5c"),
-            '\0' => out.push_str("\\00"),
-            c => out.push(c),
-        }
-    }
-    out
+    ldap3::ldap_escape(value).into_owned()
 }
 
 /// The group's filter with every `$user$` replaced by the escaped account.
