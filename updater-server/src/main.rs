@@ -1,3 +1,7 @@
+//! `updater-server`: the update service and its admin commands (see
+//! docs/server.md); the library holds everything, this only sets up logging
+//! and prints a failure's causes once.
+
 use std::io::IsTerminal;
 
 use clap::Parser;

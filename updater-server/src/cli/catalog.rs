@@ -60,6 +60,7 @@ pub enum CatalogCommand {
     },
     /// Signing keys.
     Keys {
+        /// What to do with them.
         #[command(subcommand)]
         command: KeysCommand,
     },
