@@ -126,6 +126,30 @@ pub fn host_group<'g>(groups: &'g [Group], r: &Reported<'_>) -> Option<&'g Group
         .min_by_key(|g| g.priority)
 }
 
+/// The policy for a device of this model (`VID:PID`, `bcdDevice`) in
+/// `group` (a custom group's id; `None` or All Users' id: All Users): the
+/// group's enabled policy for the model, else All Users' one. The one rule
+/// check-ins and the compliance report follow.
+pub fn policy_for<'p>(
+    policies: &'p [FirmwarePolicy],
+    group: Option<&str>,
+    vendor_id: u16,
+    product_id: u16,
+    bcd_device: u16,
+) -> Option<&'p FirmwarePolicy> {
+    let for_model = |g: Option<&str>| {
+        policies.iter().find(|p| {
+            p.spec.enabled
+                && p.spec.group.as_deref() == g
+                && p.spec.model.matches(vendor_id, product_id, bcd_device)
+        })
+    };
+    group
+        .filter(|g| *g != ALL_USERS)
+        .and_then(|g| for_model(Some(g)))
+        .or_else(|| for_model(None))
+}
+
 /// Computes one agent's assignments (see the module docs for the rules).
 pub fn compute(
     groups: &[Group],
@@ -173,18 +197,7 @@ fn assign<'p>(
     if d.dfu == DfuState::None {
         return Err(SkipReason::NotUpdatable);
     }
-    let for_model = |g: Option<&str>| {
-        policies.iter().find(|p| {
-            p.spec.enabled
-                && p.spec.group.as_deref() == g
-                && p.spec
-                    .model
-                    .matches(d.vendor_id, d.product_id, d.bcd_device)
-        })
-    };
-    let policy = group
-        .and_then(|g| for_model(Some(g)))
-        .or_else(|| for_model(None))
+    let policy = policy_for(policies, group, d.vendor_id, d.product_id, d.bcd_device)
         .ok_or(SkipReason::NoPolicy)?;
     let pid = policy.id.clone();
     let candidates: Vec<&FirmwareRelease> = releases

@@ -50,7 +50,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{identity, model_key, opt_time, user_names, Built, ReportKind, Snapshot};
-use crate::fleet::compute::SkipReason;
+use crate::fleet::compute::{self, SkipReason};
 use crate::fleet::inventory::{Device, Host, User};
 use crate::fleet::{FirmwarePolicy, ALL_USERS};
 
@@ -176,25 +176,19 @@ pub const COLUMNS: &[&str] = &[
     "policy_updated_at",
 ];
 
-/// The enabled policy for the device in `group`, else the All Users one.
+/// The device's policy, by the check-in's rule ([`compute::policy_for`]).
 fn policy_for<'p>(
     policies: &'p [FirmwarePolicy],
     group: &str,
     d: &Device,
 ) -> Option<&'p FirmwarePolicy> {
-    let for_group = |g: Option<&str>| {
-        policies.iter().find(|p| {
-            p.spec.enabled
-                && p.spec.group.as_deref() == g
-                && p.spec
-                    .model
-                    .matches(d.vendor_id, d.product_id, d.bcd_device)
-        })
-    };
-    (group != ALL_USERS)
-        .then(|| for_group(Some(group)))
-        .flatten()
-        .or_else(|| for_group(None))
+    compute::policy_for(
+        policies,
+        Some(group),
+        d.vendor_id,
+        d.product_id,
+        d.bcd_device,
+    )
 }
 
 /// The status and its detail (see the module docs for the order).

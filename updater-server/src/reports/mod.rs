@@ -327,6 +327,8 @@ pub fn build(kind: ReportKind, s: &Snapshot) -> Option<Built> {
 }
 
 #[cfg(test)]
+mod agreement_tests;
+#[cfg(test)]
 pub(crate) mod fixtures;
 
 #[cfg(test)]
