@@ -356,26 +356,13 @@ pub fn rows(s: &Snapshot) -> Vec<ComplianceRow> {
             None => Err(ComplianceStatus::PinnedVersionNotInCatalog),
         };
         let (status, detail) = classify(d, host, policy, target);
-        rows.push(ComplianceRow {
-            device_id: d.id.clone(),
-            identity: identity(d).to_owned(),
-            model: model_key(d.vendor_id, d.product_id),
-            serial: d.serial.clone(),
-            host: d.host.clone(),
-            hostname: host.map(|h| h.hostname.clone()).unwrap_or_default(),
-            users: user_names(&users, &d.users),
-            group: group.to_owned(),
-            policy: Some(policy.id.clone()),
-            policy_name: Some(policy.spec.name.clone()),
-            deployment: Some(policy.spec.deployment),
-            target_version: target.ok().map(|t| t.version.as_str().to_owned()),
-            installed_version: d.firmware_version.clone(),
-            compliant: status == ComplianceStatus::Compliant,
-            status,
-            detail,
-            last_check_in: host.map(|h| h.last_seen),
-            policy_updated_at: Some(policy.stamps.updated_at),
-        });
+        rows.push(row(
+            Where { d, host, group },
+            &users,
+            Some(policy),
+            target.ok().map(|t| t.version.as_str().to_owned()),
+            (status, detail),
+        ));
     }
     rows.sort_by(|a, b| {
         (&a.model, &a.hostname, &a.device_id).cmp(&(&b.model, &b.hostname, &b.device_id))
@@ -407,6 +394,32 @@ fn without_policy(
             "no enabled firmware policy for this model in the host's group or All Users".to_owned(),
         )
     };
+    row(
+        Where { d, host, group },
+        users,
+        None,
+        None,
+        (status, detail),
+    )
+}
+
+/// A device, its host and the host's group, as a row describes them.
+struct Where<'a> {
+    d: &'a Device,
+    host: Option<&'a Host>,
+    group: &'a str,
+}
+
+/// One row: the device's side from `at`, the policy's side from `policy`
+/// (`None`: no policy covers it), and the verdict.
+fn row(
+    at: Where<'_>,
+    users: &BTreeMap<&str, &User>,
+    policy: Option<&FirmwarePolicy>,
+    target_version: Option<String>,
+    (status, detail): (ComplianceStatus, String),
+) -> ComplianceRow {
+    let Where { d, host, group } = at;
     ComplianceRow {
         device_id: d.id.clone(),
         identity: identity(d).to_owned(),
@@ -416,16 +429,16 @@ fn without_policy(
         hostname: host.map(|h| h.hostname.clone()).unwrap_or_default(),
         users: user_names(users, &d.users),
         group: group.to_owned(),
-        policy: None,
-        policy_name: None,
-        deployment: None,
-        target_version: None,
+        policy: policy.map(|p| p.id.clone()),
+        policy_name: policy.map(|p| p.spec.name.clone()),
+        deployment: policy.map(|p| p.spec.deployment),
+        target_version,
         installed_version: d.firmware_version.clone(),
-        compliant: false,
+        compliant: status == ComplianceStatus::Compliant,
         status,
         detail,
         last_check_in: host.map(|h| h.last_seen),
-        policy_updated_at: None,
+        policy_updated_at: policy.map(|p| p.stamps.updated_at),
     }
 }
 
