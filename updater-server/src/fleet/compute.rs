@@ -15,6 +15,10 @@
 //! - Refused: silent without `silent_capable`, automatic without
 //!   `automatic_capable`, a release whose security counter is below what the
 //!   agent reports installed.
+//! - A device a staged rollout decides for (see [`super::rollouts`]) follows
+//!   the rollout's [`Plan`] instead of any policy: the rollout's release
+//!   with its wave's deployment type and window once the wave began, and
+//!   nothing (reason `rollout_held`) before that or while it is paused.
 //! - **Up to date devices get no assignment** (reason `up_to_date`): the
 //!   document lists only work to do, so it changes only when there is some.
 //!   A pin below the installed version is honoured (a deliberate downgrade)
@@ -27,7 +31,12 @@ use catalog::package::{FirmwareRelease, Version};
 use catalog::protocol::{DeviceReport, DfuState};
 use serde::{Deserialize, Serialize};
 
-use super::policies::{check_capability, FirmwarePolicyInput};
+use catalog::assignment::{DeploymentType, DownloadSource};
+use catalog::package::HardwareId;
+use catalog::window::MaintenanceWindow;
+
+use super::policies::check_capability;
+use super::rollouts::service::Plan;
 use super::{FirmwarePolicy, Group, ALL_USERS};
 
 /// Why a device got no assignment.
@@ -68,6 +77,14 @@ pub enum SkipReason {
         /// The installed counter.
         installed: u32,
     },
+    /// A staged rollout holds the device back: its wave has not begun, or
+    /// the rollout is paused.
+    RolloutHeld {
+        /// `rollout:<id>`.
+        rollout: String,
+        /// Why, in words.
+        why: String,
+    },
     /// The device already runs the selected version.
     UpToDate {
         /// The policy.
@@ -88,6 +105,9 @@ pub struct Reported<'a> {
     pub devices: &'a [DeviceReport],
     /// Installed security counters by device identity.
     pub installed_counters: BTreeMap<String, u32>,
+    /// What staged rollouts allow, by device identity (devices no rollout
+    /// decides for are absent).
+    pub rollouts: BTreeMap<String, Plan>,
 }
 
 /// The result for one agent.
@@ -172,11 +192,11 @@ pub fn compute(
             continue; // reported twice: assign once
         }
         match assign(policies, releases, reported, group.as_deref(), d) {
-            Ok((a, policy)) => {
-                if let Some(n) = policy.max_deferrals {
+            Ok((a, terms)) => {
+                if let Some(n) = terms.max_deferrals {
                     out.max_deferrals.insert(a.device.clone(), n);
                 }
-                if !policy.multi_piece_guard {
+                if !terms.multi_piece_guard {
                     out.multi_piece_guard_off.insert(a.device.clone());
                 }
                 out.assignments.push(a);
@@ -187,37 +207,98 @@ pub fn compute(
     out
 }
 
+/// How a device is to be updated, from its policy or its rollout.
+struct Terms<'a> {
+    /// The policy id, or `rollout:<id>`.
+    id: String,
+    model: HardwareId,
+    deployment: DeploymentType,
+    window: Option<&'a MaintenanceWindow>,
+    source: &'a DownloadSource,
+    fallback_to_server: bool,
+    max_deferrals: Option<u32>,
+    multi_piece_guard: bool,
+}
+
+impl<'a> Terms<'a> {
+    fn of_policy(p: &'a FirmwarePolicy) -> Self {
+        Terms {
+            id: p.id.clone(),
+            model: p.spec.model,
+            deployment: p.spec.deployment,
+            window: p.spec.window.as_ref(),
+            source: &p.spec.source,
+            fallback_to_server: p.spec.fallback_to_server,
+            max_deferrals: p.spec.max_deferrals,
+            multi_piece_guard: p.spec.multi_piece_guard,
+        }
+    }
+
+    fn of_plan(p: &'a Plan) -> Self {
+        Terms {
+            id: p.id.clone(),
+            model: p.model,
+            deployment: p.deployment,
+            window: p.window.as_ref(),
+            source: &p.source,
+            fallback_to_server: p.fallback_to_server,
+            max_deferrals: None,
+            multi_piece_guard: true,
+        }
+    }
+}
+
 fn assign<'p>(
     policies: &'p [FirmwarePolicy],
     releases: &[FirmwareRelease],
-    reported: &Reported<'_>,
+    reported: &'p Reported<'_>,
     group: Option<&str>,
     d: &DeviceReport,
-) -> Result<(Assignment, &'p FirmwarePolicyInput), SkipReason> {
+) -> Result<(Assignment, Terms<'p>), SkipReason> {
     if d.dfu == DfuState::None {
         return Err(SkipReason::NotUpdatable);
     }
-    let policy = policy_for(policies, group, d.vendor_id, d.product_id, d.bcd_device)
-        .ok_or(SkipReason::NoPolicy)?;
-    let pid = policy.id.clone();
     let candidates: Vec<&FirmwareRelease> = releases
         .iter()
         .filter(|r| r.fits(d.vendor_id, d.product_id, d.bcd_device))
         .collect();
-    if candidates.is_empty() {
-        return Err(SkipReason::NoRelease { policy: pid });
-    }
-    let release = policy.spec.version.select(&candidates).ok_or_else(|| {
-        SkipReason::PinnedVersionNotInCatalog {
-            policy: pid.clone(),
-            version: policy.spec.version.to_string(),
+    let (terms, release) = match reported.rollouts.get(&d.identity()) {
+        Some(plan) => {
+            if let Some(why) = &plan.hold {
+                return Err(SkipReason::RolloutHeld {
+                    rollout: plan.id.clone(),
+                    why: why.clone(),
+                });
+            }
+            let release = candidates
+                .iter()
+                .copied()
+                .find(|r| r.target_name == plan.target_name)
+                .ok_or_else(|| SkipReason::NoRelease {
+                    policy: plan.id.clone(),
+                })?;
+            (Terms::of_plan(plan), release)
         }
-    })?;
-    check_capability(policy.spec.deployment, release).map_err(|message| {
-        SkipReason::NotCapable {
-            policy: pid.clone(),
-            message,
+        None => {
+            let policy = policy_for(policies, group, d.vendor_id, d.product_id, d.bcd_device)
+                .ok_or(SkipReason::NoPolicy)?;
+            let pid = policy.id.clone();
+            if candidates.is_empty() {
+                return Err(SkipReason::NoRelease { policy: pid });
+            }
+            let release = policy.spec.version.select(&candidates).ok_or_else(|| {
+                SkipReason::PinnedVersionNotInCatalog {
+                    policy: pid.clone(),
+                    version: policy.spec.version.to_string(),
+                }
+            })?;
+            (Terms::of_policy(policy), release)
         }
+    };
+    let pid = terms.id.clone();
+    check_capability(terms.deployment, release).map_err(|message| SkipReason::NotCapable {
+        policy: pid.clone(),
+        message,
     })?;
     if let Some(&installed) = reported.installed_counters.get(&d.identity()) {
         if release.security_counter < installed {
@@ -241,17 +322,17 @@ fn assign<'p>(
     }
     let assignment = Assignment {
         device: d.identity(),
-        hardware_id: policy.spec.model,
+        hardware_id: terms.model,
         target_name: release.target_name.clone(),
         sha256: release.sha256,
         length: release.size,
-        deployment: policy.spec.deployment,
-        window: policy.spec.window.clone(),
-        source: policy.spec.source.clone(),
-        fallback_to_server: policy.spec.fallback_to_server,
+        deployment: terms.deployment,
+        window: terms.window.cloned(),
+        source: terms.source.clone(),
+        fallback_to_server: terms.fallback_to_server,
         policy: pid,
     };
-    Ok((assignment, &policy.spec))
+    Ok((assignment, terms))
 }
 
 #[cfg(test)]

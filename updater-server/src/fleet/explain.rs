@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use catalog::protocol::DeviceReport;
 
 use super::compute::{Outcome, SkipReason};
+use super::rollouts::service::ROLLOUT_PREFIX;
+use super::rollouts::Rollout;
 use super::{FirmwarePolicy, Group};
 
 /// The explanation for every device the outcome left out.
@@ -17,6 +19,7 @@ pub fn not_assigned(
     outcome: &Outcome,
     groups: &[Group],
     policies: &[FirmwarePolicy],
+    rollouts: &[Rollout],
     devices: &[DeviceReport],
     users_reported: bool,
 ) -> BTreeMap<String, String> {
@@ -38,11 +41,15 @@ pub fn not_assigned(
                     group,
                     users_reported,
                     model: model.as_deref().unwrap_or("this model"),
-                    policy_name: &|id| {
-                        policies
+                    policy_name: &|id| match id.strip_prefix(ROLLOUT_PREFIX) {
+                        Some(rid) => rollouts
+                            .iter()
+                            .find(|r| r.id == rid)
+                            .map_or_else(|| id.to_owned(), |r| r.spec.name.clone()),
+                        None => policies
                             .iter()
                             .find(|p| p.id == id)
-                            .map_or_else(|| id.to_owned(), |p| p.spec.name.clone())
+                            .map_or_else(|| id.to_owned(), |p| p.spec.name.clone()),
                     },
                 },
             );
@@ -64,7 +71,10 @@ struct Context<'a> {
 }
 
 fn explain(reason: &SkipReason, c: &Context<'_>) -> String {
-    let policy = |id: &str| format!("policy \"{}\"", (c.policy_name)(id));
+    let policy = |id: &str| match id.starts_with(ROLLOUT_PREFIX) {
+        true => format!("rollout \"{}\"", (c.policy_name)(id)),
+        false => format!("policy \"{}\"", (c.policy_name)(id)),
+    };
     match reason {
         SkipReason::NotUpdatable => {
             "not updatable: the device has no DFU interface (inventory only)".into()
@@ -113,6 +123,7 @@ fn explain(reason: &SkipReason, c: &Context<'_>) -> String {
              the installed {installed}",
             policy(id)
         ),
+        SkipReason::RolloutHeld { why, .. } => format!("held back: {why}"),
         SkipReason::UpToDate {
             policy: id,
             version,

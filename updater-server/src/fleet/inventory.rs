@@ -117,6 +117,11 @@ pub struct Device {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
+/// The inventory id of a device an agent reports.
+pub(crate) fn device_id(agent: &str, d: &DeviceReport) -> String {
+    derived_id(&device_key(agent, d))
+}
+
 fn device_key(agent: &str, d: &DeviceReport) -> String {
     match d.serial {
         Some(_) => d.identity(),

@@ -10,6 +10,7 @@ pub mod explain;
 mod groups;
 pub mod inventory;
 mod policies;
+pub mod rollouts;
 mod service;
 pub mod software;
 

@@ -149,17 +149,7 @@ impl FirmwarePolicyInput {
                 "only persistent policies limit deferrals",
             ));
         }
-        match &self.source {
-            DownloadSource::Server => {}
-            DownloadSource::Share { path } => check_text("source.path", path, 1024)?,
-            DownloadSource::Web { url } => {
-                check_text("source.url", url, 1024)?;
-                if !(url.starts_with("https://") || url.starts_with("http://")) {
-                    return Err(FleetError::invalid("source.url", "must be an http(s) URL"));
-                }
-            }
-        }
-        Ok(())
+        check_source(&self.source)
     }
 
     /// The claim that keeps one enabled policy per model and group.
@@ -191,6 +181,21 @@ impl FirmwarePolicyInput {
         };
         check_capability(self.deployment, r).map_err(FleetError::Capability)
     }
+}
+
+/// Checks a download source's path or URL.
+pub(crate) fn check_source(source: &DownloadSource) -> Result<(), FleetError> {
+    match source {
+        DownloadSource::Server => {}
+        DownloadSource::Share { path } => check_text("source.path", path, 1024)?,
+        DownloadSource::Web { url } => {
+            check_text("source.url", url, 1024)?;
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(FleetError::invalid("source.url", "must be an http(s) URL"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether `release` can be deployed as `deployment`; the error says why not.

@@ -11,7 +11,7 @@ use catalog::package::FirmwareRelease;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::compute::{compute, Reported};
+use super::compute::{compute, host_group, Reported};
 use super::explain;
 use super::inventory::{self, Sighting};
 use super::software::{compute_software, AgentRelease};
@@ -50,7 +50,7 @@ pub struct CheckInAnswer {
 /// The fleet service (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Fleet {
-    accounts: Accounts,
+    pub(in crate::fleet) accounts: Accounts,
     catalog_dir: PathBuf,
     keys_dir: PathBuf,
 }
@@ -122,11 +122,15 @@ impl Fleet {
         }
     }
 
-    fn store(&self) -> &dyn Store {
+    pub(in crate::fleet) fn store(&self) -> &dyn Store {
         self.accounts.store()
     }
 
-    fn commit(&self, ops: Vec<Op>, conflict: impl FnOnce() -> String) -> Result<(), FleetError> {
+    pub(in crate::fleet) fn commit(
+        &self,
+        ops: Vec<Op>,
+        conflict: impl FnOnce() -> String,
+    ) -> Result<(), FleetError> {
         // Every change but a check-in's own record may change answers.
         let changed = ops.iter().find_map(|op| match op {
             Op::Insert(t, k, _) | Op::Update(t, k, _) | Op::Delete(t, k) => {
@@ -405,7 +409,19 @@ impl Fleet {
                 reported.installed_counters.insert(s.device.clone(), n);
             }
         }
+        let host_group = host_group(&groups, &reported).map_or(ALL_USERS, |g| g.id.as_str());
+        let (rollouts, plans) =
+            self.rollout_plans(tenant, &agent.id, host_group, &c.devices, &releases)?;
+        reported.rollouts = plans;
         let outcome = compute(&groups, &policies, &releases, &reported);
+        self.record_rollout_members(
+            tenant,
+            &rollouts,
+            &c.devices,
+            &outcome.assignments,
+            &c.update_states,
+            &releases,
+        )?;
         let custom_group = (outcome.group != ALL_USERS).then_some(outcome.group.as_str());
         let software = compute_software(
             &software_policies,
@@ -451,6 +467,7 @@ impl Fleet {
             &outcome,
             &groups,
             &policies,
+            rollouts.rollouts(),
             &c.devices,
             !reported.users.is_empty(),
         );

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::errors::{blocking, internal, ApiError, JsonBody};
-use super::{admins, fleet, AppState, Shared};
+use super::{admins, fleet, rollouts, AppState, Shared};
 use crate::auth::{Principal, PrincipalKind};
 use crate::store::{ApiToken, ApiTokenScope};
 
@@ -69,6 +69,9 @@ pub struct Route {
     pub example_body: &'static str,
     handler: fn() -> MethodRouter<Shared>,
 }
+
+/// A staged rollout: a pilot group, 5 %, then the rest, silent at night.
+const ROLLOUT_EXAMPLE: &str = r#"{"name":"Voyage 2.14","model":"047F:C056","version":"latest","deployment":"silent","window":{"cron":"0 1 * * *","duration_minutes":240,"tz":"Europe/Berlin"},"waves":[{"percent":5,"error_threshold_percent":10},{"rest":true,"start":"after_previous","success_threshold_percent":95}]}"#;
 
 /// Every route under `/api/v1/tenants/{tenant}`.
 pub const TENANT_ROUTES: &[Route] = &[
@@ -407,6 +410,78 @@ pub const TENANT_ROUTES: &[Route] = &[
         success: 200,
         example_body: "",
         handler: || get(super::reports::update_history),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/rollouts",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(rollouts::list_rollouts),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/v1/tenants/{tenant}/rollouts",
+        access: Access::Write,
+        success: 201,
+        example_body: ROLLOUT_EXAMPLE,
+        handler: || post(rollouts::create_rollout),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/rollouts/{id}",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(rollouts::show_rollout),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/rollouts/{id}/status",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(rollouts::rollout_status),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/v1/tenants/{tenant}/rollouts/{id}/pause",
+        access: Access::Write,
+        success: 200,
+        example_body: "",
+        handler: || post(rollouts::pause_rollout),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/v1/tenants/{tenant}/rollouts/{id}/resume",
+        access: Access::Write,
+        success: 200,
+        example_body: "",
+        handler: || post(rollouts::resume_rollout),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/v1/tenants/{tenant}/rollouts/{id}/approve",
+        access: Access::Write,
+        success: 200,
+        example_body: "",
+        handler: || post(rollouts::approve_rollout),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/v1/tenants/{tenant}/rollouts/{id}/cancel",
+        access: Access::Write,
+        success: 200,
+        example_body: "",
+        handler: || post(rollouts::cancel_rollout),
+    },
+    Route {
+        method: Method::Delete,
+        path: "/api/v1/tenants/{tenant}/rollouts/{id}",
+        access: Access::Write,
+        success: 204,
+        example_body: "",
+        handler: || delete(rollouts::delete_rollout),
     },
 ];
 

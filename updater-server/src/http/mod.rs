@@ -15,6 +15,7 @@ mod metrics;
 pub mod openapi;
 mod read_buffers;
 mod reports;
+mod rollouts;
 pub mod routes;
 mod serve;
 mod windows;

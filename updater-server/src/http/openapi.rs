@@ -449,6 +449,73 @@ pub const DOCS: &[Doc] = &[
         None,
         Empty,
     ),
+    // Staged rollouts.
+    doc(
+        GET,
+        "/api/v1/tenants/{tenant}/rollouts",
+        "Staged rollouts, newest first: release, state, waves begun, why paused.",
+        None,
+        Json("RolloutList"),
+    ),
+    doc(
+        POST,
+        "/api/v1/tenants/{tenant}/rollouts",
+        "Starts a staged rollout of one release of a model to groups (or All Users) in waves: each a share of the devices, the rest, or a group, with its own deployment type, window, start condition (immediately, approval, after_previous, {\"at\": time}) and success / error thresholds.",
+        Some("RolloutInput"),
+        Json("Rollout"),
+    ),
+    doc(
+        GET,
+        "/api/v1/tenants/{tenant}/rollouts/{id}",
+        "A rollout with its log and status.",
+        None,
+        Json("Rollout"),
+    ),
+    Doc {
+        query: REPORT,
+        ..doc(
+            GET,
+            "/api/v1/tenants/{tenant}/rollouts/{id}/status",
+            "Rollout status: per wave, devices pending / downloading / waiting (by reason) / installing / installed / failed (by reason), and when it began, succeeded and ended.",
+            None,
+            Report("RolloutStatus"),
+        )
+    },
+    doc(
+        POST,
+        "/api/v1/tenants/{tenant}/rollouts/{id}/pause",
+        "Pauses a running rollout: nothing new is assigned; devices already flashing finish.",
+        None,
+        Json("Rollout"),
+    ),
+    doc(
+        POST,
+        "/api/v1/tenants/{tenant}/rollouts/{id}/resume",
+        "Resumes a paused rollout; the failures seen now no longer count against the error thresholds.",
+        None,
+        Json("Rollout"),
+    ),
+    doc(
+        POST,
+        "/api/v1/tenants/{tenant}/rollouts/{id}/approve",
+        "Approves the next wave (one that starts on approval).",
+        None,
+        Json("Rollout"),
+    ),
+    doc(
+        POST,
+        "/api/v1/tenants/{tenant}/rollouts/{id}/cancel",
+        "Cancels a rollout: its devices go back to the firmware policies.",
+        None,
+        Json("Rollout"),
+    ),
+    doc(
+        DELETE,
+        "/api/v1/tenants/{tenant}/rollouts/{id}",
+        "Deletes a cancelled or completed rollout.",
+        None,
+        Empty,
+    ),
     // Reports (JSON or CSV).
     Doc {
         query: REPORT,

@@ -33,7 +33,7 @@ impl From<ReportError> for ApiError {
     }
 }
 
-fn bad_query(r: &QueryRejection) -> ApiError {
+pub(crate) fn bad_query(r: &QueryRejection) -> ApiError {
     ApiError::new(error(
         StatusCode::BAD_REQUEST,
         "invalid_request",
@@ -46,6 +46,13 @@ fn bad_query(r: &QueryRejection) -> ApiError {
 #[serde(deny_unknown_fields)]
 pub(crate) struct FormatQuery {
     format: Option<String>,
+}
+
+impl FormatQuery {
+    /// `?format=`, if given.
+    pub(crate) fn format(&self) -> Option<&str> {
+        self.format.as_deref()
+    }
 }
 
 /// `?format=&from=&to=&agent=&device=`.

@@ -11,6 +11,7 @@ use catalog::Catalog;
 
 use super::{router, AppState, Limits};
 use crate::auth::{Accounts, Clock};
+use crate::fleet::Fleet;
 
 /// A PEM certificate chain and its private key.
 #[derive(Debug, Clone)]
@@ -34,11 +35,21 @@ pub struct ServeOptions {
     pub keys_dir: PathBuf,
 }
 
-/// Serves until Ctrl-C / SIGTERM, re-signing the timestamp before it expires.
+/// Serves until Ctrl-C / SIGTERM, re-signing the timestamp before it expires
+/// and evaluating staged rollouts every minute.
 /// Prints `updater-server listening on <url>` once the socket is bound.
 pub async fn serve(catalog: Catalog, accounts: Accounts, opts: ServeOptions) -> anyhow::Result<()> {
     let sweeper = tokio::spawn(sweep_sessions(accounts.clone()));
     let accounts_clock = accounts.clock();
+    let fleet = Fleet::new(
+        accounts.clone(),
+        catalog.root().to_owned(),
+        opts.keys_dir.clone(),
+    );
+    let rollouts = tokio::spawn(crate::fleet::rollouts::service::run(
+        fleet,
+        accounts.clock(),
+    ));
     let state = AppState::new(&catalog, opts.keys_dir.clone(), accounts);
     let app = router(state, opts.limits);
     let refresher = tokio::spawn(refresh_timestamps(catalog, accounts_clock));
@@ -57,6 +68,7 @@ pub async fn serve(catalog: Catalog, accounts: Accounts, opts: ServeOptions) -> 
     };
     refresher.abort();
     sweeper.abort();
+    rollouts.abort();
     result
 }
 

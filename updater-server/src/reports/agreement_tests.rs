@@ -107,6 +107,7 @@ fn the_report_and_the_check_in_agree_on_every_devices_policy() {
                 | SkipReason::NotCapable { policy, .. }
                 | SkipReason::Downgrade { policy, .. }
                 | SkipReason::UpToDate { policy, .. } => Some(policy.clone()),
+                SkipReason::RolloutHeld { rollout, .. } => Some(rollout.clone()),
             };
             assigned.insert(device.clone(), policy);
         }

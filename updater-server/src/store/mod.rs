@@ -52,6 +52,11 @@ pub enum Table {
     Events,
     /// Update history (update-status events), keyed like the event they come from.
     UpdateHistory,
+    /// Staged rollouts.
+    Rollouts,
+    /// The devices of each rollout (id `<rollout>/<device>`) with their wave
+    /// and state.
+    RolloutMembers,
     /// Uniqueness claims (`(tenant, "email:<address>")`, `(tenant, "primary")`,
     /// `(tenant, "system:<id>")`, `(tenant, "machine:<system id>:<fingerprint>")`,
     /// `(tenant, "event:<agent>:<event id>")`):
@@ -61,7 +66,7 @@ pub enum Table {
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 16] = [
+    pub const ALL: [Table; 18] = [
         Table::Tenants,
         Table::Admins,
         Table::Sessions,
@@ -77,6 +82,8 @@ impl Table {
         Table::CheckIns,
         Table::Events,
         Table::UpdateHistory,
+        Table::Rollouts,
+        Table::RolloutMembers,
         Table::Unique,
     ];
 
@@ -98,6 +105,8 @@ impl Table {
             Table::CheckIns => "checkins",
             Table::Events => "events",
             Table::UpdateHistory => "update_history",
+            Table::Rollouts => "rollouts",
+            Table::RolloutMembers => "rollout_members",
             Table::Unique => "unique",
         }
     }

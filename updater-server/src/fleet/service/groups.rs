@@ -192,7 +192,11 @@ impl Fleet {
         self.commit(ops, String::new)
     }
 
-    pub(super) fn check_group(&self, tenant: &str, group: Option<&str>) -> Result<(), FleetError> {
+    pub(in crate::fleet) fn check_group(
+        &self,
+        tenant: &str,
+        group: Option<&str>,
+    ) -> Result<(), FleetError> {
         match group {
             None => Ok(()),
             Some(ALL_USERS) => Err(FleetError::invalid("group", "omit the group for All Users")),

@@ -136,8 +136,95 @@ pub fn schemas() -> Value {
     ] {
         schemas[list_name] = list(item);
     }
+    rollouts(&mut schemas);
     reports(&mut schemas);
     schemas
+}
+
+/// Staged rollouts.
+fn rollouts(schemas: &mut Value) {
+    let s = json!({"type": "string"});
+    let ot = json!({"type": ["string", "null"], "format": "date-time"});
+    let pct = json!({"type": "integer", "minimum": 1, "maximum": 100});
+    let n = json!({"type": "integer", "minimum": 0});
+    let by_reason = json!({"type": "object", "additionalProperties": n});
+    let state = json!({"enum": ["running", "paused", "completed", "cancelled"]});
+    let deployment = json!({"enum": ["optional", "persistent", "automatic", "silent"]});
+    let start = json!({"oneOf": [
+        {"enum": ["immediately", "approval", "after_previous"]},
+        obj(&["at"], json!({"at": {"type": "string", "format": "date-time"}})),
+    ]});
+    schemas["WaveInput"] = json!({
+        "description": "Exactly one of percent, rest or group.",
+        "type": "object", "additionalProperties": false,
+        "properties": {"name": s, "percent": pct, "rest": {"type": "boolean"}, "group": s,
+            "deployment": deployment, "window": {"type": "object"}, "start": start,
+            "success_threshold_percent": pct, "error_threshold_percent": pct},
+    });
+    schemas["RolloutInput"] = json!({
+        "type": "object", "additionalProperties": false,
+        "required": ["name", "model", "version", "waves"],
+        "properties": {"name": s, "model": s, "version": s,
+            "groups": {"type": "array", "items": s}, "deployment": deployment,
+            "window": {"type": "object"}, "source": {"type": "object"},
+            "fallback_to_server": {"type": "boolean"},
+            "waves": {"type": "array", "minItems": 1, "maxItems": 20, "items": schema_ref("WaveInput")}},
+    });
+    let figures = obj(
+        &[
+            "devices",
+            "pending",
+            "downloading",
+            "waiting",
+            "installing",
+            "installed",
+            "failed",
+        ],
+        json!({"devices": n, "pending": n, "downloading": n, "waiting": by_reason,
+               "installing": n, "installed": n, "failed": by_reason,
+               "failing_devices": {"type": "object"}}),
+    );
+    schemas["RolloutStatus"] = obj(
+        &[
+            "id",
+            "name",
+            "state",
+            "release",
+            "devices",
+            "installed",
+            "failed",
+            "waves",
+        ],
+        json!({"id": s, "name": s, "state": state, "pause": {"type": ["object", "null"]},
+               "release": {"type": "object"}, "devices": n, "installed": n, "failed": n,
+               "waves": {"type": "array", "items": obj(
+                   &["number", "name", "target", "deployment", "start", "started_at", "succeeded_at", "ended_at", "figures"],
+                   json!({"number": n, "name": s, "target": s, "deployment": deployment, "start": s,
+                          "success_threshold_percent": pct, "error_threshold_percent": pct,
+                          "started_at": ot, "succeeded_at": ot, "ended_at": ot, "figures": figures}))}}),
+    );
+    schemas["Rollout"] = obj(
+        &[
+            "id",
+            "spec",
+            "release",
+            "state",
+            "waves",
+            "revision",
+            "log",
+            "created_at",
+            "updated_at",
+            "status",
+        ],
+        json!({"id": s, "tenant": s, "spec": schema_ref("RolloutInput"), "release": {"type": "object"},
+               "state": state, "pause": {"type": "object"}, "waves": {"type": "array"},
+               "revision": n, "log": {"type": "array"}, "created_at": s, "updated_at": s,
+               "status": schema_ref("RolloutStatus")}),
+    );
+    schemas["RolloutList"] = json!({"type": "array", "items": obj(
+        &["id", "name", "state", "release", "waves", "waves_begun"],
+        json!({"id": s, "name": s, "state": state, "release": {"type": "object"},
+               "waves": n, "waves_begun": n}))});
 }
 
 /// The report documents (`…/reports/*` as JSON).
