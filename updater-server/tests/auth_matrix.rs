@@ -28,29 +28,25 @@ struct Column {
     expect: fn(Access, u16) -> u16,
 }
 
-fn import_release(data: &Path, dir: &Path) {
-    let fw = dir.join("fw.bin");
-    std::fs::write(&fw, vec![7u8; 4096]).unwrap();
-    let out = updater(data)
-        .args(["catalog", "import"])
-        .arg(&fw)
-        .args([
-            "--vendor",
-            "Acme",
-            "--model",
-            "Voyager",
-            "--hardware-id",
-            "047F:C056",
-            "--version",
-            "1.0",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// Release 1.0 of the Voyager (047F:C056, which the route examples name)
+/// and of the Orbit (047F:0A0A, which the victim rollouts update).
+fn import_releases(data: &Path, dir: &Path) {
+    for (model, id, byte) in [("Voyager", "047F:C056", 7u8), ("Orbit", "047F:0A0A", 8)] {
+        let fw = dir.join(format!("{model}.bin"));
+        std::fs::write(&fw, vec![byte; 4096]).unwrap();
+        let out = updater(data)
+            .args(["catalog", "import"])
+            .arg(&fw)
+            .args(["--vendor", "Acme", "--model", model, "--hardware-id", id])
+            .args(["--version", "1.0"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 fn send(http: &Client, base: &str, route: &Route, path: &str, caller: &Caller) -> (u16, Value) {
@@ -93,7 +89,7 @@ fn tampered(token: &str) -> String {
 fn every_tenant_route_for_every_caller() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    import_release(&data, dir.path());
+    import_releases(&data, dir.path());
     let (a, a_enroll) = create_tenant(&data, "Acme");
     let (b, _) = create_tenant(&data, "Bravo");
     create_admin(&data, &a, "ann@acme.example", "full");
@@ -329,8 +325,12 @@ fn every_tenant_route_for_every_caller() {
         "tenant info names the served root"
     );
     let releases = get(&format!("/api/v1/tenants/{a}/catalog/releases"));
-    assert_eq!(releases.as_array().unwrap().len(), 1);
-    assert_eq!(releases[0]["version"]["version"], "1.0");
+    assert_eq!(releases.as_array().unwrap().len(), 2);
+    assert!(releases
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["version"]["version"] == "1.0"));
     let admins = get(&format!("/api/v1/tenants/{a}/admins"));
     let emails: Vec<_> = admins
         .as_array()
@@ -455,6 +455,17 @@ fn fleet_victims(
                 .to_owned()
         })
     };
+    // Rollouts of another model than the route example's, one per victim
+    // group (targets that do not overlap), each waiting for an approval so
+    // that pause, resume, approve, cancel and delete all apply in turn.
+    let rollouts = [0, 1].map(|n| {
+        create(
+            "rollouts",
+            json!({"name": format!("victim {n}"), "model": "047F:0A0A", "version": "1.0",
+                   "groups": [groups[n]],
+                   "waves": [{"percent": 50}, {"rest": true, "start": "approval"}]}),
+        )
+    });
     let devices = list("devices", "serial", ["SN0".into(), "SN1".into()]);
     let users = list("users", "name", ["user0".into(), "user1".into()]);
     vec![
@@ -464,6 +475,7 @@ fn fleet_victims(
         ("devices", devices),
         ("hosts", [agents[0].clone(), agents[1].clone()]),
         ("users", users),
+        ("rollouts", rollouts),
     ]
 }
 

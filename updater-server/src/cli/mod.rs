@@ -6,6 +6,7 @@ mod group;
 mod inventory;
 mod policy;
 mod report;
+mod rollout;
 mod settings;
 mod tenant;
 mod tls;
@@ -33,6 +34,7 @@ pub use self::policy::{
     FirmwareCommand, FirmwareFields, PolicyAction, PolicyCommand, SoftwareCommand, SoftwareFields,
 };
 pub use self::report::ReportArgs;
+pub use self::rollout::RolloutCommand;
 pub use self::settings::SettingsCommand;
 pub use self::tenant::TenantCommand;
 pub use self::tls::TlsCommand;
@@ -96,6 +98,12 @@ pub enum Command {
         /// The policy command.
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+    /// Staged rollouts: waves, thresholds, pause / resume / approve / cancel.
+    Rollout {
+        /// The rollout command.
+        #[command(subcommand)]
+        command: RolloutCommand,
     },
     /// Tenant settings: shared / excluded accounts, poll interval, event retention.
     Settings {
@@ -308,6 +316,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin { command } => admin::run(&data, command),
         Command::Group { command } => group::run(&data, command),
         Command::Policy { command } => policy::run(&data, command),
+        Command::Rollout { command } => rollout::run(&data, command),
         Command::Settings { command } => settings::run(&data, command),
         Command::Inventory { command } => inventory::run(&data, command),
         Command::Tls { command } => tls::run(command),

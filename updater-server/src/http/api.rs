@@ -70,8 +70,9 @@ pub struct Route {
     handler: fn() -> MethodRouter<Shared>,
 }
 
-/// A staged rollout: a pilot group, 5 %, then the rest, silent at night.
-const ROLLOUT_EXAMPLE: &str = r#"{"name":"Voyage 2.14","model":"047F:C056","version":"latest","deployment":"silent","window":{"cron":"0 1 * * *","duration_minutes":240,"tz":"Europe/Berlin"},"waves":[{"percent":5,"error_threshold_percent":10},{"rest":true,"start":"after_previous","success_threshold_percent":95}]}"#;
+/// A staged rollout: 5 % first, then the rest once 95 % of those run the
+/// release.
+const ROLLOUT_EXAMPLE: &str = r#"{"name":"Voyager 1.0","model":"047F:C056","version":"latest","deployment":"persistent","waves":[{"percent":5,"error_threshold_percent":10},{"rest":true,"start":"after_previous","success_threshold_percent":95}]}"#;
 
 /// Every route under `/api/v1/tenants/{tenant}`.
 pub const TENANT_ROUTES: &[Route] = &[
