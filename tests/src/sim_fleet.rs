@@ -76,7 +76,7 @@ impl SimFleet {
         let data = dir.join("server");
         for v in versions {
             for m in models() {
-                import(dir, &data, &m, *v);
+                import(dir, &data, &m, *v, &v.to_string());
             }
         }
         let tenant = new_tenant(&data, "Scenario Corp");
@@ -151,7 +151,21 @@ impl SimFleet {
     /// Imports `version` of `profile`'s model with the admin CLI (also while
     /// the server runs, as an admin would).
     pub fn import(&self, profile: &str, version: FirmwareVersion) {
-        import(&self.dir, &self.data, &model(profile), version);
+        import(
+            &self.dir,
+            &self.data,
+            &model(profile),
+            version,
+            &version.to_string(),
+        );
+    }
+
+    /// Imports a broken release of `profile`'s model: the image of `image`
+    /// (which the device accepts, then boots and reports), catalogued as
+    /// version `label` — a device flashed with it never comes back with
+    /// `label`.
+    pub fn import_mislabelled(&self, profile: &str, image: FirmwareVersion, label: &str) {
+        import(&self.dir, &self.data, &model(profile), image, label);
     }
 
     /// The first tenant's admin over the API (logged in at first use).
@@ -371,11 +385,12 @@ fn new_tenant(data: &Path, name: &str) -> Tenant {
     tenant
 }
 
-/// Writes `model`'s vendor file at `version` and imports it with the CLI.
-fn import(dir: &Path, data: &Path, m: &Model, version: FirmwareVersion) {
+/// Writes `model`'s vendor file at `version` and imports it with the CLI
+/// as version `label`.
+fn import(dir: &Path, data: &Path, m: &Model, version: FirmwareVersion, label: &str) {
     let files = dir.join("vendor-files");
     fs::create_dir_all(&files).expect("vendor files dir");
-    let path = files.join(format!("{}-{version}.dfu", m.profile));
+    let path = files.join(format!("{}-{label}.dfu", m.profile));
     fs::write(&path, vendor_file(m, version).expect("vendor file")).expect("write vendor file");
     let mut args = vec![
         "catalog".to_owned(),
@@ -388,7 +403,7 @@ fn import(dir: &Path, data: &Path, m: &Model, version: FirmwareVersion) {
         "--hardware-id".into(),
         hardware_id(m).to_string(),
         "--version".into(),
-        version.to_string(),
+        label.to_owned(),
         "--silent-capable".into(),
     ];
     if m.needs_replug() {
