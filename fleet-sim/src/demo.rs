@@ -63,6 +63,8 @@ pub struct DemoOutcome {
     pub hosts: Vec<HostOutcome>,
     /// Pilot hosts converged after the first night.
     pub pilot_converged: bool,
+    /// What went otherwise than expected in the staged rollouts of 2.2.0.
+    pub staged: Vec<String>,
     /// The tenant id (for the CLI hints).
     pub tenant: String,
     /// The server's data directory.
@@ -74,7 +76,9 @@ pub struct DemoOutcome {
 impl DemoOutcome {
     /// The fleet ended as every kind of host expects.
     pub fn converged(&self) -> bool {
-        self.pilot_converged && self.hosts.iter().all(|h| h.unexpected.is_none())
+        self.pilot_converged
+            && self.staged.is_empty()
+            && self.hosts.iter().all(|h| h.unexpected.is_none())
     }
 }
 
@@ -100,12 +104,12 @@ fn prepare(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn window_json(zone: &str) -> Value {
+pub(crate) fn window_json(zone: &str) -> Value {
     json!({"cron": WINDOW_CRON, "duration_minutes": WINDOW_HOURS * 60, "tz": zone})
 }
 
 /// The first window opening at least two hours after `t`.
-fn next_window(w: &MaintenanceWindow, t: DateTime<Utc>) -> Occurrence {
+pub(crate) fn next_window(w: &MaintenanceWindow, t: DateTime<Utc>) -> Occurrence {
     w.next_or_current(t + Duration::hours(2))
 }
 
@@ -351,9 +355,25 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<DemoOutcome> {
 
     let hosts = evaluate(&world.admin(&tenant)?, &planned, &fleet, &seen)?;
     let reports = crate::reports::fetch(&world.admin(&tenant)?)?;
+
+    // Then 2.2.0, staged over three nights, and a broken release.
+    let staged = crate::staged::run(
+        &mut world,
+        &mut fleet,
+        &progress,
+        &crate::staged::Setting {
+            tenant: &tenant,
+            pilot_group: &pilot_id,
+            planned: &planned,
+            window: &window,
+            zone: &opts.zone,
+            after: night2,
+        },
+    )?;
     Ok(DemoOutcome {
         hosts,
         pilot_converged,
+        staged,
         tenant: tenant.id,
         server_data,
         reports,
@@ -362,7 +382,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<DemoOutcome> {
 
 /// Runs from now to three hours after the window closes; users replug
 /// in the morning (two hours after the window).
-fn run_night(
+pub(crate) fn run_night(
     world: &mut World,
     fleet: &mut Fleet,
     progress: &Progress,
@@ -384,6 +404,7 @@ fn run_night(
     let mut replugged = false;
     fleet.run_until(end, &mut |now, fleet| {
         world.refresh_timestamp()?;
+        world.evaluate_rollouts()?;
         actions(now, fleet)?;
         if now >= morning && !replugged {
             replugged = true;

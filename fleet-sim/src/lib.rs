@@ -21,4 +21,5 @@ pub mod progress;
 pub mod reports;
 pub mod scenario;
 pub mod server;
+pub mod staged;
 pub mod world;

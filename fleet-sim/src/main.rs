@@ -99,6 +99,9 @@ fn main() -> ExitCode {
             h.unexpected.as_deref().unwrap_or_default()
         );
     }
+    for s in &outcome.staged {
+        println!("UNEXPECTED (staged rollouts): {s}");
+    }
     let data = outcome.server_data.display();
     println!(
         "\nData: {data} (server), {} (agents)",

@@ -38,6 +38,7 @@ pub struct World {
     http: reqwest::blocking::Client,
     clock: FleetClock,
     last_refresh: DateTime<Utc>,
+    last_evaluation: DateTime<Utc>,
 }
 
 impl World {
@@ -52,6 +53,7 @@ impl World {
             http: update_agent::enroll::http_client(None)?,
             clock,
             last_refresh: start,
+            last_evaluation: start,
         })
     }
 
@@ -90,6 +92,32 @@ impl World {
         std::fs::create_dir_all(&vendor_files)?;
         let mut catalog = self.server()?.catalog(&self.clock)?;
         import_all(&mut catalog, &vendor_files, version, self.clock.now())
+    }
+
+    /// Imports one release of `profile`'s model: `image`'s firmware,
+    /// catalogued as `label` (a broken release when they differ; see
+    /// [`updater_server::samples::import_one`]).
+    pub fn import_release(
+        &self,
+        profile: &str,
+        image: test_devices::FirmwareVersion,
+        label: &str,
+    ) -> anyhow::Result<String> {
+        let model = crate::firmware::models()
+            .into_iter()
+            .find(|m| m.profile == profile)
+            .with_context(|| format!("no model {profile}"))?;
+        let vendor_files = self.dir.join("vendor-files");
+        std::fs::create_dir_all(&vendor_files)?;
+        let mut catalog = self.server()?.catalog(&self.clock)?;
+        updater_server::samples::import_one(
+            &mut catalog,
+            &vendor_files,
+            &model,
+            image,
+            label,
+            self.clock.now(),
+        )
     }
 
     /// A tenant with a full admin ([`ADMIN_EMAIL`] / [`ADMIN_PASSWORD`]).
@@ -152,6 +180,27 @@ impl World {
         if now - self.last_refresh >= Duration::hours(1) {
             server.catalog(&self.clock)?.refresh_timestamp(now)?;
             self.last_refresh = now;
+        }
+        Ok(())
+    }
+
+    /// Evaluates staged rollouts once a simulated minute has passed since
+    /// the last time (a real server's job does this every minute of its
+    /// clock). Nothing to do while the server is stopped.
+    pub fn evaluate_rollouts(&mut self) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        let Some(server) = &self.server else {
+            return Ok(());
+        };
+        if now - self.last_evaluation >= Duration::minutes(1) {
+            let data = server.data();
+            updater_server::fleet::Fleet::new(
+                server.accounts().clone(),
+                data.join("catalog"),
+                data.join("keys"),
+            )
+            .evaluate_all_rollouts()?;
+            self.last_evaluation = now;
         }
         Ok(())
     }

@@ -25,6 +25,18 @@ fn a_small_fleet_converges_and_the_reports_say_so() {
         "{stdout}"
     );
     assert!(stdout.contains("enrolled 20 agents"), "{stdout}");
+    // The staged rollouts: the good one approved wave by wave and
+    // completed, the broken one paused in its pilot wave.
+    for line in [
+        "  the admin approves wave 2",
+        "  the admin approves wave 3",
+        "the morning after night 5 (rollout: everyone):\nrollout Voyage 5200: completed;",
+        "rollout Voyage 3200: paused; Pilot 0/1 installed, 1 failed;",
+        "failed with \"the device came back with version 1.0.0, not 2.2.0: the update did not take\"",
+    ] {
+        assert!(stdout.contains(line), "{line}:\n{stdout}");
+    }
+    assert!(!stdout.contains("UNEXPECTED"), "{stdout}");
     // Version Status: the single-piece models are all up to date, the
     // two-piece product waits (multi-piece guard).
     for (model, status) in [

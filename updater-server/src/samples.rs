@@ -30,24 +30,38 @@ pub fn import_all(
     version: FirmwareVersion,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<String>> {
-    let mut names = Vec::new();
-    for m in models() {
-        let path = scratch.join(format!("{}-{version}.dfu", m.profile));
-        std::fs::write(&path, vendor_file(&m, version)?)?;
-        let opts = ImportOptions {
-            vendor: Some("Acme Audio".into()),
-            model: Some(m.name.into()),
-            hardware_ids: vec![hardware_id(&m)],
-            version: Some(version.to_string()),
-            needs_replug: Some(m.needs_replug()),
-            silent_capable: Some(true),
-            release_notes: Some(format!("{} firmware {version}", m.name)),
-            product_family: m.device.family.clone(),
-            ..Default::default()
-        };
-        names.push(catalog.import(&path, &opts, now)?.release.target_name);
-    }
-    Ok(names)
+    models()
+        .iter()
+        .map(|m| import_one(catalog, scratch, m, version, &version.to_string(), now))
+        .collect()
+}
+
+/// Imports one release of `model` (its vendor file written under
+/// `scratch`): the image of `image`, catalogued as version `label`. The two
+/// differ only for a broken release — the device flashed with it boots
+/// `image`, so it never comes back with `label`. Returns the target name.
+pub fn import_one(
+    catalog: &mut Catalog,
+    scratch: &Path,
+    model: &Model,
+    image: FirmwareVersion,
+    label: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<String> {
+    let path = scratch.join(format!("{}-{label}.dfu", model.profile));
+    std::fs::write(&path, vendor_file(model, image)?)?;
+    let opts = ImportOptions {
+        vendor: Some("Acme Audio".into()),
+        model: Some(model.name.into()),
+        hardware_ids: vec![hardware_id(model)],
+        version: Some(label.to_owned()),
+        needs_replug: Some(model.needs_replug()),
+        silent_capable: Some(true),
+        release_notes: Some(format!("{} firmware {label}", model.name)),
+        product_family: model.device.family.clone(),
+        ..Default::default()
+    };
+    Ok(catalog.import(&path, &opts, now)?.release.target_name)
 }
 
 /// The `demo` command's seed: [`NEW_VERSION`] of every sample model, if

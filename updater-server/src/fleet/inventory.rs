@@ -117,6 +117,17 @@ pub struct Device {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
+/// The inventory id of a device from its identity as an agent's events name
+/// it ([`DeviceReport::identity`]): devices with a serial are the same on
+/// every host, others are per host.
+pub(crate) fn device_id_of_identity(agent: &str, identity: &str) -> String {
+    if identity.contains("/serial/") {
+        derived_id(identity)
+    } else {
+        derived_id(&format!("{agent}/{identity}"))
+    }
+}
+
 /// The inventory id of a device an agent reports.
 pub(crate) fn device_id(agent: &str, d: &DeviceReport) -> String {
     derived_id(&device_key(agent, d))

@@ -40,13 +40,17 @@ pub(crate) async fn post_events(
     let ack = blocking(move || {
         let now = state.accounts.now();
         let store = state.accounts.store();
-        Ok(events::ingest(
-            store,
+        let ack = events::ingest(store, &agent.tenant, &agent.id, &batch, now)?;
+        // After the events are durable: a failure here loses no event (the
+        // next check-in observes the device again).
+        if let Err(e) = super::fleet::fleet(&state).record_rollout_events(
             &agent.tenant,
             &agent.id,
-            &batch,
-            now,
-        )?)
+            &batch.events,
+        ) {
+            tracing::warn!(error = %e, agent = %agent.id, "rollout states from events");
+        }
+        Ok(ack)
     })
     .await?;
     metrics_state.metrics.events(ack.accepted, ack.duplicates);

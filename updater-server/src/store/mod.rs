@@ -217,6 +217,36 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<Option<(Key, serde_json::Value)>, StoreError> {
         Ok(self.list(table, Some(tenant))?.pop())
     }
+
+    /// Calls `visit` with the id and JSON text of every record of `tenant`
+    /// whose id starts with `prefix`, in id order, without building JSON
+    /// values (the rollout status reads a million rows this way). The
+    /// default pages through [`Store::list_after`]; a backend should
+    /// override it with one range read.
+    fn scan_prefix(
+        &self,
+        table: Table,
+        tenant: &str,
+        prefix: &str,
+        visit: &mut dyn FnMut(&str, &str) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        const PAGE: usize = 10_000;
+        let mut after = prefix.to_owned();
+        loop {
+            let page = self.list_after(table, tenant, &after, PAGE)?;
+            let full = page.len() == PAGE;
+            for (k, v) in page {
+                if !k.id.starts_with(prefix) {
+                    return Ok(());
+                }
+                visit(&k.id, &v.to_string())?;
+                after = k.id;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// The conformance suite every [`Store`] implementation must pass.
@@ -319,4 +349,60 @@ pub(crate) fn conformance(store: &dyn Store) {
         Some("03")
     );
     assert_eq!(store.last(Table::Events, "none").unwrap(), None);
+
+    // Prefix scans: the backend's own, and the default over `list_after`.
+    store
+        .commit(
+            [
+                ("s", "r1/a"),
+                ("s", "r1/b"),
+                ("s", "r10/c"),
+                ("s", "r2/d"),
+                ("s2", "r1/z"),
+            ]
+            .iter()
+            .map(|(t, i)| Op::Insert(Table::RolloutMembers, k(t, i), json!({"id": i})))
+            .collect(),
+        )
+        .unwrap();
+    #[derive(Debug)]
+    struct Defaults<'a>(&'a dyn Store);
+    impl Store for Defaults<'_> {
+        fn get(&self, table: Table, key: &Key) -> Result<Option<serde_json::Value>, StoreError> {
+            self.0.get(table, key)
+        }
+        fn list(
+            &self,
+            table: Table,
+            tenant: Option<&str>,
+        ) -> Result<Vec<(Key, serde_json::Value)>, StoreError> {
+            self.0.list(table, tenant)
+        }
+        fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+            self.0.commit(ops)
+        }
+    }
+    for (name, s) in [
+        ("backend", store),
+        ("default", &Defaults(store) as &dyn Store),
+    ] {
+        for (tenant, prefix, expected) in [
+            ("s", "r1/", &["r1/a", "r1/b"][..]),
+            ("s", "r2/", &["r2/d"][..]),
+            ("s", "r3/", &[][..]),
+            ("s2", "r1/", &["r1/z"][..]),
+        ] {
+            let mut seen = Vec::new();
+            s.scan_prefix(Table::RolloutMembers, tenant, prefix, &mut |id, text| {
+                assert_eq!(
+                    serde_json::from_str::<serde_json::Value>(text).unwrap(),
+                    json!({"id": id})
+                );
+                seen.push(id.to_owned());
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(seen, expected, "{name} {tenant} {prefix}");
+        }
+    }
 }

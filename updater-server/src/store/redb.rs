@@ -164,6 +164,29 @@ impl Store for RedbStore {
         Ok(out)
     }
 
+    fn scan_prefix(
+        &self,
+        table: Table,
+        tenant: &str,
+        prefix: &str,
+        visit: &mut dyn FnMut(&str, &str) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let t = txn.open_table(def(table)).map_err(backend)?;
+        for entry in t
+            .range::<(&str, &str)>((tenant, prefix)..)
+            .map_err(backend)?
+        {
+            let (k, v) = entry.map_err(backend)?;
+            let (kt, kid) = k.value();
+            if kt != tenant || !kid.starts_with(prefix) {
+                break;
+            }
+            visit(kid, v.value())?;
+        }
+        Ok(())
+    }
+
     fn last(
         &self,
         table: Table,

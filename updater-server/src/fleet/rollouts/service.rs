@@ -23,6 +23,7 @@ use super::machine;
 use super::spec::{RolloutInput, WaveShare};
 use super::status::{figures, observe, Member, Observed, WaveFigures};
 use super::waves::{bucket, initial_wave, joining_wave};
+use super::MemberState;
 use super::{Rollout, RolloutRelease, RolloutState, WaveProgress};
 use crate::auth::secret::new_id;
 use crate::auth::Clock;
@@ -33,9 +34,6 @@ use crate::store::{Key, Op, StoreError, Table};
 
 /// The prefix of the `policy` field of assignments a rollout made.
 pub const ROLLOUT_PREFIX: &str = "rollout:";
-
-/// Member rows read per page.
-const PAGE: usize = 10_000;
 
 /// What a check-in's device may get from the rollout that decides for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,34 +288,43 @@ impl Fleet {
         tenant: &str,
         id: &str,
     ) -> Result<Vec<(String, Member)>, FleetError> {
-        let prefix = format!("{id}/");
         let mut out = Vec::new();
-        let mut after = prefix.clone();
-        loop {
-            let page = self
-                .store()
-                .list_after(Table::RolloutMembers, tenant, &after, PAGE)?;
-            let full = page.len() == PAGE;
-            for (k, v) in page {
-                let Some(device) = k.id.strip_prefix(&prefix) else {
-                    return Ok(out);
-                };
-                out.push((device.to_owned(), decode(Table::RolloutMembers, v)?));
-                after = k.id;
-            }
-            if !full {
-                return Ok(out);
-            }
-        }
+        self.scan_members(tenant, id, &mut |device, m| {
+            out.push((device.to_owned(), m));
+        })?;
+        Ok(out)
+    }
+
+    /// Visits the rollout's devices in id order, decoding each row straight
+    /// from its stored text.
+    fn scan_members(
+        &self,
+        tenant: &str,
+        id: &str,
+        visit: &mut dyn FnMut(&str, Member),
+    ) -> Result<(), FleetError> {
+        let prefix = format!("{id}/");
+        self.store()
+            .scan_prefix(Table::RolloutMembers, tenant, &prefix, &mut |key, text| {
+                let m: Member = serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+                    table: Table::RolloutMembers.name(),
+                    why: e.to_string(),
+                })?;
+                visit(&key[prefix.len()..], m);
+                Ok(())
+            })?;
+        Ok(())
     }
 
     /// Per-wave figures of a rollout.
     pub fn rollout_figures(&self, r: &Rollout) -> Result<Vec<WaveFigures>, FleetError> {
-        let members = self.rollout_members(&r.tenant, &r.id)?;
-        Ok(figures(
-            r.waves.len(),
-            members.iter().map(|(d, m)| (d.as_str(), m)),
-        ))
+        let mut out = vec![WaveFigures::default(); r.waves.len()];
+        self.scan_members(&r.tenant, &r.id, &mut |device, m| {
+            if let Some(f) = out.get_mut(usize::from(m.wave)) {
+                f.add(device, &m);
+            }
+        })?;
+        Ok(out)
     }
 
     fn save_rollout(&self, before: u64, r: &mut Rollout, extra: Vec<Op>) -> Result<(), FleetError> {
@@ -462,7 +469,7 @@ impl Fleet {
                         match joining_wave(&r.spec.waves, &r.started(), host_group, b) {
                             Some(w) => Member {
                                 wave: w as u16,
-                                state: super::MemberState::Pending,
+                                state: MemberState::Pending,
                                 reason: None,
                             },
                             None => continue,
@@ -515,10 +522,20 @@ impl Fleet {
                     .iter()
                     .find(|u| u.device == c.identity && u.target_name.as_ref() == Some(target)),
             });
-            let m = Member {
-                wave: c.member.wave,
+            // A failed attempt stays the device's state while its agent
+            // merely waits to retry (or its report shows nothing newer).
+            let retrying = matches!(
                 state,
-                reason,
+                MemberState::Pending | MemberState::Downloading | MemberState::Waiting
+            );
+            let m = if c.member.state == MemberState::Failed && retrying {
+                c.member.clone()
+            } else {
+                Member {
+                    wave: c.member.wave,
+                    state,
+                    reason,
+                }
             };
             if c.stored && m == c.member {
                 continue;
@@ -539,6 +556,73 @@ impl Fleet {
             )),
             other => Ok(other?),
         }
+    }
+}
+
+impl Fleet {
+    /// Applies an agent's update events to the devices rollouts hold, in
+    /// order: an attempt that started makes the device installing, one
+    /// that succeeded installed, one that failed failed with the agent's
+    /// reason — kept until a new attempt starts, since an agent that waits
+    /// to retry is still a failure for the error threshold. The events
+    /// carry what a check-in may never show (a failure replaced at once by
+    /// the wait for the next window).
+    pub fn record_rollout_events(
+        &self,
+        tenant: &str,
+        agent: &str,
+        events: &[catalog::events::Event],
+    ) -> Result<(), FleetError> {
+        use catalog::events::UpdateOutcome as O;
+        let mut rollouts: Option<Vec<Rollout>> = None;
+        let mut changed: BTreeMap<Key, Member> = BTreeMap::new();
+        for e in events {
+            let (Some(u), Some(identity)) = (e.kind.update(), e.device.as_deref()) else {
+                continue;
+            };
+            let (state, reason) = match u.outcome {
+                O::Started => (MemberState::Installing, None),
+                O::Succeeded => (MemberState::Installed, None),
+                O::Failed => (
+                    MemberState::Failed,
+                    Some(super::status::cut(u.reason.unwrap_or("failed").trim())),
+                ),
+                _ => continue,
+            };
+            let all = match &rollouts {
+                Some(r) => r,
+                None => rollouts.insert(
+                    self.rollouts(tenant)?
+                        .into_iter()
+                        .filter(Rollout::in_force)
+                        .collect(),
+                ),
+            };
+            let device = inventory::device_id_of_identity(agent, identity);
+            for r in all.iter().filter(|r| r.release.target_name == u.target) {
+                let key = member_key(tenant, &r.id, &device);
+                let current = match changed.get(&key) {
+                    Some(m) => Some(m.clone()),
+                    None => self
+                        .store()
+                        .get(Table::RolloutMembers, &key)?
+                        .map(|v| decode(Table::RolloutMembers, v))
+                        .transpose()?,
+                };
+                let Some(mut m) = current else { continue };
+                m.state = state;
+                m.reason = reason.clone();
+                changed.insert(key, m);
+            }
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let ops = changed
+            .into_iter()
+            .map(|(k, m)| Op::Update(Table::RolloutMembers, k, to_value(&m)))
+            .collect();
+        Ok(self.store().commit(ops)?)
     }
 }
 

@@ -465,3 +465,86 @@ fn a_writer_holding_an_old_revision_is_refused() {
         RolloutState::Paused
     );
 }
+
+#[test]
+fn update_events_set_states_a_check_in_cannot_see() {
+    let w = World::new(3);
+    let r = w
+        .fleet
+        .create_rollout(
+            &w.tenant,
+            spec(
+                r#"{"name":"a","model":"047F:C056","version":"latest","waves":[{"percent":100}]}"#,
+            ),
+            "ann@example.com",
+        )
+        .unwrap();
+    let event = |id: &str, kind: &str, reason: Option<&str>| -> catalog::events::Event {
+        let mut e = serde_json::json!({"id": id, "at": "2026-12-01T09:00:00Z", "kind": kind,
+            "target": w.target(), "version": "2.0", "device": "047f/serial/SN-0"});
+        if let Some(r) = reason {
+            e["reason"] = serde_json::json!(r);
+        }
+        serde_json::from_value(e).unwrap()
+    };
+    let agent = w.agents[0].id.clone();
+    // (events, then a check-in's observation) → the stored state.
+    let table: &[(
+        &[(&str, &str, Option<&str>)],
+        Option<(&str, &str)>,
+        MemberState,
+    )] = &[
+        (
+            &[("e1", "update_started", None)],
+            None,
+            MemberState::Installing,
+        ),
+        (
+            &[("e2", "update_failed", Some("crc mismatch"))],
+            None,
+            MemberState::Failed,
+        ),
+        // The agent waits for the next window to retry: still a failure.
+        (
+            &[],
+            Some(("waiting", "outside the maintenance window")),
+            MemberState::Failed,
+        ),
+        (
+            &[
+                ("e3", "update_started", None),
+                ("e4", "update_succeeded", None),
+            ],
+            None,
+            MemberState::Installed,
+        ),
+    ];
+    for (events, check_in, expected) in table {
+        let batch: Vec<_> = events.iter().map(|(id, k, r)| event(id, k, *r)).collect();
+        w.fleet
+            .record_rollout_events(&w.tenant, &agent, &batch)
+            .unwrap();
+        if let Some(state) = check_in {
+            w.check_in(0, "1.0", Some(*state));
+        }
+        assert_eq!(
+            w.member(&r.id, 0).state,
+            *expected,
+            "{events:?} {check_in:?}"
+        );
+    }
+    assert_eq!(
+        w.member(&r.id, 1).state,
+        MemberState::Pending,
+        "other devices untouched"
+    );
+    // Another release's events change nothing.
+    let mut other = event("e5", "update_failed", Some("x"));
+    other.kind = serde_json::from_value(serde_json::json!({"kind": "update_failed",
+        "target": "acme/other/1.0/fw.bin", "version": "1.0", "reason": "x"}))
+    .unwrap();
+    w.fleet
+        .record_rollout_events(&w.tenant, &agent, &[other])
+        .unwrap();
+    assert_eq!(w.member(&r.id, 0).state, MemberState::Installed);
+}

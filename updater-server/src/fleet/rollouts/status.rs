@@ -98,7 +98,7 @@ pub fn observe(o: Observed<'_>) -> (MemberState, Option<String>) {
     }
 }
 
-fn cut(s: &str) -> String {
+pub(crate) fn cut(s: &str) -> String {
     match s.char_indices().nth(MAX_REASON_LEN) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_owned(),
