@@ -41,6 +41,27 @@ fn the_document_validates_and_describes_real_answers() {
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let fw = dir.path().join("fw.bin");
+    std::fs::write(&fw, vec![3u8; 4096]).unwrap();
+    let out = support::updater(&data)
+        .args(["catalog", "import"])
+        .arg(&fw)
+        .args([
+            "--vendor",
+            "Acme",
+            "--model",
+            "Voyager",
+            "--hardware-id",
+            "047F:C056",
+        ])
+        .args(["--version", "1.2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (tenant, token) = create_tenant(&data, "Acme");
     create_admin(&data, &tenant, "ann@acme.example", "full");
     let server = start(&data, &[], &[]);
@@ -101,6 +122,35 @@ fn the_document_validates_and_describes_real_answers() {
             format!("/api/v1/tenants/{tenant}/update-history"),
         ),
         ("Health", "/healthz".to_owned()),
+    ] {
+        let v: Value = http
+            .get(format!("{base}{path}"))
+            .bearer_auth(&ann)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        samples.push((schema, v));
+    }
+    let rollout = json!({"name": "Voyager 1.2", "model": "047F:C056", "version": "latest",
+        "waves": [{"percent": 5}, {"rest": true, "start": "approval"}]});
+    samples.push(("RolloutInput", rollout.clone()));
+    let created: Value = http
+        .post(format!("{base}/api/v1/tenants/{tenant}/rollouts"))
+        .bearer_auth(&ann)
+        .json(&rollout)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    samples.push(("Rollout", created));
+    for (schema, path) in [
+        ("RolloutList", format!("/api/v1/tenants/{tenant}/rollouts")),
+        (
+            "RolloutStatus",
+            format!("/api/v1/tenants/{tenant}/rollouts/{id}/status"),
+        ),
     ] {
         let v: Value = http
             .get(format!("{base}{path}"))
