@@ -43,7 +43,7 @@ fn the_document_validates_and_describes_real_answers() {
     let data = dir.path().join("data");
     let (tenant, token) = create_tenant(&data, "Acme");
     create_admin(&data, &tenant, "ann@acme.example", "full");
-    let server = start(&data, &[], &[]);
+    let server = start(&data, &["--catalog-managers", &tenant], &[]);
     let base = server.base.as_str();
     let http = Client::new();
     let mut samples: Vec<(&str, Value)> = Vec::new();
@@ -101,6 +101,39 @@ fn the_document_validates_and_describes_real_answers() {
             format!("/api/v1/tenants/{tenant}/update-history"),
         ),
         ("Health", "/healthz".to_owned()),
+    ] {
+        let v: Value = http
+            .get(format!("{base}{path}"))
+            .bearer_auth(&ann)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        samples.push((schema, v));
+    }
+    // A release uploaded over the API, then listed and shown.
+    let uploaded: Value = http
+        .post(format!(
+            "{base}/api/v1/tenants/{tenant}/catalog/releases?vendor=Acme&model=Voyager&hardware-id=047F:C056@0100-0200&version=1.2&file-name=fw.bin&product-family=Voyager"
+        ))
+        .bearer_auth(&ann)
+        .header("content-type", "application/octet-stream")
+        .body(vec![9u8; 1000])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = uploaded["id"].as_str().unwrap().to_owned();
+    samples.push(("Release", uploaded));
+    for (schema, path) in [
+        (
+            "ReleaseList",
+            format!("/api/v1/tenants/{tenant}/catalog/releases"),
+        ),
+        (
+            "Release",
+            format!("/api/v1/tenants/{tenant}/catalog/releases/{id}"),
+        ),
     ] {
         let v: Value = http
             .get(format!("{base}{path}"))

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use catalog::Catalog;
 
-use super::{router, AppState, Limits};
+use super::{router, AppState, CatalogUploads, Limits};
 use crate::auth::{Accounts, Clock};
 
 /// A PEM certificate chain and its private key.
@@ -32,6 +32,8 @@ pub struct ServeOptions {
     pub limits: Limits,
     /// The catalog's signing keys directory.
     pub keys_dir: PathBuf,
+    /// Who may upload and remove releases over the API, and the size limit.
+    pub catalog_uploads: CatalogUploads,
 }
 
 /// Serves until Ctrl-C / SIGTERM, re-signing the timestamp before it expires.
@@ -39,7 +41,8 @@ pub struct ServeOptions {
 pub async fn serve(catalog: Catalog, accounts: Accounts, opts: ServeOptions) -> anyhow::Result<()> {
     let sweeper = tokio::spawn(sweep_sessions(accounts.clone()));
     let accounts_clock = accounts.clock();
-    let state = AppState::new(&catalog, opts.keys_dir.clone(), accounts);
+    let state = AppState::new(&catalog, opts.keys_dir.clone(), accounts)
+        .with_catalog_uploads(opts.catalog_uploads.clone());
     let app = router(state, opts.limits);
     let refresher = tokio::spawn(refresh_timestamps(catalog, accounts_clock));
     let result = match &opts.tls {
