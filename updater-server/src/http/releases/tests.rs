@@ -221,9 +221,14 @@ fn app(limits: crate::http::Limits, idle_timeout: Duration) -> App {
 impl App {
     async fn upload(&self, body: Body) -> (StatusCode, Value) {
         use tower::ServiceExt as _;
+        // The upload route, as the table mounts it.
+        let route = crate::http::api::TENANT_ROUTES
+            .iter()
+            .find(|r| r.method == crate::http::api::Method::Post && r.path.ends_with("/releases"))
+            .unwrap();
+        let path = route.path.replace("{tenant}", &self.tenant);
         let req = axum::http::Request::post(format!(
-            "/api/v1/tenants/{}/catalog/releases?vendor=A&model=M&hardware-id=047F:C056&version=1&file-name=fw.bin",
-            self.tenant
+            "{path}?vendor=A&model=M&hardware-id=047F:C056&version=1&file-name=fw.bin"
         ))
         .header("authorization", format!("Bearer {}", self.token))
         .header("content-type", "application/octet-stream")
