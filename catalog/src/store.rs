@@ -54,13 +54,15 @@ pub enum CatalogError {
         /// The parser's message.
         why: String,
     },
-    /// The same target name with other content.
-    #[error("{target} is already in the catalog with different content ({existing}); import it under another version or file name")]
+    /// The same target name with other content or other metadata.
+    #[error("{target} is already in the catalog with {what} ({existing}); import it under another version or file name")]
     Conflict {
         /// The target name.
         target: String,
         /// The digest already stored.
         existing: Sha256Digest,
+        /// What differs: "different content", or the metadata fields.
+        what: String,
     },
     /// No such release.
     #[error("no release matches {0:?}")]
@@ -227,7 +229,22 @@ impl Catalog {
         }
     }
 
-    /// Imports a firmware file. Nothing is changed if the file is refused.
+    /// The release with exactly this target name.
+    pub fn get(&self, target_name: &str) -> Option<&FirmwareRelease> {
+        self.index
+            .releases
+            .iter()
+            .find(|r| r.target_name == target_name)
+    }
+
+    /// Imports a firmware file. Nothing is changed if the file is refused:
+    /// every check (the importer's, the target name, a conflicting release,
+    /// the release's bounds) is made before the payload leaves the blob
+    /// store's temp area.
+    ///
+    /// Importing what is already there (same target name, same bytes, same
+    /// metadata) changes nothing and answers `added: false`; the same target
+    /// name with other bytes or other metadata is a [`CatalogError::Conflict`].
     pub fn import(
         &mut self,
         path: &Path,
@@ -245,31 +262,11 @@ impl Catalog {
         tuf::validate_target_name(&target_name)?;
         let _lock = lock(&self.root)?;
         self.reload()?;
-        let info = match &prepared.payload {
-            Payload::WholeFile(p) => self.blobs.put_file(p)?,
-            Payload::Bytes(b) => self.blobs.put_bytes(b)?,
+        // Hashed into `blobs/tmp/`: not a blob until committed below.
+        let staged = match &prepared.payload {
+            Payload::WholeFile(p) => self.blobs.stage_file(p)?,
+            Payload::Bytes(b) => self.blobs.stage(&b[..])?,
         };
-        if let Some(existing) = self
-            .index
-            .releases
-            .iter()
-            .find(|r| r.target_name == target_name)
-        {
-            if existing.sha256 == info.digest {
-                return Ok(Imported {
-                    release: existing.clone(),
-                    added: false,
-                });
-            }
-            if info.newly_stored {
-                // Unreferenced: take it back out so a refusal leaves no trace.
-                let _ = fs::remove_file(self.blobs.path_of(&info.digest));
-            }
-            return Err(CatalogError::Conflict {
-                target: target_name,
-                existing: existing.sha256,
-            });
-        }
         let release = FirmwareRelease {
             target_name,
             vendor: prepared.vendor,
@@ -281,19 +278,36 @@ impl Catalog {
             capabilities: prepared.capabilities,
             urgency: prepared.urgency,
             release_notes: prepared.release_notes,
-            size: info.len,
-            sha256: info.digest,
+            size: staged.len(),
+            sha256: staged.digest(),
             source_format: prepared.source_format,
             lvfs: prepared.lvfs,
             product_family: prepared.product_family,
             imported_at: now,
         };
-        if let Err(e) = release.validate() {
-            if info.newly_stored {
-                let _ = fs::remove_file(self.blobs.path_of(&info.digest));
+        if let Some(existing) = self.get(&release.target_name) {
+            if existing.sha256 != release.sha256 {
+                return Err(CatalogError::Conflict {
+                    target: release.target_name,
+                    existing: existing.sha256,
+                    what: "different content".to_owned(),
+                });
             }
-            return Err(ImportError::Model(e).into());
+            let differ = differing_fields(existing, &release);
+            if differ.is_empty() {
+                return Ok(Imported {
+                    release: existing.clone(),
+                    added: false,
+                });
+            }
+            return Err(CatalogError::Conflict {
+                target: release.target_name,
+                existing: existing.sha256,
+                what: format!("the same content but a different {}", differ.join(", ")),
+            });
         }
+        release.validate().map_err(ImportError::Model)?;
+        staged.commit()?;
         self.index.releases.push(release.clone());
         self.write_index()?;
         self.publish_locked(now)?;
@@ -303,7 +317,8 @@ impl Catalog {
         })
     }
 
-    /// Removes a release from the catalog (its blob stays until [`Catalog::gc`]).
+    /// Removes a release found by [`Catalog::find`] (its blob stays until
+    /// [`Catalog::gc`]).
     pub fn remove(
         &mut self,
         query: &str,
@@ -312,12 +327,32 @@ impl Catalog {
         let _lock = lock(&self.root)?;
         self.reload()?;
         let name = self.find(query)?.target_name.clone();
+        self.remove_locked(&name, now)
+    }
+
+    /// Removes the release with exactly this target name and publishes new
+    /// metadata (its blob stays until [`Catalog::gc`]).
+    pub fn remove_target(
+        &mut self,
+        target_name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<FirmwareRelease, CatalogError> {
+        let _lock = lock(&self.root)?;
+        self.reload()?;
+        self.remove_locked(target_name, now)
+    }
+
+    fn remove_locked(
+        &mut self,
+        target_name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<FirmwareRelease, CatalogError> {
         let pos = self
             .index
             .releases
             .iter()
-            .position(|r| r.target_name == name)
-            .ok_or_else(|| CatalogError::NotFound(query.to_owned()))?;
+            .position(|r| r.target_name == target_name)
+            .ok_or_else(|| CatalogError::NotFound(target_name.to_owned()))?;
         let removed = self.index.releases.remove(pos);
         self.write_index()?;
         self.publish_locked(now)?;
@@ -381,6 +416,33 @@ impl Catalog {
             })?;
         crate::fsutil::write_atomic(&path, &bytes).map_err(io_err(&path))
     }
+}
+
+/// The metadata fields in which two releases of the same target differ
+/// (the import time aside), by name.
+fn differing_fields(a: &FirmwareRelease, b: &FirmwareRelease) -> Vec<&'static str> {
+    let checks = [
+        (a.vendor == b.vendor, "vendor"),
+        (a.model == b.model, "model"),
+        (a.hardware_ids == b.hardware_ids, "hardware ids"),
+        (
+            a.version.as_str() == b.version.as_str() && a.version.format() == b.version.format(),
+            "version",
+        ),
+        (a.security_counter == b.security_counter, "security counter"),
+        (a.protocol == b.protocol, "protocol"),
+        (a.capabilities == b.capabilities, "install capabilities"),
+        (a.urgency == b.urgency, "urgency"),
+        (a.release_notes == b.release_notes, "release notes"),
+        (a.source_format == b.source_format, "source format"),
+        (a.lvfs == b.lvfs, "LVFS metadata"),
+        (a.product_family == b.product_family, "product family"),
+    ];
+    checks
+        .iter()
+        .filter(|(same, _)| !same)
+        .map(|(_, name)| *name)
+        .collect()
 }
 
 /// An exclusive advisory lock on the catalog, released on drop.

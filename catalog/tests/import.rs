@@ -36,8 +36,10 @@ impl Fixture {
         p
     }
 
-    /// Everything that makes up the catalog's state, to prove a refusal changed nothing.
-    fn state(&self) -> (Vec<String>, usize, Vec<PathBuf>) {
+    /// Everything that makes up the catalog's state, to prove a refusal
+    /// changed nothing: releases, blobs, metadata files, and leftovers in
+    /// the blob store's temp area.
+    fn state(&self) -> (Vec<String>, usize, Vec<PathBuf>, usize) {
         let names = self
             .catalog
             .releases()
@@ -50,7 +52,10 @@ impl Fixture {
             .map(|e| e.unwrap().path())
             .collect();
         meta.sort();
-        (names, blobs, meta)
+        let tmp = fs::read_dir(self.catalog.blobs().root().join("tmp"))
+            .unwrap()
+            .count();
+        (names, blobs, meta, tmp)
     }
 }
 
@@ -350,6 +355,21 @@ fn bad_input_is_refused_and_changes_nothing() {
         vendor: Some("x".repeat(500)),
         ..raw_opts()
     };
+    // Same target name and bytes as the stored release, other metadata.
+    fs::create_dir(f.dir.path().join("again")).unwrap();
+    let good_again = f.write("again/good.bin", b"good");
+    let other_urgency = ImportOptions {
+        urgency: Some(Urgency::Low),
+        ..raw_opts()
+    };
+    // Refused by the release's own bounds, checked after the payload is
+    // hashed: the payload must still not be stored.
+    let too_many_ids = ImportOptions {
+        version: Some("9.0".into()),
+        hardware_ids: (0..65u16).map(|pid| HardwareId::new(0x047f, pid)).collect(),
+        ..raw_opts()
+    };
+    let unstored = f.write("unstored.bin", b"bytes no release may keep");
     let cases: Vec<(&Path, ImportOptions, &str)> = vec![
         (&cab_bad_sum, no_ids.clone(), "fails its sha256 checksum"),
         (&cab_bad_xml, no_ids.clone(), "malformed XML"),
@@ -367,6 +387,12 @@ fn bad_input_is_refused_and_changes_nothing() {
             raw_opts(),
             "already in the catalog with different content",
         ),
+        (
+            &good_again,
+            other_urgency,
+            "already in the catalog with the same content but a different urgency",
+        ),
+        (&unstored, too_many_ids, "more than 64"),
     ];
     for (path, opts, want) in cases {
         let err = f.catalog.import(path, &opts, now()).unwrap_err();
@@ -383,4 +409,53 @@ fn bad_input_is_refused_and_changes_nothing() {
             .import(Path::new("/nonexistent/x.bin"), &raw_opts(), now()),
         Err(CatalogError::Import(_))
     ));
+}
+
+#[test]
+fn remove_target_takes_exactly_that_release_and_publishes() {
+    let mut f = Fixture::new();
+    let one = f.write("fw.bin", b"one");
+    let two = f.write("fw-2.bin", b"two");
+    let a = f.catalog.import(&one, &raw_opts(), now()).unwrap().release;
+    // A second file of the same version: its name extends the first's.
+    let b_opts = ImportOptions {
+        file_name: Some("fw.bin.sig".into()),
+        ..raw_opts()
+    };
+    let b = f.catalog.import(&two, &b_opts, now()).unwrap().release;
+    assert_eq!(b.target_name, format!("{}.sig", a.target_name));
+    assert_eq!(f.catalog.get(&a.target_name), Some(&a));
+    assert_eq!(f.catalog.get("acme-audio/voyager-8200"), None);
+    let version = |c: &Catalog| c.repository().unwrap().current_targets().version;
+    let before = version(&f.catalog);
+
+    // A prefix names nothing; the exact name removes only that release.
+    assert!(matches!(
+        f.catalog
+            .remove_target("acme-audio/voyager-8200/2.14.0/fw", now()),
+        Err(CatalogError::NotFound(_))
+    ));
+    assert_eq!(version(&f.catalog), before);
+    let removed = f.catalog.remove_target(&a.target_name, now()).unwrap();
+    assert_eq!(removed, a);
+    let names: Vec<&str> = f
+        .catalog
+        .releases()
+        .iter()
+        .map(|r| r.target_name.as_str())
+        .collect();
+    assert_eq!(names, [b.target_name.as_str()]);
+    let repo = f.catalog.repository().unwrap();
+    let targets = repo.current_targets();
+    assert_eq!(targets.version, before + 1);
+    assert!(!targets.targets.contains_key(&a.target_name));
+    assert!(targets.targets.contains_key(&b.target_name));
+    // The blob stays until gc; a second removal finds nothing.
+    assert!(f.catalog.blobs().contains(&a.sha256));
+    assert!(matches!(
+        f.catalog.remove_target(&a.target_name, now()),
+        Err(CatalogError::NotFound(n)) if n == a.target_name
+    ));
+    let report = f.catalog.gc(std::time::SystemTime::now()).unwrap();
+    assert_eq!(report.removed, vec![a.sha256]);
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod events;
 pub mod fleet;
 pub mod http;
+pub mod import_flags;
 pub mod reports;
 pub mod samples;
 pub mod store;

@@ -10,7 +10,7 @@ use std::path::Path;
 use reqwest::blocking::{Client, RequestBuilder};
 use serde_json::{json, Value};
 use support::{create_admin, create_tenant, login, start, updater, PASSWORD};
-use updater_server::http::api::{Access, Route, TENANT_ROUTES};
+use updater_server::http::api::{Access, Method, Route, TENANT_ROUTES};
 
 /// How a caller presents itself.
 #[derive(Debug, Clone)]
@@ -28,29 +28,59 @@ struct Column {
     expect: fn(Access, u16) -> u16,
 }
 
-/// Release 1.0 of the Voyager (047F:C056, which the route examples name)
-/// and of the Orbit (047F:0A0A, which the victim rollouts update).
-fn import_releases(data: &Path, dir: &Path) {
-    for (model, id, byte) in [("Voyager", "047F:C056", 7u8), ("Orbit", "047F:0A0A", 8)] {
-        let fw = dir.join(format!("{model}.bin"));
-        std::fs::write(&fw, vec![byte; 4096]).unwrap();
-        let out = updater(data)
-            .args(["catalog", "import"])
-            .arg(&fw)
-            .args(["--vendor", "Acme", "--model", model, "--hardware-id", id])
-            .args(["--version", "1.0"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+/// A release of the Voyager (047F:C056, which the route examples name).
+fn import_release(data: &Path, dir: &Path, version: &str) {
+    import_model(data, dir, "Voyager", "047F:C056", version);
 }
 
-fn send(http: &Client, base: &str, route: &Route, path: &str, caller: &Caller) -> (u16, Value) {
+/// Release `version` of `model` (`id`: its `VID:PID`).
+fn import_model(data: &Path, dir: &Path, model: &str, id: &str, version: &str) {
+    let fw = dir.join("fw.bin");
+    std::fs::write(&fw, format!("image {model} {version}").repeat(512)).unwrap();
+    let out = updater(data)
+        .args(["catalog", "import"])
+        .arg(&fw)
+        .args([
+            "--vendor",
+            "Acme",
+            "--model",
+            model,
+            "--hardware-id",
+            id,
+            "--version",
+            version,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn send(
+    http: &Client,
+    base: &str,
+    route: &Route,
+    path: &str,
+    caller: &Caller,
+    column: usize,
+) -> (u16, Value) {
     let method = reqwest::Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
+    if route.method == Method::Post && route.path.ends_with("/catalog/releases") {
+        // The upload: the body is a firmware file and the options are the
+        // query. Each column uploads its own version, so that both columns
+        // allowed to upload add a release.
+        let req = http
+            .request(
+                method,
+                format!("{base}{path}?vendor=Acme&model=Voyager&hardware-id=047F:C056&version=3.{column}&file-name=fw.bin"),
+            )
+            .header("content-type", "application/octet-stream")
+            .body(format!("uploaded image {column}").into_bytes());
+        return finish(req, caller, path);
+    }
     let mut req: RequestBuilder = http.request(method, format!("{base}{path}"));
     // Changing one's own password needs the caller's real one (every admin
     // here has the same); they keep it, so later columns still log in.
@@ -62,7 +92,11 @@ fn send(http: &Client, base: &str, route: &Route, path: &str, caller: &Caller) -
     if !body.is_empty() {
         req = req.header("content-type", "application/json").body(body);
     }
-    req = match caller {
+    finish(req, caller, path)
+}
+
+fn finish(req: RequestBuilder, caller: &Caller, path: &str) -> (u16, Value) {
+    let req = match caller {
         Caller::Nobody => req,
         Caller::Bearer(t) => req.bearer_auth(t),
         Caller::Header(h) => req.header("authorization", h),
@@ -89,7 +123,12 @@ fn tampered(token: &str) -> String {
 fn every_tenant_route_for_every_caller() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    import_releases(&data, dir.path());
+    // 1.0 stays; 0.1 and 0.2 are the two removals' victims.
+    for version in ["1.0", "0.1", "0.2"] {
+        import_release(&data, dir.path(), version);
+    }
+    // The victim rollouts update another model than the route example's.
+    import_model(&data, dir.path(), "Orbit", "047F:0A0A", "1.0");
     let (a, a_enroll) = create_tenant(&data, "Acme");
     let (b, _) = create_tenant(&data, "Bravo");
     create_admin(&data, &a, "ann@acme.example", "full");
@@ -113,7 +152,8 @@ fn every_tenant_route_for_every_caller() {
         token
     };
 
-    let server = start(&data, &[], &[]);
+    // Tenant A may change the catalog (B may not: catalog_upload.rs).
+    let server = start(&data, &["--catalog-managers", &a], &[]);
     let base = server.base.as_str();
     let ann = login(&http, base, &a, "ann@acme.example");
     let rob = login(&http, base, &a, "rob@acme.example");
@@ -255,7 +295,7 @@ fn every_tenant_route_for_every_caller() {
     ];
 
     assert!(TENANT_ROUTES.len() >= 30);
-    for column in &columns {
+    for (n, column) in columns.iter().enumerate() {
         for route in TENANT_ROUTES {
             let path = route.path.replace("{tenant}", &a);
             let path = if route.path.contains("/admins/{id}") {
@@ -276,7 +316,7 @@ fn every_tenant_route_for_every_caller() {
                 "no test value for a parameter of {}",
                 route.path
             );
-            let (status, body) = send(&http, base, route, &path, &column.caller);
+            let (status, body) = send(&http, base, route, &path, &column.caller, n);
             let want = (column.expect)(route.access, route.success);
             assert_eq!(
                 status,
@@ -324,13 +364,27 @@ fn every_tenant_route_for_every_caller() {
         hex_sha256(&root),
         "tenant info names the served root"
     );
+    // The two removals took 0.1 and 0.2; the two uploads added theirs.
     let releases = get(&format!("/api/v1/tenants/{a}/catalog/releases"));
-    assert_eq!(releases.as_array().unwrap().len(), 2);
-    assert!(releases
+    let versions: Vec<&str> = releases
         .as_array()
         .unwrap()
         .iter()
-        .all(|r| r["version"]["version"] == "1.0"));
+        .map(|r| r["version"]["version"].as_str().unwrap())
+        .collect();
+    let full_token = columns
+        .iter()
+        .position(|c| c.name == "full api token")
+        .unwrap();
+    assert_eq!(
+        versions,
+        [
+            "1.0".to_owned(),
+            "1.0".to_owned(),
+            format!("3.{full_token}"),
+            format!("3.{}", columns.len() - 1)
+        ]
+    );
     let admins = get(&format!("/api/v1/tenants/{a}/admins"));
     let emails: Vec<_> = admins
         .as_array()
@@ -468,7 +522,26 @@ fn fleet_victims(
     });
     let devices = list("devices", "serial", ["SN0".into(), "SN1".into()]);
     let users = list("users", "name", ["user0".into(), "user1".into()]);
+    let releases: Value = http
+        .get(t("catalog/releases"))
+        .bearer_auth(admin)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let release = |version: &str| -> String {
+        releases
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["version"]["version"] == version)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     vec![
+        ("catalog/releases", [release("0.1"), release("0.2")]),
         ("groups", groups),
         ("policies/firmware", fw),
         ("policies/software", sw),

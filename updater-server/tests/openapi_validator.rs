@@ -41,30 +41,9 @@ fn the_document_validates_and_describes_real_answers() {
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let fw = dir.path().join("fw.bin");
-    std::fs::write(&fw, vec![3u8; 4096]).unwrap();
-    let out = support::updater(&data)
-        .args(["catalog", "import"])
-        .arg(&fw)
-        .args([
-            "--vendor",
-            "Acme",
-            "--model",
-            "Voyager",
-            "--hardware-id",
-            "047F:C056",
-        ])
-        .args(["--version", "1.2"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let (tenant, token) = create_tenant(&data, "Acme");
     create_admin(&data, &tenant, "ann@acme.example", "full");
-    let server = start(&data, &[], &[]);
+    let server = start(&data, &["--catalog-managers", &tenant], &[]);
     let base = server.base.as_str();
     let http = Client::new();
     let mut samples: Vec<(&str, Value)> = Vec::new();
@@ -132,6 +111,40 @@ fn the_document_validates_and_describes_real_answers() {
             .unwrap();
         samples.push((schema, v));
     }
+    // A release uploaded over the API, then listed and shown.
+    let uploaded: Value = http
+        .post(format!(
+            "{base}/api/v1/tenants/{tenant}/catalog/releases?vendor=Acme&model=Voyager&hardware-id=047F:C056@0100-0200&version=1.2&file-name=fw.bin&product-family=Voyager"
+        ))
+        .bearer_auth(&ann)
+        .header("content-type", "application/octet-stream")
+        .body(vec![9u8; 1000])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = uploaded["id"].as_str().unwrap().to_owned();
+    samples.push(("Release", uploaded));
+    for (schema, path) in [
+        (
+            "ReleaseList",
+            format!("/api/v1/tenants/{tenant}/catalog/releases"),
+        ),
+        (
+            "Release",
+            format!("/api/v1/tenants/{tenant}/catalog/releases/{id}"),
+        ),
+    ] {
+        let v: Value = http
+            .get(format!("{base}{path}"))
+            .bearer_auth(&ann)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        samples.push((schema, v));
+    }
+    // A rollout of the uploaded release, its list and status.
     let rollout = json!({"name": "Voyager 1.2", "model": "047F:C056", "version": "latest",
         "waves": [{"percent": 5}, {"rest": true, "start": "approval"}]});
     samples.push(("RolloutInput", rollout.clone()));
@@ -143,13 +156,13 @@ fn the_document_validates_and_describes_real_answers() {
         .unwrap()
         .json()
         .unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
+    let rollout_id = created["id"].as_str().unwrap().to_owned();
     samples.push(("Rollout", created));
     for (schema, path) in [
         ("RolloutList", format!("/api/v1/tenants/{tenant}/rollouts")),
         (
             "RolloutStatus",
-            format!("/api/v1/tenants/{tenant}/rollouts/{id}/status"),
+            format!("/api/v1/tenants/{tenant}/rollouts/{rollout_id}/status"),
         ),
     ] {
         let v: Value = http

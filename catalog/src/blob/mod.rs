@@ -171,14 +171,44 @@ impl BlobStore {
 
     fn put_inner(
         &self,
-        mut reader: impl Read,
+        reader: impl Read,
         expected: Option<(Sha256Digest, u64)>,
     ) -> Result<BlobInfo, BlobError> {
+        self.stage_inner(reader, expected)?.commit()
+    }
+
+    /// Streams `reader` into the store's temp area and hashes it, without
+    /// storing it: the caller looks at [`StagedBlob::digest`] and
+    /// [`StagedBlob::len`], then [`StagedBlob::commit`]s it or drops it
+    /// (which deletes the temp file). Memory use is one buffer.
+    pub fn stage(&self, reader: impl Read) -> Result<StagedBlob, BlobError> {
+        self.stage_inner(reader, None)
+    }
+
+    /// [`Self::stage`] for a file's content.
+    pub fn stage_file(&self, path: &Path) -> Result<StagedBlob, BlobError> {
+        let file = File::open(path).map_err(io_err(path))?;
+        self.stage(file)
+    }
+
+    /// A new empty file in the store's in-flight area (`tmp/`, on the
+    /// blobs' filesystem), named `<prefix>…`: for content that arrives in
+    /// pieces before it is imported. Deleted when dropped; one left by a
+    /// crash is removed by [`BlobStore::gc`] an hour after it last changed.
+    pub fn temp_file(&self, prefix: &str) -> Result<tempfile::NamedTempFile, BlobError> {
         let tmp_dir = self.root.join("tmp");
-        let mut tmp = tempfile::Builder::new()
-            .prefix("put-")
+        tempfile::Builder::new()
+            .prefix(prefix)
             .tempfile_in(&tmp_dir)
-            .map_err(io_err(&tmp_dir))?;
+            .map_err(io_err(&tmp_dir))
+    }
+
+    fn stage_inner(
+        &self,
+        mut reader: impl Read,
+        expected: Option<(Sha256Digest, u64)>,
+    ) -> Result<StagedBlob, BlobError> {
+        let mut tmp = self.temp_file("put-")?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; CHUNK];
         let mut len = 0u64;
@@ -210,29 +240,11 @@ impl BlobStore {
                 });
             }
         }
-        let final_path = self.path_of(&digest);
-        if final_path.is_file() {
-            // Same content already stored: the temp file is dropped (deleted).
-            return Ok(BlobInfo {
-                digest,
-                len,
-                newly_stored: false,
-            });
-        }
-        tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
-        let dir = final_path
-            .parent()
-            .expect("blob paths have a fan-out parent");
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
-        // A concurrent put of the same content may rename first; replacing a
-        // file with identical bytes is harmless, and rename is atomic.
-        tmp.persist(&final_path)
-            .map_err(|e| io_err(&final_path)(e.error))?;
-        sync_dir(dir)?;
-        Ok(BlobInfo {
+        Ok(StagedBlob {
+            final_path: self.path_of(&digest),
+            tmp,
             digest,
             len,
-            newly_stored: true,
         })
     }
 
@@ -333,6 +345,70 @@ impl BlobStore {
             }
         }
         Ok(report)
+    }
+}
+
+/// Content hashed into the store's temp area and not yet stored: it exists
+/// under its final name only after [`StagedBlob::commit`]. Dropping it
+/// deletes the temp file, so a caller that refuses the content after seeing
+/// its digest leaves nothing behind.
+#[derive(Debug)]
+pub struct StagedBlob {
+    tmp: tempfile::NamedTempFile,
+    final_path: PathBuf,
+    digest: Sha256Digest,
+    len: u64,
+}
+
+impl StagedBlob {
+    /// The content's SHA-256 (its name once committed).
+    pub fn digest(&self) -> Sha256Digest {
+        self.digest
+    }
+
+    /// The content's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the content is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Stores the content under its name: fsync, rename, fsync the
+    /// directory. A no-op (`newly_stored: false`) when the blob is already
+    /// there.
+    pub fn commit(self) -> Result<BlobInfo, BlobError> {
+        let Self {
+            tmp,
+            final_path,
+            digest,
+            len,
+        } = self;
+        if final_path.is_file() {
+            // Same content already stored: the temp file is dropped (deleted).
+            return Ok(BlobInfo {
+                digest,
+                len,
+                newly_stored: false,
+            });
+        }
+        tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
+        let dir = final_path
+            .parent()
+            .expect("blob paths have a fan-out parent");
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        // A concurrent put of the same content may rename first; replacing a
+        // file with identical bytes is harmless, and rename is atomic.
+        tmp.persist(&final_path)
+            .map_err(|e| io_err(&final_path)(e.error))?;
+        sync_dir(dir)?;
+        Ok(BlobInfo {
+            digest,
+            len,
+            newly_stored: true,
+        })
     }
 }
 

@@ -193,3 +193,65 @@ fn list_ignores_foreign_files() {
     .unwrap();
     assert_eq!(store.list().unwrap(), vec![d]);
 }
+
+#[test]
+fn staged_content_is_stored_only_when_committed() {
+    let (_d, store) = store();
+    // Dropped: nothing under a blob name, no temp file left.
+    let staged = store.stage(&b"refused image"[..]).unwrap();
+    assert_eq!(staged.digest(), Sha256Digest::of(b"refused image"));
+    assert_eq!(staged.len(), 13);
+    assert_eq!(tmp_entries(&store), 1);
+    assert!(!store.contains(&staged.digest()));
+    drop(staged);
+    assert!(store.list().unwrap().is_empty());
+    assert_eq!(tmp_entries(&store), 0);
+
+    // Committed: stored under its name; a second commit of the same content
+    // is a no-op.
+    let first = store
+        .stage(&b"accepted image"[..])
+        .unwrap()
+        .commit()
+        .unwrap();
+    assert!(first.newly_stored);
+    assert_eq!(store.verify(&first.digest).unwrap(), 14);
+    let second = store
+        .stage(&b"accepted image"[..])
+        .unwrap()
+        .commit()
+        .unwrap();
+    assert_eq!(
+        (second.digest, second.len, second.newly_stored),
+        (first.digest, 14, false)
+    );
+    assert_eq!(store.list().unwrap(), vec![first.digest]);
+    assert_eq!(tmp_entries(&store), 0);
+
+    // A failing source stages nothing.
+    let err = store
+        .stage(FailingReader { remaining: 2 << 20 })
+        .unwrap_err();
+    assert!(err.to_string().contains("source went away"), "{err}");
+    assert_eq!(tmp_entries(&store), 0);
+}
+
+#[test]
+fn temp_files_live_in_the_tmp_area_until_dropped() {
+    let (_d, store) = store();
+    let mut t = store.temp_file("upload-").unwrap();
+    t.write_all(b"partial upload").unwrap();
+    assert_eq!(t.path().parent().unwrap(), store.root().join("tmp"));
+    assert!(t
+        .path()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("upload-"));
+    let staged = store.stage_file(t.path()).unwrap();
+    assert_eq!(staged.digest(), Sha256Digest::of(b"partial upload"));
+    drop((t, staged));
+    assert_eq!(tmp_entries(&store), 0);
+    assert!(store.list().unwrap().is_empty());
+}

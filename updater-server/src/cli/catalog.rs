@@ -4,15 +4,13 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use catalog::import::ImportOptions;
 use catalog::mirror::{self, ExportFilter, Progress, VerifyOptions};
-use catalog::package::{
-    FirmwareRelease, HardwareId, SourceFormat, UpdateProtocol, Urgency, VersionFormat,
-};
+use catalog::package::{FirmwareRelease, HardwareId};
 use catalog::Catalog;
 use clap::{Args, Subcommand};
 
 use super::DataDir;
+use crate::import_flags::ImportFlags;
 
 /// Catalog commands.
 #[derive(Debug, Subcommand)]
@@ -85,100 +83,14 @@ pub enum KeysCommand {
     List,
 }
 
-/// Metadata for an import; fields the file carries may be omitted.
+/// An import: the file, and metadata the file does not carry.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The firmware file.
     pub file: PathBuf,
-    /// Force the format instead of detecting it: raw, dfu, dfuse, cab.
-    #[arg(long, value_parser = parse_format)]
-    pub format: Option<SourceFormat>,
-    /// Vendor name.
-    #[arg(long)]
-    pub vendor: Option<String>,
-    /// Model name.
-    #[arg(long)]
-    pub model: Option<String>,
-    /// Hardware id VID:PID[@LO-HI] (hex); repeatable.
-    #[arg(long = "hardware-id")]
-    pub hardware_ids: Vec<HardwareId>,
-    /// Version string.
-    #[arg(long)]
-    pub version: Option<String>,
-    /// Version format: plain, bcd, hex.
-    #[arg(long)]
-    pub version_format: Option<VersionFormat>,
-    /// Anti-downgrade security counter.
-    #[arg(long)]
-    pub security_counter: Option<u32>,
-    /// Update protocol: dfu, dfuse, or a vendor protocol id (com.jabra.gnp); agents skip what they cannot flash.
-    #[arg(long)]
-    pub protocol: Option<UpdateProtocol>,
-    /// The device must be unplugged and replugged after flashing.
-    #[arg(long)]
-    pub needs_replug: bool,
-    /// May be installed silently in a maintenance window.
-    #[arg(long)]
-    pub silent_capable: bool,
-    /// May not be installed automatically at agent start.
-    #[arg(long)]
-    pub no_automatic: bool,
-    /// Expected install time in seconds.
-    #[arg(long)]
-    pub install_duration: Option<u32>,
-    /// Urgency: low, medium, high, critical.
-    #[arg(long)]
-    pub urgency: Option<Urgency>,
-    /// Release notes.
-    #[arg(long)]
-    pub notes: Option<String>,
-    /// File name of the target (default: the file's own name).
-    #[arg(long)]
-    pub file_name: Option<String>,
-    /// Read a .dfu suffix's bcdDevice as the device release the file
-    /// requires (by default it is the release the file installs, and does
-    /// not restrict which devices it applies to).
-    #[arg(long)]
-    pub require_suffix_bcd: bool,
-    /// The product this model is one piece of (a base, its headset and its
-    /// dongle share a family): a silent update waits while another piece
-    /// of the family is attached to the same workstation.
-    #[arg(long)]
-    pub product_family: Option<String>,
-}
-
-fn parse_format(s: &str) -> Result<SourceFormat, String> {
-    match s {
-        "raw" => Ok(SourceFormat::Raw),
-        "dfu" => Ok(SourceFormat::Dfu),
-        "dfuse" => Ok(SourceFormat::Dfuse),
-        "cab" => Ok(SourceFormat::Cab),
-        other => Err(format!("{other:?} is not raw, dfu, dfuse or cab")),
-    }
-}
-
-impl ImportArgs {
-    fn options(&self) -> ImportOptions {
-        ImportOptions {
-            format: self.format,
-            vendor: self.vendor.clone(),
-            model: self.model.clone(),
-            hardware_ids: self.hardware_ids.clone(),
-            version: self.version.clone(),
-            version_format: self.version_format,
-            security_counter: self.security_counter,
-            protocol: self.protocol.clone(),
-            needs_replug: self.needs_replug.then_some(true),
-            silent_capable: self.silent_capable.then_some(true),
-            automatic_capable: self.no_automatic.then_some(false),
-            install_duration_secs: self.install_duration,
-            urgency: self.urgency,
-            release_notes: self.notes.clone(),
-            file_name: self.file_name.clone(),
-            require_suffix_bcd: self.require_suffix_bcd,
-            product_family: self.product_family.clone(),
-        }
-    }
+    /// What the file does not say (the same options as an upload's query).
+    #[command(flatten)]
+    pub flags: ImportFlags,
 }
 
 /// Runs a catalog command.
@@ -198,7 +110,7 @@ pub(super) fn run(data: &DataDir, command: CatalogCommand) -> anyhow::Result<()>
         }
         CatalogCommand::Import(args) => {
             let mut c = data.open_catalog(now)?;
-            let imported = c.import(&args.file, &args.options(), now)?;
+            let imported = c.import(&args.file, &args.flags.options(), now)?;
             let verb = if imported.added {
                 "imported"
             } else {

@@ -12,6 +12,7 @@ mod tenant;
 mod tls;
 mod windows;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use chrono::TimeDelta;
 use clap::{Parser, Subcommand};
 
 use crate::auth::{AcceleratedClock, Accounts, Clock, SessionPolicy, SystemClock};
-use crate::http::{Limits, ServeOptions, TlsFiles};
+use crate::http::{CatalogUploads, Limits, ServeOptions, TlsFiles};
 use crate::store::RedbStore;
 
 pub use self::admin::AdminCommand;
@@ -179,6 +180,20 @@ pub struct ServeArgs {
         hide = true
     )]
     pub request_timeout_secs: u32,
+    /// Tenants whose full admins and full-scope API tokens may upload and
+    /// remove firmware releases over the API (the catalog is shared by every
+    /// tenant); tenant ids, repeatable or comma-separated. Default: none,
+    /// the catalog changes only through `catalog import` / `catalog remove`.
+    #[arg(long, env = "UPDATER_CATALOG_MANAGERS", value_delimiter = ',')]
+    pub catalog_managers: Vec<String>,
+    /// Largest firmware upload accepted over the API, in MiB (1 to 65536).
+    #[arg(
+        long,
+        env = "UPDATER_MAX_UPLOAD_MIB",
+        default_value_t = crate::http::DEFAULT_MAX_UPLOAD_MIB,
+        value_parser = clap::value_parser!(u32).range(1..=65536)
+    )]
+    pub max_upload_mib: u32,
     /// Simulation hook: run on an accelerated clock, `START,REAL_START,SPEED`
     /// (simulated time START at real time REAL_START, SPEED times faster),
     /// shared with agents whose `[simulated.clock]` has the same values.
@@ -275,14 +290,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 clock,
             )?;
+            let timeout = Duration::from_secs(args.request_timeout_secs.into());
+            let catalog_uploads = CatalogUploads {
+                managers: catalog_managers(&accounts, &args.catalog_managers)?,
+                max_bytes: u64::from(args.max_upload_mib) << 20,
+                idle_timeout: timeout,
+            };
             let opts = ServeOptions {
                 listen: args.listen,
                 tls,
                 limits: Limits {
-                    timeout: Duration::from_secs(args.request_timeout_secs.into()),
+                    timeout,
                     ..Limits::default()
                 },
                 keys_dir: data.keys(),
+                catalog_uploads,
             };
             let retention = args.event_retention_days;
             runtime()?.block_on(async move {
@@ -308,6 +330,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 tls: None,
                 limits: Limits::default(),
                 keys_dir: data.keys(),
+                catalog_uploads: CatalogUploads::default(),
             };
             runtime()?.block_on(crate::http::serve(catalog, accounts, opts))
         }
@@ -323,6 +346,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Windows { command } => windows::run(command),
         Command::Report(args) => report::run(&data, args),
     }
+}
+
+/// The tenants of `--catalog-managers`, each of which must exist.
+fn catalog_managers(accounts: &Accounts, ids: &[String]) -> anyhow::Result<BTreeSet<String>> {
+    let mut managers = BTreeSet::new();
+    for id in ids.iter().map(|id| id.trim()).filter(|id| !id.is_empty()) {
+        if accounts.records().tenant(id)?.is_none() {
+            bail!(
+                "--catalog-managers: there is no tenant {id:?} (see `updater-server tenant list`)"
+            );
+        }
+        managers.insert(id.to_owned());
+    }
+    if !managers.is_empty() {
+        tracing::info!(tenants = ?managers, "catalog managers may upload and remove releases");
+    }
+    Ok(managers)
 }
 
 fn check_listen(listen: SocketAddr) -> anyhow::Result<()> {

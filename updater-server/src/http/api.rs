@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::errors::{blocking, internal, ApiError, JsonBody};
-use super::{admins, fleet, rollouts, AppState, Shared};
+use super::{admins, fleet, releases, rollouts, AppState, Shared};
 use crate::auth::{Principal, PrincipalKind};
 use crate::store::{ApiToken, ApiTokenScope};
 
@@ -26,6 +26,10 @@ pub enum Access {
     FullAdmin,
     /// Any signed-in admin, not API tokens (their own password).
     Admin,
+    /// What [`Access::Write`] allows, for a tenant the server operator made
+    /// a catalog manager (`serve --catalog-managers`): changing the firmware
+    /// catalog every tenant shares.
+    CatalogManager,
 }
 
 /// An HTTP method of the API.
@@ -72,7 +76,7 @@ pub struct Route {
 
 /// A staged rollout: 5 % first, then the rest once 95 % of those run the
 /// release.
-const ROLLOUT_EXAMPLE: &str = r#"{"name":"Voyager 1.0","model":"047F:C056","version":"latest","deployment":"persistent","waves":[{"percent":5,"error_threshold_percent":10},{"rest":true,"start":"after_previous","success_threshold_percent":95}]}"#;
+const ROLLOUT_EXAMPLE: &str = r#"{"name":"Voyager 1.0","model":"047F:C056","version":"1.0","deployment":"persistent","waves":[{"percent":5,"error_threshold_percent":10},{"rest":true,"start":"after_previous","success_threshold_percent":95}]}"#;
 
 /// Every route under `/api/v1/tenants/{tenant}`.
 pub const TENANT_ROUTES: &[Route] = &[
@@ -162,7 +166,33 @@ pub const TENANT_ROUTES: &[Route] = &[
         access: Access::Read,
         success: 200,
         example_body: "",
-        handler: || get(catalog_releases),
+        handler: || get(releases::list),
+    },
+    // The body is the firmware file (application/octet-stream) and the
+    // options are the query: see `http::releases`.
+    Route {
+        method: Method::Post,
+        path: "/api/v1/tenants/{tenant}/catalog/releases",
+        access: Access::CatalogManager,
+        success: 201,
+        example_body: "",
+        handler: || post(releases::upload),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/v1/tenants/{tenant}/catalog/releases/{id}",
+        access: Access::Read,
+        success: 200,
+        example_body: "",
+        handler: || get(releases::show),
+    },
+    Route {
+        method: Method::Delete,
+        path: "/api/v1/tenants/{tenant}/catalog/releases/{id}",
+        access: Access::CatalogManager,
+        success: 204,
+        example_body: "",
+        handler: || delete(releases::remove),
     },
     Route {
         method: Method::Post,
@@ -492,6 +522,19 @@ const BODY_LIMITS: &[(&str, usize)] = &[(
     fleet::MAX_MEMBER_EDIT_BYTES,
 )];
 
+/// Tenant routes that read their body as a stream and bound it themselves
+/// (size and the wait for each piece): the server's default body limit and
+/// response deadline do not apply to them.
+const STREAMED_BODIES: &[(Method, &str)] =
+    &[(Method::Post, "/api/v1/tenants/{tenant}/catalog/releases")];
+
+/// Whether the route matched as `path` streams its body for `method`.
+pub(crate) fn streams_body(method: &axum::http::Method, path: &str) -> bool {
+    STREAMED_BODIES
+        .iter()
+        .any(|(m, p)| *p == path && m.as_str() == method.as_str())
+}
+
 impl Route {
     /// The route's method router (without the auth layer), with its body
     /// limit when it has its own.
@@ -623,18 +666,6 @@ async fn revoke_api_token(
     blocking(move || {
         state.accounts.revoke_api_token(&p.tenant, &id)?;
         Ok(StatusCode::NO_CONTENT)
-    })
-    .await
-}
-
-async fn catalog_releases(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
-    blocking(move || {
-        // Re-read: the CLI may have imported since the server started.
-        let catalog = catalog::Catalog::open(&state.catalog_dir, &state.keys_dir)
-            .map_err(|e| ApiError::new(internal(&e)))?;
-        Ok(Json(
-            serde_json::to_value(catalog.releases()).map_err(|e| ApiError::new(internal(&e)))?,
-        ))
     })
     .await
 }

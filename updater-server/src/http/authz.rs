@@ -69,11 +69,13 @@ pub(crate) async fn authorize(
         Access::Write => p.can_write(),
         Access::FullAdmin => p.is_full_admin(),
         Access::Admin => matches!(p.kind, PrincipalKind::Admin { .. }),
+        Access::CatalogManager => p.can_write() && state.uploads.managers.contains(&p.tenant),
     };
     if !allowed {
         let why = match access {
             Access::FullAdmin => "only full admins may do this",
             Access::Admin => "only a signed-in admin may do this (not an API token)",
+            Access::CatalogManager if p.can_write() => super::releases::NOT_A_CATALOG_MANAGER,
             _ => "read-only credentials cannot change anything",
         };
         return error(StatusCode::FORBIDDEN, "forbidden", why);

@@ -37,6 +37,18 @@ pub(crate) fn not_found() -> Response {
     )
 }
 
+/// 413 with `Connection: close`: the rest of the body is left unread, so
+/// the connection cannot carry another request; saying so keeps clients from
+/// sending their next request into a socket about to close.
+pub(crate) fn payload_too_large(message: &str) -> Response {
+    let mut r = error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message);
+    r.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    r
+}
+
 /// An API failure; converts into the JSON error response.
 #[derive(Debug)]
 pub(crate) struct ApiError(Box<Response>);

@@ -14,6 +14,7 @@ mod fleet;
 mod metrics;
 pub mod openapi;
 mod read_buffers;
+mod releases;
 mod reports;
 mod rollouts;
 pub mod routes;
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -34,6 +35,7 @@ use catalog::digest::Sha256Digest;
 use catalog::Catalog;
 
 pub(crate) use self::errors::error;
+pub use self::releases::{CatalogUploads, DEFAULT_MAX_UPLOAD_MIB};
 pub use self::serve::{serve, ServeOptions, TlsFiles};
 use crate::auth::Accounts;
 
@@ -48,6 +50,7 @@ pub struct AppState {
     metrics: metrics::Metrics,
     checkins: checkin_cache::CheckInCache,
     agent_credentials: checkin_cache::AgentCredentials,
+    uploads: CatalogUploads,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -65,7 +68,15 @@ impl AppState {
             metrics: metrics::Metrics::new(),
             checkins: checkin_cache::CheckInCache::default(),
             agent_credentials: checkin_cache::AgentCredentials::default(),
+            uploads: CatalogUploads::default(),
         }
+    }
+
+    /// Who may change the catalog over the API, and how large an upload
+    /// may be (default: nobody; [`CatalogUploads::default`]).
+    pub fn with_catalog_uploads(mut self, uploads: CatalogUploads) -> Self {
+        self.uploads = uploads;
+        self
     }
 }
 
@@ -120,11 +131,17 @@ pub fn router(state: AppState, limits: Limits) -> Router {
 }
 
 /// Refuses declared bodies over the limit and bounds the time to answer.
+/// Routes that stream their body ([`api::streams_body`]) bound it themselves.
 async fn hygiene(State(limits): State<Limits>, req: Request, next: Next) -> Response {
-    let limit = req
+    let matched = req
         .extensions()
         .get::<MatchedPath>()
-        .and_then(|p| routes::body_limit(p.as_str()))
+        .map(MatchedPath::as_str);
+    if matched.is_some_and(|p| api::streams_body(req.method(), p)) {
+        return next.run(req).await;
+    }
+    let limit = matched
+        .and_then(routes::body_limit)
         .unwrap_or(limits.body_bytes);
     let declared = req
         .headers()
@@ -132,17 +149,7 @@ async fn hygiene(State(limits): State<Limits>, req: Request, next: Next) -> Resp
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        let mut refusal = error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            &format!("request bodies are limited to {limit} bytes"),
-        );
-        // The body is left unread, so this connection cannot carry another request; saying so
-        // keeps clients from sending their next request into a socket about to close.
-        refusal
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return refusal;
+        return errors::payload_too_large(&format!("request bodies are limited to {limit} bytes"));
     }
     match tokio::time::timeout(limits.timeout, next.run(req)).await {
         Ok(response) => response,

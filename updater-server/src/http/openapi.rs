@@ -48,6 +48,8 @@ pub struct Doc {
     pub query: &'static [(&'static str, &'static str, &'static str)],
     /// The JSON request body's schema, if any.
     pub request: Option<&'static str>,
+    /// The request body is a file, sent as `application/octet-stream`.
+    pub file_body: bool,
     /// The success answer.
     pub response: Out,
 }
@@ -110,6 +112,7 @@ const fn doc(
         summary,
         query: &[],
         request,
+        file_body: false,
         response,
     }
 }
@@ -249,9 +252,34 @@ pub const DOCS: &[Doc] = &[
     doc(
         GET,
         "/api/v1/tenants/{tenant}/catalog/releases",
-        "The firmware releases of the catalog.",
+        "The firmware releases of the catalog (shared by every tenant of the server).",
         None,
         Json("ReleaseList"),
+    ),
+    Doc {
+        query: crate::import_flags::QUERY,
+        file_body: true,
+        ..doc(
+            POST,
+            "/api/v1/tenants/{tenant}/catalog/releases",
+            "Uploads a firmware file (raw image, .dfu, DfuSe or LVFS .cab) as the body, with what the file does not carry as query parameters (the flags of `catalog import`), and publishes it in the signed metadata. 201: imported; 200: exactly this release was already there. 400 bad query, 413 over `serve --max-upload-mib`, 415 not application/octet-stream, 422 refused by the importer, 409 the same target with other bytes or metadata. Nothing is stored unless everything is accepted.",
+            None,
+            Json("Release"),
+        )
+    },
+    doc(
+        GET,
+        "/api/v1/tenants/{tenant}/catalog/releases/{id}",
+        "One release; `id` is the release's `id` (its target name in unpadded base64url).",
+        None,
+        Json("Release"),
+    ),
+    doc(
+        DELETE,
+        "/api/v1/tenants/{tenant}/catalog/releases/{id}",
+        "Removes a release and publishes new signed metadata (its blob is deleted by `catalog gc`). 409 while an enabled firmware policy of any tenant pins exactly this version and no other release of the model has it; policies on `latest` move to the highest remaining version.",
+        None,
+        Empty,
     ),
     doc(
         POST,
@@ -596,6 +624,10 @@ fn operations() -> Vec<(Method, &'static str, Vec<&'static str>, &'static str, u
                 vec!["adminSession"],
                 "any signed-in admin of the tenant (not API tokens)",
             ),
+            Access::CatalogManager => (
+                vec!["adminSession", "apiToken"],
+                "full admins and full-scope API tokens of a tenant the server operator made a catalog manager (`serve --catalog-managers`)",
+            ),
         };
         ops.push((r.method, r.path, security, note, r.success));
     }
@@ -642,6 +674,10 @@ fn operation(method: Method, path: &str, security: &[&str], note: &str, success:
         if let Some(req) = d.request {
             op["requestBody"] = json!({"required": true,
                 "content": {"application/json": {"schema": schema_ref(req)}}});
+        }
+        if d.file_body {
+            op["requestBody"] = json!({"required": true,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}});
         }
     }
     op["parameters"] = Value::Array(parameters);

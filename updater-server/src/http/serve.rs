@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use catalog::Catalog;
 
-use super::{router, AppState, Limits};
+use super::{router, AppState, CatalogUploads, Limits};
 use crate::auth::{Accounts, Clock};
 use crate::fleet::Fleet;
 
@@ -33,6 +33,8 @@ pub struct ServeOptions {
     pub limits: Limits,
     /// The catalog's signing keys directory.
     pub keys_dir: PathBuf,
+    /// Who may upload and remove releases over the API, and the size limit.
+    pub catalog_uploads: CatalogUploads,
 }
 
 /// Serves until Ctrl-C / SIGTERM, re-signing the timestamp before it expires
@@ -50,7 +52,8 @@ pub async fn serve(catalog: Catalog, accounts: Accounts, opts: ServeOptions) -> 
         fleet,
         accounts.clock(),
     ));
-    let state = AppState::new(&catalog, opts.keys_dir.clone(), accounts);
+    let state = AppState::new(&catalog, opts.keys_dir.clone(), accounts)
+        .with_catalog_uploads(opts.catalog_uploads.clone());
     let app = router(state, opts.limits);
     let refresher = tokio::spawn(refresh_timestamps(catalog, accounts_clock));
     let result = match &opts.tls {
