@@ -22,6 +22,7 @@ pub use self::groups::{
     check_ldap_filter, members_from_csv, DirectoryKind, Group, GroupInput, LdapServer, Membership,
     MAX_MEMBERS,
 };
+pub(crate) use self::policies::releases_of_model;
 pub use self::policies::{
     FirmwarePolicy, FirmwarePolicyInput, SoftwarePolicy, SoftwarePolicyInput, VersionSpec,
 };

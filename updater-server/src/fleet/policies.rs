@@ -167,20 +167,28 @@ impl FirmwarePolicyInput {
     /// Models without a release (or a pin not in the catalog yet) pass: they
     /// are checked again at assignment time.
     pub fn check_catalog(&self, releases: &[FirmwareRelease]) -> Result<(), FleetError> {
-        let m = self.model;
-        let candidates: Vec<&FirmwareRelease> = releases
-            .iter()
-            .filter(|r| {
-                r.hardware_ids
-                    .iter()
-                    .any(|h| h.vid == m.vid && h.pid == m.pid)
-            })
-            .collect();
+        let candidates = releases_of_model(releases, self.model);
         let Some(r) = self.version.select(&candidates) else {
             return Ok(());
         };
         check_capability(self.deployment, r).map_err(FleetError::Capability)
     }
+}
+
+/// The releases of a model (`VID:PID`), whatever `bcdDevice` range each
+/// covers: what a policy or rollout naming the model chooses from.
+pub(crate) fn releases_of_model(
+    releases: &[FirmwareRelease],
+    model: HardwareId,
+) -> Vec<&FirmwareRelease> {
+    releases
+        .iter()
+        .filter(|r| {
+            r.hardware_ids
+                .iter()
+                .any(|h| h.vid == model.vid && h.pid == model.pid)
+        })
+        .collect()
 }
 
 /// Checks a download source's path or URL.

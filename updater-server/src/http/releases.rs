@@ -228,15 +228,7 @@ pub(crate) fn pinning<'a>(
         if !p.spec.enabled || p.spec.version == VersionSpec::Latest {
             return false;
         }
-        let m = p.spec.model;
-        let with: Vec<&FirmwareRelease> = releases
-            .iter()
-            .filter(|r| {
-                r.hardware_ids
-                    .iter()
-                    .any(|h| h.vid == m.vid && h.pid == m.pid)
-            })
-            .collect();
+        let with = crate::fleet::releases_of_model(releases, p.spec.model);
         let without: Vec<&FirmwareRelease> = with
             .iter()
             .copied()

@@ -28,7 +28,7 @@ use super::{Rollout, RolloutRelease, RolloutState, WaveProgress};
 use crate::auth::secret::new_id;
 use crate::auth::Clock;
 use crate::fleet::inventory::{self, Device, Host};
-use crate::fleet::policies::check_capability;
+use crate::fleet::policies::{check_capability, releases_of_model};
 use crate::fleet::{get_existing, list, to_value, Fleet, FleetError, Stamps, ALL_USERS};
 use crate::store::{Key, Op, StoreError, Table};
 
@@ -672,14 +672,7 @@ fn resolve_release<'a>(
     releases: &'a [FirmwareRelease],
 ) -> Result<&'a FirmwareRelease, FleetError> {
     let m = spec.model;
-    let candidates: Vec<&FirmwareRelease> = releases
-        .iter()
-        .filter(|r| {
-            r.hardware_ids
-                .iter()
-                .any(|h| h.vid == m.vid && h.pid == m.pid)
-        })
-        .collect();
+    let candidates = releases_of_model(releases, m);
     if candidates.is_empty() {
         return Err(FleetError::invalid(
             "model",

@@ -176,15 +176,13 @@ impl World {
         *self.clock.0.lock().unwrap() += TimeDelta::minutes(minutes);
     }
 
+    /// The inventory id of host `i`'s headset.
+    fn device_id(&self, i: usize) -> String {
+        inventory::device_id_of_identity(&self.agents[i].id, &format!("047f/serial/SN-{i}"))
+    }
+
     fn member(&self, rollout: &str, i: usize) -> Member {
-        let device = inventory::device_id(
-            &self.agents[i].id,
-            &serde_json::from_str(&format!(
-                r#"{{"vendor_id":{},"product_id":{},"bcd_device":256,"serial":"SN-{i}","dfu":"runtime","telephony":false,"in_call":false}}"#,
-                MODEL.0, MODEL.1
-            ))
-            .unwrap(),
-        );
+        let device = self.device_id(i);
         self.fleet
             .rollout_members(&self.tenant, rollout)
             .unwrap()
@@ -281,12 +279,7 @@ fn a_staged_rollout_through_real_check_ins() {
     assert_eq!(paused.state, RolloutState::Paused);
     let pause = paused.pause.clone().unwrap();
     assert_eq!(pause.wave, Some(1));
-    assert_eq!(
-        pause.failing_devices,
-        [inventory::device_id(&w.agents[failing].id, &serde_json::from_str(&format!(
-            r#"{{"vendor_id":1151,"product_id":49238,"bcd_device":256,"serial":"SN-{failing}","dfu":"runtime","telephony":false,"in_call":false}}"#
-        )).unwrap())]
-    );
+    assert_eq!(pause.failing_devices, [w.device_id(failing)]);
     assert_eq!(f[1].failed.values().sum::<u64>(), 1);
     // Paused: nothing is assigned, and the hosts are told why.
     let (assigned, why) = w.check_in(wave2[2], "1.0", None);
