@@ -42,7 +42,7 @@ pub struct PlannedHost {
     pub pilot: bool,
 }
 
-/// The fleet of `count` hosts: a pilot tenth, a few special hosts right
+/// The fleet of `count` hosts: a pilot 5 % (at least three), a few special hosts right
 /// after it, and desks with a mix of the single-piece models.
 pub fn plan(count: usize) -> anyhow::Result<Vec<PlannedHost>> {
     let all = models();
@@ -58,7 +58,7 @@ pub fn plan(count: usize) -> anyhow::Result<Vec<PlannedHost>> {
         by("dfuse_speakerphone"),
     );
     let two_piece = vec![by("base_station"), by("usb_dongle")];
-    let pilots = (count / 10).max(3);
+    let pilots = (count / 20).max(3);
     let specials = [
         HostKind::TwoPiece,
         HostKind::InCall,
@@ -113,7 +113,7 @@ mod tests {
     fn plan_has_pilots_specials_and_every_model() {
         let p = plan(300).unwrap();
         assert_eq!(p.len(), 300);
-        assert_eq!(p.iter().filter(|h| h.pilot).count(), 30);
+        assert_eq!(p.iter().filter(|h| h.pilot).count(), 15);
         let count = |k| p.iter().filter(|h| h.kind == k).count();
         assert_eq!(
             (

@@ -1,5 +1,5 @@
-//! The demo's second part: a staged rollout of 2.2.0 — the Pilot group,
-//! then 25 %, then everyone, each wave in its own night, the admin
+//! The demo's second part: a staged rollout of 2.2.0 — the Pilot group
+//! (5 % of the users), then 25 %, then everyone, each wave in its own night, the admin
 //! approving the next wave each morning once the last one succeeded — while
 //! a broken 2.2.0 of another model (its image is the factory firmware's, so
 //! a flashed headset never comes back with 2.2.0) pauses its own rollout in the pilot

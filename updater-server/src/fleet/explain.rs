@@ -144,6 +144,7 @@ mod tests {
     fn every_reason_names_what_it_is_about() {
         let names = |id: &str| match id {
             "p1" => "Voyage silent".to_owned(),
+            "rollout:r1" => "Voyage 2.2 staged".to_owned(),
             other => other.to_owned(),
         };
         let ctx = |group, users_reported| Context {
@@ -227,6 +228,24 @@ mod tests {
                 Some("Sales"),
                 true,
                 "up to date: runs 2.1.0, the version policy \"Voyage silent\" selects",
+            ),
+            (
+                SkipReason::UpToDate {
+                    policy: "rollout:r1".into(),
+                    version: "2.2.0".into(),
+                },
+                None,
+                true,
+                "up to date: runs 2.2.0, the version rollout \"Voyage 2.2 staged\" selects",
+            ),
+            (
+                SkipReason::RolloutHeld {
+                    rollout: "rollout:r1".into(),
+                    why: "rollout \"Voyage 2.2 staged\" is paused (paused by ann)".into(),
+                },
+                None,
+                true,
+                "held back: rollout \"Voyage 2.2 staged\" is paused (paused by ann)",
             ),
         ];
         for (reason, group, users, want) in cases {
