@@ -249,7 +249,7 @@ fn a_staged_rollout_through_real_check_ins() {
     assert_eq!(w.member(&r.id, 1).state, MemberState::Installed);
     assert_eq!(
         w.fleet.evaluate_rollouts(&w.tenant).unwrap(),
-        [r.id.clone()]
+        [r.id.as_str()]
     );
     let (now, f) = status(&w);
     assert_eq!(now.started(), [true, true, false]);
@@ -459,6 +459,14 @@ fn a_writer_holding_an_old_revision_is_refused() {
     );
 }
 
+/// Events `(id, kind, reason)`, then a check-in's `(phase, message)`, and
+/// the member state they leave.
+type Step<'a> = (
+    &'a [(&'a str, &'a str, Option<&'a str>)],
+    Option<(&'a str, &'a str)>,
+    MemberState,
+);
+
 #[test]
 fn update_events_set_states_a_check_in_cannot_see() {
     let w = World::new(3);
@@ -482,11 +490,7 @@ fn update_events_set_states_a_check_in_cannot_see() {
     };
     let agent = w.agents[0].id.clone();
     // (events, then a check-in's observation) → the stored state.
-    let table: &[(
-        &[(&str, &str, Option<&str>)],
-        Option<(&str, &str)>,
-        MemberState,
-    )] = &[
+    let table: &[Step<'_>] = &[
         (
             &[("e1", "update_started", None)],
             None,
