@@ -36,7 +36,7 @@ use catalog::package::HardwareId;
 use catalog::window::MaintenanceWindow;
 
 use super::policies::check_capability;
-use super::rollouts::service::Plan;
+use super::rollouts::Plan;
 use super::{FirmwarePolicy, Group, ALL_USERS};
 
 /// Why a device got no assignment.

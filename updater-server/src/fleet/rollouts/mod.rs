@@ -11,9 +11,9 @@
 //!   `now` the caller passes.
 //! - [`status`]: a device's state in the rollout from what its agent
 //!   reports, and the per-wave figures.
-//! - [`service`]: the records in the store, the admin's actions, the
-//!   check-in's view (what each device's wave allows) and the periodic
-//!   evaluation.
+//! - [`service`]: the records in the store, the admin's actions and the
+//!   periodic evaluation; `checkin`: what each device's wave allows a
+//!   check-in, and the device states check-ins and update events record.
 //!
 //! **Which wins, a rollout or a policy.** For a device of the rollout's
 //! model in its target and in one of its waves, a rollout that is not
@@ -24,6 +24,7 @@
 //! older version does not undo it); cancelling or deleting it hands them
 //! back to the policies.
 
+mod checkin;
 pub mod machine;
 pub mod report;
 pub mod service;
@@ -36,6 +37,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use self::checkin::Plan;
 pub use self::spec::{RolloutInput, StartCondition, WaveInput, WaveShare};
 pub use self::status::{MemberState, WaveFigures};
 use super::Stamps;

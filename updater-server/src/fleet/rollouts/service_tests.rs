@@ -9,6 +9,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 use super::*;
 use crate::auth::{Accounts, Clock, Enrollment, SessionPolicy};
+use crate::fleet::inventory;
 use crate::fleet::rollouts::MemberState;
 use crate::fleet::{GroupInput, Membership};
 use crate::store::{Agent, RedbStore};
