@@ -234,7 +234,10 @@ pub(crate) fn list<T: DeserializeOwned>(
         .collect()
 }
 
-fn decode<T: DeserializeOwned>(table: Table, v: serde_json::Value) -> Result<T, FleetError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    table: Table,
+    v: serde_json::Value,
+) -> Result<T, FleetError> {
     serde_json::from_value(v).map_err(|e| {
         FleetError::Store(StoreError::Corrupt {
             table: table.name(),

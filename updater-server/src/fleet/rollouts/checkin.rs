@@ -9,12 +9,12 @@ use catalog::package::FirmwareRelease;
 use catalog::protocol::{DeviceReport, DfuState};
 use catalog::window::MaintenanceWindow;
 
-use super::service::{decode, is_version, member_key, targets, ROLLOUT_PREFIX};
+use super::service::{is_version, member_key, targets, ROLLOUT_PREFIX};
 use super::status::{observe, Member, Observed};
 use super::waves::{bucket, joining_wave};
 use super::{MemberState, Rollout, RolloutState};
 use crate::fleet::inventory;
-use crate::fleet::{to_value, Fleet, FleetError};
+use crate::fleet::{decode, to_value, Fleet, FleetError};
 use crate::store::{Key, Op, StoreError, Table};
 
 /// What a check-in's device may get from the rollout that decides for it.

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::service::wave_target;
+use super::spec::WaveShare;
 use super::{Pause, Rollout, RolloutRelease, RolloutState, WaveFigures};
 
 /// One wave in the report.
@@ -92,6 +92,15 @@ pub fn build(r: &Rollout, figures: &[WaveFigures]) -> StatusReport {
         installed: waves.iter().map(|w| w.figures.installed).sum(),
         failed: waves.iter().map(|w| w.figures.failed_total()).sum(),
         waves,
+    }
+}
+
+/// Which devices a wave holds, in words (the report's `target`).
+fn wave_target(share: &WaveShare) -> String {
+    match share {
+        WaveShare::Percent(p) => format!("{p} % of the target"),
+        WaveShare::Rest => "the rest of the target".into(),
+        WaveShare::Group(g) => format!("group {g}"),
     }
 }
 

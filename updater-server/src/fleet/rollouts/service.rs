@@ -17,8 +17,8 @@ use catalog::package::{FirmwareRelease, Version};
 use catalog::protocol::DfuState;
 
 use super::machine;
-use super::spec::{RolloutInput, WaveShare};
-use super::status::{figures, observe, Member, Observed, WaveFigures};
+use super::spec::RolloutInput;
+use super::status::{count, figures, observe, Member, Observed, WaveFigures};
 use super::waves::{bucket, initial_wave};
 use super::{Rollout, RolloutRelease, RolloutState, WaveProgress};
 use crate::auth::secret::new_id;
@@ -37,18 +37,6 @@ pub(super) fn member_key(tenant: &str, rollout: &str, device: &str) -> Key {
 
 fn rev_claim(tenant: &str, id: &str, revision: u64) -> Key {
     Key::new(tenant, format!("rollout-rev:{id}:{revision}"))
-}
-
-pub(super) fn decode<T: serde::de::DeserializeOwned>(
-    table: Table,
-    v: serde_json::Value,
-) -> Result<T, FleetError> {
-    serde_json::from_value(v).map_err(|e| {
-        FleetError::Store(StoreError::Corrupt {
-            table: table.name(),
-            why: e.to_string(),
-        })
-    })
 }
 
 /// Whether a target (group ids; empty: All Users) holds a host of `group`.
@@ -271,9 +259,7 @@ impl Fleet {
     pub fn rollout_figures(&self, r: &Rollout) -> Result<Vec<WaveFigures>, FleetError> {
         let mut out = vec![WaveFigures::default(); r.waves.len()];
         self.scan_members(&r.tenant, &r.id, &mut |device, m| {
-            if let Some(f) = out.get_mut(usize::from(m.wave)) {
-                f.add(device, &m);
-            }
+            count(&mut out, device, &m);
         })?;
         Ok(out)
     }
@@ -414,23 +400,6 @@ pub enum RolloutAction {
     Cancel,
 }
 
-impl std::str::FromStr for RolloutAction {
-    type Err = FleetError;
-
-    fn from_str(s: &str) -> Result<Self, FleetError> {
-        match s {
-            "pause" => Ok(RolloutAction::Pause),
-            "resume" => Ok(RolloutAction::Resume),
-            "approve" => Ok(RolloutAction::Approve),
-            "cancel" => Ok(RolloutAction::Cancel),
-            _ => Err(FleetError::invalid(
-                "action",
-                "must be pause, resume, approve or cancel",
-            )),
-        }
-    }
-}
-
 /// How often the server evaluates rollouts, in its clock's time.
 pub const EVALUATE_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
@@ -456,15 +425,6 @@ pub async fn run(fleet: Fleet, clock: Arc<dyn Clock>) {
             Ok(Err(e)) => tracing::error!(error = %e, "rollout evaluation failed"),
             Err(e) => tracing::error!(error = %e, "rollout evaluation task failed"),
         }
-    }
-}
-
-/// Whether a wave's share is a group (for the status report's labels).
-pub fn wave_target(share: &WaveShare) -> String {
-    match share {
-        WaveShare::Percent(p) => format!("{p} % of the target"),
-        WaveShare::Rest => "the rest of the target".into(),
-        WaveShare::Group(g) => format!("group {g}"),
     }
 }
 

@@ -172,11 +172,17 @@ pub fn figures<'a>(
 ) -> Vec<WaveFigures> {
     let mut out = vec![WaveFigures::default(); waves];
     for (device, m) in members {
-        if let Some(f) = out.get_mut(usize::from(m.wave)) {
-            f.add(device, m);
-        }
+        count(&mut out, device, m);
     }
     out
+}
+
+/// Counts one member in its wave's figures (a wave the rollout does not
+/// have is ignored).
+pub fn count(figures: &mut [WaveFigures], device: &str, m: &Member) {
+    if let Some(f) = figures.get_mut(usize::from(m.wave)) {
+        f.add(device, m);
+    }
 }
 
 #[cfg(test)]
