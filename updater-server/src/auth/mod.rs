@@ -282,6 +282,26 @@ impl Accounts {
         Ok((tenant, token))
     }
 
+    /// The id of the tenant an admin typed: its 16-hex id, or its name
+    /// (trimmed, case-insensitive) when exactly one tenant has that name.
+    /// `None` when nothing or several match; a login with the typed text
+    /// then fails like any wrong tenant.
+    pub fn tenant_id_for(&self, typed: &str) -> Result<Option<String>, AccountError> {
+        let typed = typed.trim();
+        if self.records().tenant(typed)?.is_some() {
+            return Ok(Some(typed.to_owned()));
+        }
+        let mut named = self
+            .records()
+            .tenants()?
+            .into_iter()
+            .filter(|t| t.name.trim().eq_ignore_ascii_case(typed));
+        match (named.next(), named.next()) {
+            (Some(t), None) => Ok(Some(t.id)),
+            _ => Ok(None),
+        }
+    }
+
     /// Issues a new enrollment token; the old one stops working.
     pub fn rotate_enrollment_token(&self, tenant: &str) -> Result<String, AccountError> {
         let mut t = self.tenant(tenant)?;

@@ -82,15 +82,7 @@ fn preview(args: &PreviewArgs, now: DateTime<Utc>) -> anyhow::Result<String> {
 
 fn table(window: &MaintenanceWindow, from: DateTime<Utc>, list: &[Occurrence]) -> String {
     let tz = window.tz();
-    // "Sun 2026-03-29 03:00 +02:00 CEST"; zones without an abbreviation get the offset once.
-    let local = |t: DateTime<Utc>| {
-        let t = t.with_timezone(&tz);
-        let abbr = t.format("%Z").to_string();
-        match abbr.starts_with(['+', '-']) {
-            true => t.format("%a %Y-%m-%d %H:%M %:z").to_string(),
-            false => format!("{} {abbr}", t.format("%a %Y-%m-%d %H:%M %:z")),
-        }
-    };
+    let local = |t: DateTime<Utc>| crate::http::local_time(tz, t);
     let utc = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M").to_string();
     let mut rows = vec![[
         "#".to_owned(),

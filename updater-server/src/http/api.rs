@@ -525,8 +525,10 @@ const BODY_LIMITS: &[(&str, usize)] = &[(
 /// Tenant routes that read their body as a stream and bound it themselves
 /// (size and the wait for each piece): the server's default body limit and
 /// response deadline do not apply to them.
-const STREAMED_BODIES: &[(Method, &str)] =
-    &[(Method::Post, "/api/v1/tenants/{tenant}/catalog/releases")];
+const STREAMED_BODIES: &[(Method, &str)] = &[
+    (Method::Post, "/api/v1/tenants/{tenant}/catalog/releases"),
+    (Method::Post, "/console/catalog/upload"),
+];
 
 /// Whether the route matched as `path` streams its body for `method`.
 pub(crate) fn streams_body(method: &axum::http::Method, path: &str) -> bool {

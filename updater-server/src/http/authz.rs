@@ -45,6 +45,28 @@ async fn principal(state: &Shared, headers: &HeaderMap) -> Result<Principal, Res
         .map_err(IntoResponse::into_response)
 }
 
+/// Whether `p` (already known to belong to the tenant) may use a route
+/// needing `access`; the refusal says why. The API and the console both
+/// decide with this one rule.
+pub(crate) fn permits(state: &Shared, p: &Principal, access: Access) -> Result<(), &'static str> {
+    let allowed = match access {
+        Access::Read => true,
+        Access::Write => p.can_write(),
+        Access::FullAdmin => p.is_full_admin(),
+        Access::Admin => matches!(p.kind, PrincipalKind::Admin { .. }),
+        Access::CatalogManager => p.can_write() && state.uploads.managers.contains(&p.tenant),
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(match access {
+        Access::FullAdmin => "only full admins may do this",
+        Access::Admin => "only a signed-in admin may do this (not an API token)",
+        Access::CatalogManager if p.can_write() => super::releases::NOT_A_CATALOG_MANAGER,
+        _ => "read-only credentials cannot change anything",
+    })
+}
+
 /// The layer on every tenant-scoped route: authenticates, checks the tenant
 /// and `access`, and hands the [`Principal`] to the handler as an extension.
 pub(crate) async fn authorize(
@@ -64,20 +86,7 @@ pub(crate) async fn authorize(
     if params.get("tenant") != Some(&p.tenant) {
         return not_found();
     }
-    let allowed = match access {
-        Access::Read => true,
-        Access::Write => p.can_write(),
-        Access::FullAdmin => p.is_full_admin(),
-        Access::Admin => matches!(p.kind, PrincipalKind::Admin { .. }),
-        Access::CatalogManager => p.can_write() && state.uploads.managers.contains(&p.tenant),
-    };
-    if !allowed {
-        let why = match access {
-            Access::FullAdmin => "only full admins may do this",
-            Access::Admin => "only a signed-in admin may do this (not an API token)",
-            Access::CatalogManager if p.can_write() => super::releases::NOT_A_CATALOG_MANAGER,
-            _ => "read-only credentials cannot change anything",
-        };
+    if let Err(why) = permits(&state, &p, access) {
         return error(StatusCode::FORBIDDEN, "forbidden", why);
     }
     req.extensions_mut().insert(p);
@@ -121,6 +130,9 @@ pub(crate) async fn authorize_agent(
     next.run(req).await
 }
 
+/// What a refused login is told, whichever of the three was wrong.
+pub(crate) const WRONG_CREDENTIALS: &str = "wrong tenant, e-mail or password";
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Login {
@@ -142,7 +154,7 @@ pub(crate) async fn login(
                 AccountError::InvalidCredentials => ApiError::new(error(
                     StatusCode::UNAUTHORIZED,
                     "invalid_credentials",
-                    "wrong tenant, e-mail or password",
+                    WRONG_CREDENTIALS,
                 )),
                 other => other.into(),
             })?;

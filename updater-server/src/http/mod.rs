@@ -7,6 +7,7 @@ pub mod api;
 mod authz;
 mod checkin;
 mod checkin_cache;
+pub mod console;
 mod download;
 mod errors;
 mod events;
@@ -37,6 +38,7 @@ use catalog::Catalog;
 pub(crate) use self::errors::error;
 pub use self::releases::{CatalogUploads, DEFAULT_MAX_UPLOAD_MIB};
 pub use self::serve::{serve, ServeOptions, TlsFiles};
+pub use self::windows::local_time;
 use crate::auth::Accounts;
 
 /// What the handlers share.
@@ -51,6 +53,8 @@ pub struct AppState {
     checkins: checkin_cache::CheckInCache,
     agent_credentials: checkin_cache::AgentCredentials,
     uploads: CatalogUploads,
+    /// The console's session cookie carries `Secure` (the server speaks TLS).
+    console_secure_cookies: bool,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -69,7 +73,14 @@ impl AppState {
             checkins: checkin_cache::CheckInCache::default(),
             agent_credentials: checkin_cache::AgentCredentials::default(),
             uploads: CatalogUploads::default(),
+            console_secure_cookies: false,
         }
+    }
+
+    /// Marks the console's session cookie `Secure` (set when serving TLS).
+    pub fn with_secure_cookies(mut self, secure: bool) -> Self {
+        self.console_secure_cookies = secure;
+        self
     }
 
     /// Who may change the catalog over the API, and how large an upload
@@ -116,6 +127,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             )),
         );
     }
+    let r = console::mount(r, &state);
     r.fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             error(

@@ -100,7 +100,7 @@ pub(crate) fn file_name(kind: ReportKind, tenant: &str, day: chrono::NaiveDate) 
     format!("{}-{tenant}-{day}.csv", kind.file_stem())
 }
 
-fn respond(
+pub(crate) fn respond(
     built: &Built,
     format: Format,
     tenant: &str,

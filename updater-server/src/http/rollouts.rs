@@ -21,7 +21,7 @@ use crate::reports::Format;
 type Id = UrlPath<(String, String)>;
 
 /// Who an action is recorded as: the admin's e-mail, or the API token.
-fn actor(s: &Shared, p: &Principal) -> String {
+pub(crate) fn actor(s: &Shared, p: &Principal) -> String {
     match &p.kind {
         PrincipalKind::Admin { admin_id, .. } => s
             .accounts

@@ -53,7 +53,8 @@ pub async fn serve(catalog: Catalog, accounts: Accounts, opts: ServeOptions) -> 
         accounts.clock(),
     ));
     let state = AppState::new(&catalog, opts.keys_dir.clone(), accounts)
-        .with_catalog_uploads(opts.catalog_uploads.clone());
+        .with_catalog_uploads(opts.catalog_uploads.clone())
+        .with_secure_cookies(opts.tls.is_some());
     let app = router(state, opts.limits);
     let refresher = tokio::spawn(refresh_timestamps(catalog, accounts_clock));
     let result = match &opts.tls {

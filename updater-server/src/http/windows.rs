@@ -58,3 +58,15 @@ pub(crate) async fn preview(
         .collect();
     Ok(Json(Value::Array(list)))
 }
+
+/// A window edge in the window's zone: "Sun 2026-03-29 03:00 +02:00 CEST";
+/// zones without an abbreviation get the offset once. The CLI's preview
+/// table and the console's policy editor both print this.
+pub fn local_time(tz: chrono_tz::Tz, t: DateTime<Utc>) -> String {
+    let t = t.with_timezone(&tz);
+    let abbr = t.format("%Z").to_string();
+    match abbr.starts_with(['+', '-']) {
+        true => t.format("%a %Y-%m-%d %H:%M %:z").to_string(),
+        false => format!("{} {abbr}", t.format("%a %Y-%m-%d %H:%M %:z")),
+    }
+}
