@@ -54,7 +54,7 @@ pub(crate) fn stacked_bars(
                         @if s.value > 0 {
                             @let w = plot * s.value as f64 / max;
                             @let text = format!("{}, {}: {}", row.label, s.label, s.value);
-                            rect.bar class=(format!("fill-{}", s.class)) x=(format!("{x:.1}")) y=(format!("{y:.1}"))
+                            rect class=(format!("bar fill-{}", s.class)) x=(format!("{x:.1}")) y=(format!("{y:.1}"))
                                 width=(format!("{w:.1}")) height=(format!("{:.1}", ROW_H - 6.0))
                                 tabindex="0" role="img" aria-label=(text)
                                 data-row=(row.label) data-series=(s.label) data-value=(s.value) {
@@ -89,7 +89,7 @@ pub(crate) fn columns(id: &str, caption: &str, points: &[(String, usize)]) -> Ma
                     @let h = plot_h * *value as f64 / max;
                     @let x = 40.0 + i as f64 * step;
                     @let text = format!("{label}: {value}");
-                    rect.bar class="fill-default" x=(format!("{x:.1}")) y=(format!("{:.1}", plot_h + 4.0 - h))
+                    rect class="bar fill-default" x=(format!("{x:.1}")) y=(format!("{:.1}", plot_h + 4.0 - h))
                         width=(format!("{:.1}", (step - 2.0).max(1.0))) height=(format!("{h:.1}"))
                         tabindex="0" role="img" aria-label=(text) data-row=(label) data-value=(value) {
                         title { (text) }

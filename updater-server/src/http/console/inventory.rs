@@ -286,7 +286,7 @@ pub(crate) async fn device(
             .iter()
             .map(|e| (e.event.at, describe_event(&e.event)))
             .collect();
-        timeline.sort_by(|a, b| b.0.cmp(&a.0));
+        timeline.sort_by_key(|e| std::cmp::Reverse(e.0));
         let status = versions::status(&s.releases, d);
         let title = format!(
             "{} {}",

@@ -215,6 +215,7 @@ pub(crate) fn head(title: &str) -> Markup {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · Updater console" }
+            link rel="icon" href=(super::assets::ICON_URL) type="image/svg+xml";
             link rel="stylesheet" href=(super::assets::CSS_URL);
             script src=(super::assets::JS_URL) defer {}
         }

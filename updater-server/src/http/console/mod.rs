@@ -179,7 +179,7 @@ pub(crate) fn mount(mut r: Router<Shared>, state: &Shared) -> Router<Shared> {
 
 /// The headers every console answer carries: a strict CSP (no inline
 /// script or style, nothing from elsewhere, no framing), no sniffing, no
-/// referrer, and no caching of pages (assets set their own).
+/// referrer to other sites, and no caching of pages (assets set their own).
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut r = next.run(req).await;
     let h = r.headers_mut();
@@ -194,9 +194,11 @@ async fn security_headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Not `no-referrer`: under it browsers send `Origin: null` with the
+    // console's own forms, which the origin check must refuse.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !h.contains_key(header::CACHE_CONTROL) {

@@ -112,6 +112,9 @@ pub(crate) struct PolicyForm {
     multi_piece_guard: Option<String>,
     #[serde(default)]
     enabled: Option<String>,
+    /// The day the preview starts (`YYYY-MM-DD`, UTC); empty: now.
+    #[serde(default)]
+    preview_from: String,
 }
 
 impl PolicyForm {
@@ -145,6 +148,7 @@ impl PolicyForm {
             fallback_to_server: on(p.spec.fallback_to_server),
             multi_piece_guard: on(p.spec.multi_piece_guard),
             enabled: on(p.spec.enabled),
+            preview_from: String::new(),
         }
     }
 
@@ -230,6 +234,9 @@ fn preview(form: &PolicyForm, now: DateTime<Utc>) -> Markup {
         Err(why) => return html! { div #window-preview { p.error role="alert" { (why) } } },
     };
     let tz = window.tz();
+    let now = chrono::NaiveDate::parse_from_str(form.preview_from.trim(), "%Y-%m-%d")
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+        .unwrap_or(now);
     let list: Vec<Occurrence> = window.occurrences(now).take(8).collect();
     let offset = |t: DateTime<Utc>| t.with_timezone(&tz).offset().fix().local_minus_utc();
     let mut previous = offset(now);
@@ -332,6 +339,7 @@ fn editor(ctx: &Ctx, c: &Choices, f: &PolicyForm, preview_box: Option<Markup>) -
                 label { "Lasts (minutes)" input name="duration_minutes" inputmode="numeric" value=(f.duration_minutes); }
                 label { "Time zone (IANA)" input name="tz" list="zones" value=(f.tz); }
                 datalist #zones { @for z in ZONES { option value=(z) {} } }
+                label { "Preview from" span.hint { "empty: now" } input type="date" name="preview_from" value=(f.preview_from); }
                 button.secondary type="submit" formaction="/console/policies/preview" { "Preview window" }
                 @if let Some(p) = preview_box { (p) }
             }
