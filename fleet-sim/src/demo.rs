@@ -41,6 +41,9 @@ pub struct DemoOptions {
     pub threads: usize,
     /// Draw progress bars.
     pub progress: bool,
+    /// Serve on this address, and keep serving after the story
+    /// ([`DemoOutcome::world`]); `None`: a free port, stopped at the end.
+    pub serve: Option<std::net::SocketAddr>,
 }
 
 /// What became of one host.
@@ -71,6 +74,9 @@ pub struct DemoOutcome {
     pub server_data: PathBuf,
     /// Reports as printed (Version Status, Policy Compliance).
     pub reports: Vec<(String, String)>,
+    /// The world, still serving, when [`DemoOptions::serve`] asked for it
+    /// (its clock stands at the end of the story).
+    pub world: Option<World>,
 }
 
 impl DemoOutcome {
@@ -176,7 +182,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<DemoOutcome> {
     let start = Utc::now().duration_trunc(Duration::minutes(1))?;
     let window = MaintenanceWindow::new(WINDOW_CRON, Duration::hours(WINDOW_HOURS), &opts.zone)
         .with_context(|| format!("the demo window in {}", opts.zone))?;
-    let mut world = World::start(&opts.data, start)?;
+    let mut world = World::start_on(&opts.data, start, opts.serve)?;
     let clock = world.clock().clone();
     let server_data = world.server_data();
     println!(
@@ -377,6 +383,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<DemoOutcome> {
         tenant: tenant.id,
         server_data,
         reports,
+        world: opts.serve.map(|_| world),
     })
 }
 

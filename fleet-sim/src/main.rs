@@ -37,6 +37,10 @@ enum Command {
         /// No progress bars.
         #[arg(long)]
         no_progress: bool,
+        /// Serve on this address (default 127.0.0.1:8080) and keep serving
+        /// the converged fleet after the story, for the web console.
+        #[arg(long, value_name = "ADDRESS", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+        serve: Option<std::net::SocketAddr>,
     },
 }
 
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         zone,
         threads,
         no_progress,
+        serve,
     } = Cli::parse().command;
     let opts = DemoOptions {
         data,
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
         zone,
         threads,
         progress: !no_progress && std::io::stderr().is_terminal(),
+        serve,
     };
     let started = std::time::Instant::now();
     let outcome = match run(&opts) {
@@ -114,11 +120,27 @@ fn main() -> ExitCode {
         outcome.tenant
     );
     println!("Finished in {:.1} s", started.elapsed().as_secs_f64());
-    if outcome.converged() {
+    let converged = outcome.converged();
+    if converged {
         println!("The fleet converged as expected.");
-        ExitCode::SUCCESS
     } else {
         println!("The fleet did NOT converge as expected.");
+    }
+    if let Some(world) = &outcome.world {
+        println!(
+            "\nWeb console: {}/console  (the server's clock stands at the end of the story)",
+            world.url()
+        );
+        println!("  sign in with tenant \"Demo Corp\", e-mail {ADMIN_EMAIL}, password \"{ADMIN_PASSWORD}\"");
+        println!("  Ctrl-C stops it.");
+        loop {
+            // Serving happens on the server's own threads until the process is interrupted.
+            std::thread::park();
+        }
+    }
+    if converged {
+        ExitCode::SUCCESS
+    } else {
         ExitCode::FAILURE
     }
 }

@@ -42,10 +42,21 @@ pub struct World {
 }
 
 impl World {
-    /// A server over `dir/server`, at `start` on the world's clock.
+    /// A server over `dir/server` on a free loopback port, at `start` on
+    /// the world's clock.
     pub fn start(dir: &Path, start: DateTime<Utc>) -> anyhow::Result<Self> {
+        Self::start_on(dir, start, None)
+    }
+
+    /// [`World::start`] with the server on `address` (`None`: a free
+    /// loopback port).
+    pub fn start_on(
+        dir: &Path,
+        start: DateTime<Utc>,
+        address: Option<std::net::SocketAddr>,
+    ) -> anyhow::Result<Self> {
         let clock = FleetClock::new(start);
-        let server = InProcessServer::start(&dir.join("server"), &clock, None)?;
+        let server = InProcessServer::start(&dir.join("server"), &clock, address)?;
         Ok(Self {
             dir: dir.to_owned(),
             address: server.address(),

@@ -55,6 +55,8 @@ pub struct AppState {
     uploads: CatalogUploads,
     /// The console's session cookie carries `Secure` (the server speaks TLS).
     console_secure_cookies: bool,
+    /// The console's fleet views, shared by its pages.
+    console_views: console::ViewCache,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -74,6 +76,7 @@ impl AppState {
             agent_credentials: checkin_cache::AgentCredentials::default(),
             uploads: CatalogUploads::default(),
             console_secure_cookies: false,
+            console_views: console::ViewCache::default(),
         }
     }
 

@@ -17,8 +17,7 @@ use crate::events::UpdateRecord;
 use crate::fleet::rollouts::{Rollout, RolloutState};
 use crate::http::fleet::fleet;
 use crate::http::Shared;
-use crate::reports::history::{self, Range};
-use crate::reports::versions::{self, ModelStatus};
+use crate::reports::versions::ModelStatus;
 use crate::reports::{compliance, Snapshot};
 
 /// Days the "updates per night" chart covers.
@@ -103,22 +102,19 @@ pub(crate) async fn home(
 ) -> Answer {
     let base_url = super::base_url(&headers, state.console_secure_cookies);
     blocking(move || {
-        let now = state.accounts.now();
-        let store = state.accounts.store();
-        let snapshot = Snapshot::load(store, &fleet(&state), &ctx.principal.tenant, now)?;
-        let models = versions::models(&snapshot);
-        let rows = compliance::rows(&snapshot);
-        let range = Range {
-            from: Some(now - Duration::days(NIGHTS + 1)),
-            to: None,
-            filter: Default::default(),
-        };
-        let (records, _) = history::read(store, &ctx.principal.tenant, &range, history::MAX_ROWS)?;
-        let rollouts = fleet(&state).rollouts(&ctx.principal.tenant)?;
+        let view = state.console_views.get(&state, &ctx.principal.tenant)?;
+        let snapshot = &view.snapshot;
         let body = if snapshot.devices.is_empty() {
             first_steps(&state, &ctx, &base_url)?
         } else {
-            at_a_glance(&snapshot, &models, &rows, &records, &rollouts, now)
+            at_a_glance(
+                snapshot,
+                view.models(),
+                view.compliance(),
+                view.recent_updates(&state, NIGHTS + 1)?,
+                view.rollouts(&state)?,
+                snapshot.now,
+            )
         };
         Ok(layout::page(
             &ctx,

@@ -8,14 +8,14 @@ use chrono::{DateTime, Duration, Utc};
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::fleet_view::{DeviceRow, FleetView};
 use super::layout::{self, Ctx, Nav};
 use super::{blocking, Answer, ConsoleError};
 use crate::events::{self, Filter};
 use crate::fleet::inventory::Device;
-use crate::http::fleet::fleet;
 use crate::http::Shared;
-use crate::reports::versions::{self, VersionStatus};
-use crate::reports::{compliance, identity, model_key, Snapshot};
+use crate::reports::versions::VersionStatus;
+use crate::reports::{identity, model_key, Snapshot};
 
 /// Rows per page.
 pub(crate) const PAGE_SIZE: usize = 50;
@@ -82,18 +82,24 @@ fn seen_matches(filter: &str, last_seen: DateTime<Utc>, now: DateTime<Utc>) -> b
 struct Listed<'a> {
     device: &'a Device,
     status: VersionStatus,
-    hostname: &'a str,
-    users: String,
+    row: &'a DeviceRow,
 }
 
-/// The devices the query selects, sorted; and the total before paging.
-fn select<'a>(s: &'a Snapshot, q: &DeviceQuery) -> Vec<Listed<'a>> {
-    let hosts = s.hosts_by_id();
-    let users = s.users_by_id();
+/// The devices the query selects, in its order.
+fn select<'a>(view: &'a FleetView, q: &DeviceQuery) -> Vec<Listed<'a>> {
+    let s = &view.snapshot;
+    let rows = view.rows();
     let needle = q.q.trim().to_lowercase();
+    let model: Option<catalog::package::HardwareId> = q.model.parse().ok();
     let mut out: Vec<Listed<'a>> = Vec::new();
-    for d in s.devices.iter().filter(|d| d.deleted_at.is_none()) {
-        if !q.model.is_empty() && model_key(d.vendor_id, d.product_id) != q.model {
+    for &i in view.order(&q.sort).iter() {
+        let (d, status, row) = (&s.devices[i], view.status[i], &rows[i]);
+        if d.deleted_at.is_some() {
+            continue;
+        }
+        if !q.model.is_empty()
+            && model.is_none_or(|m| (m.vid, m.pid) != (d.vendor_id, d.product_id))
+        {
             continue;
         }
         if !q.version.is_empty() && d.firmware_version.as_deref() != Some(q.version.as_str()) {
@@ -102,58 +108,20 @@ fn select<'a>(s: &'a Snapshot, q: &DeviceQuery) -> Vec<Listed<'a>> {
         if !seen_matches(&q.seen, d.last_seen, s.now) {
             continue;
         }
-        let host = hosts.get(d.host.as_str());
-        let group = host.map_or("", |h| h.group.as_str());
-        if !q.group.is_empty() && group != q.group {
+        if !q.group.is_empty() && row.group != q.group {
             continue;
         }
-        let status = versions::status(&s.releases, d);
         if !q.status.is_empty() && status_name(status) != q.status {
             continue;
         }
-        let hostname = host.map_or("", |h| h.hostname.as_str());
-        let user_names = crate::reports::user_names(&users, &d.users).join(", ");
-        if !needle.is_empty() {
-            let hay = [
-                d.serial.as_deref().unwrap_or(""),
-                d.product.as_deref().unwrap_or(""),
-                hostname,
-                &user_names,
-                &d.key,
-            ];
-            if !hay.iter().any(|h| h.to_lowercase().contains(&needle)) {
-                continue;
-            }
+        if !needle.is_empty() && !row.haystack.contains(&needle) {
+            continue;
         }
         out.push(Listed {
             device: d,
             status,
-            hostname,
-            users: user_names,
+            row,
         });
-    }
-    match q.sort.as_str() {
-        "model" => out.sort_by(|a, b| {
-            (a.device.vendor_id, a.device.product_id, &a.device.key).cmp(&(
-                b.device.vendor_id,
-                b.device.product_id,
-                &b.device.key,
-            ))
-        }),
-        "version" => out.sort_by(|a, b| {
-            (&a.device.firmware_version, &a.device.key)
-                .cmp(&(&b.device.firmware_version, &b.device.key))
-        }),
-        "serial" => out.sort_by(|a, b| {
-            (&a.device.serial, &a.device.key).cmp(&(&b.device.serial, &b.device.key))
-        }),
-        "host" => out.sort_by(|a, b| (a.hostname, &a.device.key).cmp(&(b.hostname, &b.device.key))),
-        _ => out.sort_by(|a, b| {
-            b.device
-                .last_seen
-                .cmp(&a.device.last_seen)
-                .then_with(|| a.device.key.cmp(&b.device.key))
-        }),
     }
     out
 }
@@ -173,9 +141,9 @@ pub(crate) async fn devices(
     Query(q): Query<DeviceQuery>,
 ) -> Answer {
     blocking(move || {
-        let now = state.accounts.now();
-        let s = Snapshot::load(state.accounts.store(), &fleet(&state), &ctx.principal.tenant, now)?;
-        let listed = select(&s, &q);
+        let view = state.console_views.get(&state, &ctx.principal.tenant)?;
+        let s = &view.snapshot;
+        let listed = select(&view, &q);
         let pages = listed.len().div_ceil(PAGE_SIZE);
         let page = q.page.unwrap_or(1).clamp(1, pages.max(1));
         let shown = listed.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE);
@@ -184,7 +152,7 @@ pub(crate) async fn devices(
         for d in s.devices.iter().filter(|d| d.deleted_at.is_none()) {
             models
                 .entry(model_key(d.vendor_id, d.product_id))
-                .or_insert_with(|| model_label(&s, d));
+                .or_insert_with(|| model_label(s, d));
             if let Some(v) = d.firmware_version.as_deref() {
                 versions.insert(v);
             }
@@ -239,11 +207,11 @@ pub(crate) async fn devices(
                     thead { tr { th { "Device" } th { "Model" } th { "Version" } th { "Status" } th { "Host" } th { "Users" } th { "Last seen" } } }
                     tbody { @for l in shown { tr {
                         td { a href=(format!("/console/devices/{}", l.device.id)) { (l.device.serial.as_deref().unwrap_or(identity(l.device))) } }
-                        td { (model_label(&s, l.device)) }
+                        td { (model_label(s, l.device)) }
                         td { (l.device.firmware_version.as_deref().unwrap_or("—")) }
                         td class=(format!("status-{}", status_name(l.status))) { (status_label(status_name(l.status))) }
-                        td { (l.hostname) }
-                        td { (l.users) }
+                        td { (l.row.hostname) }
+                        td { (l.row.users) }
                         td { (layout::time(l.device.last_seen)) }
                     } } }
                 } }
@@ -263,23 +231,28 @@ pub(crate) async fn device(
     UrlPath(id): UrlPath<String>,
 ) -> Answer {
     blocking(move || {
-        let now = state.accounts.now();
         let store = state.accounts.store();
-        let s = Snapshot::load(store, &fleet(&state), &ctx.principal.tenant, now)?;
-        let d = s
+        let view = state.console_views.get(&state, &ctx.principal.tenant)?;
+        let s = &view.snapshot;
+        let (index, d) = s
             .devices
             .iter()
-            .find(|d| d.id == id)
+            .enumerate()
+            .find(|(_, d)| d.id == id)
             .ok_or(ConsoleError::NotFound)?;
         let hosts = s.hosts_by_id();
         let users = s.users_by_id();
         let host = hosts.get(d.host.as_str());
-        let row = compliance::rows(&s).into_iter().find(|r| r.device_id == d.id);
+        let row = view.compliance().iter().find(|r| r.device_id == d.id);
         let filter = Filter {
             agent: None,
             device: Some(identity(d).to_owned()),
         };
-        let history = events::list_history(store, &ctx.principal.tenant, None, events::MAX_PAGE, &filter)?;
+        let history: Vec<&crate::events::UpdateRecord> = view
+            .recent_updates(&state, super::home::NIGHTS + 1)?
+            .iter()
+            .filter(|r| r.device.as_deref() == Some(identity(d)))
+            .collect();
         let evts = events::list_events(store, &ctx.principal.tenant, None, events::MAX_PAGE, &filter)?;
         let mut timeline: Vec<(DateTime<Utc>, String)> = evts
             .items
@@ -287,7 +260,7 @@ pub(crate) async fn device(
             .map(|e| (e.event.at, describe_event(&e.event)))
             .collect();
         timeline.sort_by_key(|e| std::cmp::Reverse(e.0));
-        let status = versions::status(&s.releases, d);
+        let status = view.status[index];
         let title = format!(
             "{} {}",
             s.model_name(d.vendor_id, d.product_id),
@@ -298,7 +271,7 @@ pub(crate) async fn device(
                 div.card {
                     h2 { "Device" }
                     dl {
-                        dt { "Model" } dd { (model_label(&s, d)) }
+                        dt { "Model" } dd { (model_label(s, d)) }
                         dt { "Serial" } dd { (d.serial.as_deref().unwrap_or("none (identified by port)")) }
                         dt { "Firmware" } dd { (d.firmware_version.as_deref().unwrap_or("not reported")) " "
                             span class=(format!("status-{}", status_name(status))) { "(" (status_label(status_name(status))) ")" } }
@@ -310,7 +283,7 @@ pub(crate) async fn device(
                 }
                 div.card #why {
                     h2 { "Target version" }
-                    @match &row {
+                    @match row {
                         Some(r) if r.compliant => p.status-compliant { "On its target version " (r.target_version.as_deref().unwrap_or("")) " (policy " (r.policy_name.as_deref().unwrap_or("")) ")." },
                         Some(r) => {
                             p { "Target: " strong { (r.target_version.as_deref().unwrap_or("none")) }
@@ -322,11 +295,11 @@ pub(crate) async fn device(
                     }
                 }
             }
-            h2 { "Update history" }
-            @if history.items.is_empty() { p.muted { "No update has been reported for this device." } } @else {
+            h2 { "Update history (last 30 days)" }
+            @if history.is_empty() { p.muted { "No update has been reported for this device in the last 30 days." } } @else {
                 div.table-wrap { table #history {
                     thead { tr { th { "When" } th { "Release" } th { "Outcome" } th { "Reason" } } }
-                    tbody { @for r in history.items.iter().rev() { tr {
+                    tbody { @for r in history.iter().rev() { tr {
                         td { (layout::time(r.at)) } td { code { (r.target) } " " (r.version) }
                         td { (format!("{:?}", r.outcome).to_lowercase()) } td { (r.reason.as_deref().unwrap_or("")) }
                     } } }
@@ -374,9 +347,8 @@ pub(crate) async fn hosts(
     Query(q): Query<ListQuery>,
 ) -> Answer {
     blocking(move || {
-        let store = state.accounts.store();
-        let tenant = &ctx.principal.tenant;
-        let groups = fleet(&state).groups(tenant)?;
+        let view = state.console_views.get(&state, &ctx.principal.tenant)?;
+        let groups = &view.snapshot.groups;
         let group_name = |id: &str| {
             groups
                 .iter()
@@ -384,8 +356,12 @@ pub(crate) async fn hosts(
                 .map_or_else(|| "All Users".to_owned(), |g| g.name.clone())
         };
         let needle = q.q.trim().to_lowercase();
-        let mut hosts = crate::fleet::inventory::hosts(store, tenant)?;
-        hosts.retain(|h| needle.is_empty() || h.hostname.to_lowercase().contains(&needle));
+        let mut hosts: Vec<&crate::fleet::inventory::Host> = view
+            .snapshot
+            .hosts
+            .iter()
+            .filter(|h| needle.is_empty() || h.hostname.to_lowercase().contains(&needle))
+            .collect();
         hosts.sort_by(|a, b| a.hostname.cmp(&b.hostname));
         let pages = hosts.len().div_ceil(PAGE_SIZE);
         let page = q.page.unwrap_or(1).clamp(1, pages.max(1));
@@ -415,10 +391,14 @@ pub(crate) async fn users(
     Query(q): Query<ListQuery>,
 ) -> Answer {
     blocking(move || {
-        let store = state.accounts.store();
+        let view = state.console_views.get(&state, &ctx.principal.tenant)?;
         let needle = q.q.trim().to_lowercase();
-        let mut users = crate::fleet::inventory::users(store, &ctx.principal.tenant)?;
-        users.retain(|u| needle.is_empty() || u.name.to_lowercase().contains(&needle));
+        let mut users: Vec<&crate::fleet::inventory::User> = view
+            .snapshot
+            .users
+            .iter()
+            .filter(|u| needle.is_empty() || u.name.to_lowercase().contains(&needle))
+            .collect();
         users.sort_by(|a, b| a.name.cmp(&b.name));
         let pages = users.len().div_ceil(PAGE_SIZE);
         let page = q.page.unwrap_or(1).clamp(1, pages.max(1));

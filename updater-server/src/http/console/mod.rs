@@ -17,6 +17,7 @@ mod admins;
 mod assets;
 mod catalog;
 mod chart;
+mod fleet_view;
 mod groups;
 mod home;
 mod inventory;
@@ -44,6 +45,7 @@ use super::Shared;
 use crate::auth::{Principal, PrincipalKind};
 use crate::fleet::FleetError;
 
+pub(crate) use self::fleet_view::ViewCache;
 pub(crate) use self::layout::Ctx;
 
 /// One console route.
@@ -275,8 +277,14 @@ async fn authorize_page(
         }
     };
     let mut req = req;
+    let tenant = ctx.principal.tenant.clone();
     req.extensions_mut().insert(ctx);
-    next.run(req).await
+    let response = next.run(req).await;
+    if !is_get {
+        // Whatever the POST changed shows on the next page.
+        state.console_views.forget(&tenant);
+    }
+    response
 }
 
 fn signed_out(is_get: bool, uri: &axum::http::Uri) -> Response {

@@ -9,13 +9,13 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::chart::{self, Row, Segment};
+use super::fleet_view::FleetView;
 use super::layout::{self, Ctx, Nav};
 use super::{blocking, Answer, ConsoleError};
 use crate::events::Filter;
-use crate::http::fleet::fleet;
 use crate::http::Shared;
 use crate::reports::history::{self, Range};
-use crate::reports::{self, versions, Built, Format, ReportKind, Snapshot};
+use crate::reports::{Built, Format, ReportKind};
 
 /// Rows a report page shows; the CSV has them all.
 pub(crate) const SHOWN_ROWS: usize = 500;
@@ -83,7 +83,7 @@ pub(crate) async fn show(
         let tenant = &ctx.principal.tenant;
         let mut error = None;
         let mut chart_markup = html! {};
-        let built: Built = if kind == ReportKind::History {
+        let built: std::sync::Arc<Built> = if kind == ReportKind::History {
             let range = match Range::parse(nonempty(&q.from), nonempty(&q.to), Filter::default()) {
                 Ok(r) => r,
                 Err(e) => {
@@ -94,11 +94,11 @@ pub(crate) async fn show(
             let (records, truncated) = history::read(store, tenant, &range, history::MAX_ROWS)?;
             let hosts = crate::fleet::inventory::hosts(store, tenant)?;
             chart_markup = history_chart(&records, now);
-            history::build(tenant, now, &range, records, truncated, &hosts)
+            std::sync::Arc::new(history::build(tenant, now, &range, records, truncated, &hosts))
         } else {
-            let snapshot = Snapshot::load(store, &fleet(&state), tenant, now)?;
-            chart_markup = fleet_chart(kind, &snapshot);
-            reports::build(kind, &snapshot).ok_or_else(|| ConsoleError::Internal("no such fleet report".into()))?
+            let view = state.console_views.get(&state, tenant)?;
+            chart_markup = fleet_chart(kind, &view);
+            view.report(kind)?
         };
         if q.format.as_deref() == Some("csv") && error.is_none() {
             return crate::http::reports::respond(&built, Format::Csv, tenant, now)
@@ -140,12 +140,12 @@ fn table(built: &Built) -> Markup {
     }
 }
 
-fn fleet_chart(kind: ReportKind, s: &Snapshot) -> Markup {
+fn fleet_chart(kind: ReportKind, view: &FleetView) -> Markup {
     match kind {
-        ReportKind::Versions => super::home::version_chart(&versions::models(s)),
+        ReportKind::Versions => super::home::version_chart(view.models()),
         ReportKind::Compliance => {
             let mut by_status: BTreeMap<&'static str, usize> = BTreeMap::new();
-            for r in reports::compliance::rows(s) {
+            for r in view.compliance() {
                 *by_status.entry(r.status.as_str()).or_default() += 1;
             }
             let rows: Vec<Row> = by_status

@@ -1,0 +1,268 @@
+//! What the console's fleet pages read, loaded once and shared: a tenant's
+//! report [`Snapshot`] and what is derived from it (version status per
+//! device, the Policy Compliance rows, each report), reused by every page
+//! until it is too old.
+//!
+//! Reading and decoding a large inventory is the dominant cost of every
+//! fleet page (seconds for 100,000 devices, see docs/benchmarks.md); a
+//! console that re-read it per page would be unusable at that size. A view
+//! is reused while the store file is unchanged, and otherwise for at most
+//! [`MAX_AGE`]; every change made through the console drops the tenant's
+//! view at once, so an admin always sees their own change.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Instant, SystemTime};
+
+use crate::events::UpdateRecord;
+use crate::fleet::rollouts::Rollout;
+use crate::http::fleet::fleet;
+use crate::http::Shared;
+use crate::reports::compliance::{self, ComplianceRow};
+use crate::reports::history::{self, Range};
+use crate::reports::versions::{self, ModelStatus, VersionStatus};
+use crate::reports::{self, Built, ReportKind, Snapshot};
+
+use super::ConsoleError;
+
+/// Longest a view is used after the store changed.
+pub(crate) const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A tenant's fleet as the console shows it.
+#[derive(Debug)]
+pub(crate) struct FleetView {
+    /// The report snapshot (inventory, groups, policies, catalog).
+    pub(crate) snapshot: Snapshot,
+    /// Version status of `snapshot.devices[i]`.
+    pub(crate) status: Vec<VersionStatus>,
+    models: OnceLock<Vec<ModelStatus>>,
+    compliance: OnceLock<Vec<ComplianceRow>>,
+    recent_updates: OnceLock<Vec<UpdateRecord>>,
+    rollouts: OnceLock<Vec<Rollout>>,
+    reports: Mutex<HashMap<&'static str, Arc<Built>>>,
+    rows: OnceLock<Vec<DeviceRow>>,
+    orders: Mutex<HashMap<String, Arc<Vec<usize>>>>,
+}
+
+/// What the device list shows and searches for `snapshot.devices[i]`,
+/// worked out once per view.
+#[derive(Debug)]
+pub(crate) struct DeviceRow {
+    /// The host's name.
+    pub(crate) hostname: String,
+    /// The host's group at its last check-in.
+    pub(crate) group: String,
+    /// The device's users, joined.
+    pub(crate) users: String,
+    /// Serial, product, host, users and key, lower-case, for the search.
+    pub(crate) haystack: String,
+}
+
+impl FleetView {
+    fn load(state: &Shared, tenant: &str) -> Result<Self, ConsoleError> {
+        let now = state.accounts.now();
+        let snapshot = Snapshot::load(state.accounts.store(), &fleet(state), tenant, now)?;
+        let status = snapshot
+            .devices
+            .iter()
+            .map(|d| versions::status(&snapshot.releases, d))
+            .collect();
+        Ok(FleetView {
+            snapshot,
+            status,
+            models: OnceLock::new(),
+            compliance: OnceLock::new(),
+            recent_updates: OnceLock::new(),
+            rollouts: OnceLock::new(),
+            reports: Mutex::new(HashMap::new()),
+            rows: OnceLock::new(),
+            orders: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The device list's row of each device.
+    pub(crate) fn rows(&self) -> &[DeviceRow] {
+        self.rows.get_or_init(|| {
+            let s = &self.snapshot;
+            let hosts = s.hosts_by_id();
+            let users = s.users_by_id();
+            s.devices
+                .iter()
+                .map(|d| {
+                    let host = hosts.get(d.host.as_str());
+                    let hostname = host.map_or(String::new(), |h| h.hostname.clone());
+                    let users = reports::user_names(&users, &d.users).join(", ");
+                    let haystack = [
+                        d.serial.as_deref().unwrap_or(""),
+                        d.product.as_deref().unwrap_or(""),
+                        &hostname,
+                        &users,
+                        &d.key,
+                    ]
+                    .join("\n")
+                    .to_lowercase();
+                    DeviceRow {
+                        group: host.map_or(String::new(), |h| h.group.clone()),
+                        hostname,
+                        users,
+                        haystack,
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// Device indices in the order of `sort` (`model`, `version`,
+    /// `serial`, `host`; anything else: last seen, newest first), worked
+    /// out once per view and sort.
+    pub(crate) fn order(&self, sort: &str) -> Arc<Vec<usize>> {
+        let key = match sort {
+            "model" | "version" | "serial" | "host" => sort,
+            _ => "",
+        };
+        let mut orders = self.orders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = orders.get(key) {
+            return Arc::clone(o);
+        }
+        let d = &self.snapshot.devices;
+        let rows = self.rows();
+        let mut order: Vec<usize> = (0..d.len()).collect();
+        match key {
+            "model" => order.sort_by(|&a, &b| {
+                (d[a].vendor_id, d[a].product_id, &d[a].key).cmp(&(
+                    d[b].vendor_id,
+                    d[b].product_id,
+                    &d[b].key,
+                ))
+            }),
+            "version" => order.sort_by(|&a, &b| {
+                (&d[a].firmware_version, &d[a].key).cmp(&(&d[b].firmware_version, &d[b].key))
+            }),
+            "serial" => {
+                order.sort_by(|&a, &b| (&d[a].serial, &d[a].key).cmp(&(&d[b].serial, &d[b].key)))
+            }
+            "host" => order.sort_by(|&a, &b| {
+                (&rows[a].hostname, &d[a].key).cmp(&(&rows[b].hostname, &d[b].key))
+            }),
+            _ => order.sort_by(|&a, &b| {
+                d[b].last_seen
+                    .cmp(&d[a].last_seen)
+                    .then_with(|| d[a].key.cmp(&d[b].key))
+            }),
+        }
+        let order = Arc::new(order);
+        orders.insert(key.to_owned(), Arc::clone(&order));
+        order
+    }
+
+    /// Version Status per model.
+    pub(crate) fn models(&self) -> &[ModelStatus] {
+        self.models.get_or_init(|| versions::models(&self.snapshot))
+    }
+
+    /// The Policy Compliance rows.
+    pub(crate) fn compliance(&self) -> &[ComplianceRow] {
+        self.compliance
+            .get_or_init(|| compliance::rows(&self.snapshot))
+    }
+
+    /// Update history of the last `days` days (read on first use).
+    pub(crate) fn recent_updates(
+        &self,
+        state: &Shared,
+        days: i64,
+    ) -> Result<&[UpdateRecord], ConsoleError> {
+        if let Some(r) = self.recent_updates.get() {
+            return Ok(r);
+        }
+        let range = Range {
+            from: Some(self.snapshot.now - chrono::Duration::days(days)),
+            to: None,
+            filter: Default::default(),
+        };
+        let (records, _) = history::read(
+            state.accounts.store(),
+            &self.snapshot.tenant,
+            &range,
+            history::MAX_ROWS,
+        )?;
+        Ok(self.recent_updates.get_or_init(|| records))
+    }
+
+    /// The tenant's rollouts.
+    pub(crate) fn rollouts(&self, state: &Shared) -> Result<&[Rollout], ConsoleError> {
+        if let Some(r) = self.rollouts.get() {
+            return Ok(r);
+        }
+        let list = fleet(state).rollouts(&self.snapshot.tenant)?;
+        Ok(self.rollouts.get_or_init(|| list))
+    }
+
+    /// A fleet report (not the update history, which takes a range).
+    pub(crate) fn report(&self, kind: ReportKind) -> Result<Arc<Built>, ConsoleError> {
+        let mut built = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = built.get(kind.as_str()) {
+            return Ok(Arc::clone(b));
+        }
+        let b = Arc::new(
+            reports::build(kind, &self.snapshot)
+                .ok_or_else(|| ConsoleError::Internal(format!("{kind} is not a fleet report")))?,
+        );
+        built.insert(kind.as_str(), Arc::clone(&b));
+        Ok(b)
+    }
+}
+
+struct Entry {
+    loaded_at: Instant,
+    store_stamp: Option<SystemTime>,
+    view: Arc<FleetView>,
+}
+
+/// The views, one slot per tenant (a slot's lock is held while it loads,
+/// so concurrent pages wait for one load instead of each doing it).
+#[derive(Debug, Default)]
+pub(crate) struct ViewCache {
+    slots: Mutex<HashMap<String, Arc<Mutex<Option<Entry>>>>>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("loaded_at", &self.loaded_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ViewCache {
+    fn slot(&self, tenant: &str) -> Arc<Mutex<Option<Entry>>> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(slots.entry(tenant.to_owned()).or_default())
+    }
+
+    /// The tenant's view: the cached one while the store is unchanged or
+    /// it is younger than [`MAX_AGE`], else a fresh one.
+    pub(crate) fn get(&self, state: &Shared, tenant: &str) -> Result<Arc<FleetView>, ConsoleError> {
+        let slot = self.slot(tenant);
+        let mut entry = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let stamp = fleet(state).store_file_stamp();
+        if let Some(e) = entry.as_ref() {
+            let unchanged = stamp.is_some() && e.store_stamp == stamp;
+            if unchanged || e.loaded_at.elapsed() < MAX_AGE {
+                return Ok(Arc::clone(&e.view));
+            }
+        }
+        let view = Arc::new(FleetView::load(state, tenant)?);
+        *entry = Some(Entry {
+            loaded_at: Instant::now(),
+            store_stamp: stamp,
+            view: Arc::clone(&view),
+        });
+        Ok(view)
+    }
+
+    /// Drops the tenant's view (after a change through the console).
+    pub(crate) fn forget(&self, tenant: &str) {
+        *self.slot(tenant).lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
