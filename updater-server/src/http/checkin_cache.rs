@@ -181,7 +181,7 @@ impl CheckInCache {
 
 /// `stamp` if it is old enough to notice the next write (see
 /// [`STAMP_SETTLE`]).
-fn settled(stamp: Option<SystemTime>) -> Option<SystemTime> {
+pub(crate) fn settled(stamp: Option<SystemTime>) -> Option<SystemTime> {
     stamp.filter(|t| {
         SystemTime::now()
             .duration_since(*t)

@@ -6,9 +6,12 @@
 //! Reading and decoding a large inventory is the dominant cost of every
 //! fleet page (seconds for 100,000 devices, see docs/benchmarks.md); a
 //! console that re-read it per page would be unusable at that size. A view
-//! is reused while the store file is unchanged, and otherwise for at most
-//! [`MAX_AGE`]; every change made through the console drops the tenant's
-//! view at once, so an admin always sees their own change.
+//! is reused while the store file is unchanged. After the store changed
+//! (agents check in all the time), it is reused for five times as long as
+//! it took to load, at most [`MAX_AGE`]: a small tenant's pages are always
+//! fresh, a large tenant's spend at most a sixth of their time reloading.
+//! Every change made through the console drops the tenant's view at once,
+//! so an admin always sees their own change.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -215,8 +218,19 @@ impl FleetView {
 
 struct Entry {
     loaded_at: Instant,
+    /// How long loading took.
+    load_took: std::time::Duration,
+    /// The store file's stamp before loading, if settled (see
+    /// [`crate::http::checkin_cache::settled`]).
     store_stamp: Option<SystemTime>,
     view: Arc<FleetView>,
+}
+
+impl Entry {
+    /// How long the view may be used after the store changed.
+    fn grace(&self) -> std::time::Duration {
+        (self.load_took * 5).min(MAX_AGE)
+    }
 }
 
 /// The views, one slot per tenant (a slot's lock is held while it loads,
@@ -241,21 +255,23 @@ impl ViewCache {
     }
 
     /// The tenant's view: the cached one while the store is unchanged or
-    /// it is younger than [`MAX_AGE`], else a fresh one.
+    /// within its grace ([`Entry::grace`]), else a fresh one.
     pub(crate) fn get(&self, state: &Shared, tenant: &str) -> Result<Arc<FleetView>, ConsoleError> {
         let slot = self.slot(tenant);
         let mut entry = slot.lock().unwrap_or_else(|e| e.into_inner());
         let stamp = fleet(state).store_file_stamp();
         if let Some(e) = entry.as_ref() {
             let unchanged = stamp.is_some() && e.store_stamp == stamp;
-            if unchanged || e.loaded_at.elapsed() < MAX_AGE {
+            if unchanged || e.loaded_at.elapsed() < e.grace() {
                 return Ok(Arc::clone(&e.view));
             }
         }
+        let started = Instant::now();
         let view = Arc::new(FleetView::load(state, tenant)?);
         *entry = Some(Entry {
             loaded_at: Instant::now(),
-            store_stamp: stamp,
+            load_took: started.elapsed(),
+            store_stamp: crate::http::checkin_cache::settled(stamp),
             view: Arc::clone(&view),
         });
         Ok(view)
@@ -264,5 +280,38 @@ impl ViewCache {
     /// Drops the tenant's view (after a change through the console).
     pub(crate) fn forget(&self, tenant: &str) {
         *self.slot(tenant).lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn grace_is_five_loads_at_most_max_age() {
+        for (took, grace) in [
+            (Duration::from_millis(2), Duration::from_millis(10)),
+            (Duration::from_millis(500), Duration::from_millis(2500)),
+            (Duration::from_secs(2), super::MAX_AGE),
+            (Duration::from_secs(30), super::MAX_AGE),
+        ] {
+            let e = super::Entry {
+                loaded_at: std::time::Instant::now(),
+                load_took: took,
+                store_stamp: None,
+                view: std::sync::Arc::new(super::FleetView {
+                    snapshot: Default::default(),
+                    status: Vec::new(),
+                    models: Default::default(),
+                    compliance: Default::default(),
+                    recent_updates: Default::default(),
+                    rollouts: Default::default(),
+                    reports: Default::default(),
+                    rows: Default::default(),
+                    orders: Default::default(),
+                }),
+            };
+            assert_eq!(e.grace(), grace, "{took:?}");
+        }
     }
 }
