@@ -116,7 +116,8 @@ impl Default for Limits {
 /// The service's routes.
 pub fn router(state: AppState, limits: Limits) -> Router {
     let state = Arc::new(state);
-    // Only the two tables are mounted (the OpenAPI test relies on it).
+    // Only the tables are mounted: the API's two (the OpenAPI test relies
+    // on it) and the console's pages.
     let mut r = Router::new();
     for e in routes::ROUTES {
         r = r.route(e.path, e.method_router(&state));

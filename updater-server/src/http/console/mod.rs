@@ -83,6 +83,9 @@ const CATALOG: Option<Access> = Some(Access::CatalogManager);
 
 /// Every console route.
 pub const PAGES: &[Page] = &[
+    page(Get, "/", None, || {
+        get(|| async { Redirect::to("/console") })
+    }),
     page(Get, "/console/assets/{file}", None, || get(assets::serve)),
     page(Get, "/console/signin", None, || get(signin::form)),
     page(Post, "/console/signin", None, || post(signin::submit)),
@@ -162,7 +165,7 @@ pub const PAGES: &[Page] = &[
     }),
 ];
 
-/// Mounts [`PAGES`] (each with its authorization layer) and `GET /`.
+/// Mounts [`PAGES`], each with its authorization layer.
 pub(crate) fn mount(mut r: Router<Shared>, state: &Shared) -> Router<Shared> {
     for p in PAGES {
         let mut m = (p.handler)();
@@ -176,7 +179,7 @@ pub(crate) fn mount(mut r: Router<Shared>, state: &Shared) -> Router<Shared> {
         }
         r = r.route(p.path, m.layer(from_fn(security_headers)));
     }
-    r.route("/", get(|| async { Redirect::to("/console") }))
+    r
 }
 
 /// The headers every console answer carries: a strict CSP (no inline

@@ -146,7 +146,7 @@ fn routes_are_mounted_only_from_the_tables() {
     }
     assert!(
         offenders.is_empty(),
-        "mount routes through http::routes::ROUTES or api::TENANT_ROUTES: {offenders:?}"
+        "mount routes through http::routes::ROUTES, api::TENANT_ROUTES or console::PAGES: {offenders:?}"
     );
 }
 
