@@ -225,8 +225,52 @@ try {
     assert.ok(!groups.some((g) => g.name === "Forged"));
   });
 
+  await step("a catalog manager uploads firmware from the browser", async () => {
+    await page.getByRole("link", { name: "Catalog", exact: true }).click();
+    await page.locator("#upload input[type=file]").setInputFiles({
+      name: "voyage-1.3.0.bin", mimeType: "application/octet-stream", buffer: Buffer.alloc(64 * 1024, 0x3c),
+    });
+    await page.getByLabel("Vendor").fill("Acme");
+    await page.getByLabel("Model", { exact: true }).fill("Headset");
+    await page.getByLabel("Hardware id").fill("1209:0003");
+    await page.getByLabel("Version", { exact: true }).fill("1.3.0");
+    await page.getByLabel("May be installed silently in a maintenance window").check();
+    await page.getByRole("button", { name: "Upload" }).click();
+    await page.getByRole("status").filter({ hasText: "Release imported." }).waitFor();
+    assert.ok((await page.locator("table.releases td").allTextContents()).includes("1.3.0"));
+    const token = await apiToken(env("FULL_EMAIL"));
+    const releases = await (await api(token, "/catalog/releases")).json();
+    const uploaded = releases.find((r) => r.version.version === "1.3.0");
+    assert.ok(uploaded, JSON.stringify(releases.map((r) => r.version.version)));
+    assert.equal(uploaded.size, 64 * 1024);
+    assert.match(uploaded.target_name, /voyage-1\.3\.0\.bin$/);
+    await shot(page, "catalog");
+  });
+
+  await step("schedule a staged rollout, pause and resume it", async () => {
+    await page.getByRole("link", { name: "Rollouts", exact: true }).click();
+    await page.getByLabel("Name", { exact: true }).fill("Headsets to 1.3.0");
+    await page.getByLabel("Model").fill("1209:0003");
+    await page.getByLabel("Version").fill("1.3.0");
+    await page.getByLabel("Waves, one per line").fill("50% error=10\nrest approval");
+    await page.getByRole("button", { name: "Create rollout" }).click();
+    await page.getByRole("status").filter({ hasText: "Rollout created." }).waitFor();
+    assert.equal(await page.locator("#waves tbody tr").count(), 2);
+    await page.getByRole("button", { name: "Pause" }).click();
+    await page.getByRole("status").filter({ hasText: "Rollout paused." }).waitFor();
+    const token = await apiToken(env("FULL_EMAIL"));
+    let list = await (await api(token, "/rollouts")).json();
+    assert.equal(list.length, 1);
+    assert.equal(list[0].state, "paused");
+    await page.getByRole("button", { name: "Resume" }).click();
+    await page.getByRole("status").filter({ hasText: "Rollout resumed." }).waitFor();
+    list = await (await api(token, "/rollouts")).json();
+    assert.equal(list[0].state, "running");
+    await shot(page, "rollout");
+  });
+
   await step("the other pages render for a full admin", async () => {
-    for (const [link, name] of [["Rollouts", "rollouts"], ["Catalog", "catalog"], ["Admins & tokens", "admins"], ["Settings", "settings"], ["Hosts", "hosts"], ["Users", "users"]]) {
+    for (const [link, name] of [["Rollouts", "rollouts"], ["Admins & tokens", "admins"], ["Settings", "settings"], ["Hosts", "hosts"], ["Users", "users"]]) {
       await page.getByRole("link", { name: link, exact: true }).click();
       await page.getByRole("heading", { level: 1 }).waitFor();
       await shot(page, name);

@@ -108,7 +108,11 @@ fn an_admin_runs_the_fleet_from_the_console_in_chromium() {
     let fw = dir.path().join("voyage-1.2.0.bin");
     fs::write(&fw, vec![0x5a; 4096]).unwrap();
     import_headset(&data, &fw, "1.2.0", &["--silent-capable"]);
-    let server = Server::start(&data);
+    // Acme may change the shared catalog, so the console offers the upload.
+    let server = Server::start_with(
+        &data,
+        &["--listen", "127.0.0.1:0", "--catalog-managers", &tenant.id],
+    );
     let script = checkin_script(
         dir.path(),
         &server.base,
@@ -137,7 +141,7 @@ fn an_admin_runs_the_fleet_from_the_console_in_chromium() {
         text(&out.stderr)
     );
     assert!(
-        stdout.contains("console tests: 11 steps passed"),
+        stdout.contains("console tests: 13 steps passed"),
         "{stdout}"
     );
     for page in [

@@ -32,13 +32,14 @@ document.addEventListener("DOMContentLoaded", function () {
     for (const [name, value] of new FormData(form)) {
       if (name !== "file" && name !== "csrf" && value !== "") query.append(name, value);
     }
+    // A cabinet names its payload; any other file is published under its own name.
+    if (!/\.cab$/i.test(file.name)) query.set("file-name", file.name);
     const progress = document.getElementById("upload-progress");
     const status = document.getElementById("upload-status");
     const xhr = new XMLHttpRequest();
     xhr.open("POST", form.action + "?" + query.toString());
     xhr.setRequestHeader("X-CSRF-Token", form.querySelector("input[name=csrf]").value);
     xhr.setRequestHeader("Content-Type", "application/octet-stream");
-    xhr.setRequestHeader("X-Upload-File-Name", encodeURIComponent(file.name));
     xhr.upload.addEventListener("progress", function (p) {
       if (p.lengthComputable) {
         progress.max = p.total;
