@@ -18,6 +18,7 @@ mod assets;
 mod catalog;
 mod chart;
 mod fleet_view;
+mod forms;
 mod groups;
 mod home;
 mod inventory;

@@ -15,6 +15,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::forms::{from_body, WindowFields};
 use super::layout::{self, Ctx, Nav};
 use super::signin::DoneQuery;
 use super::{blocking, refused, see_other, Answer, ConsoleError};
@@ -94,12 +95,8 @@ pub(crate) struct PolicyForm {
     version: String,
     #[serde(default)]
     deployment: String,
-    #[serde(default)]
-    cron: String,
-    #[serde(default)]
-    duration_minutes: String,
-    #[serde(default)]
-    tz: String,
+    #[serde(flatten)]
+    window: WindowFields,
     #[serde(default)]
     source: String,
     #[serde(default)]
@@ -125,7 +122,6 @@ impl PolicyForm {
             Value::Null => String::new(),
             other => other.to_string(),
         };
-        let window = &spec["window"];
         let source = &spec["source"];
         let on = |v: bool| v.then(|| "on".to_owned());
         PolicyForm {
@@ -135,9 +131,7 @@ impl PolicyForm {
             group: p.spec.group.clone().unwrap_or_default(),
             version: text(&spec["version"]),
             deployment: text(&spec["deployment"]),
-            cron: text(&window["cron"]),
-            duration_minutes: text(&window["duration_minutes"]),
-            tz: text(&window["tz"]),
+            window: WindowFields::of(&spec["window"]),
             source: text(&source["kind"]),
             source_location: text(if source["path"].is_null() {
                 &source["url"]
@@ -156,9 +150,6 @@ impl PolicyForm {
         PolicyForm {
             version: "latest".into(),
             deployment: "optional".into(),
-            cron: "0 1 * * *".into(),
-            duration_minutes: "240".into(),
-            tz: "UTC".into(),
             source: "server".into(),
             fallback_to_server: Some("on".into()),
             multi_piece_guard: Some("on".into()),
@@ -168,7 +159,7 @@ impl PolicyForm {
     }
 
     fn has_window(&self) -> bool {
-        !self.cron.trim().is_empty()
+        self.window.is_set()
     }
 
     /// The API body this form stands for.
@@ -186,7 +177,7 @@ impl PolicyForm {
             v["group"] = json!(self.group);
         }
         if self.has_window() {
-            v["window"] = self.window_body()?;
+            v["window"] = self.window.body()?;
         }
         v["source"] = match self.source.as_str() {
             "share" => json!({"kind": "share", "path": self.source_location.trim()}),
@@ -204,30 +195,16 @@ impl PolicyForm {
         Ok(v)
     }
 
-    fn window_body(&self) -> Result<Value, String> {
-        let minutes: i64 = self.duration_minutes.trim().parse().map_err(|_| {
-            "invalid window: the duration must be a whole number of minutes".to_owned()
-        })?;
-        Ok(json!({"cron": self.cron.trim(), "duration_minutes": minutes, "tz": self.tz.trim()}))
-    }
-
     fn input(&self) -> Result<FirmwarePolicyInput, String> {
-        let body = self.body()?;
-        serde_path_to_error::deserialize(body).map_err(|e| {
-            let path = e.path().to_string();
-            if path == "." {
-                e.into_inner().to_string()
-            } else {
-                format!("invalid {path}: {}", e.into_inner())
-            }
-        })
+        from_body(self.body()?)
     }
 }
 
 /// The next openings of the form's window, with clock changes called out.
 fn preview(form: &PolicyForm, now: DateTime<Utc>) -> Markup {
     let window: Result<MaintenanceWindow, String> = form
-        .window_body()
+        .window
+        .body()
         .and_then(|w| serde_json::from_value(w).map_err(|e| format!("invalid window: {e}")));
     let window = match window {
         Ok(w) => w,
@@ -283,6 +260,11 @@ fn clock_note(before: i32, start: i32, end: i32, o: &Occurrence) -> Option<Strin
     }
 }
 
+/// The zones offered by the window's time-zone input.
+pub(crate) fn zone_list() -> Markup {
+    html! { datalist #zones { @for z in ZONES { option value=(z) {} } } }
+}
+
 struct Choices {
     groups: Vec<Group>,
     models: Vec<(String, String)>,
@@ -335,10 +317,8 @@ fn editor(ctx: &Ctx, c: &Choices, f: &PolicyForm, preview_box: Option<Markup>) -
             }
             fieldset {
                 legend { "Maintenance window" span.hint { " (required for silent; empty cron: none)" } }
-                label { "Starts (cron: minute hour day month weekday)" input name="cron" value=(f.cron) placeholder="0 1 * * *"; }
-                label { "Lasts (minutes)" input name="duration_minutes" inputmode="numeric" value=(f.duration_minutes); }
-                label { "Time zone (IANA)" input name="tz" list="zones" value=(f.tz); }
-                datalist #zones { @for z in ZONES { option value=(z) {} } }
+                (f.window.inputs())
+                (zone_list())
                 label { "Preview from" span.hint { "empty: now" } input type="date" name="preview_from" value=(f.preview_from); }
                 button.secondary type="submit" formaction="/console/policies/preview" { "Preview window" }
                 @if let Some(p) = preview_box { (p) }

@@ -8,6 +8,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::forms::{from_body, WindowFields};
 use super::layout::{self, Ctx, Nav};
 use super::signin::DoneQuery;
 use super::{blocking, lines, refused, see_other, Answer, ConsoleError};
@@ -30,12 +31,8 @@ pub(crate) struct RolloutForm {
     groups: String,
     #[serde(default)]
     deployment: String,
-    #[serde(default)]
-    cron: String,
-    #[serde(default)]
-    duration_minutes: String,
-    #[serde(default)]
-    tz: String,
+    #[serde(flatten)]
+    window: WindowFields,
     #[serde(default)]
     waves: String,
 }
@@ -45,9 +42,7 @@ impl RolloutForm {
         RolloutForm {
             version: "latest".into(),
             deployment: "silent".into(),
-            cron: "0 1 * * *".into(),
-            duration_minutes: "240".into(),
-            tz: "UTC".into(),
+            window: WindowFields::default(),
             waves: "5% error=10\n25% approval\nrest approval".into(),
             ..Default::default()
         }
@@ -62,16 +57,10 @@ impl RolloutForm {
             "deployment": self.deployment,
             "waves": self.waves()?,
         });
-        if !self.cron.trim().is_empty() {
-            let minutes: i64 = self.duration_minutes.trim().parse().map_err(|_| {
-                "invalid window: the duration must be a whole number of minutes".to_owned()
-            })?;
-            body["window"] = json!({"cron": self.cron.trim(), "duration_minutes": minutes, "tz": self.tz.trim()});
+        if self.window.is_set() {
+            body["window"] = self.window.body()?;
         }
-        serde_path_to_error::deserialize(body).map_err(|e| {
-            let path = e.path().to_string();
-            format!("invalid {path}: {}", e.into_inner())
-        })
+        from_body(body)
     }
 
     /// One wave per line: `N%`, `rest` or `group:NAME`, then any of
@@ -135,9 +124,11 @@ fn create_form(ctx: &Ctx, f: &RolloutForm) -> Markup {
             label { "Deployment type" select name="deployment" {
                 @for (value, label, _) in super::policies::DEPLOYMENTS { option value=(value) selected[*value == f.deployment] { (label) } }
             } }
-            label { "Window start (cron)" input name="cron" value=(f.cron); }
-            label { "Window length (minutes)" input name="duration_minutes" value=(f.duration_minutes); }
-            label { "Time zone" input name="tz" value=(f.tz); }
+            fieldset {
+                legend { "Maintenance window" span.hint { " (required for silent; empty cron: none)" } }
+                (f.window.inputs())
+                (super::policies::zone_list())
+            }
             label { "Waves, one per line"
                 span.hint { "N%, rest or group:NAME; then immediately, approval or after_previous (the default after the first), error=N and success=N (thresholds in %)" }
                 textarea name="waves" rows="4" { (f.waves) } }
