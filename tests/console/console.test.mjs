@@ -158,6 +158,19 @@ try {
     await shot(page, "policies");
   });
 
+  await step("an agent software policy is created on the policies page", async () => {
+    await page.getByRole("link", { name: "Policies", exact: true }).click();
+    const form = page.locator("form[action='/console/software-policies']");
+    await form.getByLabel("Name", { exact: true }).fill("Linux agents latest");
+    await form.getByRole("combobox", { name: /^Platform/ }).selectOption("linux");
+    await form.getByRole("button", { name: "Create software policy" }).click();
+    await page.getByRole("status").filter({ hasText: "Policy saved." }).waitFor();
+    assert.match(await page.locator("#software-policies tbody").textContent(), /Linux agents latest.*linux/);
+    const token = await apiToken(env("FULL_EMAIL"));
+    const saved = await (await api(token, "/policies/software")).json();
+    assert.deepEqual(saved.map((p) => [p.name, p.platform, p.version]), [["Linux agents latest", "linux", "latest"]]);
+  });
+
   await step("a simulated agent's device appears after it checks in", async () => {
     await page.getByRole("link", { name: "Devices", exact: true }).click();
     await page.getByText("No device matches.").waitFor();
@@ -270,7 +283,7 @@ try {
   });
 
   await step("the other pages render for a full admin", async () => {
-    for (const [link, name] of [["Rollouts", "rollouts"], ["Admins & tokens", "admins"], ["Settings", "settings"], ["Hosts", "hosts"], ["Users", "users"]]) {
+    for (const [link, name] of [["Rollouts", "rollouts"], ["Policies", "policies-all"], ["Admins & tokens", "admins"], ["Settings", "settings"], ["Hosts", "hosts"], ["Users", "users"]]) {
       await page.getByRole("link", { name: link, exact: true }).click();
       await page.getByRole("heading", { level: 1 }).waitFor();
       await shot(page, name);

@@ -29,6 +29,7 @@ mod rollouts;
 mod session;
 mod settings;
 mod signin;
+mod software;
 
 use std::sync::Arc;
 
@@ -136,6 +137,21 @@ pub const PAGES: &[Page] = &[
     page(Post, "/console/policies/{id}/delete", WRITE, || {
         post(policies::delete)
     }),
+    page(Post, "/console/software-policies", WRITE, || {
+        post(software::create)
+    }),
+    page(
+        Post,
+        "/console/software-policies/{id}/enabled",
+        WRITE,
+        || post(software::set_enabled),
+    ),
+    page(
+        Post,
+        "/console/software-policies/{id}/delete",
+        WRITE,
+        || post(software::delete),
+    ),
     page(Get, "/console/rollouts", READ, || get(rollouts::list)),
     page(Post, "/console/rollouts", WRITE, || post(rollouts::create)),
     page(Get, "/console/rollouts/{id}", READ, || get(rollouts::show)),

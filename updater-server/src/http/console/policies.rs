@@ -403,10 +403,11 @@ pub(crate) async fn list(
                     } } }
                 } }
             }
+            (super::software::section(&ctx, &f.software_policies(tenant)?, &groups))
             h2 { "What each deployment type does" }
             dl { @for (_, label, why) in DEPLOYMENTS { dt { (label) } dd { (why) } } }
         };
-        Ok(layout::page(&ctx, Nav::Policies, "Firmware policies", q.done.as_deref(), body))
+        Ok(layout::page(&ctx, Nav::Policies, "Policies", q.done.as_deref(), body))
     })
     .await
 }

@@ -240,6 +240,13 @@ pub(crate) async fn show(
         let r = f.rollout(&ctx.principal.tenant, &id)?;
         let figures = f.rollout_figures(&r)?;
         let status = report::build(&r, &figures);
+        let groups = f.groups(&ctx.principal.tenant)?;
+        // The report names a group wave by id; the page by the group's name.
+        let target = |t: &str| {
+            t.strip_prefix("group ")
+                .and_then(|id| groups.iter().find(|g| g.id == id))
+                .map_or_else(|| t.to_owned(), |g| format!("group {}", g.name))
+        };
         let action = |a: &str| format!("/console/rollouts/{}/{a}", r.id);
         let body = html! {
             p { "Release " strong { (r.release.version) } " (" code { (r.release.target_name) } ") · state "
@@ -273,7 +280,7 @@ pub(crate) async fn show(
                 thead { tr { th { "Wave" } th { "Devices" } th { "Starts" } th { "Deployment" } th.num { "Pending" } th.num { "Downloading" }
                     th { "Waiting" } th.num { "Installing" } th.num { "Installed" } th { "Failed" } th { "Started" } th { "Ended" } } }
                 tbody { @for w in &status.waves { tr {
-                    td { (w.name) } td { (w.target) " (" (w.figures.devices) ")" } td { (w.start) }
+                    td { (w.name) } td { (target(&w.target)) " (" (w.figures.devices) ")" } td { (w.start) }
                     td { (format!("{:?}", w.deployment).to_lowercase()) }
                     td.num { (w.figures.pending) } td.num { (w.figures.downloading) }
                     td { (figures_cell(&w.figures.waiting)) } td.num { (w.figures.installing) }
