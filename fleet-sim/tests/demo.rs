@@ -86,3 +86,121 @@ fn a_fleet_too_small_for_the_story_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 10 hosts"));
 }
+
+/// Kills the demo when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `demo --serve`: after the story the server stays up on the converged
+/// fleet, and the URL and login it prints open the console on that fleet.
+#[test]
+fn demo_serve_keeps_the_console_up_on_the_converged_fleet() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = Running(
+        Command::new(env!("CARGO_BIN_EXE_fleet-sim"))
+            .args([
+                "demo",
+                "--hosts",
+                "12",
+                "--no-progress",
+                "--serve",
+                "127.0.0.1:0",
+                "--data",
+            ])
+            .arg(dir.path().join("demo"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = demo.0.stdout.take().unwrap();
+    let mut printed = String::new();
+    let (mut console, mut login) = (None, None);
+    // The reader lives to the end of the test: a closed pipe would fail the
+    // demo's next print.
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(rest) = line.strip_prefix("Web console: ") {
+            console = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if let Some(rest) = line.trim().strip_prefix("sign in with tenant ") {
+            // tenant "Demo Corp", e-mail it-admin@…, password "…"
+            let quoted: Vec<&str> = rest.split('"').collect();
+            let email = rest
+                .split("e-mail ")
+                .nth(1)
+                .and_then(|s| s.split(',').next());
+            login = Some((
+                quoted[1].to_owned(),
+                email.unwrap().to_owned(),
+                quoted[3].to_owned(),
+            ));
+        }
+        if line.contains("Ctrl-C stops it.") {
+            break;
+        }
+    }
+    assert!(
+        printed.contains("The fleet converged as expected."),
+        "{printed}"
+    );
+    let console = console.unwrap_or_else(|| panic!("no console URL printed:\n{printed}"));
+    let (tenant, email, password) = login.unwrap_or_else(|| panic!("no login printed:\n{printed}"));
+    assert_eq!(tenant, "Demo Corp");
+    assert!(
+        console.starts_with("http://127.0.0.1:") && console.ends_with("/console"),
+        "{console}"
+    );
+
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = http
+        .post(format!("{console}/signin"))
+        .form(&[
+            ("tenant", &tenant),
+            ("email", &email),
+            ("password", &password),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(signed_in.status(), 303, "the printed login signs in");
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    // The converged fleet is what the console shows: its hosts and models.
+    for (page, expected) in [
+        ("/hosts", "ws-0012"),
+        ("/devices", "Voyage 5200"),
+        ("/reports/versions", "Orbit 8200 base"),
+        ("/rollouts", "Voyage 3200"),
+    ] {
+        let r = http
+            .get(format!("{console}{page}"))
+            .header("cookie", &cookie)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{page}");
+        let body = r.text().unwrap();
+        assert!(body.contains(expected), "{page} shows {expected}:\n{body}");
+    }
+    // Still serving until stopped: the process has not exited.
+    assert!(
+        demo.0.try_wait().unwrap().is_none(),
+        "the demo keeps serving"
+    );
+}

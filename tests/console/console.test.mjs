@@ -50,6 +50,71 @@ const browser = await chromium.launch({
   ],
 });
 
+/**
+ * What an accessibility review would flag on the page now: form controls
+ * without an accessible name, text whose contrast with its background is
+ * below WCAG AA (4.5:1, 3:1 for large text), and a page wider than the
+ * window (content reachable only by scrolling sideways).
+ */
+async function accessibilityFindings(page) {
+  return page.evaluate(() => {
+    const findings = [];
+    const visible = (el) => {
+      const r = el.getBoundingClientRect();
+      const st = getComputedStyle(el);
+      return r.width > 0 && r.height > 0 && st.visibility !== "hidden" && st.display !== "none";
+    };
+    const describe = (el) => `${el.tagName.toLowerCase()}${el.id ? "#" + el.id : ""}${el.name ? "[name=" + el.name + "]" : ""} "${(el.textContent || el.value || "").trim().slice(0, 40)}"`;
+    for (const el of document.querySelectorAll("input:not([type=hidden]), select, textarea, button")) {
+      if (!visible(el)) continue;
+      const named = (el.labels && el.labels.length > 0) || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby")
+        || (el.tagName === "BUTTON" && el.textContent.trim());
+      if (!named) findings.push(`no label: ${describe(el)}`);
+    }
+    const rgba = (s) => {
+      const m = s.match(/rgba?\(([^)]+)\)/);
+      if (!m) return null;
+      const [r, g, b, a = 1] = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
+      return [r, g, b, a];
+    };
+    const over = (top, under) => top.slice(0, 3).map((c, i) => c * top[3] + under[i] * (1 - top[3])).concat(1);
+    const background = (el) => {
+      const layers = [];
+      for (let e = el; e; e = e.parentElement) {
+        const c = rgba(getComputedStyle(e).backgroundColor);
+        if (c && c[3] > 0) { layers.push(c); if (c[3] >= 1) break; }
+      }
+      return layers.reduceRight((under, top) => over(top, under), [255, 255, 255, 1]);
+    };
+    const luminance = ([r, g, b]) => {
+      const lin = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+      return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+    };
+    for (const el of document.body.querySelectorAll("*")) {
+      if (el.closest("svg") || !visible(el) || el.disabled) continue;
+      const text = [...el.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent).join("").trim();
+      if (!text) continue;
+      const st = getComputedStyle(el);
+      const bg = background(el);
+      const fg = over(rgba(st.color), bg);
+      const [hi, lo] = [luminance(fg), luminance(bg)].sort((a, b) => b - a);
+      const ratio = (hi + 0.05) / (lo + 0.05);
+      const size = parseFloat(st.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(st.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5)) findings.push(`contrast ${ratio.toFixed(2)}:1: ${describe(el)}`);
+    }
+    if (document.documentElement.scrollWidth > window.innerWidth + 1) {
+      // Name the outermost element that sticks out (scrolling tables and
+      // code blocks are meant to).
+      const culprit = [...document.body.querySelectorAll("*")].find((el) =>
+        el.getBoundingClientRect().right > window.innerWidth + 1 && !el.closest(".table-wrap, pre"));
+      findings.push(`page ${document.documentElement.scrollWidth} px wide in a ${window.innerWidth} px window` +
+        (culprit ? `: ${describe(culprit)}` : ""));
+    }
+    return findings;
+  });
+}
+
 async function shot(page, name) {
   await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
 }
@@ -292,6 +357,44 @@ try {
     await page.goto(`${base}/console/devices`);
     await shot(page, "devices-narrow");
     await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  await step("accessible: labelled controls, AA contrast, keyboard reachable, no sideways scrolling at 1280 px or 390 px", async () => {
+    const pages = ["", "/devices", "/hosts", "/users", "/groups", "/policies", "/policies/new", "/catalog",
+      "/rollouts", "/reports", "/reports/versions", "/reports/compliance", "/reports/history", "/admins", "/settings", "/password"];
+    for (const width of [1280, 390]) {
+      await page.setViewportSize({ width, height: 900 });
+      for (const path of pages) {
+        const r = await page.goto(`${base}/console${path}`);
+        assert.equal(r.status(), 200, path);
+        assert.deepEqual(await accessibilityFindings(page), [], `${path} at ${width} px`);
+      }
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+    // From the top of a page, the keyboard reaches "Skip to content" first,
+    // then every link of the navigation, each with a visible focus ring.
+    await page.goto(`${base}/console/groups`);
+    let reached = [];
+    for (let i = 0; i < 40; i++) {
+      await page.keyboard.press("Tab");
+      reached.push(await page.evaluate(() => {
+        const el = document.activeElement;
+        if (el === document.body) return null; // past the last control
+        const st = getComputedStyle(el);
+        return { text: el.textContent.trim(), ring: st.outlineStyle !== "none" && parseFloat(st.outlineWidth) >= 2 };
+      }));
+    }
+    reached = reached.filter(Boolean);
+    assert.equal(reached[0].text, "Skip to content");
+    for (const link of ["Home", "Devices", "Groups", "Policies", "Catalog", "Rollouts", "Reports", "Settings"]) {
+      assert.ok(reached.some((r) => r.text === link), `${link} is reachable by Tab`);
+    }
+    assert.deepEqual(reached.filter((r) => !r.ring).map((r) => r.text), [], "every focused control shows a focus ring");
+    // The skip link moves the keyboard past the navigation.
+    await page.goto(`${base}/console/groups`);
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Enter");
+    assert.match(page.url(), /#main$/);
   });
 
   await step("sign out ends the session", async () => {

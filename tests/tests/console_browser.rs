@@ -141,7 +141,7 @@ fn an_admin_runs_the_fleet_from_the_console_in_chromium() {
         text(&out.stderr)
     );
     assert!(
-        stdout.contains("console tests: 14 steps passed"),
+        stdout.contains("console tests: 15 steps passed"),
         "{stdout}"
     );
     for page in [

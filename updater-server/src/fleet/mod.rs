@@ -227,11 +227,18 @@ pub(crate) fn list<T: DeserializeOwned>(
     table: Table,
     tenant: &str,
 ) -> Result<Vec<T>, FleetError> {
-    store
-        .list(table, Some(tenant))?
-        .into_iter()
-        .map(|(_, v)| decode(table, v))
-        .collect()
+    // From the stored text straight into `T`: building a JSON value first
+    // cost about half of reading a large inventory.
+    let mut out = Vec::new();
+    store.scan_prefix(table, tenant, "", &mut |_, text| {
+        let record = serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+            table: table.name(),
+            why: e.to_string(),
+        })?;
+        out.push(record);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(

@@ -8,14 +8,17 @@
 //! console that re-read it per page would be unusable at that size. A view
 //! is reused while the store file is unchanged. After the store changed
 //! (agents check in all the time), it is reused for five times as long as
-//! it took to load, at most [`MAX_AGE`]: a small tenant's pages are always
-//! fresh, a large tenant's spend at most a sixth of their time reloading.
-//! Every change made through the console drops the tenant's view at once,
-//! so an admin always sees their own change.
+//! it took to load, at most [`MAX_AGE`], so loading takes at most a sixth
+//! of the time. Past that, a small tenant's view is loaded again before
+//! the page (its pages are always fresh), a large tenant's is refreshed in
+//! the background while the pages go on with the old one (they never wait
+//! for the inventory; see [`plan`]). Every change made through the console
+//! drops the tenant's view at once, so an admin always sees their own
+//! change.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::events::UpdateRecord;
 use crate::fleet::rollouts::Rollout;
@@ -28,8 +31,12 @@ use crate::reports::{self, Built, ReportKind, Snapshot};
 
 use super::ConsoleError;
 
-/// Longest a view is used after the store changed.
-pub(crate) const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest a view is used after the store changed before a new one loads.
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(10);
+
+/// A view that loads faster than this is loaded again before the page
+/// once it is stale; a slower one is refreshed in the background.
+pub(crate) const INLINE_LOAD: Duration = Duration::from_millis(100);
 
 /// A tenant's fleet as the console shows it.
 #[derive(Debug)]
@@ -219,7 +226,7 @@ impl FleetView {
 struct Entry {
     loaded_at: Instant,
     /// How long loading took.
-    load_took: std::time::Duration,
+    load_took: Duration,
     /// The store file's stamp before loading, if settled (see
     /// [`crate::http::checkin_cache::settled`]).
     store_stamp: Option<SystemTime>,
@@ -228,90 +235,210 @@ struct Entry {
 
 impl Entry {
     /// How long the view may be used after the store changed.
-    fn grace(&self) -> std::time::Duration {
+    fn grace(&self) -> Duration {
         (self.load_took * 5).min(MAX_AGE)
     }
-}
-
-/// The views, one slot per tenant (a slot's lock is held while it loads,
-/// so concurrent pages wait for one load instead of each doing it).
-#[derive(Debug, Default)]
-pub(crate) struct ViewCache {
-    slots: Mutex<HashMap<String, Arc<Mutex<Option<Entry>>>>>,
 }
 
 impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Entry")
             .field("loaded_at", &self.loaded_at)
+            .field("load_took", &self.load_took)
             .finish_non_exhaustive()
     }
 }
 
+/// A tenant's cached view and what is being done about it.
+#[derive(Debug, Default)]
+struct Slot {
+    entry: Option<Entry>,
+    /// Bumped by [`ViewCache::forget`]: a background load that started
+    /// before an admin's change must not put its older view back.
+    generation: u64,
+    /// A background load is running.
+    refreshing: bool,
+}
+
+/// What [`ViewCache::get`] does with a tenant's slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Serve the cached view.
+    Serve,
+    /// Load now and serve the new view (the page waits).
+    Load,
+    /// Serve the cached view, and load a new one in the background.
+    ServeAndRefresh,
+}
+
+/// The rule: a view is served while the store is unchanged or within its
+/// grace; past that, a view that loads within [`INLINE_LOAD`] is loaded
+/// again before the page (small tenants always see fresh data), a slower
+/// one is served as it is while its successor loads in the background
+/// (a large tenant's pages never wait for the inventory; what they show
+/// is at most the grace plus one load time old). No view, or one dropped
+/// by an admin's change, is always loaded before the page.
+fn plan(entry: Option<&Entry>, store_unchanged: bool, refreshing: bool) -> Plan {
+    let Some(e) = entry else {
+        return Plan::Load;
+    };
+    if store_unchanged || e.loaded_at.elapsed() < e.grace() {
+        Plan::Serve
+    } else if e.load_took < INLINE_LOAD {
+        Plan::Load
+    } else if refreshing {
+        Plan::Serve
+    } else {
+        Plan::ServeAndRefresh
+    }
+}
+
+/// The views, one slot per tenant (a slot's lock is held while a page
+/// loads a view, so concurrent pages wait for one load instead of each
+/// doing it; a background load does not hold it).
+#[derive(Debug, Default)]
+pub(crate) struct ViewCache {
+    slots: Mutex<HashMap<String, Arc<Mutex<Slot>>>>,
+}
+
 impl ViewCache {
-    fn slot(&self, tenant: &str) -> Arc<Mutex<Option<Entry>>> {
+    fn slot(&self, tenant: &str) -> Arc<Mutex<Slot>> {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         Arc::clone(slots.entry(tenant.to_owned()).or_default())
     }
 
-    /// The tenant's view: the cached one while the store is unchanged or
-    /// within its grace ([`Entry::grace`]), else a fresh one.
+    /// The tenant's view, as [`plan`] decides.
     pub(crate) fn get(&self, state: &Shared, tenant: &str) -> Result<Arc<FleetView>, ConsoleError> {
-        let slot = self.slot(tenant);
-        let mut entry = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let slot_lock = self.slot(tenant);
+        let mut slot = slot_lock.lock().unwrap_or_else(|e| e.into_inner());
         let stamp = fleet(state).store_file_stamp();
-        if let Some(e) = entry.as_ref() {
-            let unchanged = stamp.is_some() && e.store_stamp == stamp;
-            if unchanged || e.loaded_at.elapsed() < e.grace() {
-                return Ok(Arc::clone(&e.view));
+        let unchanged = slot
+            .entry
+            .as_ref()
+            .is_some_and(|e| stamp.is_some() && e.store_stamp == stamp);
+        match plan(slot.entry.as_ref(), unchanged, slot.refreshing) {
+            Plan::Serve => {}
+            Plan::Load => slot.entry = Some(load(state, tenant, stamp)?),
+            Plan::ServeAndRefresh => {
+                slot.refreshing = true;
+                let generation = slot.generation;
+                let (state, tenant, slot_lock) =
+                    (Arc::clone(state), tenant.to_owned(), Arc::clone(&slot_lock));
+                let spawned = std::thread::Builder::new()
+                    .name("console-view".into())
+                    .spawn(move || refresh(&state, &tenant, &slot_lock, generation));
+                if let Err(e) = spawned {
+                    slot.refreshing = false;
+                    tracing::warn!("console view refresh not started: {e}");
+                }
             }
         }
-        let started = Instant::now();
-        let view = Arc::new(FleetView::load(state, tenant)?);
-        *entry = Some(Entry {
-            loaded_at: Instant::now(),
-            load_took: started.elapsed(),
-            store_stamp: crate::http::checkin_cache::settled(stamp),
-            view: Arc::clone(&view),
-        });
-        Ok(view)
+        let entry = slot
+            .entry
+            .as_ref()
+            .ok_or_else(|| ConsoleError::Internal("console view missing after its load".into()))?;
+        Ok(Arc::clone(&entry.view))
     }
 
     /// Drops the tenant's view (after a change through the console).
     pub(crate) fn forget(&self, tenant: &str) {
-        *self.slot(tenant).lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let slot = self.slot(tenant);
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        slot.entry = None;
+        slot.generation += 1;
+    }
+}
+
+fn load(state: &Shared, tenant: &str, stamp: Option<SystemTime>) -> Result<Entry, ConsoleError> {
+    let started = Instant::now();
+    let view = Arc::new(FleetView::load(state, tenant)?);
+    Ok(Entry {
+        loaded_at: Instant::now(),
+        load_took: started.elapsed(),
+        store_stamp: crate::http::checkin_cache::settled(stamp),
+        view,
+    })
+}
+
+/// A background load: the new view replaces the old one unless an
+/// admin's change dropped the slot meanwhile.
+fn refresh(state: &Shared, tenant: &str, slot: &Mutex<Slot>, generation: u64) {
+    let stamp = fleet(state).store_file_stamp();
+    let loaded = load(state, tenant, stamp);
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    slot.refreshing = false;
+    match loaded {
+        Ok(entry) if slot.generation == generation => slot.entry = Some(entry),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(tenant, "console view refresh failed: {e}"),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use super::{plan, Entry, FleetView, Plan, MAX_AGE};
+    use std::time::{Duration, Instant};
+
+    fn entry(age: Duration, took: Duration) -> Entry {
+        Entry {
+            loaded_at: Instant::now() - age,
+            load_took: took,
+            store_stamp: None,
+            view: std::sync::Arc::new(FleetView {
+                snapshot: Default::default(),
+                status: Vec::new(),
+                models: Default::default(),
+                compliance: Default::default(),
+                recent_updates: Default::default(),
+                rollouts: Default::default(),
+                reports: Default::default(),
+                rows: Default::default(),
+                orders: Default::default(),
+            }),
+        }
+    }
 
     #[test]
     fn grace_is_five_loads_at_most_max_age() {
         for (took, grace) in [
             (Duration::from_millis(2), Duration::from_millis(10)),
             (Duration::from_millis(500), Duration::from_millis(2500)),
-            (Duration::from_secs(2), super::MAX_AGE),
-            (Duration::from_secs(30), super::MAX_AGE),
+            (Duration::from_secs(2), MAX_AGE),
+            (Duration::from_secs(30), MAX_AGE),
         ] {
-            let e = super::Entry {
-                loaded_at: std::time::Instant::now(),
-                load_took: took,
-                store_stamp: None,
-                view: std::sync::Arc::new(super::FleetView {
-                    snapshot: Default::default(),
-                    status: Vec::new(),
-                    models: Default::default(),
-                    compliance: Default::default(),
-                    recent_updates: Default::default(),
-                    rollouts: Default::default(),
-                    reports: Default::default(),
-                    rows: Default::default(),
-                    orders: Default::default(),
-                }),
-            };
-            assert_eq!(e.grace(), grace, "{took:?}");
+            assert_eq!(entry(Duration::ZERO, took).grace(), grace, "{took:?}");
+        }
+    }
+
+    #[test]
+    fn plan_serves_loads_or_refreshes_in_the_background() {
+        let ms = Duration::from_millis;
+        let s = Duration::from_secs;
+        // (cached: age and load time, store unchanged, refreshing) → plan
+        for (cached, unchanged, refreshing, expected) in [
+            (None, false, false, Plan::Load),
+            (None, true, true, Plan::Load),
+            // Within the grace, or the store unchanged: served.
+            (Some((ms(0), ms(2))), false, false, Plan::Serve),
+            (Some((s(1), ms(2))), true, false, Plan::Serve),
+            (Some((s(5), s(2))), false, false, Plan::Serve),
+            (Some((s(3600), s(2))), true, false, Plan::Serve),
+            // Stale and quick to load: loaded before the page.
+            (Some((s(1), ms(2))), false, false, Plan::Load),
+            (Some((s(1), ms(99))), false, false, Plan::Load),
+            (Some((s(1), ms(99))), false, true, Plan::Load),
+            // Stale and slow to load: served, refreshed once in the background.
+            (Some((s(1), ms(100))), false, false, Plan::ServeAndRefresh),
+            (Some((s(11), s(2))), false, false, Plan::ServeAndRefresh),
+            (Some((s(11), s(2))), false, true, Plan::Serve),
+            (Some((s(60), s(30))), false, false, Plan::ServeAndRefresh),
+        ] {
+            let e = cached.map(|(age, took)| entry(age, took));
+            assert_eq!(
+                plan(e.as_ref(), unchanged, refreshing),
+                expected,
+                "{cached:?} unchanged={unchanged} refreshing={refreshing}"
+            );
         }
     }
 }
