@@ -251,7 +251,7 @@ impl Catalog {
         opts: &ImportOptions,
         now: DateTime<Utc>,
     ) -> Result<Imported, CatalogError> {
-        let prepared = import::prepare(path, opts)?;
+        let prepared = import::prepare(path, opts, &self.blobs)?;
         let target_name = format!(
             "{}/{}/{}/{}",
             slug(&prepared.vendor),
@@ -265,7 +265,7 @@ impl Catalog {
         // Hashed into `blobs/tmp/`: not a blob until committed below.
         let staged = match &prepared.payload {
             Payload::WholeFile(p) => self.blobs.stage_file(p)?,
-            Payload::Bytes(b) => self.blobs.stage(&b[..])?,
+            Payload::Spooled(f) => self.blobs.stage_file(f.path())?,
         };
         let release = FirmwareRelease {
             target_name,

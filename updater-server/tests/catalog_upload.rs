@@ -8,13 +8,12 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use dfu::file::{DfuFile, DfuSeTarget};
 use reqwest::blocking::{Body, Client, Response};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use support::{create_admin, create_tenant, login, start, updater, Server};
+use support::{create_admin, create_tenant, gcab_cabinet, login, start, updater, Server};
 
 /// The catalog as files: every path under `<data>/catalog` with its bytes
 /// (the release index, blobs, blobs/tmp, every metadata version).
@@ -199,41 +198,6 @@ struct Refusal<'a> {
     code: &'a str,
     /// Part of the error's message.
     part: &'a str,
-}
-
-/// A cabinet packed by `gcab` from a metainfo and a DFU payload (hardware
-/// id 047F:0CA1 from its suffix); `sha256` is what the metainfo claims.
-fn gcab_cabinet(dir: &Path, payload: &[u8], sha256: &str) -> Vec<u8> {
-    let src = dir.join("cab-src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("firmware.bin"), payload).unwrap();
-    let metainfo = format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<component type="firmware">
-  <id>com.acme.base.firmware</id>
-  <name>Base 30</name>
-  <developer_name>Acme Audio</developer_name>
-  <provides><firmware type="flashed">2082b5e0-7a64-478a-b1b2-e3404fab6dad</firmware></provides>
-  <releases>
-    <release version="1.4.0" urgency="high">
-      <checksum filename="firmware.bin" target="content" type="sha256">{sha256}</checksum>
-      <description><p>Base fix.</p></description>
-    </release>
-  </releases>
-</component>"#
-    );
-    std::fs::write(src.join("firmware.metainfo.xml"), metainfo).unwrap();
-    let cab = dir.join("base.cab");
-    let _ = std::fs::remove_file(&cab);
-    let status = Command::new("gcab")
-        .args(["--create", "--zip", "--nopath"])
-        .arg(&cab)
-        .arg(src.join("firmware.metainfo.xml"))
-        .arg(src.join("firmware.bin"))
-        .status()
-        .unwrap_or_else(|e| panic!("gcab is required for this test (apt-get install gcab): {e}"));
-    assert!(status.success(), "gcab failed");
-    std::fs::read(cab).unwrap()
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Turning firmware files into catalog releases: raw images, `.dfu` files,
 //! DfuSe files and LVFS cabinets.
 //!
-//! Importers only read and check. Everything about a release is validated
+//! Importers only read and check (a cabinet's payload is extracted into the
+//! blob store's temp area, never memory). Everything about a release is validated
 //! before a byte reaches the blob store, and a refused file changes nothing.
 
 mod cab;
@@ -10,8 +11,9 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use dfu::file::{DfuFile, FileError, Firmware, ANY};
+use dfu::file::{DfuFile, FileError, FileSource, FileSummary, InspectError, ANY};
 
+use crate::blob::BlobStore;
 use crate::package::{
     check_name, HardwareId, InstallCapabilities, LvfsInfo, ModelError, SourceFormat,
     UpdateProtocol, Urgency, Version, VersionFormat, MAX_NOTES_LEN,
@@ -19,9 +21,11 @@ use crate::package::{
 
 pub use cab::CabError;
 
-/// Largest `.dfu` / DfuSe file parsed in memory. USB DFU devices have at most
-/// a few MiB of flash; raw images of any size are streamed instead.
-pub const MAX_DFU_FILE_LEN: u64 = 256 << 20;
+/// Largest payload extracted from an LVFS cabinet. Payloads are spooled to
+/// the blob store's temp area, not memory; the limit bounds what a small,
+/// highly compressed cabinet can make the server write. USB DFU devices
+/// have at most a few MiB of flash.
+pub const MAX_CAB_PAYLOAD_LEN: u64 = 256 << 20;
 
 /// What the admin says about a file; fields the file itself carries may be
 /// left empty and are then taken from the file.
@@ -132,8 +136,9 @@ pub enum ImportError {
 pub(crate) enum Payload {
     /// The whole file, streamed.
     WholeFile(PathBuf),
-    /// Bytes already read and checked.
-    Bytes(Vec<u8>),
+    /// A copy made while checking it (a cabinet's payload), in the blob
+    /// store's temp area; deleted when dropped.
+    Spooled(tempfile::NamedTempFile),
 }
 
 /// A release ready to store: every field checked, payload not yet stored.
@@ -195,8 +200,13 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Reads and checks a file for import.
-pub(crate) fn prepare(path: &Path, opts: &ImportOptions) -> Result<Prepared, ImportError> {
+/// Reads and checks a file for import, in constant memory whatever its
+/// size; a cabinet's payload is extracted into `blobs`' temp area.
+pub(crate) fn prepare(
+    path: &Path,
+    opts: &ImportOptions,
+    blobs: &BlobStore,
+) -> Result<Prepared, ImportError> {
     let format = match opts.format {
         Some(f) => f,
         None => detect_format(path)?,
@@ -211,37 +221,59 @@ pub(crate) fn prepare(path: &Path, opts: &ImportOptions) -> Result<Prepared, Imp
     match format {
         SourceFormat::Raw => prepare_raw(path, opts, file_name),
         SourceFormat::Dfu | SourceFormat::Dfuse => {
-            let bytes = read_limited(path, MAX_DFU_FILE_LEN, "DFU")?;
-            prepare_dfu(path, bytes, opts, file_name, None)
+            let summary = OnDisk::open(path)?.inspect()?;
+            let payload = Payload::WholeFile(path.to_owned());
+            prepare_dfu(&summary, payload, opts, file_name, None)
         }
-        SourceFormat::Cab => cab::prepare_cab(path, opts),
+        SourceFormat::Cab => cab::prepare_cab(path, opts, blobs),
     }
 }
 
-pub(crate) fn read_limited(
-    path: &Path,
-    limit: u64,
-    format: &'static str,
-) -> Result<Vec<u8>, ImportError> {
-    let io_err = |source| ImportError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = File::open(path).map_err(io_err)?;
-    let len = file.metadata().map_err(io_err)?.len();
-    if len > limit {
-        return Err(ImportError::TooLarge {
+/// A file the DFU parser reads where it asks ([`DfuFile::inspect`]), so a
+/// file of any size is checked in constant memory.
+pub(crate) struct OnDisk<'p> {
+    path: &'p Path,
+    file: File,
+    len: u64,
+}
+
+impl<'p> OnDisk<'p> {
+    pub(crate) fn open(path: &'p Path) -> Result<Self, ImportError> {
+        let io_err = |source| ImportError::Io {
             path: path.to_owned(),
-            len,
-            limit,
-            format,
-        });
+            source,
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
+        Ok(OnDisk { path, file, len })
     }
-    let mut bytes = Vec::with_capacity(len as usize);
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_err)?;
-    Ok(bytes)
+
+    /// The file checked as a `.dfu` / DfuSe file.
+    pub(crate) fn inspect(mut self) -> Result<FileSummary, ImportError> {
+        DfuFile::inspect(&mut self).map_err(|e| match e {
+            InspectError::File(source) => ImportError::Dfu {
+                path: self.path.to_owned(),
+                source,
+            },
+            InspectError::Source(source) => ImportError::Io {
+                path: self.path.to_owned(),
+                source,
+            },
+        })
+    }
+}
+
+impl FileSource for OnDisk<'_> {
+    type Error = io::Error;
+
+    fn file_len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.file.seek(SeekFrom::Start(offset))?;
+        self.file.read_exact(buf)
+    }
 }
 
 fn required<T: Clone>(
@@ -353,8 +385,7 @@ fn prepare_raw(
 /// release to devices that already run it, so by default it is not one:
 /// only `require_bcd` (the admin's explicit choice) turns it into a
 /// `VID:PID@bcd-bcd` range.
-pub(crate) fn suffix_ids(file: &DfuFile, require_bcd: bool) -> Option<HardwareId> {
-    let s = &file.suffix;
+pub(crate) fn suffix_ids(s: &dfu::file::Suffix, require_bcd: bool) -> Option<HardwareId> {
     if !s.is_present() || s.id_vendor == ANY || s.id_product == ANY {
         return None;
     }
@@ -366,21 +397,17 @@ pub(crate) fn suffix_ids(file: &DfuFile, require_bcd: bool) -> Option<HardwareId
     })
 }
 
-/// Prepares a `.dfu` or DfuSe file already read into memory. `lvfs` carries
-/// what a cabinet said when the file came out of one.
+/// Prepares a `.dfu` or DfuSe file checked by [`DfuFile::inspect`]. `lvfs`
+/// carries what a cabinet said when the file came out of one.
 pub(crate) fn prepare_dfu(
-    path: &Path,
-    bytes: Vec<u8>,
+    summary: &FileSummary,
+    payload: Payload,
     opts: &ImportOptions,
     file_name: String,
     lvfs: Option<cab::CabRelease>,
 ) -> Result<Prepared, ImportError> {
     const DFU: &str = "DFU";
-    let parsed = DfuFile::parse(&bytes).map_err(|source| ImportError::Dfu {
-        path: path.to_owned(),
-        source,
-    })?;
-    let from_file = suffix_ids(&parsed, opts.require_suffix_bcd);
+    let from_file = suffix_ids(&summary.suffix, opts.require_suffix_bcd);
     let hardware_ids = match (&opts.hardware_ids[..], from_file) {
         ([], Some(id)) => vec![id],
         ([], None) => match lvfs.as_ref().map(|c| c.hardware_ids.clone()) {
@@ -406,14 +433,15 @@ pub(crate) fn prepare_dfu(
         }
         (given, None) => given.to_vec(),
     };
-    let protocol = opts.protocol.clone().unwrap_or(match parsed.firmware {
-        Firmware::DfuSe(_) => UpdateProtocol::Dfuse,
-        Firmware::Raw(_) => UpdateProtocol::Dfu,
+    let protocol = opts.protocol.clone().unwrap_or(if summary.is_dfuse() {
+        UpdateProtocol::Dfuse
+    } else {
+        UpdateProtocol::Dfu
     });
-    let source_format = match (&lvfs, &parsed.firmware) {
+    let source_format = match (&lvfs, summary.is_dfuse()) {
         (Some(_), _) => SourceFormat::Cab,
-        (None, Firmware::DfuSe(_)) => SourceFormat::Dfuse,
-        (None, Firmware::Raw(_)) => SourceFormat::Dfu,
+        (None, true) => SourceFormat::Dfuse,
+        (None, false) => SourceFormat::Dfu,
     };
     finish_from_file(
         opts,
@@ -423,7 +451,7 @@ pub(crate) fn prepare_dfu(
         source_format,
         lvfs,
         file_name,
-        Payload::Bytes(bytes),
+        payload,
     )
 }
 

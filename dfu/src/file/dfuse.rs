@@ -1,5 +1,6 @@
 //! ST DfuSe images (UM0391): prefix, targets, elements.
 
+use super::source::{FileSource, InspectError, Reader};
 use super::FileError;
 
 /// Size of the DfuSe prefix: `szSignature` "DfuSe", `bVersion`, `DFUImageSize`, `bTargets`.
@@ -64,62 +65,109 @@ impl DfuSeTarget {
     }
 }
 
-/// Reads fields front to back, naming each and knowing its absolute offset.
-struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, field: &'static str, n: usize) -> Result<&'a [u8], FileError> {
-        let rest = &self.data[self.pos..];
-        if rest.len() < n {
-            return Err(FileError::Truncated {
-                field,
-                offset: self.pos,
-                needed: n as u64,
-                available: rest.len(),
-            });
-        }
-        let out = &rest[..n];
-        self.pos += n;
-        Ok(out)
-    }
-
-    fn u8(&mut self, field: &'static str) -> Result<u8, FileError> {
-        Ok(self.take(field, 1)?[0])
-    }
-
-    fn u32(&mut self, field: &'static str) -> Result<u32, FileError> {
-        let b = self.take(field, 4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn signature(&mut self, field: &'static str, expected: &'static str) -> Result<(), FileError> {
-        let offset = self.pos;
-        let found = self.take(field, expected.len())?;
-        if found != expected.as_bytes() {
-            return Err(FileError::BadSignature {
-                field,
-                offset,
-                expected,
-                found: String::from_utf8_lossy(found).into_owned(),
-            });
-        }
-        Ok(())
-    }
-}
-
 /// Whether `body` starts with the DfuSe signature.
-pub(crate) fn has_dfuse_prefix(body: &[u8]) -> bool {
+pub(crate) fn starts_with_dfuse(body: &[u8]) -> bool {
     body.starts_with(b"DfuSe")
 }
 
-/// Parses a DfuSe image. `body` is the file without its suffix (offsets in
-/// errors are offsets into the file, which starts with `body`); `file_len` is
-/// the whole file's length, which dfuse-pack writes into `DFUImageSize`.
-pub(crate) fn parse(body: &[u8], file_len: usize) -> Result<DfuSeImage, FileError> {
-    let mut r = Reader { data: body, pos: 0 };
+/// Whether the source's first `body_len` bytes start with the DfuSe signature.
+pub(crate) fn has_dfuse_prefix<S: FileSource>(
+    src: &mut S,
+    body_len: usize,
+) -> Result<bool, InspectError<S::Error>> {
+    let mut b = [0; 5];
+    if body_len < b.len() {
+        return Ok(false);
+    }
+    src.read_at(0, &mut b).map_err(InspectError::Source)?;
+    Ok(starts_with_dfuse(&b))
+}
+
+/// The image of targets read with their data.
+pub(crate) fn image(targets: Vec<ReadTarget>) -> DfuSeImage {
+    DfuSeImage {
+        targets: targets
+            .into_iter()
+            .map(|t| DfuSeTarget {
+                alt_setting: t.alt_setting,
+                name: t.name,
+                elements: t
+                    .elements
+                    .into_iter()
+                    .map(|e| DfuSeElement {
+                        address: e.address,
+                        data: e.data,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The layout of a DfuSe image, as [`DfuFile::inspect`](super::DfuFile::inspect)
+/// reads it: every target and element, without the element data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DfuSeLayout {
+    /// The targets in file order.
+    pub targets: Vec<TargetLayout>,
+}
+
+/// A DfuSe target without its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetLayout {
+    /// `bAlternateSetting`.
+    pub alt_setting: u8,
+    /// `szTargetName`, if non-empty.
+    pub name: Option<String>,
+    /// `(dwElementAddress, dwElementSize)` of each element, in file order.
+    pub elements: Vec<(u32, u32)>,
+}
+
+/// The layout of targets read without their data.
+pub(crate) fn layout(targets: Vec<ReadTarget>) -> DfuSeLayout {
+    DfuSeLayout {
+        targets: targets
+            .into_iter()
+            .map(|t| TargetLayout {
+                alt_setting: t.alt_setting,
+                name: t.name,
+                elements: t.elements.iter().map(|e| (e.address, e.size)).collect(),
+            })
+            .collect(),
+    }
+}
+
+/// A target as read.
+pub(crate) struct ReadTarget {
+    alt_setting: u8,
+    name: Option<String>,
+    elements: Vec<ReadElement>,
+}
+
+struct ReadElement {
+    /// Where the element header starts in the file.
+    at: usize,
+    address: u32,
+    size: u32,
+    /// The data, when the caller keeps it; else empty.
+    data: Vec<u8>,
+}
+
+/// The one reading of a DfuSe image in the source's first `body_len` bytes
+/// (the file without its suffix; `file_len` is the whole file's, which
+/// dfuse-pack writes into `DFUImageSize`), with the element data when
+/// `keep_data`. Offsets in errors are offsets into the file.
+pub(crate) fn read<S: FileSource>(
+    src: &mut S,
+    body_len: usize,
+    file_len: usize,
+    keep_data: bool,
+) -> Result<Vec<ReadTarget>, InspectError<S::Error>> {
+    let mut r = Reader {
+        src,
+        pos: 0,
+        end: body_len,
+    };
     r.signature("szSignature", "DfuSe")?;
     let version_at = r.pos;
     let version = r.u8("bVersion")?;
@@ -128,49 +176,52 @@ pub(crate) fn parse(body: &[u8], file_len: usize) -> Result<DfuSeImage, FileErro
             "bVersion",
             version_at,
             format!("{version} is not a known DfuSe version (expected 1)"),
-        ));
+        )
+        .into());
     }
     let size_at = r.pos;
     let image_size = r.u32("DFUImageSize")?;
     // UM0391 and fwupd: the file without its suffix. dfuse-pack: the whole file.
-    if image_size as usize != body.len() && image_size as usize != file_len {
+    if image_size as usize != body_len && image_size as usize != file_len {
         return Err(FileError::invalid(
             "DFUImageSize",
             size_at,
             format!(
-                "{image_size} matches neither the file without suffix ({}) nor the whole file ({file_len})",
-                body.len()
+                "{image_size} matches neither the file without suffix ({body_len}) nor the whole file ({file_len})"
             ),
-        ));
+        )
+        .into());
     }
     let count_at = r.pos;
     let target_count = r.u8("bTargets")?;
     if target_count == 0 {
-        return Err(FileError::invalid(
-            "bTargets",
-            count_at,
-            "is 0: the file carries no firmware",
-        ));
+        return Err(
+            FileError::invalid("bTargets", count_at, "is 0: the file carries no firmware").into(),
+        );
     }
     let mut targets = Vec::new();
     for _ in 0..target_count {
-        targets.push(parse_target(&mut r)?);
+        targets.push(read_target(&mut r, keep_data)?);
     }
-    if r.pos != body.len() {
+    if r.pos != body_len {
         return Err(FileError::invalid(
             "bTargets",
             count_at,
             format!(
                 "{target_count} targets end at offset {:#x}, but {} more bytes follow before the suffix",
                 r.pos,
-                body.len() - r.pos
+                body_len - r.pos
             ),
-        ));
+        )
+        .into());
     }
-    Ok(DfuSeImage { targets })
+    Ok(targets)
 }
 
-fn parse_target(r: &mut Reader<'_>) -> Result<DfuSeTarget, FileError> {
+fn read_target<S: FileSource>(
+    r: &mut Reader<'_, S>,
+    keep_data: bool,
+) -> Result<ReadTarget, InspectError<S::Error>> {
     r.signature("szSignature (target)", "Target")?;
     let alt_setting = r.u8("bAlternateSetting")?;
     let _named = r.u32("bTargetNamed")?;
@@ -180,7 +231,8 @@ fn parse_target(r: &mut Reader<'_>) -> Result<DfuSeTarget, FileError> {
             "szTargetName",
             r.pos - NAME_FIELD_LEN,
             "is not NUL-terminated within its 255 bytes",
-        ));
+        )
+        .into());
     };
     // dfuse-pack writes 1 and "ST...", fwupd writes 1 or 0 with an empty name,
     // other tools write other non-zero values or 0 with a name: use the name
@@ -195,24 +247,27 @@ fn parse_target(r: &mut Reader<'_>) -> Result<DfuSeTarget, FileError> {
             "dwNbElements",
             count_at,
             "is 0: a target needs at least one element (fwupd refuses it too)",
-        ));
+        )
+        .into());
     }
-    let available = r.data.len() - r.pos;
+    let available = r.left();
     if target_size as u64 > available as u64 {
         return Err(FileError::Truncated {
             field: "dwTargetSize",
             offset: size_at,
             needed: target_size.into(),
             available,
-        });
+        }
+        .into());
     }
     let start = r.pos;
     let end = start + target_size as usize;
     let mut inner = Reader {
-        data: &r.data[..end],
+        src: &mut *r.src,
         pos: start,
+        end,
     };
-    let mut elements = Vec::new();
+    let mut elements: Vec<ReadElement> = Vec::new();
     for _ in 0..element_count {
         if inner.pos == end {
             return Err(FileError::invalid(
@@ -222,18 +277,21 @@ fn parse_target(r: &mut Reader<'_>) -> Result<DfuSeTarget, FileError> {
                     "declares {element_count} elements but dwTargetSize ({target_size}) holds only {}",
                     elements.len()
                 ),
-            ));
+            )
+            .into());
         }
+        let at = inner.pos;
         let address = inner.u32("dwElementAddress")?;
         let elem_size_at = inner.pos;
         let size = inner.u32("dwElementSize")?;
-        let left = end - inner.pos;
+        let left = inner.left();
         if size as u64 > left as u64 {
             return Err(FileError::invalid(
                 "dwElementSize",
                 elem_size_at,
                 format!("{size} bytes exceed the {left} bytes left in the target (dwTargetSize {target_size})"),
-            ));
+            )
+            .into());
         }
         if size > 0 && u64::from(address) + u64::from(size) - 1 > u64::from(u32::MAX) {
             return Err(FileError::invalid(
@@ -242,16 +300,21 @@ fn parse_target(r: &mut Reader<'_>) -> Result<DfuSeTarget, FileError> {
                 format!(
                     "{size} bytes at {address:#010x} run past the end of the 32-bit address space"
                 ),
-            ));
+            )
+            .into());
         }
-        let data = inner.take("element data", size as usize)?;
-        elements.push((
-            elem_size_at - 4,
-            DfuSeElement {
-                address,
-                data: data.to_vec(),
-            },
-        ));
+        let data = if keep_data {
+            inner.take("element data", size as usize)?
+        } else {
+            inner.skip("element data", size as usize)?;
+            Vec::new()
+        };
+        elements.push(ReadElement {
+            at,
+            address,
+            size,
+            data,
+        });
     }
     if inner.pos != end {
         return Err(FileError::invalid(
@@ -261,26 +324,26 @@ fn parse_target(r: &mut Reader<'_>) -> Result<DfuSeTarget, FileError> {
                 "declares {target_size} bytes but the {element_count} elements occupy {}",
                 inner.pos - start
             ),
-        ));
+        )
+        .into());
     }
     r.pos = end;
-    if let Some((a, b)) = first_overlap(elements.iter().map(|(_, e)| (e.address, e.data.len()))) {
+    if let Some((a, b)) = first_overlap(elements.iter().map(|e| (e.address, e.size as usize))) {
+        let (a_el, b_el) = (&elements[a], &elements[b]);
         return Err(FileError::invalid(
             "dwElementAddress",
-            elements[b].0,
+            b_el.at,
             format!(
                 "element {b} ({:#010x}, {} bytes) overlaps element {a} ({:#010x}, {} bytes) of the same target",
-                elements[b].1.address,
-                elements[b].1.data.len(),
-                elements[a].1.address,
-                elements[a].1.data.len()
+                b_el.address, b_el.size, a_el.address, a_el.size
             ),
-        ));
+        )
+        .into());
     }
-    Ok(DfuSeTarget {
+    Ok(ReadTarget {
         alt_setting,
         name,
-        elements: elements.into_iter().map(|(_, e)| e).collect(),
+        elements,
     })
 }
 

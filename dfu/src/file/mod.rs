@@ -30,11 +30,15 @@
 
 mod dfuse;
 mod error;
+mod source;
 mod suffix;
 
-pub use dfuse::{DfuSeElement, DfuSeImage, DfuSeTarget};
+pub use dfuse::{DfuSeElement, DfuSeImage, DfuSeLayout, DfuSeTarget, TargetLayout};
 pub use error::FileError;
-pub use suffix::{dfu_crc, has_dfu_suffix, Suffix, ANY, BCD_DFU_1_0, BCD_DFU_DFUSE, SUFFIX_LEN};
+pub use source::{FileSource, InspectError};
+pub use suffix::{
+    dfu_crc, has_dfu_suffix, has_dfu_suffix_in, Suffix, ANY, BCD_DFU_1_0, BCD_DFU_DFUSE, SUFFIX_LEN,
+};
 
 /// What a `.dfu` file carries in front of its suffix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,57 +79,27 @@ impl DfuFile {
     }
 
     fn parse_inner(bytes: &[u8], allow_raw: bool) -> Result<Self, FileError> {
-        let suffix = match Suffix::parse(bytes) {
-            Ok(suffix) => suffix,
-            Err(e @ (FileError::MissingSuffix { .. } | FileError::Truncated { .. })) => {
-                return Self::parse_unsuffixed(bytes, allow_raw, e)
-            }
-            Err(e) => return Err(e),
-        };
-        let body = &bytes[..bytes.len() - usize::from(suffix.length)];
-        let firmware = if dfuse::has_dfuse_prefix(body) {
-            Firmware::DfuSe(dfuse::parse(body, bytes.len())?)
-        } else if suffix.bcd_dfu == BCD_DFU_DFUSE {
-            return Err(FileError::invalid(
-                "bcdDFU",
-                bytes.len() - SUFFIX_LEN + 6,
-                "0x011a marks a DfuSe file, but the content does not start with \"DfuSe\"",
-            ));
-        } else {
-            Firmware::Raw(body.to_vec())
+        let (suffix, content) =
+            read(&mut &bytes[..], allow_raw, true).map_err(InspectError::into_file_error)?;
+        let firmware = match content {
+            Content::Raw { data, .. } => Firmware::Raw(data),
+            Content::DfuSe(targets) => Firmware::DfuSe(dfuse::image(targets)),
         };
         Ok(DfuFile { suffix, firmware })
     }
 
-    fn parse_unsuffixed(
-        bytes: &[u8],
-        allow_raw: bool,
-        missing: FileError,
-    ) -> Result<Self, FileError> {
-        if dfuse::has_dfuse_prefix(bytes) {
-            match dfuse::parse(bytes, bytes.len()) {
-                Ok(image) => {
-                    return Ok(DfuFile {
-                        suffix: Suffix::absent(),
-                        firmware: Firmware::DfuSe(image),
-                    })
-                }
-                // A DfuSe image that says it is the whole file, or one that
-                // may not be taken as raw: its own error explains best.
-                // Otherwise the suffix is what is missing.
-                Err(e) if allow_raw || declared_image_size(bytes) == Some(bytes.len()) => {
-                    return Err(e)
-                }
-                Err(_) => {}
-            }
-        }
-        if allow_raw && !bytes.is_empty() {
-            return Ok(DfuFile {
-                suffix: Suffix::absent(),
-                firmware: Firmware::Raw(bytes.to_vec()),
-            });
-        }
-        Err(missing)
+    /// Checks a file as [`DfuFile::parse`] does (the same code, the same
+    /// errors) without holding it in memory: reads the suffix and the DfuSe
+    /// headers where they are, computes the CRC chunk by chunk, and skips
+    /// the firmware bytes. For files too large to read whole, from any
+    /// [`FileSource`].
+    pub fn inspect<S: FileSource>(src: &mut S) -> Result<FileSummary, InspectError<S::Error>> {
+        let (suffix, content) = read(src, false, false)?;
+        let content = match content {
+            Content::Raw { len, .. } => ContentSummary::Raw { len },
+            Content::DfuSe(targets) => ContentSummary::DfuSe(dfuse::layout(targets)),
+        };
+        Ok(FileSummary { suffix, content })
     }
 
     /// A plain DFU file for the given ids ([`ANY`] = any) with `payload`.
@@ -164,7 +138,7 @@ impl DfuFile {
     /// do not overlap within a target; every size fits its 32-bit field.
     pub fn validate(&self) -> Result<(), FileError> {
         match &self.firmware {
-            Firmware::Raw(data) if dfuse::has_dfuse_prefix(data) => Err(FileError::unwritable(
+            Firmware::Raw(data) if dfuse::starts_with_dfuse(data) => Err(FileError::unwritable(
                 "firmware",
                 "a raw payload starting with \"DfuSe\" would be read back as a DfuSe image",
             )),
@@ -211,8 +185,122 @@ impl DfuFile {
     }
 }
 
-/// `DFUImageSize` of a DfuSe prefix, if `bytes` is long enough to hold one.
-fn declared_image_size(bytes: &[u8]) -> Option<usize> {
-    let b = bytes.get(6..10)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+/// What [`DfuFile::inspect`] found: the suffix, and the content's shape
+/// without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSummary {
+    /// The DFU suffix ([`Suffix::absent`] for a DfuSe image without one).
+    pub suffix: Suffix,
+    /// What the file carries in front of its suffix.
+    pub content: ContentSummary,
+}
+
+/// The shape of a file's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContentSummary {
+    /// Plain DFU: `len` bytes to download as they are.
+    Raw {
+        /// The firmware's length (the file without its suffix).
+        len: u64,
+    },
+    /// An ST DfuSe image.
+    DfuSe(DfuSeLayout),
+}
+
+impl FileSummary {
+    /// Whether the content is a DfuSe image.
+    pub fn is_dfuse(&self) -> bool {
+        matches!(self.content, ContentSummary::DfuSe(_))
+    }
+}
+
+/// A file's content as read, with its bytes only when kept.
+enum Content {
+    Raw { len: u64, data: Vec<u8> },
+    DfuSe(Vec<dfuse::ReadTarget>),
+}
+
+/// The one reading of a `.dfu` file, for [`DfuFile::parse`] (`keep_data`)
+/// and [`DfuFile::inspect`] (not); see [`DfuFile::parse`] for the rules.
+fn read<S: FileSource>(
+    src: &mut S,
+    allow_raw: bool,
+    keep_data: bool,
+) -> Result<(Suffix, Content), InspectError<S::Error>> {
+    let file_len = usize::try_from(src.file_len())
+        .map_err(|_| FileError::invalid("file", 0, "is larger than this machine can address"))?;
+    let suffix = match Suffix::read(src) {
+        Ok(suffix) => suffix,
+        Err(InspectError::File(
+            e @ (FileError::MissingSuffix { .. } | FileError::Truncated { .. }),
+        )) => return read_unsuffixed(src, file_len, allow_raw, keep_data, e),
+        Err(e) => return Err(e),
+    };
+    let body_len = file_len - usize::from(suffix.length);
+    let content = if dfuse::has_dfuse_prefix(&mut *src, body_len)? {
+        Content::DfuSe(dfuse::read(src, body_len, file_len, keep_data)?)
+    } else if suffix.bcd_dfu == BCD_DFU_DFUSE {
+        return Err(FileError::invalid(
+            "bcdDFU",
+            file_len - SUFFIX_LEN + 6,
+            "0x011a marks a DfuSe file, but the content does not start with \"DfuSe\"",
+        )
+        .into());
+    } else {
+        raw(src, body_len, keep_data)?
+    };
+    Ok((suffix, content))
+}
+
+fn read_unsuffixed<S: FileSource>(
+    src: &mut S,
+    file_len: usize,
+    allow_raw: bool,
+    keep_data: bool,
+    missing: FileError,
+) -> Result<(Suffix, Content), InspectError<S::Error>> {
+    if dfuse::has_dfuse_prefix(&mut *src, file_len)? {
+        match dfuse::read(src, file_len, file_len, keep_data) {
+            Ok(targets) => return Ok((Suffix::absent(), Content::DfuSe(targets))),
+            // A DfuSe image that says it is the whole file, or one that
+            // may not be taken as raw: its own error explains best.
+            // Otherwise the suffix is what is missing.
+            Err(InspectError::File(e))
+                if allow_raw || declared_image_size(src)? == Some(file_len) =>
+            {
+                return Err(e.into())
+            }
+            Err(InspectError::Source(e)) => return Err(InspectError::Source(e)),
+            Err(InspectError::File(_)) => {}
+        }
+    }
+    if allow_raw && file_len > 0 {
+        return Ok((Suffix::absent(), raw(src, file_len, keep_data)?));
+    }
+    Err(missing.into())
+}
+
+fn raw<S: FileSource>(
+    src: &mut S,
+    len: usize,
+    keep_data: bool,
+) -> Result<Content, InspectError<S::Error>> {
+    let mut data = vec![0; if keep_data { len } else { 0 }];
+    src.read_at(0, &mut data).map_err(InspectError::Source)?;
+    Ok(Content::Raw {
+        len: len as u64,
+        data,
+    })
+}
+
+/// `DFUImageSize` of a DfuSe prefix, if the file is long enough to hold one.
+fn declared_image_size<S: FileSource>(
+    src: &mut S,
+) -> Result<Option<usize>, InspectError<S::Error>> {
+    if src.file_len() < 10 {
+        return Ok(None);
+    }
+    let mut b = [0; 4];
+    src.read_at(6, &mut b).map_err(InspectError::Source)?;
+    Ok(Some(u32::from_le_bytes(b) as usize))
 }

@@ -1,5 +1,6 @@
 //! The 16-byte DFU suffix (USB DFU 1.1, appendix B) and its CRC.
 
+use super::source::{crc_of, FileSource, InspectError};
 use super::FileError;
 
 /// Size of the DFU 1.1 suffix, and the value of `bLength` we write.
@@ -91,42 +92,51 @@ impl Suffix {
     /// length (dfu-util accepts a `bLength` above 16 and strips that many
     /// bytes; fwupd insists on exactly 16).
     pub fn parse(file: &[u8]) -> Result<Self, FileError> {
-        if file.len() < SUFFIX_LEN {
+        Self::read(&mut &file[..]).map_err(InspectError::into_file_error)
+    }
+
+    /// [`Suffix::parse`] over any [`FileSource`].
+    pub(crate) fn read<S: FileSource>(src: &mut S) -> Result<Self, InspectError<S::Error>> {
+        let file_len = src.file_len();
+        if file_len < SUFFIX_LEN as u64 {
             return Err(FileError::Truncated {
                 field: "DFU suffix",
                 offset: 0,
                 needed: SUFFIX_LEN as u64,
-                available: file.len(),
-            });
+                available: file_len as usize,
+            }
+            .into());
         }
-        let start = file.len() - SUFFIX_LEN;
-        let s = &file[start..];
+        let start = file_len - SUFFIX_LEN as u64;
+        let mut s = [0; SUFFIX_LEN];
+        src.read_at(start, &mut s).map_err(InspectError::Source)?;
+        let start = start as usize;
         let signature = &s[SIGNATURE_AT..SIGNATURE_AT + 3];
         if signature != b"UFD" {
             return Err(FileError::MissingSuffix {
                 offset: start + SIGNATURE_AT,
                 found: String::from_utf8_lossy(signature).into_owned(),
-            });
+            }
+            .into());
         }
         let stored = u32::from_le_bytes([s[CRC_AT], s[CRC_AT + 1], s[CRC_AT + 2], s[CRC_AT + 3]]);
-        let computed = dfu_crc(&file[..file.len() - 4]);
+        let computed = crc_of(src, file_len - 4).map_err(InspectError::Source)?;
         if stored != computed {
             return Err(FileError::CrcMismatch {
                 offset: start + CRC_AT,
                 stored,
                 computed,
-            });
+            }
+            .into());
         }
         let length = s[LENGTH_AT];
-        if usize::from(length) < SUFFIX_LEN || usize::from(length) > file.len() {
+        if u64::from(length) < SUFFIX_LEN as u64 || u64::from(length) > file_len {
             return Err(FileError::invalid(
                 "bLength",
                 start + LENGTH_AT,
-                format!(
-                    "{length} is not between 16 and the file length {}",
-                    file.len()
-                ),
-            ));
+                format!("{length} is not between 16 and the file length {file_len}"),
+            )
+            .into());
         }
         let u16_at = |i: usize| u16::from_le_bytes([s[i], s[i + 1]]);
         Ok(Suffix {
@@ -166,4 +176,14 @@ pub fn dfu_crc(data: &[u8]) -> u32 {
 /// CRC and a plausible `bLength`. Never panics.
 pub fn has_dfu_suffix(bytes: &[u8]) -> bool {
     Suffix::parse(bytes).is_ok()
+}
+
+/// [`has_dfu_suffix`] for a file read piece by piece; `Err` only when
+/// reading fails.
+pub fn has_dfu_suffix_in<S: FileSource>(src: &mut S) -> Result<bool, S::Error> {
+    match Suffix::read(src) {
+        Ok(_) => Ok(true),
+        Err(InspectError::File(_)) => Ok(false),
+        Err(InspectError::Source(e)) => Err(e),
+    }
 }

@@ -19,6 +19,16 @@ pub struct Server {
 }
 
 impl Server {
+    /// The process's peak resident memory so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmHWM in /proc/{}/status", self.child.id()))
+    }
+
     /// SIGKILL: the process gets no chance to flush or shut down.
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
@@ -135,4 +145,39 @@ pub fn enroll(
         body["id"].as_str().unwrap().to_owned(),
         body["credential"].as_str().unwrap().to_owned(),
     )
+}
+
+/// A cabinet packed by `gcab` from a metainfo and a DFU payload (hardware
+/// id 047F:0CA1 from its suffix); `sha256` is what the metainfo claims.
+pub fn gcab_cabinet(dir: &Path, payload: &[u8], sha256: &str) -> Vec<u8> {
+    let src = dir.join("cab-src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("firmware.bin"), payload).unwrap();
+    let metainfo = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<component type="firmware">
+  <id>com.acme.base.firmware</id>
+  <name>Base 30</name>
+  <developer_name>Acme Audio</developer_name>
+  <provides><firmware type="flashed">2082b5e0-7a64-478a-b1b2-e3404fab6dad</firmware></provides>
+  <releases>
+    <release version="1.4.0" urgency="high">
+      <checksum filename="firmware.bin" target="content" type="sha256">{sha256}</checksum>
+      <description><p>Base fix.</p></description>
+    </release>
+  </releases>
+</component>"#
+    );
+    std::fs::write(src.join("firmware.metainfo.xml"), metainfo).unwrap();
+    let cab = dir.join("base.cab");
+    let _ = std::fs::remove_file(&cab);
+    let status = Command::new("gcab")
+        .args(["--create", "--zip", "--nopath"])
+        .arg(&cab)
+        .arg(src.join("firmware.metainfo.xml"))
+        .arg(src.join("firmware.bin"))
+        .status()
+        .unwrap_or_else(|e| panic!("gcab is required for this test (apt-get install gcab): {e}"));
+    assert!(status.success(), "gcab failed");
+    std::fs::read(cab).unwrap()
 }

@@ -2,13 +2,17 @@
 //! firmware component) and the payload it describes.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
+use dfu::file::FileSource as _;
 use sha2::{Digest as _, Sha256};
 
+use crate::blob::BlobStore;
+
 use super::{
-    finish_from_file, prepare_dfu, ImportError, ImportOptions, Payload, Prepared, MAX_DFU_FILE_LEN,
+    finish_from_file, prepare_dfu, ImportError, ImportOptions, OnDisk, Payload, Prepared,
+    MAX_CAB_PAYLOAD_LEN,
 };
 use crate::package::{
     check_name, HardwareId, LvfsInfo, SourceFormat, UpdateProtocol, Urgency, VersionFormat,
@@ -99,7 +103,11 @@ struct ContentChecksum {
     value: Option<String>,
 }
 
-pub(crate) fn prepare_cab(path: &Path, opts: &ImportOptions) -> Result<Prepared, ImportError> {
+pub(crate) fn prepare_cab(
+    path: &Path,
+    opts: &ImportOptions,
+    blobs: &BlobStore,
+) -> Result<Prepared, ImportError> {
     let cab_err = |source| ImportError::Cab {
         path: path.to_owned(),
         source,
@@ -149,16 +157,21 @@ pub(crate) fn prepare_cab(path: &Path, opts: &ImportOptions) -> Result<Prepared,
         .find(|(n, _)| *n == payload_name)
         .map(|(_, l)| u64::from(*l))
         .ok_or_else(|| cab_err(CabError::MissingPayload(payload_name.clone())))?;
-    if payload_len > MAX_DFU_FILE_LEN {
+    if payload_len > MAX_CAB_PAYLOAD_LEN {
         return Err(ImportError::TooLarge {
             path: path.to_owned(),
             len: payload_len,
-            limit: MAX_DFU_FILE_LEN,
+            limit: MAX_CAB_PAYLOAD_LEN,
             format: "cabinet payload",
         });
     }
-    let payload = read_entry(&mut cabinet, &payload_name, payload_len).map_err(cab_err)?;
-    verify_checksums(&release, &payload_name, &payload).map_err(cab_err)?;
+    let spool = blobs.temp_file("cab-").map_err(|e| ImportError::Io {
+        path: blobs.root().join("tmp"),
+        source: std::io::Error::other(e),
+    })?;
+    let (spool, digests) =
+        spool_entry(&mut cabinet, &payload_name, payload_len, spool).map_err(cab_err)?;
+    verify_checksums(&release, &payload_name, &digests).map_err(cab_err)?;
 
     let mut release = release;
     release.info.payload_name = payload_name.clone();
@@ -167,8 +180,33 @@ pub(crate) fn prepare_cab(path: &Path, opts: &ImportOptions) -> Result<Prepared,
         .clone()
         .unwrap_or_else(|| payload_name.clone());
     check_name("file name", &file_name)?;
-    if dfu::file::has_dfu_suffix(&payload) || payload.starts_with(b"DfuSe") {
-        return prepare_dfu(path, payload, opts, file_name, Some(release));
+    let mut on_disk = OnDisk::open(spool.path())?;
+    let mut head = [0; 5];
+    let dfuse = payload_len >= 5 && {
+        on_disk
+            .read_at(0, &mut head)
+            .map_err(|source| ImportError::Io {
+                path: spool.path().to_owned(),
+                source,
+            })?;
+        &head == b"DfuSe"
+    };
+    let suffixed =
+        dfu::file::has_dfu_suffix_in(&mut on_disk).map_err(|source| ImportError::Io {
+            path: spool.path().to_owned(),
+            source,
+        })?;
+    if suffixed || dfuse {
+        // Errors name the cabinet, not the temp file.
+        let summary = on_disk.inspect().map_err(|e| match e {
+            ImportError::Dfu { source, .. } => ImportError::Dfu {
+                path: path.to_owned(),
+                source,
+            },
+            other => other,
+        })?;
+        let payload = Payload::Spooled(spool);
+        return prepare_dfu(&summary, payload, opts, file_name, Some(release));
     }
     let hardware_ids = if opts.hardware_ids.is_empty() {
         release.hardware_ids.clone()
@@ -195,7 +233,7 @@ pub(crate) fn prepare_cab(path: &Path, opts: &ImportOptions) -> Result<Prepared,
         SourceFormat::Cab,
         Some(release),
         file_name,
-        Payload::Bytes(payload),
+        Payload::Spooled(spool),
     )
 }
 
@@ -245,10 +283,56 @@ fn payload_name(
     }
 }
 
+/// The digests an LVFS metainfo may give for a payload.
+struct Digests {
+    sha256: String,
+    sha1: String,
+}
+
+/// Copies a cabinet entry into `spool` while hashing it; checks its length
+/// against the header's.
+fn spool_entry(
+    cabinet: &mut cab::Cabinet<File>,
+    name: &str,
+    len: u64,
+    mut spool: tempfile::NamedTempFile,
+) -> Result<(tempfile::NamedTempFile, Digests), CabError> {
+    let mut reader = cabinet
+        .read_file(name)
+        .map_err(CabError::Archive)?
+        .take(len + 1);
+    let (mut sha256, mut sha1) = (Sha256::new(), sha1::Sha1::new());
+    let mut buf = vec![0; 64 << 10];
+    let mut copied = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CabError::Archive(e)),
+        };
+        sha256.update(&buf[..n]);
+        sha1.update(&buf[..n]);
+        spool.write_all(&buf[..n]).map_err(CabError::Archive)?;
+        copied += n as u64;
+    }
+    if copied != len {
+        return Err(CabError::Limit(format!(
+            "entry {name:?} holds {copied} bytes but its header says {len}"
+        )));
+    }
+    spool.flush().map_err(CabError::Archive)?;
+    let digests = Digests {
+        sha256: hex::encode(sha256.finalize()),
+        sha1: hex::encode(sha1.finalize()),
+    };
+    Ok((spool, digests))
+}
+
 fn verify_checksums(
     release: &CabRelease,
     payload_name: &str,
-    payload: &[u8],
+    digests: &Digests,
 ) -> Result<(), CabError> {
     for (kind, expected) in release
         .checksums
@@ -257,8 +341,8 @@ fn verify_checksums(
         .filter_map(|c| Some((c.kind.as_str(), c.value.as_deref()?)))
     {
         let actual = match kind {
-            "sha256" => hex::encode(Sha256::digest(payload)),
-            "sha1" => hex::encode(sha1::Sha1::digest(payload)),
+            "sha256" => &digests.sha256,
+            "sha1" => &digests.sha1,
             // Other kinds (md5, sha512) are informational; sha1/sha256 suffice.
             _ => continue,
         };
@@ -267,7 +351,7 @@ fn verify_checksums(
                 file: payload_name.to_owned(),
                 kind: kind.to_owned(),
                 expected: expected.to_owned(),
-                actual,
+                actual: actual.clone(),
             });
         }
     }

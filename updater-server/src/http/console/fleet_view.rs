@@ -34,6 +34,10 @@ use super::ConsoleError;
 /// Longest a view is used after the store changed before a new one loads.
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(10);
 
+/// How far back [`FleetView::recent_updates`] reads: the home page's
+/// nights and the day before the first.
+pub(crate) const RECENT_DAYS: i64 = super::home::NIGHTS + 1;
+
 /// A view that loads faster than this is loaded again before the page
 /// once it is stale; a slower one is refreshed in the background.
 pub(crate) const INLINE_LOAD: Duration = Duration::from_millis(100);
@@ -90,6 +94,39 @@ impl FleetView {
         })
     }
 
+    /// Works out now what `old` had worked out by the time it was
+    /// replaced, so that the pages that used it find it ready instead of
+    /// paying for it on their next request.
+    fn warm_like(&self, old: &FleetView, state: &Shared) {
+        if old.rows.get().is_some() {
+            self.rows();
+        }
+        let sorts: Vec<String> = lock(&old.orders).keys().cloned().collect();
+        for sort in sorts {
+            self.order(&sort);
+        }
+        if old.models.get().is_some() {
+            self.models();
+        }
+        if old.compliance.get().is_some() {
+            self.compliance();
+        }
+        let kinds: Vec<ReportKind> = ReportKind::ALL
+            .into_iter()
+            .filter(|k| lock(&old.reports).contains_key(k.as_str()))
+            .collect();
+        for kind in kinds {
+            // A failure shows again on the page that asks for it.
+            let _ = self.report(kind);
+        }
+        if old.rollouts.get().is_some() {
+            let _ = self.rollouts(state);
+        }
+        if old.recent_updates.get().is_some() {
+            let _ = self.recent_updates(state);
+        }
+    }
+
     /// The device list's row of each device.
     pub(crate) fn rows(&self) -> &[DeviceRow] {
         self.rows.get_or_init(|| {
@@ -130,7 +167,7 @@ impl FleetView {
             "model" | "version" | "serial" | "host" => sort,
             _ => "",
         };
-        let mut orders = self.orders.lock().unwrap_or_else(|e| e.into_inner());
+        let mut orders = lock(&self.orders);
         if let Some(o) = orders.get(key) {
             return Arc::clone(o);
         }
@@ -176,17 +213,14 @@ impl FleetView {
             .get_or_init(|| compliance::rows(&self.snapshot))
     }
 
-    /// Update history of the last `days` days (read on first use).
-    pub(crate) fn recent_updates(
-        &self,
-        state: &Shared,
-        days: i64,
-    ) -> Result<&[UpdateRecord], ConsoleError> {
+    /// Update history of the last [`RECENT_DAYS`] days (read on first
+    /// use).
+    pub(crate) fn recent_updates(&self, state: &Shared) -> Result<&[UpdateRecord], ConsoleError> {
         if let Some(r) = self.recent_updates.get() {
             return Ok(r);
         }
         let range = Range {
-            from: Some(self.snapshot.now - chrono::Duration::days(days)),
+            from: Some(self.snapshot.now - chrono::Duration::days(RECENT_DAYS)),
             to: None,
             filter: Default::default(),
         };
@@ -210,7 +244,7 @@ impl FleetView {
 
     /// A fleet report (not the update history, which takes a range).
     pub(crate) fn report(&self, kind: ReportKind) -> Result<Arc<Built>, ConsoleError> {
-        let mut built = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        let mut built = lock(&self.reports);
         if let Some(b) = built.get(kind.as_str()) {
             return Ok(Arc::clone(b));
         }
@@ -221,6 +255,12 @@ impl FleetView {
         built.insert(kind.as_str(), Arc::clone(&b));
         Ok(b)
     }
+}
+
+/// A lock, even one a panicking thread left behind (what it guards is
+/// always whole: values are inserted complete).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 struct Entry {
@@ -303,14 +343,14 @@ pub(crate) struct ViewCache {
 
 impl ViewCache {
     fn slot(&self, tenant: &str) -> Arc<Mutex<Slot>> {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slots = lock(&self.slots);
         Arc::clone(slots.entry(tenant.to_owned()).or_default())
     }
 
     /// The tenant's view, as [`plan`] decides.
     pub(crate) fn get(&self, state: &Shared, tenant: &str) -> Result<Arc<FleetView>, ConsoleError> {
         let slot_lock = self.slot(tenant);
-        let mut slot = slot_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = lock(&slot_lock);
         let stamp = fleet(state).store_file_stamp();
         let unchanged = slot
             .entry
@@ -343,7 +383,7 @@ impl ViewCache {
     /// Drops the tenant's view (after a change through the console).
     pub(crate) fn forget(&self, tenant: &str) {
         let slot = self.slot(tenant);
-        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = lock(&slot);
         slot.entry = None;
         slot.generation += 1;
     }
@@ -364,8 +404,17 @@ fn load(state: &Shared, tenant: &str, stamp: Option<SystemTime>) -> Result<Entry
 /// admin's change dropped the slot meanwhile.
 fn refresh(state: &Shared, tenant: &str, slot: &Mutex<Slot>, generation: u64) {
     let stamp = fleet(state).store_file_stamp();
-    let loaded = load(state, tenant, stamp);
-    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    let old = lock(slot).entry.as_ref().map(|e| Arc::clone(&e.view));
+    let started = Instant::now();
+    let loaded = load(state, tenant, stamp).map(|mut entry| {
+        if let Some(old) = &old {
+            entry.view.warm_like(old, state);
+            // The grace counts the whole work of a refresh.
+            entry.load_took = started.elapsed();
+        }
+        entry
+    });
+    let mut slot = lock(slot);
     slot.refreshing = false;
     match loaded {
         Ok(entry) if slot.generation == generation => slot.entry = Some(entry),

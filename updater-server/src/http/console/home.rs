@@ -111,7 +111,7 @@ pub(crate) async fn home(
                 snapshot,
                 view.models(),
                 view.compliance(),
-                view.recent_updates(&state, NIGHTS + 1)?,
+                view.recent_updates(&state)?,
                 view.rollouts(&state)?,
                 snapshot.now,
             )

@@ -249,7 +249,7 @@ pub(crate) async fn device(
             device: Some(identity(d).to_owned()),
         };
         let history: Vec<&crate::events::UpdateRecord> = view
-            .recent_updates(&state, super::home::NIGHTS + 1)?
+            .recent_updates(&state)?
             .iter()
             .filter(|r| r.device.as_deref() == Some(identity(d)))
             .collect();
