@@ -249,6 +249,18 @@ try {
     await row.getByRole("link").click();
     await page.locator("#why").getByText("Why it is not there now").waitFor();
     await shot(page, "device");
+    // Its whole history: the history report filtered to this device, the
+    // filter kept in the form and in the CSV link, the API's rows.
+    await page.getByRole("link", { name: /whole update history/ }).click();
+    assert.equal(await page.getByLabel("Device").inputValue(), "1209/serial/VH5200-0001");
+    assert.match(await page.getByRole("link", { name: "Download CSV" }).getAttribute("href"), /device=1209%2Fserial%2FVH5200-0001/);
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("link", { name: "Download CSV" }).click(),
+    ]);
+    const token = await apiToken(env("FULL_EMAIL"));
+    const apiCsv = await (await api(token, "/reports/history?format=csv&device=1209%2Fserial%2FVH5200-0001")).text();
+    assert.equal(readFileSync(await download.path(), "utf8"), apiCsv);
   });
 
   await step("the home chart draws the API's figures", async () => {

@@ -305,6 +305,8 @@ pub(crate) async fn device(
                     } } }
                 } }
             }
+            p { a #all-history href=(format!("/console/reports/history?{}", serde_urlencoded::to_string([("device", identity(d))]).unwrap_or_default())) {
+                "Its whole update history (report, CSV)" } }
             h2 { "Timeline" }
             @if timeline.is_empty() { p.muted { "No event has been reported for this device." } } @else {
                 ol.timeline { @for (at, what) in &timeline { li { time { (layout::time(*at)) } " — " (what) } } }

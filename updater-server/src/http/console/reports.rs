@@ -54,7 +54,8 @@ pub(crate) async fn index(Extension(ctx): Extension<Ctx>) -> Answer {
     Ok(layout::page(&ctx, Nav::Reports, "Reports", None, body))
 }
 
-/// `?format=csv&from=&to=`.
+/// `?format=csv&from=&to=&device=&agent=` (the range and filters apply to
+/// the update history, as in the API).
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ReportQuery {
     #[serde(default)]
@@ -63,6 +64,10 @@ pub(crate) struct ReportQuery {
     from: Option<String>,
     #[serde(default)]
     to: Option<String>,
+    #[serde(default)]
+    device: Option<String>,
+    #[serde(default)]
+    agent: Option<String>,
 }
 
 fn nonempty(s: &Option<String>) -> Option<&str> {
@@ -84,7 +89,11 @@ pub(crate) async fn show(
         let mut error = None;
         let mut chart_markup = html! {};
         let built: std::sync::Arc<Built> = if kind == ReportKind::History {
-            let range = match Range::parse(nonempty(&q.from), nonempty(&q.to), Filter::default()) {
+            let filter = Filter {
+                agent: nonempty(&q.agent).map(str::to_owned),
+                device: nonempty(&q.device).map(str::to_owned),
+            };
+            let range = match Range::parse(nonempty(&q.from), nonempty(&q.to), filter) {
                 Ok(r) => r,
                 Err(e) => {
                     error = Some(e.to_string());
@@ -106,8 +115,9 @@ pub(crate) async fn show(
         }
         let csv_link = {
             let mut pairs = vec![("format", "csv".to_owned())];
-            if let Some(f) = nonempty(&q.from) { pairs.push(("from", f.to_owned())); }
-            if let Some(t) = nonempty(&q.to) { pairs.push(("to", t.to_owned())); }
+            for (name, value) in [("from", &q.from), ("to", &q.to), ("device", &q.device), ("agent", &q.agent)] {
+                if let Some(v) = nonempty(value) { pairs.push((name, v.to_owned())); }
+            }
             format!("/console/reports/{kind}?{}", serde_urlencoded::to_string(&pairs).unwrap_or_default())
         };
         let body = html! {
@@ -116,6 +126,8 @@ pub(crate) async fn show(
                 form.filters method="get" action=(format!("/console/reports/{kind}")) {
                     label { "From" input type="date" name="from" value=(q.from.as_deref().unwrap_or("")); }
                     label { "To" input type="date" name="to" value=(q.to.as_deref().unwrap_or("")); }
+                    label { "Device" input name="device" placeholder="e.g. 1209/serial/VH5200-0001" value=(q.device.as_deref().unwrap_or("")); }
+                    label { "Agent id" input name="agent" value=(q.agent.as_deref().unwrap_or("")); }
                     button type="submit" { "Apply" }
                 }
                 (layout::form_error(error.as_deref()))
