@@ -254,7 +254,19 @@ pub fn verify_assignments(
     let keyid = tenant_key.key_id()?;
     let keys: BTreeMap<String, PublicKey> = [(keyid.clone(), tenant_key.clone())].into();
     doc.verify("assignments", &keys, &[keyid], 1)?;
-    let set = doc.signed;
+    check_assignment_set(doc.signed, agent, trusted_version, now)
+}
+
+/// The checks of [`verify_assignments`] after the signature: for this
+/// agent, unexpired at `now`, not older than `trusted_version`. For a set
+/// whose signature was verified before (see the agent's cache of the last
+/// verified document), these must still run at every use.
+pub fn check_assignment_set(
+    set: AssignmentSet,
+    agent: &str,
+    trusted_version: u64,
+    now: DateTime<Utc>,
+) -> Result<AssignmentSet, AssignmentError> {
     if set.agent != agent {
         return Err(AssignmentError::WrongAgent {
             expected: agent.to_owned(),

@@ -102,6 +102,8 @@ pub struct AgentCore<B> {
     reported_states: Option<Vec<UpdateState>>,
     /// The last pass changed them: report again soon, not at the next poll.
     report_due: bool,
+    /// The stored assignment document, verified once per content.
+    verified: verified::VerifiedDocument,
 }
 
 /// The host name and logged-in accounts a simulated host reports instead of
@@ -195,6 +197,7 @@ impl<B: DeviceBackend> AgentCore<B> {
             retry_soon: false,
             reported_states: None,
             report_due: false,
+            verified: verified::VerifiedDocument::default(),
         }
     }
 
@@ -348,7 +351,7 @@ impl<B: DeviceBackend> AgentCore<B> {
         let set = match self.client.check_in(&body, etag.as_deref())? {
             CheckInAnswer::NotModified => {
                 let stored = stored.ok_or(AgentError::NoAssignments)?;
-                verify_assignments(
+                self.verified.verify(
                     stored.document.as_bytes(),
                     &self.key,
                     self.client.agent(),
@@ -506,6 +509,7 @@ pub fn staging_dir(state_dir: &Path) -> PathBuf {
 
 mod decisions;
 mod scheduling;
+mod verified;
 
 pub use decisions::NO_WORD_FROM_THE_SERVER;
 

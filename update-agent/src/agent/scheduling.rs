@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use catalog::assignment::{verify_assignments, AssignmentSet, DeploymentType};
+use catalog::assignment::{AssignmentSet, DeploymentType};
 use catalog::window::MaintenanceWindow;
 use chrono::{DateTime, Utc};
 
@@ -40,13 +40,13 @@ impl<B: DeviceBackend> AgentCore<B> {
         self.pipeline.set_hooks(host, notifier);
     }
 
-    /// The stored assignment document, verified again (signature, agent,
-    /// expiry), without asking the server.
+    /// The stored assignment document, verified again (signature — once per
+    /// content, see `verified` —, agent, expiry), without asking the server.
     pub fn stored_set(&self, now: DateTime<Utc>) -> Result<Option<AssignmentSet>, AgentError> {
         let Some(stored) = self.state.assignments()? else {
             return Ok(None);
         };
-        Ok(Some(verify_assignments(
+        Ok(Some(self.verified.verify(
             stored.document.as_bytes(),
             &self.key,
             self.client.agent(),
