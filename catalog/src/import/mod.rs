@@ -249,17 +249,22 @@ impl<'p> OnDisk<'p> {
     }
 
     /// The file checked as a `.dfu` / DfuSe file.
-    pub(crate) fn inspect(mut self) -> Result<FileSummary, ImportError> {
-        DfuFile::inspect(&mut self).map_err(|e| match e {
+    pub(crate) fn inspect(&mut self) -> Result<FileSummary, ImportError> {
+        DfuFile::inspect(self).map_err(|e| match e {
             InspectError::File(source) => ImportError::Dfu {
                 path: self.path.to_owned(),
                 source,
             },
-            InspectError::Source(source) => ImportError::Io {
-                path: self.path.to_owned(),
-                source,
-            },
+            InspectError::Source(source) => self.io_error(source),
         })
+    }
+
+    /// A read of this file failed.
+    pub(crate) fn io_error(&self, source: io::Error) -> ImportError {
+        ImportError::Io {
+            path: self.path.to_owned(),
+            source,
+        }
     }
 }
 

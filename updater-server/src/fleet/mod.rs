@@ -231,10 +231,7 @@ pub(crate) fn list<T: DeserializeOwned>(
     // cost about half of reading a large inventory.
     let mut out = Vec::new();
     store.scan_prefix(table, tenant, "", &mut |_, text| {
-        let record = serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-            table: table.name(),
-            why: e.to_string(),
-        })?;
+        let record = serde_json::from_str(text).map_err(|e| corrupt(table, &e))?;
         out.push(record);
         Ok(())
     })?;
@@ -245,12 +242,15 @@ pub(crate) fn decode<T: DeserializeOwned>(
     table: Table,
     v: serde_json::Value,
 ) -> Result<T, FleetError> {
-    serde_json::from_value(v).map_err(|e| {
-        FleetError::Store(StoreError::Corrupt {
-            table: table.name(),
-            why: e.to_string(),
-        })
-    })
+    serde_json::from_value(v).map_err(|e| FleetError::Store(corrupt(table, &e)))
+}
+
+/// A stored record of `table` that does not decode.
+fn corrupt(table: Table, e: &serde_json::Error) -> StoreError {
+    StoreError::Corrupt {
+        table: table.name(),
+        why: e.to_string(),
+    }
 }
 
 /// Timestamps every record carries.

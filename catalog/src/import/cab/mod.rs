@@ -180,25 +180,18 @@ pub(crate) fn prepare_cab(
         .clone()
         .unwrap_or_else(|| payload_name.clone());
     check_name("file name", &file_name)?;
+    // A payload is a DFU file when it parses as one, or when it starts like
+    // one (a DfuSe prefix or a valid suffix) and fails: then it is refused.
     let mut on_disk = OnDisk::open(spool.path())?;
-    let mut head = [0; 5];
-    let dfuse = payload_len >= 5 && {
-        on_disk
-            .read_at(0, &mut head)
-            .map_err(|source| ImportError::Io {
-                path: spool.path().to_owned(),
-                source,
-            })?;
-        &head == b"DfuSe"
+    let inspected = on_disk.inspect();
+    let dfu = match &inspected {
+        Err(ImportError::Dfu { .. }) => starts_like_dfu(&mut on_disk, payload_len)?,
+        _ => true,
     };
-    let suffixed =
-        dfu::file::has_dfu_suffix_in(&mut on_disk).map_err(|source| ImportError::Io {
-            path: spool.path().to_owned(),
-            source,
-        })?;
-    if suffixed || dfuse {
+    drop(on_disk);
+    if dfu {
         // Errors name the cabinet, not the temp file.
-        let summary = on_disk.inspect().map_err(|e| match e {
+        let summary = inspected.map_err(|e| match e {
             ImportError::Dfu { source, .. } => ImportError::Dfu {
                 path: path.to_owned(),
                 source,
@@ -281,6 +274,19 @@ fn payload_name(
             ),
         }),
     }
+}
+
+/// Whether a payload that does not parse as a DFU file starts like one: a
+/// DfuSe prefix, or a valid DFU suffix.
+fn starts_like_dfu(file: &mut OnDisk<'_>, len: u64) -> Result<bool, ImportError> {
+    let mut head = [0; 5];
+    if len >= 5 {
+        file.read_at(0, &mut head).map_err(|e| file.io_error(e))?;
+        if &head == b"DfuSe" {
+            return Ok(true);
+        }
+    }
+    dfu::file::has_dfu_suffix_in(file).map_err(|e| file.io_error(e))
 }
 
 /// The digests an LVFS metainfo may give for a payload.

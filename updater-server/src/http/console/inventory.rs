@@ -144,8 +144,7 @@ pub(crate) async fn devices(
         let view = state.console_views.get(&state, &ctx.principal.tenant)?;
         let s = &view.snapshot;
         let listed = select(&view, &q);
-        let pages = listed.len().div_ceil(PAGE_SIZE);
-        let page = q.page.unwrap_or(1).clamp(1, pages.max(1));
+        let (page, pages) = layout::page_of(listed.len(), q.page, PAGE_SIZE);
         let shown = listed.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE);
         let mut models: BTreeMap<String, String> = BTreeMap::new();
         let mut versions: std::collections::BTreeSet<&str> = Default::default();
@@ -365,8 +364,7 @@ pub(crate) async fn hosts(
             .filter(|h| needle.is_empty() || h.hostname.to_lowercase().contains(&needle))
             .collect();
         hosts.sort_by(|a, b| a.hostname.cmp(&b.hostname));
-        let pages = hosts.len().div_ceil(PAGE_SIZE);
-        let page = q.page.unwrap_or(1).clamp(1, pages.max(1));
+        let (page, pages) = layout::page_of(hosts.len(), q.page, PAGE_SIZE);
         let body = html! {
             (search_form("/console/hosts", &q.q, "host name"))
             @if hosts.is_empty() { (layout::empty("No host yet: hosts appear when their agent first checks in.", html!{})) } @else {
@@ -402,8 +400,7 @@ pub(crate) async fn users(
             .filter(|u| needle.is_empty() || u.name.to_lowercase().contains(&needle))
             .collect();
         users.sort_by(|a, b| a.name.cmp(&b.name));
-        let pages = users.len().div_ceil(PAGE_SIZE);
-        let page = q.page.unwrap_or(1).clamp(1, pages.max(1));
+        let (page, pages) = layout::page_of(users.len(), q.page, PAGE_SIZE);
         let body = html! {
             (search_form("/console/users", &q.q, "account name"))
             @if users.is_empty() { (layout::empty("No user yet: users appear when an agent reports who is logged in.", html!{})) } @else {

@@ -282,6 +282,13 @@ pub(crate) fn empty(text: &str, next: Markup) -> Markup {
     }
 }
 
+/// The page of `rows` rows to show (the requested one, kept within the
+/// pages there are) and how many pages there are.
+pub(crate) fn page_of(rows: usize, requested: Option<usize>, page_size: usize) -> (usize, usize) {
+    let pages = rows.div_ceil(page_size);
+    (requested.unwrap_or(1).clamp(1, pages.max(1)), pages)
+}
+
 /// A pager: previous / next links keeping the other query parameters.
 pub(crate) fn pager(base: &str, query: &[(&str, String)], page: usize, pages: usize) -> Markup {
     let link = |p: usize| {

@@ -411,6 +411,15 @@ pub(crate) fn see_other(to: &str, notice: &str) -> Response {
     Redirect::to(&format!("{to}{sep}done={notice}")).into_response()
 }
 
+/// The answer to a change: back to `to` with `notice` when it was made,
+/// else the refusal in words (409; an internal error stays one).
+pub(crate) fn changed<T>(result: Result<T, FleetError>, to: &str, notice: &str) -> Answer {
+    match result {
+        Ok(_) => Ok(see_other(to, notice)),
+        Err(e) => Ok(layout::refusal(StatusCode::CONFLICT, &refused(e)?)),
+    }
+}
+
 /// Whether a principal is a signed-in admin (the console never acts for an
 /// API token, even one pasted into its cookie).
 fn is_admin(p: &Principal) -> bool {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::forms::{from_body, WindowFields};
 use super::layout::{self, Ctx, Nav};
 use super::signin::DoneQuery;
-use super::{blocking, lines, refused, see_other, Answer, ConsoleError};
+use super::{blocking, changed, lines, refused, see_other, Answer, ConsoleError};
 use crate::fleet::rollouts::service::RolloutAction;
 use crate::fleet::rollouts::{report, Rollout, RolloutInput, RolloutState};
 use crate::http::fleet::fleet;
@@ -320,14 +320,11 @@ pub(crate) async fn act(
                 .map(|_| ()),
             None => f.delete_rollout(tenant, &id),
         };
-        match result {
-            Ok(()) if what.is_none() => Ok(see_other("/console/rollouts", "rollout-delete")),
-            Ok(()) => Ok(see_other(
-                &format!("/console/rollouts/{id}"),
-                &format!("rollout-{action}"),
-            )),
-            Err(e) => Ok(layout::refusal(StatusCode::CONFLICT, &refused(e)?)),
-        }
+        let to = match what {
+            Some(_) => format!("/console/rollouts/{id}"),
+            None => "/console/rollouts".to_owned(),
+        };
+        changed(result, &to, &format!("rollout-{action}"))
     })
     .await
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::forms::from_body;
 use super::layout::{self, Ctx};
-use super::{blocking, refused, see_other, Answer, ConsoleError};
+use super::{blocking, changed, refused, see_other, Answer, ConsoleError};
 use crate::fleet::{Group, SoftwarePolicy, SoftwarePolicyInput};
 use crate::http::fleet::fleet;
 use crate::http::Shared;
@@ -128,10 +128,11 @@ pub(crate) async fn set_enabled(
         } else {
             "policy-disabled"
         };
-        match f.put_software_policy(tenant, Some(&id), spec) {
-            Ok(_) => Ok(see_other("/console/policies", notice)),
-            Err(e) => Ok(layout::refusal(StatusCode::CONFLICT, &refused(e)?)),
-        }
+        changed(
+            f.put_software_policy(tenant, Some(&id), spec),
+            "/console/policies",
+            notice,
+        )
     })
     .await
 }
@@ -142,11 +143,12 @@ pub(crate) async fn delete(
     Extension(ctx): Extension<Ctx>,
     UrlPath(id): UrlPath<String>,
 ) -> Answer {
-    blocking(
-        move || match fleet(&state).delete_software_policy(&ctx.principal.tenant, &id) {
-            Ok(()) => Ok(see_other("/console/policies", "policy-deleted")),
-            Err(e) => Ok(layout::refusal(StatusCode::CONFLICT, &refused(e)?)),
-        },
-    )
+    blocking(move || {
+        changed(
+            fleet(&state).delete_software_policy(&ctx.principal.tenant, &id),
+            "/console/policies",
+            "policy-deleted",
+        )
+    })
     .await
 }
