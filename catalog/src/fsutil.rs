@@ -43,6 +43,16 @@ pub fn copy_atomic(src: &Path, dest: &Path) -> io::Result<u64> {
     Ok(n)
 }
 
+/// Creates `dir` (and missing parents) with mode 0700 for directories it
+/// creates; an existing directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// Makes a rename in `dir` durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]

@@ -19,4 +19,4 @@ pub mod store;
 pub mod tuf;
 pub mod window;
 
-pub use store::{Catalog, CatalogError, Imported};
+pub use store::{Catalog, CatalogError, Imported, Published};

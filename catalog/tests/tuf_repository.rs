@@ -113,15 +113,20 @@ fn publish_then_open() {
 }
 
 #[test]
-fn open_refuses_a_foreign_key() {
+fn a_foreign_key_is_never_used_and_named_when_signing_fails() {
     let env = Env::new();
     Ed25519Signer::generate()
         .unwrap()
         .save(&env.keys_dir().join("snapshot.pem"))
         .unwrap();
-    let err = Repository::open(&env.repo_dir(), &env.keys_dir()).unwrap_err();
+    let mut repo = Repository::open(&env.repo_dir(), &env.keys_dir()).unwrap();
+    assert!(!repo.can_sign("snapshot"));
+    let err = repo
+        .publish_targets(BTreeMap::new(), t0() + Duration::hours(1))
+        .unwrap_err();
     assert!(
-        matches!(&err, TufError::Key { reason, .. } if reason.contains("not a snapshot key")),
+        matches!(&err, TufError::MissingKeys { role, found: 0, foreign, .. }
+            if role == "snapshot" && foreign.contains("snapshot.pem holds key")),
         "{err}"
     );
 }

@@ -151,6 +151,22 @@ pub enum TufError {
         /// What is wrong.
         reason: String,
     },
+    /// Fewer of a role's keys on this host than its threshold: the role is
+    /// signed elsewhere (an offline key), or a holder's key is not mounted.
+    #[error("signing {role} metadata needs {threshold} {role} key(s) named by root; {found} found in [{searched}]{foreign}")]
+    MissingKeys {
+        /// The role to sign.
+        role: String,
+        /// Authorised keys found.
+        found: usize,
+        /// Keys required.
+        threshold: u32,
+        /// The key directories searched.
+        searched: String,
+        /// Key files found for the role that root does not name (with a
+        /// leading "; "), or empty.
+        foreign: String,
+    },
     /// The client was used in a wrong order or state.
     #[error("{0}")]
     State(String),

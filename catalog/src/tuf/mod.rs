@@ -28,6 +28,8 @@ pub use paths::{
     consistent_target_path, path_matches, quote, role_file_name, role_matches, validate_role_name,
     validate_target_name,
 };
-pub use repo::{Repository, RepositoryConfig};
+pub use repo::{
+    Adoption, KeyPlacement, Repository, RepositoryConfig, RootChange, RootChanged, ONLINE_ROLES,
+};
 pub use signer::Ed25519Signer;
 pub use verify::verify_threshold;

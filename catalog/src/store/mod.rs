@@ -11,6 +11,10 @@
 //!
 //! Every change takes the lock, re-reads the index (another process may have
 //! changed it), writes the index, and publishes new TUF metadata.
+//!
+//! With the targets key offline, releases are imported on a signing host
+//! into its own copy of the catalog, and the serving host adopts what it
+//! signed with [`Catalog::publish_from`] (`publish`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -24,7 +28,11 @@ use crate::blob::{BlobError, BlobStore, GcReport};
 use crate::digest::Sha256Digest;
 use crate::import::{self, ImportError, ImportOptions, Payload};
 use crate::package::{slug, FirmwareRelease};
-use crate::tuf::{self, Repository, TargetFile, TufError};
+use crate::tuf::{self, KeyPlacement, Repository, TargetFile, TufError};
+
+mod publish;
+
+pub use publish::Published;
 
 /// Errors of catalog operations.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +83,9 @@ pub enum CatalogError {
         /// How many matched.
         count: usize,
     },
+    /// A change that needs the targets key, on a host without it.
+    #[error("the targets key is not on this host, so releases are signed on the signing host: import or remove there (`--data <signing copy> catalog import …`), then `catalog publish <signing copy>/catalog` here ({0})")]
+    SignedElsewhere(#[source] TufError),
     /// The catalog directory was never initialised.
     #[error("{0} is not an initialised catalog (run `catalog keys init` first)")]
     NotInitialised(PathBuf),
@@ -96,7 +107,7 @@ struct Index {
 #[derive(Debug)]
 pub struct Catalog {
     root: PathBuf,
-    keys_dir: PathBuf,
+    keys_dirs: Vec<PathBuf>,
     blobs: BlobStore,
     index: Index,
 }
@@ -114,14 +125,28 @@ impl Catalog {
     /// Creates a catalog (blob store, empty signed repository, fresh keys in
     /// `keys_dir`). Fails if one already exists at `root`.
     pub fn init(root: &Path, keys_dir: &Path, now: DateTime<Utc>) -> Result<Self, CatalogError> {
+        let placement = KeyPlacement {
+            online: keys_dir,
+            offline: None,
+        };
+        Self::init_with_keys(root, placement, now)
+    }
+
+    /// [`Catalog::init`] with the root and targets keys written to their own
+    /// (offline) directory; the catalog opened here has only the online keys.
+    pub fn init_with_keys(
+        root: &Path,
+        keys: KeyPlacement<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, CatalogError> {
         fs::create_dir_all(root).map_err(io_err(root))?;
         let _lock = lock(root)?;
         let repo_dir = root.join("repo");
-        Repository::create(&repo_dir, keys_dir, now)?;
+        Repository::create_with_keys(&repo_dir, keys, now, Default::default())?;
         let blobs = BlobStore::open(root.join("blobs"))?;
         let catalog = Self {
             root: root.to_owned(),
-            keys_dir: keys_dir.to_owned(),
+            keys_dirs: vec![keys.online.to_owned()],
             blobs,
             index: Index::default(),
         };
@@ -143,7 +168,7 @@ impl Catalog {
         let blobs = BlobStore::open(root.join("blobs"))?;
         let mut catalog = Self {
             root: root.to_owned(),
-            keys_dir: keys_dir.to_owned(),
+            keys_dirs: vec![keys_dir.to_owned()],
             blobs,
             index: Index::default(),
         };
@@ -161,6 +186,13 @@ impl Catalog {
             Err(CatalogError::NotInitialised(_)) => Self::init(root, keys_dir, now),
             other => other,
         }
+    }
+
+    /// Adds key directories searched for signing keys after the catalog's
+    /// own (the offline root and targets keys, mounted for a ceremony).
+    pub fn with_signing_keys(mut self, dirs: &[PathBuf]) -> Self {
+        self.keys_dirs.extend(dirs.iter().cloned());
+        self
     }
 
     /// The catalog directory.
@@ -262,6 +294,7 @@ impl Catalog {
         tuf::validate_target_name(&target_name)?;
         let _lock = lock(&self.root)?;
         self.reload()?;
+        let mut repo = self.signing_targets()?;
         // Hashed into `blobs/tmp/`: not a blob until committed below.
         let staged = match &prepared.payload {
             Payload::WholeFile(p) => self.blobs.stage_file(p)?,
@@ -310,7 +343,7 @@ impl Catalog {
         staged.commit()?;
         self.index.releases.push(release.clone());
         self.write_index()?;
-        self.publish_locked(now)?;
+        repo.publish_targets(self.targets(), now)?;
         Ok(Imported {
             release,
             added: true,
@@ -347,6 +380,7 @@ impl Catalog {
         target_name: &str,
         now: DateTime<Utc>,
     ) -> Result<FirmwareRelease, CatalogError> {
+        let mut repo = self.signing_targets()?;
         let pos = self
             .index
             .releases
@@ -355,7 +389,7 @@ impl Catalog {
             .ok_or_else(|| CatalogError::NotFound(target_name.to_owned()))?;
         let removed = self.index.releases.remove(pos);
         self.write_index()?;
-        self.publish_locked(now)?;
+        repo.publish_targets(self.targets(), now)?;
         Ok(removed)
     }
 
@@ -381,21 +415,33 @@ impl Catalog {
     }
 
     fn publish_locked(&mut self, now: DateTime<Utc>) -> Result<(), CatalogError> {
-        let mut repo = Repository::open(&self.repo_dir(), &self.keys_dir)?;
-        repo.publish_targets(self.targets(), now)?;
+        self.signing_targets()?
+            .publish_targets(self.targets(), now)?;
         Ok(())
+    }
+
+    /// The repository, if this host can sign targets; else
+    /// [`CatalogError::SignedElsewhere`].
+    fn signing_targets(&self) -> Result<Repository, CatalogError> {
+        let repo = self.repository()?;
+        repo.require_keys("targets")
+            .map_err(CatalogError::SignedElsewhere)?;
+        Ok(repo)
     }
 
     /// Re-signs the timestamp if it is close to expiry; returns whether it did.
     pub fn refresh_timestamp(&mut self, now: DateTime<Utc>) -> Result<bool, CatalogError> {
         let _lock = lock(&self.root)?;
-        let mut repo = Repository::open(&self.repo_dir(), &self.keys_dir)?;
-        Ok(repo.refresh_timestamp(now)?)
+        Ok(self.repository()?.refresh_timestamp(now)?)
     }
 
-    /// Opens the signed repository for key operations (rotation).
+    /// Opens the signed repository with this catalog's keys, for key
+    /// operations and to ask what this host can sign.
     pub fn repository(&self) -> Result<Repository, CatalogError> {
-        Ok(Repository::open(&self.repo_dir(), &self.keys_dir)?)
+        Ok(Repository::open_with_keys(
+            &self.repo_dir(),
+            &self.keys_dirs,
+        )?)
     }
 
     /// Deletes blobs that no release references.

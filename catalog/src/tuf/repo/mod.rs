@@ -8,14 +8,19 @@
 //! <repo_dir>/metadata/N.targets.json                 every targets version
 //! <repo_dir>/metadata/N.snapshot.json                every snapshot version
 //! <repo_dir>/metadata/timestamp.json                 the only file that changes in place
-//! <keys_dir>/{root,targets,snapshot,timestamp}.pem  ed25519 PKCS#8 PEM, mode 0600
+//! <keys>/{root,targets,snapshot,timestamp}.pem      ed25519 PKCS#8 PEM, mode 0600
 //! ```
 //!
 //! Target files are not written here: the catalog stores blobs by sha256 and
 //! serves them at [`consistent_target_path`](super::consistent_target_path).
-//! Every role has one ed25519 key and threshold 1. All writes are atomic
-//! (temp file, fsync, rename) and `timestamp.json` is written last, so a reader
-//! never sees a timestamp that points at missing files.
+//! A new repository has one ed25519 key and threshold 1 per role; root changes
+//! ([`Repository::change_root`]) add, revoke and rotate keys and set k-of-n
+//! thresholds. Root and targets keys can live offline ([`KeyPlacement`]): a
+//! signing host signs targets, the serving host adopts them
+//! ([`Repository::check_adoption`]) and signs snapshot and timestamp with the
+//! only keys it holds. All writes are atomic (temp file, fsync, rename) and
+//! `timestamp.json` is written last, so a reader never sees a timestamp that
+//! points at missing files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +36,14 @@ use super::metadata::{
 };
 use super::paths::consistent_target_path;
 use super::signer::Ed25519Signer;
+
+mod adopt;
+mod keyring;
+mod root_change;
+
+pub use adopt::Adoption;
+use keyring::{key_file, Keyring};
+pub use root_change::{RootChange, RootChanged};
 
 /// Expiry periods. A role is re-signed by [`Repository::refresh_timestamp`]
 /// when less than half of its period remains.
@@ -57,21 +70,39 @@ impl Default for RepositoryConfig {
     }
 }
 
-/// A TUF repository on disk with its signing keys.
+/// Where [`Repository::create_with_keys`] writes the keys it generates.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyPlacement<'a> {
+    /// The online keys (snapshot, timestamp): the serving host's key directory.
+    pub online: &'a Path,
+    /// The offline keys (root, targets); `None` puts them beside the online
+    /// ones (a single host holding every key: development and demos).
+    pub offline: Option<&'a Path>,
+}
+
+impl KeyPlacement<'_> {
+    fn dir_for(&self, role: &str) -> &Path {
+        match (self.offline, ONLINE_ROLES.contains(&role)) {
+            (Some(offline), false) => offline,
+            _ => self.online,
+        }
+    }
+}
+
+/// The roles the serving host signs with keys it holds: the others (root,
+/// targets) can be kept offline.
+pub const ONLINE_ROLES: [&str; 2] = ["snapshot", "timestamp"];
+
+/// A TUF repository on disk with the signing keys found on this host.
 #[derive(Debug)]
 pub struct Repository {
     dir: PathBuf,
-    keys_dir: PathBuf,
     config: RepositoryConfig,
     root: Signed<Root>,
     targets: Signed<Targets>,
     snapshot: Signed<Snapshot>,
     timestamp: Signed<Timestamp>,
-    signers: BTreeMap<String, Ed25519Signer>,
-}
-
-fn key_file(keys_dir: &Path, role: &str) -> PathBuf {
-    keys_dir.join(format!("{role}.pem"))
+    keys: Keyring,
 }
 
 fn meta_for(bytes: &[u8], version: u64) -> MetaFile {
@@ -91,13 +122,17 @@ fn read_signed<T: Metadata>(dir: &Path, file: &str, role: &str) -> Result<Signed
     Signed::from_slice(role, &bytes)
 }
 
-fn check_keys_outside(repo_dir: &Path, keys_dir: &Path) -> Result<(), TufError> {
+fn check_keys_outside(repo_dir: &Path, keys_dirs: &[&Path]) -> Result<(), TufError> {
     let abs = |p: &Path| std::path::absolute(p).map_err(|e| TufError::io(p, e));
-    if abs(keys_dir)?.starts_with(abs(repo_dir)?) {
-        return Err(TufError::Key {
-            what: keys_dir.display().to_string(),
-            reason: "keys_dir must not be inside repo_dir (it would be published)".into(),
-        });
+    let repo = abs(repo_dir)?;
+    for keys_dir in keys_dirs {
+        if abs(keys_dir)?.starts_with(&repo) {
+            return Err(TufError::Key {
+                what: keys_dir.display().to_string(),
+                reason: "a key directory must not be inside repo_dir (it would be published)"
+                    .into(),
+            });
+        }
     }
     Ok(())
 }
@@ -118,7 +153,26 @@ impl Repository {
         now: DateTime<Utc>,
         config: RepositoryConfig,
     ) -> Result<Self, TufError> {
-        check_keys_outside(repo_dir, keys_dir)?;
+        let placement = KeyPlacement {
+            online: keys_dir,
+            offline: None,
+        };
+        Self::create_with_keys(repo_dir, placement, now, config)
+    }
+
+    /// [`Repository::create`] with the root and targets keys written to their
+    /// own (offline) directory.
+    pub fn create_with_keys(
+        repo_dir: &Path,
+        placement: KeyPlacement<'_>,
+        now: DateTime<Utc>,
+        config: RepositoryConfig,
+    ) -> Result<Self, TufError> {
+        let dirs: Vec<&Path> = [Some(placement.online), placement.offline]
+            .into_iter()
+            .flatten()
+            .collect();
+        check_keys_outside(repo_dir, &dirs)?;
         let meta_dir = repo_dir.join("metadata");
         if meta_dir.join("root.json").exists() {
             return Err(TufError::State(format!(
@@ -127,16 +181,19 @@ impl Repository {
             )));
         }
         for role in TOP_LEVEL_ROLES {
-            if key_file(keys_dir, role).exists() {
+            let path = key_file(placement.dir_for(role), role);
+            if path.exists() {
                 return Err(TufError::State(format!(
                     "{}: key file already exists",
-                    key_file(keys_dir, role).display()
+                    path.display()
                 )));
             }
         }
         std::fs::create_dir_all(&meta_dir).map_err(|e| TufError::io(&meta_dir, e))?;
-        std::fs::create_dir_all(keys_dir).map_err(|e| TufError::io(keys_dir, e))?;
-        let mut signers = BTreeMap::new();
+        for dir in &dirs {
+            crate::fsutil::create_private_dir(dir).map_err(|e| TufError::io(*dir, e))?;
+        }
+        let mut keys = Keyring::load(&dirs.iter().map(|d| d.to_path_buf()).collect::<Vec<_>>())?;
         let mut root = Root {
             type_: "root".into(),
             spec_version: SPEC_VERSION.into(),
@@ -149,12 +206,13 @@ impl Repository {
         };
         for role in TOP_LEVEL_ROLES {
             let s = Ed25519Signer::generate()?;
-            s.save(&key_file(keys_dir, role))?;
+            let path = key_file(placement.dir_for(role), role);
+            s.save(&path)?;
             root.keys.insert(s.key_id().into(), s.public_key().clone());
             root.roles.insert(role.into(), role_keys(&s));
-            signers.insert(role.to_string(), s);
+            keys.add(role, path, s);
         }
-        let root = Signed::sign(root, &[&signers["root"]])?;
+        let root = Signed::sign(root.clone(), &keys.signers(&root, "root")?)?;
         let targets = Targets {
             type_: "targets".into(),
             spec_version: SPEC_VERSION.into(),
@@ -164,17 +222,16 @@ impl Repository {
             delegations: None,
             extra: BTreeMap::new(),
         };
-        let targets = Signed::sign(targets, &[&signers["targets"]])?;
+        let targets = Signed::sign(targets, &keys.signers(&root.signed, "targets")?)?;
         let mut repo = Repository {
             dir: repo_dir.to_path_buf(),
-            keys_dir: keys_dir.to_path_buf(),
             config,
-            // placeholders replaced by `commit` below
+            // placeholders replaced by `write_snapshot_and_timestamp` below
             snapshot: Signed::sign(empty_snapshot(), &[])?,
             timestamp: Signed::sign(empty_timestamp(), &[])?,
             root,
             targets,
-            signers,
+            keys,
         };
         repo.write_root()?;
         let bytes = repo.targets.to_json_bytes()?;
@@ -183,48 +240,41 @@ impl Repository {
         Ok(repo)
     }
 
-    /// Opens an existing repository and loads its keys, checking that each key
-    /// is the one the current root authorises for its role.
+    /// Opens an existing repository with the keys in `keys_dir`.
     pub fn open(repo_dir: &Path, keys_dir: &Path) -> Result<Self, TufError> {
-        check_keys_outside(repo_dir, keys_dir)?;
+        Self::open_with_keys(repo_dir, &[keys_dir.to_path_buf()])
+    }
+
+    /// Opens an existing repository with the keys found in `keys_dirs` (see
+    /// the module documentation of `keyring`: `<role>.pem` in each). No key
+    /// is required to open; signing without enough of a role's keys fails
+    /// with [`TufError::MissingKeys`].
+    ///
+    /// Targets newer than the snapshot names (signed on a host without the
+    /// snapshot key, where nothing else is signed) are picked up, so the next
+    /// targets version follows them.
+    pub fn open_with_keys(repo_dir: &Path, keys_dirs: &[PathBuf]) -> Result<Self, TufError> {
+        let dirs: Vec<&Path> = keys_dirs.iter().map(PathBuf::as_path).collect();
+        check_keys_outside(repo_dir, &dirs)?;
         let md = repo_dir.join("metadata");
         let root: Signed<Root> = read_signed(&md, "root.json", "root")?;
         let timestamp: Signed<Timestamp> = read_signed(&md, "timestamp.json", "timestamp")?;
         let sv = timestamp.signed.snapshot_meta().version;
         let snapshot: Signed<Snapshot> =
             read_signed(&md, &format!("{sv}.snapshot.json"), "snapshot")?;
-        let tv = snapshot.signed.meta["targets.json"].version;
-        let targets: Signed<Targets> = read_signed(&md, &format!("{tv}.targets.json"), "targets")?;
-        let mut signers = BTreeMap::new();
-        for role in TOP_LEVEL_ROLES {
-            let s = Ed25519Signer::load(&key_file(keys_dir, role))?;
-            if !root
-                .signed
-                .role(role)?
-                .keyids
-                .iter()
-                .any(|k| k == s.key_id())
-            {
-                return Err(TufError::Key {
-                    what: key_file(keys_dir, role).display().to_string(),
-                    reason: format!(
-                        "key {} is not a {role} key of root v{}",
-                        s.key_id(),
-                        root.signed.version
-                    ),
-                });
-            }
-            signers.insert(role.to_string(), s);
+        let mut tv = snapshot.signed.meta["targets.json"].version;
+        while md.join(format!("{}.targets.json", tv + 1)).is_file() {
+            tv += 1;
         }
+        let targets: Signed<Targets> = read_signed(&md, &format!("{tv}.targets.json"), "targets")?;
         Ok(Repository {
             dir: repo_dir.to_path_buf(),
-            keys_dir: keys_dir.to_path_buf(),
             config: RepositoryConfig::default(),
             root,
             targets,
             snapshot,
             timestamp,
-            signers,
+            keys: Keyring::load(keys_dirs)?,
         })
     }
 
@@ -258,9 +308,53 @@ impl Repository {
         &self.timestamp.signed
     }
 
+    /// Whether the root's threshold of `role` keys is on this host.
+    pub fn can_sign(&self, role: &str) -> bool {
+        self.keys.can_sign(&self.root.signed, role)
+    }
+
+    /// Fails with [`TufError::MissingKeys`] unless this host can sign `role`.
+    pub fn require_keys(&self, role: &str) -> Result<(), TufError> {
+        self.keys.signers(&self.root.signed, role).map(|_| ())
+    }
+
+    /// Key files on this host for `role` and whether root names each:
+    /// `(path, key id, authorised)`.
+    pub fn key_files(&self, role: &str) -> Vec<(PathBuf, String, bool)> {
+        let authorised: Vec<&str> = self
+            .root
+            .signed
+            .role(role)
+            .map(|r| r.keyids.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        self.keys
+            .files(role)
+            .iter()
+            .map(|f| {
+                let id = f.signer.key_id();
+                (f.path.clone(), id.to_owned(), authorised.contains(&id))
+            })
+            .collect()
+    }
+
+    /// Whether the snapshot names the newest targets (false on a signing host
+    /// after it signed targets it cannot snapshot).
+    pub fn targets_published(&self) -> bool {
+        self.snapshot.signed.meta["targets.json"].version == self.targets.signed.version
+    }
+
+    /// When the targets metadata expires if it is due for re-signing at `now`
+    /// and this host cannot sign it (its key is offline): someone must sign
+    /// it on the signing host before then.
+    pub fn targets_due_offline(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let expires = self.targets.signed.expires;
+        (expires - now < self.config.targets_expiry / 2 && !self.can_sign("targets"))
+            .then_some(expires)
+    }
+
     /// Publishes `targets` (name → entry; every entry needs a `sha256` hash and a
-    /// safe name) as targets version+1, then a new snapshot and timestamp.
-    /// Delegations of the current targets are kept.
+    /// safe name) as targets version+1, then a new snapshot and timestamp when
+    /// this host holds their keys. Delegations of the current targets are kept.
     pub fn publish_targets(
         &mut self,
         targets: BTreeMap<String, TargetFile>,
@@ -277,21 +371,31 @@ impl Repository {
     fn commit_targets(&mut self, mut t: Targets, now: DateTime<Utc>) -> Result<(), TufError> {
         t.version += 1;
         t.expires = expiry_from(now, self.config.targets_expiry);
-        let signed = Signed::sign(t, &[&self.signers["targets"]])?;
+        let signed = Signed::sign(t, &self.keys.signers(&self.root.signed, "targets")?)?;
         let bytes = signed.to_json_bytes()?;
         let v = signed.signed.version;
         self.write(&format!("{v}.targets.json"), &bytes)?;
         self.targets = signed;
-        self.write_snapshot_and_timestamp(meta_for(&bytes, v), now, false)
+        // A host with no snapshot key file is a signing host: the serving
+        // host snapshots these targets when it adopts them. Any other host
+        // must snapshot them now, or fail saying which key is wrong.
+        if !self.keys.files("snapshot").is_empty() {
+            self.write_snapshot_and_timestamp(meta_for(&bytes, v), now, false)?;
+        }
+        Ok(())
     }
 
     /// Re-signs whatever is within half its period of expiry: targets (then
     /// snapshot and timestamp follow), snapshot (then timestamp), timestamp.
-    /// Returns whether anything was published. Root is only re-signed by
-    /// [`Repository::rotate_root`].
+    /// Returns whether anything was published. Targets due while their key
+    /// is offline are left to the signing host (see
+    /// [`Repository::targets_due_offline`]) and the online roles are still
+    /// refreshed. Root is only re-signed by a root change
+    /// ([`Repository::change_root`]).
     pub fn refresh_timestamp(&mut self, now: DateTime<Utc>) -> Result<bool, TufError> {
         let due = |expires: DateTime<Utc>, period: Duration| expires - now < period / 2;
-        if due(self.targets.signed.expires, self.config.targets_expiry) {
+        if due(self.targets.signed.expires, self.config.targets_expiry) && self.can_sign("targets")
+        {
             self.commit_targets(self.targets.signed.clone(), now)?;
             return Ok(true);
         }
@@ -305,64 +409,6 @@ impl Repository {
             return Ok(true);
         }
         Ok(false)
-    }
-
-    /// Root rotation: generates new keys for each role in `rotate` (any of
-    /// `root`, `targets`, `snapshot`, `timestamp`; empty = just re-sign root
-    /// with a new expiry) and publishes root version N+1, signed by the old
-    /// root key AND the new root key, so clients can chain N→N+1. Old key files
-    /// are kept as `<role>.pem.retired-v<N>`. Roles whose key changed are
-    /// re-signed (targets → snapshot → timestamp) so the repository stays
-    /// consistent.
-    pub fn rotate_root(&mut self, rotate: &[&str], now: DateTime<Utc>) -> Result<(), TufError> {
-        for r in rotate {
-            if !TOP_LEVEL_ROLES.contains(r) {
-                return Err(TufError::State(format!("rotate_root: unknown role {r:?}")));
-            }
-        }
-        let old_version = self.root.signed.version;
-        let mut root = self.root.signed.clone();
-        root.version += 1;
-        root.expires = expiry_from(now, self.config.root_expiry);
-        let mut new_signers = BTreeMap::new();
-        for role in rotate {
-            let s = Ed25519Signer::generate()?;
-            root.roles.insert(role.to_string(), role_keys(&s));
-            new_signers.insert(role.to_string(), s);
-        }
-        // Keep exactly the keys some role still uses.
-        let used: Vec<String> = root.roles.values().flat_map(|r| r.keyids.clone()).collect();
-        root.keys.retain(|id, _| used.contains(id));
-        for s in new_signers.values() {
-            root.keys.insert(s.key_id().into(), s.public_key().clone());
-        }
-        let old_root_signer = &self.signers["root"];
-        let new_root_signer = new_signers.get("root").unwrap_or(old_root_signer);
-        let mut signers = vec![old_root_signer];
-        if new_root_signer.key_id() != old_root_signer.key_id() {
-            signers.push(new_root_signer);
-        }
-        let signed = Signed::sign(root, &signers)?;
-        for (role, s) in &new_signers {
-            let path = key_file(&self.keys_dir, role);
-            let retired = self
-                .keys_dir
-                .join(format!("{role}.pem.retired-v{old_version}"));
-            std::fs::rename(&path, &retired).map_err(|e| TufError::io(&path, e))?;
-            s.save(&path)?;
-        }
-        self.root = signed;
-        self.write_root()?;
-        self.signers.extend(new_signers);
-        if rotate.contains(&"targets") {
-            self.commit_targets(self.targets.signed.clone(), now)?;
-        } else if rotate.contains(&"snapshot") {
-            let m = self.snapshot.signed.meta["targets.json"].clone();
-            self.write_snapshot_and_timestamp(m, now, false)?;
-        } else if rotate.contains(&"timestamp") {
-            self.write_timestamp(now)?;
-        }
-        Ok(())
     }
 
     fn write(&self, file: &str, bytes: &[u8]) -> Result<(), TufError> {
@@ -389,7 +435,7 @@ impl Repository {
         s.version += 1;
         s.expires = expiry_from(now, self.config.snapshot_expiry);
         s.meta.insert("targets.json".into(), targets_meta);
-        let signed = Signed::sign(s, &[&self.signers["snapshot"]])?;
+        let signed = Signed::sign(s, &self.keys.signers(&self.root.signed, "snapshot")?)?;
         let bytes = signed.to_json_bytes()?;
         let v = signed.signed.version;
         self.write(&format!("{v}.snapshot.json"), &bytes)?;
@@ -406,7 +452,7 @@ impl Repository {
         let mut t = self.timestamp.signed.clone();
         t.version += 1;
         t.expires = expiry_from(now, self.config.timestamp_expiry);
-        let signed = Signed::sign(t, &[&self.signers["timestamp"]])?;
+        let signed = Signed::sign(t, &self.keys.signers(&self.root.signed, "timestamp")?)?;
         self.write("timestamp.json", &signed.to_json_bytes()?)?;
         self.timestamp = signed;
         Ok(())
