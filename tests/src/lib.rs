@@ -48,6 +48,8 @@ impl Server {
             .arg("--data-dir")
             .arg(data)
             .arg("serve")
+            // A test installation holds every key (docs/security.md).
+            .arg("--allow-online-root-key")
             .args(serve_args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -664,6 +664,7 @@ fn catalog_managers_must_be_tenants() {
     let out = updater(&data)
         .args([
             "serve",
+            "--allow-online-root-key",
             "--listen",
             "127.0.0.1:0",
             "--catalog-managers",

@@ -72,6 +72,10 @@ pub enum Command {
     },
     /// The firmware catalog.
     Catalog {
+        /// Also look for signing keys (`<role>.pem`) in this directory: an
+        /// offline key holder's medium (repeatable; one per holder).
+        #[arg(long = "keys", global = true, value_name = "DIR")]
+        keys: Vec<PathBuf>,
         /// The catalog command.
         #[command(subcommand)]
         command: CatalogCommand,
@@ -146,6 +150,13 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Serve although the catalog's root key is in the data directory (a
+    /// test installation holding every key; whoever reads the data
+    /// directory can then sign firmware and a new root). Without it the
+    /// server refuses to start with `keys/root.pem` present, and refuses to
+    /// create a catalog of its own.
+    #[arg(long, env = "UPDATER_ALLOW_ONLINE_ROOT_KEY")]
+    pub allow_online_root_key: bool,
     /// Session inactivity timeout in seconds.
     #[arg(
         long,
@@ -282,6 +293,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => Arc::new(SystemClock),
             };
+            check_keys_offline(&data, args.allow_online_root_key)?;
             let catalog = data.open_catalog(clock.now())?;
             let accounts = data.accounts_on(
                 SessionPolicy {
@@ -334,7 +346,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             runtime()?.block_on(crate::http::serve(catalog, accounts, opts))
         }
-        Command::Catalog { command } => catalog::run(&data, command),
+        Command::Catalog { keys, command } => catalog::run(&data, &keys, command),
         Command::Tenant { command } => tenant::run(&data, command),
         Command::Admin { command } => admin::run(&data, command),
         Command::Group { command } => group::run(&data, command),
@@ -346,6 +358,45 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Windows { command } => windows::run(command),
         Command::Report(args) => report::run(&data, args),
     }
+}
+
+/// The serving host holds only the online keys: refuses to serve with the
+/// root key in the data directory (or to create a catalog, which would put
+/// it there) unless the operator says this is a test installation.
+fn check_keys_offline(data: &DataDir, allow_online_root: bool) -> anyhow::Result<()> {
+    let root_key = data.keys().join("root.pem");
+    let targets_key = data.keys().join("targets.pem");
+    let exists = data
+        .catalog()
+        .join("repo/metadata/1.root.json")
+        .is_file();
+    if allow_online_root {
+        tracing::warn!(
+            "--allow-online-root-key: every signing key may sit on this host; whoever reads {} can sign firmware and a new root. Not for production (docs/security.md, key ceremony)",
+            data.keys().display()
+        );
+        return Ok(());
+    }
+    if !exists {
+        bail!(
+            "no catalog in {}: create it with its root and targets keys on a removable medium, `updater-server --data-dir {} catalog keys init --offline <medium>` (docs/security.md, key ceremony); a test installation that holds every key: --allow-online-root-key",
+            data.catalog().display(),
+            data.root.display()
+        );
+    }
+    if root_key.exists() {
+        bail!(
+            "{} is on the serving host: whoever steals it can sign a new root and any firmware. Move root.pem (and targets.pem) to offline media and sign with `catalog --keys <medium> …` (docs/security.md, key ceremony), or pass --allow-online-root-key for a test installation",
+            root_key.display()
+        );
+    }
+    if targets_key.exists() {
+        tracing::warn!(
+            key = %targets_key.display(),
+            "the targets key is on the serving host: whoever steals it can sign firmware; keep it offline (docs/security.md)"
+        );
+    }
+    Ok(())
 }
 
 /// The tenants of `--catalog-managers`, each of which must exist.

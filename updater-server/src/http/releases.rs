@@ -108,6 +108,28 @@ fn open(state: &AppState) -> Result<Catalog, ApiError> {
     Catalog::open(&state.catalog_dir, &state.keys_dir).map_err(|e| ApiError::new(internal(&e)))
 }
 
+/// 409 when this server cannot sign releases: its targets key is offline,
+/// so releases enter through the signing host and `catalog publish`.
+fn signed_offline() -> ApiError {
+    ApiError::new(error(
+        StatusCode::CONFLICT,
+        "signed_offline",
+        "this server does not hold the catalog's targets key: releases are imported and removed on the signing host and published here with `updater-server catalog publish` (docs/security.md)",
+    ))
+}
+
+/// [`signed_offline`] unless this server holds the targets key.
+fn check_can_sign(state: &AppState) -> Result<(), ApiError> {
+    let repo = open(state)?
+        .repository()
+        .map_err(|e| ApiError::new(internal(&e)))?;
+    if repo.can_sign("targets") {
+        Ok(())
+    } else {
+        Err(signed_offline())
+    }
+}
+
 fn no_release() -> ApiError {
     ApiError::new(error(StatusCode::NOT_FOUND, "not_found", "no such release"))
 }
@@ -171,6 +193,7 @@ pub(crate) async fn remove(
                 Ok(StatusCode::NO_CONTENT)
             }
             Err(CatalogError::NotFound(_)) => Err(no_release()),
+            Err(CatalogError::SignedElsewhere(_)) => Err(signed_offline()),
             Err(e) => Err(ApiError::new(internal(&e))),
         }
     })
@@ -272,6 +295,8 @@ pub(crate) async fn upload(
     if declared.is_some_and(|n| n > max) {
         return Err(too_large(max));
     }
+    let checked = std::sync::Arc::clone(&state);
+    blocking(move || check_can_sign(&checked)).await?;
     let upload = receive(&state, body).await?;
     blocking(move || {
         let result = import(&state, &p.tenant, &flags, &upload);
@@ -385,6 +410,7 @@ fn catalog_error(e: CatalogError) -> ApiError {
             ApiError::new(error(StatusCode::CONFLICT, "conflict", &e.to_string()))
         }
         CatalogError::Tuf(TufError::UnsafeName { .. }) => refused(&e.to_string()),
+        CatalogError::SignedElsewhere(_) => signed_offline(),
         _ => ApiError::new(internal(&e)),
     }
 }

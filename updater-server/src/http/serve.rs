@@ -140,12 +140,19 @@ async fn refresh_timestamps(catalog: Catalog, clock: Arc<dyn Clock>) {
         let now = clock.now();
         let result = tokio::task::spawn_blocking(move || {
             let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
-            c.refresh_timestamp(now)
+            let did = c.refresh_timestamp(now)?;
+            Ok::<_, catalog::CatalogError>((did, c.repository()?.targets_due_offline(now)))
         })
         .await;
+        if let Ok(Ok((_, Some(expires)))) = &result {
+            tracing::warn!(
+                %expires,
+                "the signed targets expire soon and their key is offline: re-sign them on the signing host (`catalog refresh-timestamp` there), then `catalog publish <its catalog>` here"
+            );
+        }
         match result {
-            Ok(Ok(true)) => tracing::info!("re-signed timestamp"),
-            Ok(Ok(false)) => {}
+            Ok(Ok((true, _))) => tracing::info!("re-signed timestamp"),
+            Ok(Ok((false, _))) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "timestamp refresh failed"),
             Err(e) => tracing::error!(error = %e, "timestamp refresh task failed"),
         }

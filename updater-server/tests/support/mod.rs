@@ -53,7 +53,16 @@ pub fn updater(data: &Path) -> Command {
 
 /// Starts `serve` (on `127.0.0.1:0` unless `args` has `--listen`) with extra
 /// arguments and environment, and waits for its "listening" line (no sleeps).
+/// A test installation holds every key (docs/security.md), so this passes
+/// `--allow-online-root-key`; [`start_offline`] does not.
 pub fn start(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut all = vec!["--allow-online-root-key"];
+    all.extend_from_slice(args);
+    start_offline(data, &all, env)
+}
+
+/// [`start`] for a data directory holding only the online keys.
+pub fn start_offline(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
     let mut cmd = updater(data);
     cmd.arg("serve");
     if !args.contains(&"--listen") {

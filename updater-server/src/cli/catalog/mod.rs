@@ -12,6 +12,8 @@ use clap::{Args, Subcommand};
 use super::DataDir;
 use crate::import_flags::ImportFlags;
 
+mod keys;
+
 /// Catalog commands.
 #[derive(Debug, Subcommand)]
 pub enum CatalogCommand {
@@ -62,6 +64,12 @@ pub enum CatalogCommand {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Adopt what the signing host signed: new roots, its newest targets, the
+    /// release records and the blobs this catalog lacks, all verified first.
+    Publish {
+        /// The signing host's catalog directory (`<signing data>/catalog`).
+        from: PathBuf,
+    },
     /// Delete blobs that no release references, and leftovers of interrupted imports.
     Gc,
     /// Re-sign the timestamp (and snapshot/targets) if close to expiry.
@@ -72,14 +80,46 @@ pub enum CatalogCommand {
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Create the catalog and its signing keys (one ed25519 key per role).
-    Init,
+    Init {
+        /// Put the root and targets keys on this (removable) medium as
+        /// `<DIR>/keys`, with a copy of the new catalog as `<DIR>/catalog`:
+        /// the signing host's data directory. Only snapshot and timestamp
+        /// stay in this data directory.
+        #[arg(long, value_name = "DIR")]
+        offline: Option<PathBuf>,
+    },
     /// Publish root N+1 with new keys for the given roles, signed by old and new root keys.
     Rotate {
         /// Roles whose key to replace: root, targets, snapshot, timestamp (repeatable).
         #[arg(long = "role")]
         roles: Vec<String>,
     },
-    /// Print the key ids of the current root.
+    /// Add a key to a role (root N+1); the new key is written to `<DIR>/<role>.pem`.
+    Add {
+        /// root, targets, snapshot or timestamp.
+        #[arg(long)]
+        role: String,
+        /// The new holder's medium.
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
+    /// Stop trusting a key for a role (root N+1).
+    Revoke {
+        /// root, targets, snapshot or timestamp.
+        #[arg(long)]
+        role: String,
+        /// The key id, or 8 or more of its first hex digits.
+        key_id: String,
+    },
+    /// Set how many of a role's keys must sign (root N+1).
+    Threshold {
+        /// root, targets, snapshot or timestamp.
+        #[arg(long)]
+        role: String,
+        /// At least 1, at most the role's number of keys.
+        threshold: u32,
+    },
+    /// Print the key ids of the current root, and the key files on this host.
     List,
 }
 
@@ -94,22 +134,45 @@ pub struct ImportArgs {
 }
 
 /// Runs a catalog command.
-pub(super) fn run(data: &DataDir, command: CatalogCommand) -> anyhow::Result<()> {
+pub(super) fn run(
+    data: &DataDir,
+    signing_keys: &[PathBuf],
+    command: CatalogCommand,
+) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
+    let open_existing = || -> anyhow::Result<Catalog> {
+        Ok(data.open_existing()?.with_signing_keys(signing_keys))
+    };
     match command {
         CatalogCommand::Keys {
-            command: KeysCommand::Init,
-        } => {
-            let c = Catalog::init(&data.catalog(), &data.keys(), now)?;
-            println!("created catalog in {}", c.root().display());
-            println!(
-                "signing keys in {} (mode 0600; keep the root key offline)",
-                data.keys().display()
-            );
+            command: KeysCommand::Init { offline },
+        } => keys::init(data, offline.as_deref(), now),
+        CatalogCommand::Keys { command } => keys::run(open_existing()?, command, now),
+        CatalogCommand::Publish { from } => {
+            let mut c = open_existing()?;
+            let p = c
+                .publish_from(&from, now)
+                .with_context(|| format!("publishing {}", from.display()))?;
+            if p == catalog::Published::default() {
+                println!("nothing to publish: {} is already published", from.display());
+                return Ok(());
+            }
+            if let Some(v) = p.root_version {
+                println!("root v{v}");
+            }
+            if let Some(v) = p.targets_version {
+                println!("targets v{v}");
+            }
+            for name in &p.added {
+                println!("added: {name}");
+            }
+            for name in &p.removed {
+                println!("removed: {name}");
+            }
             Ok(())
         }
         CatalogCommand::Import(args) => {
-            let mut c = data.open_catalog(now)?;
+            let mut c = data.open_catalog(now)?.with_signing_keys(signing_keys);
             let imported = c.import(&args.file, &args.flags.options(), now)?;
             let verb = if imported.added {
                 "imported"
@@ -163,7 +226,7 @@ pub(super) fn run(data: &DataDir, command: CatalogCommand) -> anyhow::Result<()>
             Ok(())
         }
         CatalogCommand::Remove { query } => {
-            let mut c = data.open_existing()?;
+            let mut c = open_existing()?;
             let r = c.remove(&query, now)?;
             println!(
                 "removed {} (run `catalog gc` to delete its blob)",
@@ -253,32 +316,6 @@ pub(super) fn run(data: &DataDir, command: CatalogCommand) -> anyhow::Result<()>
             );
             Ok(())
         }
-        CatalogCommand::Keys {
-            command: KeysCommand::Rotate { roles },
-        } => {
-            let c = data.open_existing()?;
-            let mut repo = c.repository()?;
-            let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
-            repo.rotate_root(&roles, now)?;
-            println!("published root v{}", repo.root().version);
-            Ok(())
-        }
-        CatalogCommand::Keys {
-            command: KeysCommand::List,
-        } => {
-            let c = data.open_existing()?;
-            let repo = c.repository()?;
-            let root = repo.root();
-            println!("root v{} (expires {})", root.version, root.expires);
-            for (role, keys) in &root.roles {
-                println!(
-                    "{role:<10} threshold {} keys {}",
-                    keys.threshold,
-                    keys.keyids.join(", ")
-                );
-            }
-            Ok(())
-        }
         CatalogCommand::Gc => {
             let mut c = data.open_existing()?;
             let report = c.gc(std::time::SystemTime::now())?;
@@ -291,7 +328,7 @@ pub(super) fn run(data: &DataDir, command: CatalogCommand) -> anyhow::Result<()>
             Ok(())
         }
         CatalogCommand::RefreshTimestamp => {
-            let mut c = data.open_existing()?;
+            let mut c = open_existing()?;
             let did = c.refresh_timestamp(now)?;
             println!("{}", if did { "re-signed" } else { "nothing due" });
             Ok(())
