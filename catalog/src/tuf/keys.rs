@@ -7,6 +7,12 @@
 //!   `ecdsa-sha2-nistp256`: `keyval.public` is a PEM SubjectPublicKeyInfo, signatures
 //!   are hex of an ASN.1 DER `Ecdsa-Sig-Value` over SHA-256 of the message, as
 //!   securesystemslib's `CryptoSigner` writes them.
+//! - `rsa` / scheme `rsassa-pss-sha256`: `keyval.public` is a PEM
+//!   SubjectPublicKeyInfo, signatures are hex of the raw RSASSA-PSS signature
+//!   (MGF1-SHA-256) over SHA-256 of the message. Salt lengths accepted: the
+//!   digest length (what securesystemslib, python-tuf and go-tuf sign with)
+//!   and the largest the key allows (OpenSSL's default when signing). Keys
+//!   under 2048 bits are invalid.
 //!
 //! Any other key type or scheme is [`Verification::Unsupported`]: such keys never
 //! count towards a threshold but do not make the metadata invalid.
@@ -84,10 +90,10 @@ impl PublicKey {
             ("ecdsa" | "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256", Some(pk)) => {
                 verify_p256(pk, msg, sig_hex)
             }
+            ("rsa", "rsassa-pss-sha256", Some(pk)) => verify_rsa_pss(pk, msg, sig_hex),
             ("ed25519", "ed25519", None)
-            | ("ecdsa" | "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256", None) => {
-                Verification::Invalid
-            }
+            | ("ecdsa" | "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256", None)
+            | ("rsa", "rsassa-pss-sha256", None) => Verification::Invalid,
             _ => Verification::Unsupported,
         }
     }
@@ -145,6 +151,40 @@ fn verify_p256(public_pem: &str, msg: &[u8], sig_hex: &str) -> Verification {
     } else {
         Verification::Invalid
     }
+}
+
+/// Smallest RSA modulus accepted, in bits.
+const MIN_RSA_BITS: usize = 2048;
+
+fn verify_rsa_pss(public_pem: &str, msg: &[u8], sig_hex: &str) -> Verification {
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::pss::{Signature, VerifyingKey};
+    use rsa::signature::Verifier;
+    use rsa::traits::PublicKeyParts;
+    let Ok(key) = rsa::RsaPublicKey::from_public_key_pem(public_pem.trim()) else {
+        return Verification::Invalid;
+    };
+    let bits = key.n().bits();
+    if bits < MIN_RSA_BITS {
+        return Verification::Invalid;
+    }
+    let Ok(sig_bytes) = hex::decode(sig_hex) else {
+        return Verification::Invalid;
+    };
+    let Ok(sig) = Signature::try_from(sig_bytes.as_slice()) else {
+        return Verification::Invalid;
+    };
+    // RFC 8017 9.1: emLen = ceil((modBits - 1) / 8); the largest salt leaves
+    // room for the hash and two bytes.
+    let em_len = (bits - 1).div_ceil(8);
+    let max_salt = em_len.saturating_sub(32 + 2);
+    for salt in [32, max_salt] {
+        let vk = VerifyingKey::<Sha256>::new_with_salt_len(key.clone(), salt);
+        if vk.verify(msg, &sig).is_ok() {
+            return Verification::Valid;
+        }
+    }
+    Verification::Invalid
 }
 
 #[cfg(test)]
@@ -212,6 +252,46 @@ mod tests {
         k.scheme = "rsassa-pss-sha256".into();
         assert_eq!(k.verify(b"x", "00"), Verification::Unsupported);
         k.keytype = "rsa".into();
+        k.scheme = "rsa-pkcs1v15-sha256".into();
         assert_eq!(k.verify(b"x", "00"), Verification::Unsupported);
+        // A supported scheme with unusable key material is invalid.
+        k.scheme = "rsassa-pss-sha256".into();
+        assert_eq!(k.verify(b"x", "00"), Verification::Invalid);
+    }
+
+    #[test]
+    fn rsa_pss_vectors_from_python_cryptography() {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("testdata/rsa_pss.json")).unwrap();
+        let key = |pem: &str| -> PublicKey {
+            serde_json::from_value(json!({
+                "keytype": "rsa", "scheme": "rsassa-pss-sha256",
+                "keyval": {"public": pem}
+            }))
+            .unwrap()
+        };
+        let k = key(v["pem"].as_str().unwrap());
+        let sig = |name: &str| v[name].as_str().unwrap().to_owned();
+        // (message, signature, expected)
+        let table = [
+            (&b"hello"[..], sig("s32"), Verification::Valid),
+            (b"hello", sig("smax"), Verification::Valid),
+            (b"hellO", sig("s32"), Verification::Invalid),
+            (b"hellO", sig("smax"), Verification::Invalid),
+            // Salt lengths other than the digest's and the largest.
+            (b"hello", sig("s20"), Verification::Invalid),
+            // PKCS#1 v1.5 under the PSS scheme.
+            (b"hello", sig("pkcs1"), Verification::Invalid),
+            (b"hello", sig("s32")[2..].to_owned(), Verification::Invalid),
+            (b"hello", "zz".into(), Verification::Invalid),
+            (b"hello", String::new(), Verification::Invalid),
+        ];
+        for (msg, s, want) in table {
+            assert_eq!(k.verify(msg, &s), want, "{:?} {}", msg, &s[..s.len().min(16)]);
+        }
+        // Below 2048 bits: refused even with a valid signature.
+        let small = key(v["pem1024"].as_str().unwrap());
+        assert_eq!(small.verify(b"hello", &sig("small")), Verification::Invalid);
+        assert_eq!(key("not a pem").verify(b"hello", &sig("s32")), Verification::Invalid);
     }
 }
