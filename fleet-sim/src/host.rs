@@ -77,6 +77,7 @@ impl SimHost {
                     tenant_id: enrollment.tenant.clone(),
                     server_url: enrollment.server_url.clone(),
                     tenant_token: enrollment.token.clone(),
+                    catalog_root_sha256: None,
                 },
                 ca_cert: None,
                 machine_fingerprint: format!("fleet-sim.{}", spec.name),

@@ -333,6 +333,7 @@ pub fn agent_command(config: &Path, state: &Path, args: &[&str]) -> Command {
         "TENANT_ID",
         "SERVER_URL",
         "TENANT_TOKEN",
+        "CATALOG_ROOT_SHA256",
         "UPDATE_AGENT_STATE_DIR",
         "UPDATE_AGENT_CONFIG",
     ] {

@@ -228,3 +228,55 @@ fn agent_enrolls_pins_the_root_and_clones_are_flagged() {
     );
     assert!(!gone_state.exists());
 }
+
+#[test]
+fn the_installer_pins_the_catalog_root_and_plain_http_beyond_loopback_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let created = tests::tenant_with_admin(&data, "Acme", "ann@acme.example", PASSWORD);
+    let server = Server::start(&data);
+    let list = text(&tests::server_cli(&data, &["catalog", "keys", "list"], None).stdout);
+    let pin = list
+        .lines()
+        .find_map(|l| l.strip_prefix("CATALOG_ROOT_SHA256="))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no fingerprint in {list}"))
+        .to_owned();
+    assert_eq!(pin.len(), 64, "{pin}");
+    let config = dir.path().join("agent.toml");
+    fs::write(&config, "backend = \"simulated\"\n").unwrap();
+    let enroll = |state: &str, url: &str, pin: &str| {
+        agent(
+            &config,
+            &dir.path().join(state),
+            &["enroll"],
+            &[
+                ("SERVER_URL", url),
+                ("TENANT_ID", &created.id),
+                ("TENANT_TOKEN", &created.enrollment_token),
+                ("CATALOG_ROOT_SHA256", pin),
+            ],
+        )
+    };
+    // The right fingerprint: enrolled, the root pinned is the catalog's.
+    let out = enroll("good", &server.base, &pin);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        fs::read(dir.path().join("good/metadata/root.json")).unwrap(),
+        fs::read(data.join("catalog/repo/metadata/1.root.json")).unwrap()
+    );
+    // Another catalog's fingerprint (a man in the middle's root): refused.
+    let other = "0".repeat(64);
+    let out = enroll("mitm", &server.base, &other);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("is not trusted, nothing was stored"), "{err}");
+    assert!(err.contains(&pin), "names the fingerprint found: {err}");
+    assert!(!dir.path().join("mitm/credential").exists());
+    // Plain http to a non-loopback address never sends the token.
+    let out = enroll("plain", "http://updates.example.com", &pin);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("plain http is allowed only to a loopback address"), "{err}");
+    assert!(!dir.path().join("plain").exists());
+}

@@ -55,6 +55,9 @@ enum Command {
         /// Enrollment token [env TENANT_TOKEN; config tenant_token] (prefer those: arguments are visible to other users).
         #[arg(long)]
         tenant_token: Option<String>,
+        /// Fingerprint of the catalog's first root, as `updater-server catalog keys list` prints it [env CATALOG_ROOT_SHA256; config catalog_root_sha256].
+        #[arg(long)]
+        catalog_root_sha256: Option<String>,
         /// Send this machine fingerprint instead of this machine's (for testing cloned images).
         #[arg(long, hide = true)]
         machine_fingerprint: Option<String>,
@@ -423,12 +426,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         tenant_id,
         server_url,
         tenant_token,
+        catalog_root_sha256,
         machine_fingerprint,
     } = &cli.command
     {
         overrides.tenant_id = tenant_id.clone();
         overrides.server_url = server_url.clone();
         overrides.tenant_token = tenant_token.clone();
+        overrides.catalog_root_sha256 = catalog_root_sha256.clone();
         fingerprint = machine_fingerprint.clone();
     }
     let config = Config::load(&overrides, cli.config.as_deref())?;

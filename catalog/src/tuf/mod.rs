@@ -32,4 +32,4 @@ pub use repo::{
     Adoption, KeyPlacement, Repository, RepositoryConfig, RootChange, RootChanged, ONLINE_ROLES,
 };
 pub use signer::Ed25519Signer;
-pub use verify::verify_threshold;
+pub use verify::{root_fingerprint, verify_next_root, verify_self_signed_root, verify_threshold};

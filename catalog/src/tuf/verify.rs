@@ -2,9 +2,58 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use sha2::{Digest, Sha256};
+
 use super::error::TufError;
 use super::keys::{PublicKey, Verification};
-use super::metadata::Signature;
+use super::metadata::{Root, Signature, Signed};
+
+/// One step of the root chain (TUF 5.3.4–5.3.5): `bytes` must be root
+/// version `trusted.version + 1`, signed by the threshold of `trusted`'s
+/// root keys and by its own. The one rule the client, the serving host's
+/// adoption of offline-signed roots and the agent's enrollment all apply.
+pub fn verify_next_root(trusted: &Root, bytes: &[u8]) -> Result<Signed<Root>, TufError> {
+    let next = trusted.version + 1;
+    let what = format!("root v{next}");
+    let new = Signed::<Root>::from_slice(&what, bytes)?;
+    let old_role = trusted.role("root")?;
+    new.verify(
+        &format!("{what} (by trusted root v{})", trusted.version),
+        &trusted.keys,
+        &old_role.keyids,
+        old_role.threshold,
+    )?;
+    let new_role = new.signed.role("root")?;
+    new.verify(
+        &format!("{what} (by itself)"),
+        &new.signed.keys,
+        &new_role.keyids,
+        new_role.threshold,
+    )?;
+    if new.signed.version != next {
+        return Err(TufError::WrongVersion {
+            role: format!("{next}.root.json"),
+            found: new.signed.version,
+            expected: next,
+        });
+    }
+    Ok(new)
+}
+
+/// A root's fingerprint: lowercase hex SHA-256 of the canonical JSON of its
+/// `signed` object (what its signatures cover, whatever the file's layout).
+/// Installers pin the catalog's first root by it.
+pub fn root_fingerprint(root: &Signed<Root>) -> String {
+    hex::encode(Sha256::digest(root.canonical_signed()))
+}
+
+/// Parses a root file and checks it is signed by its own threshold.
+pub fn verify_self_signed_root(what: &str, bytes: &[u8]) -> Result<Signed<Root>, TufError> {
+    let root = Signed::<Root>::from_slice(what, bytes)?;
+    let role = root.signed.role("root")?;
+    root.verify(what, &root.signed.keys, &role.keyids, role.threshold)?;
+    Ok(root)
+}
 
 /// Counts distinct authorised keys with a valid signature over `msg` and fails
 /// unless at least `threshold` are found.

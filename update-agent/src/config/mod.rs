@@ -59,6 +59,8 @@ pub mod env {
     pub const SERVER_URL: &str = "SERVER_URL";
     /// The tenant's enrollment token.
     pub const TENANT_TOKEN: &str = "TENANT_TOKEN";
+    /// The fingerprint of the catalog's first root (`catalog keys list`).
+    pub const CATALOG_ROOT_SHA256: &str = "CATALOG_ROOT_SHA256";
     /// The state directory.
     pub const STATE_DIR: &str = "UPDATE_AGENT_STATE_DIR";
     /// The config file.
@@ -169,6 +171,8 @@ pub struct FileConfig {
     pub server_url: Option<String>,
     /// `TENANT_TOKEN`.
     pub tenant_token: Option<String>,
+    /// `CATALOG_ROOT_SHA256`.
+    pub catalog_root_sha256: Option<String>,
     /// The state directory.
     pub state_dir: Option<PathBuf>,
     /// An extra trusted certificate (PEM) for the server's TLS.
@@ -218,6 +222,8 @@ pub struct Overrides {
     pub server_url: Option<String>,
     /// `--tenant-token`.
     pub tenant_token: Option<String>,
+    /// `--catalog-root-sha256`.
+    pub catalog_root_sha256: Option<String>,
     /// `--state-dir`.
     pub state_dir: Option<PathBuf>,
 }
@@ -231,6 +237,8 @@ pub struct Config {
     pub server_url: Option<String>,
     /// `TENANT_TOKEN`, if given anywhere.
     pub tenant_token: Option<String>,
+    /// `CATALOG_ROOT_SHA256`, if given anywhere.
+    pub catalog_root_sha256: Option<String>,
     /// The state directory.
     pub state_dir: PathBuf,
     /// An extra trusted certificate for the server.
@@ -264,6 +272,7 @@ impl std::fmt::Debug for Config {
                 "tenant_token",
                 &self.tenant_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("catalog_root_sha256", &self.catalog_root_sha256)
             .field("state_dir", &self.state_dir)
             .field("ca_cert", &self.ca_cert)
             .field("backend", &self.backend)
@@ -288,6 +297,11 @@ pub struct InstallerParams {
     pub server_url: String,
     /// `TENANT_TOKEN`.
     pub tenant_token: String,
+    /// `CATALOG_ROOT_SHA256`: the fingerprint of the catalog's first root
+    /// (hex SHA-256 of its canonical `signed` object). With it, enrollment
+    /// trusts only a root that chains from that one; without it, the first
+    /// enrollment trusts the root the server sends (over TLS).
+    pub catalog_root_sha256: Option<String>,
 }
 
 impl std::fmt::Debug for InstallerParams {
@@ -296,6 +310,7 @@ impl std::fmt::Debug for InstallerParams {
             .field("tenant_id", &self.tenant_id)
             .field("server_url", &self.server_url)
             .field("tenant_token", &"<redacted>")
+            .field("catalog_root_sha256", &self.catalog_root_sha256)
             .finish()
     }
 }
@@ -329,6 +344,11 @@ impl Config {
             tenant_id: pick(&args.tenant_id, env::TENANT_ID, file.tenant_id),
             server_url: pick(&args.server_url, env::SERVER_URL, file.server_url),
             tenant_token: pick(&args.tenant_token, env::TENANT_TOKEN, file.tenant_token),
+            catalog_root_sha256: pick(
+                &args.catalog_root_sha256,
+                env::CATALOG_ROOT_SHA256,
+                file.catalog_root_sha256,
+            ),
             state_dir,
             ca_cert: file.ca_cert,
             backend: file.backend.unwrap_or_default(),
@@ -398,17 +418,55 @@ impl Config {
             "tenant_token",
         )?;
         let server_url = server_url.trim().trim_end_matches('/').to_owned();
-        if !(server_url.starts_with("https://") || server_url.starts_with("http://")) {
-            return Err(ConfigError::Invalid {
-                what: "SERVER_URL",
-                why: format!("{server_url:?} is not an http:// or https:// URL"),
-            });
-        }
+        check_server_url(&server_url)?;
+        let catalog_root_sha256 = match &self.catalog_root_sha256 {
+            None => None,
+            Some(pin) => {
+                let pin = pin.trim().to_ascii_lowercase();
+                if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(ConfigError::Invalid {
+                        what: env::CATALOG_ROOT_SHA256,
+                        why: format!("{pin:?} is not 64 hexadecimal digits (`updater-server catalog keys list` prints it)"),
+                    });
+                }
+                Some(pin)
+            }
+        };
         Ok(InstallerParams {
             tenant_id: tenant_id.trim().to_owned(),
             server_url,
             tenant_token: tenant_token.trim().to_owned(),
+            catalog_root_sha256,
         })
+    }
+}
+
+/// `SERVER_URL` must be https, except on a loopback address (a test or a
+/// server on the same host): the enrollment token and the agent's
+/// credential never cross a network in clear text.
+pub fn check_server_url(server_url: &str) -> Result<(), ConfigError> {
+    let invalid = |why: String| ConfigError::Invalid {
+        what: "SERVER_URL",
+        why,
+    };
+    let url = reqwest::Url::parse(server_url)
+        .map_err(|e| invalid(format!("{server_url:?} is not a URL: {e}")))?;
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback());
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(invalid(format!(
+            "{server_url:?}: plain http is allowed only to a loopback address; use https://"
+        ))),
+        _ => Err(invalid(format!(
+            "{server_url:?} is not an http:// or https:// URL"
+        ))),
     }
 }
 

@@ -169,3 +169,46 @@ fn an_accelerated_clock_runs_only_the_simulated_backend() {
         );
     }
 }
+
+#[test]
+fn server_url_must_be_https_beyond_loopback() {
+    // (SERVER_URL, accepted)
+    let table = [
+        ("https://updates.example.com", true),
+        ("https://10.0.0.5:8443", true),
+        ("http://127.0.0.1:8080", true),
+        ("http://127.9.9.9", true),
+        ("http://localhost:8080", true),
+        ("http://[::1]:8080", true),
+        ("http://updates.example.com", false),
+        ("http://10.0.0.5:8080", false),
+        ("http://localhost.evil.example", false),
+        ("http://[::ffff:10.0.0.1]", false),
+        ("ftp://127.0.0.1", false),
+        ("127.0.0.1:8080", false),
+    ];
+    for (url, ok) in table {
+        assert_eq!(check_server_url(url).is_ok(), ok, "{url}");
+    }
+}
+
+#[test]
+fn catalog_root_pin_is_64_hex_digits() {
+    let base = |pin: Option<&str>| Config {
+        tenant_id: Some("t".into()),
+        server_url: Some("https://updates.example.com".into()),
+        tenant_token: Some("upde_x".into()),
+        catalog_root_sha256: pin.map(str::to_owned),
+        ..Config::resolve(&Overrides::default(), |_| None, FileConfig::default())
+    };
+    let pin = "AB".repeat(32);
+    assert_eq!(
+        base(Some(&pin)).installer().unwrap().catalog_root_sha256,
+        Some("ab".repeat(32))
+    );
+    assert_eq!(base(None).installer().unwrap().catalog_root_sha256, None);
+    for bad in ["ab", "zz".repeat(32).as_str(), &"a".repeat(65)] {
+        let e = base(Some(bad)).installer().unwrap_err().to_string();
+        assert!(e.contains("CATALOG_ROOT_SHA256"), "{bad}: {e}");
+    }
+}

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use catalog::protocol::{AssignmentKey, CatalogRootRef, EnrollRequest, EnrollResponse};
-use catalog::tuf::{Root, Signed, TufError};
+use catalog::tuf::{
+    root_fingerprint, verify_next_root, verify_self_signed_root, Root, Signed, TufError,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +73,10 @@ pub enum EnrollError {
     /// The catalog root does not verify.
     #[error("the catalog root sent by the server does not verify, nothing was stored: {0}")]
     RootInvalid(#[source] TufError),
+    /// The catalog root does not come from the trusted one: not the pinned
+    /// first root, or not reached from the pinned root by signed rotations.
+    #[error("the catalog root sent by the server is not trusted, nothing was stored: {0}")]
+    RootNotTrusted(String),
     /// The SystemID cannot be read or kept.
     #[error(transparent)]
     Identity(#[from] IdentityError),
@@ -176,16 +182,98 @@ pub fn http_client(ca_cert: Option<&Path>) -> Result<reqwest::blocking::Client, 
 /// returns it with the bytes to store.
 pub fn verify_root(root: &serde_json::Value) -> Result<(Signed<Root>, Vec<u8>), EnrollError> {
     let bytes = serde_json::to_vec(root).map_err(|e| EnrollError::BadResponse(e.to_string()))?;
-    let signed = Signed::<Root>::from_slice("root", &bytes).map_err(EnrollError::RootInvalid)?;
-    let role = signed
-        .signed
-        .role("root")
-        .map_err(EnrollError::RootInvalid)?;
-    signed
-        .verify("root", &signed.signed.keys, &role.keyids, role.threshold)
-        .map_err(EnrollError::RootInvalid)?;
+    let signed = verify_self_signed_root("root", &bytes).map_err(EnrollError::RootInvalid)?;
     let file = signed.to_json_bytes().map_err(EnrollError::RootInvalid)?;
     Ok((signed, file))
+}
+
+/// Largest root file fetched while chaining.
+const ROOT_MAX_LEN: u64 = 512_000;
+
+/// The server's `N.root.json`.
+fn fetch_root(
+    client: &reqwest::blocking::Client,
+    server_url: &str,
+    version: u64,
+) -> Result<Vec<u8>, EnrollError> {
+    use catalog::tuf::Fetcher as _;
+    let url = format!("{server_url}/repo/metadata/{version}.root.json");
+    crate::fetch::HttpFetcher::with_client(client.clone())
+        .fetch(&url, ROOT_MAX_LEN)
+        .map_err(|e| EnrollError::RootNotTrusted(format!("fetching root v{version}: {e}")))
+}
+
+/// Where the root trusted before the server's answer comes from.
+enum Anchor {
+    /// `metadata/root.json`: pinned by an earlier enrollment, and moved on
+    /// by the TUF client as it followed rotations.
+    Pinned(Signed<Root>),
+    /// The server's first root, matching the installer's fingerprint.
+    Fingerprint(Signed<Root>),
+}
+
+/// The root to trust before the server's answer: the pinned one of an
+/// earlier enrollment, else the first root matching the installer's
+/// fingerprint, else none (the first enrollment trusts the answer).
+fn trust_anchor(
+    state_dir: &Path,
+    opts: &EnrollOptions,
+    client: &reqwest::blocking::Client,
+) -> Result<Option<Anchor>, EnrollError> {
+    let path = state_dir.join(ROOT_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            return verify_self_signed_root("pinned root", &bytes)
+                .map(|r| Some(Anchor::Pinned(r)))
+                .map_err(EnrollError::RootInvalid)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&path)(e)),
+    }
+    let Some(pin) = &opts.params.catalog_root_sha256 else {
+        return Ok(None);
+    };
+    let bytes = fetch_root(client, &opts.params.server_url, 1)?;
+    let first = verify_self_signed_root("root v1", &bytes).map_err(EnrollError::RootInvalid)?;
+    let found = root_fingerprint(&first);
+    if &found != pin || first.signed.version != 1 {
+        return Err(EnrollError::RootNotTrusted(format!(
+            "the server's first root has fingerprint {found}, the installer pins {pin}"
+        )));
+    }
+    Ok(Some(Anchor::Fingerprint(first)))
+}
+
+/// Walks the signed rotations from `anchor` to the answered root's version
+/// and requires that they reach exactly the answered root. An answer older
+/// than the anchor keeps the anchor (the TUF client may have followed
+/// rotations past what the server hands out here).
+fn chain_to(
+    anchor: Signed<Root>,
+    answered: Signed<Root>,
+    client: &reqwest::blocking::Client,
+    server_url: &str,
+) -> Result<Signed<Root>, EnrollError> {
+    let mut trusted = anchor;
+    while trusted.signed.version < answered.signed.version {
+        let v = trusted.signed.version + 1;
+        let bytes = fetch_root(client, server_url, v)?;
+        trusted = verify_next_root(&trusted.signed, &bytes).map_err(|e| {
+            EnrollError::RootNotTrusted(format!(
+                "root v{v} does not chain from v{}: {e}",
+                trusted.signed.version
+            ))
+        })?;
+    }
+    if trusted.signed.version == answered.signed.version
+        && trusted.canonical_signed() != answered.canonical_signed()
+    {
+        return Err(EnrollError::RootNotTrusted(format!(
+            "the answered root v{} is not the one reached from the trusted root",
+            answered.signed.version
+        )));
+    }
+    Ok(trusted)
 }
 
 /// Enrolls this host (or re-enrolls it: same SystemID, new credential) and
@@ -241,7 +329,7 @@ pub fn enroll(state_dir: &Path, opts: &EnrollOptions) -> Result<Enrollment, Enro
     keep_id(&system_id)?;
     let answer: EnrollResponse =
         serde_json::from_slice(&bytes?).map_err(|e| EnrollError::BadResponse(format!("{e}")))?;
-    store(state_dir, opts, &system_id, answer)
+    store(state_dir, opts, &system_id, answer, &client)
 }
 
 fn rejection(status: u16, body: &[u8], request: &EnrollRequest) -> EnrollError {
@@ -274,6 +362,7 @@ fn store(
     opts: &EnrollOptions,
     system_id: &SystemId,
     answer: EnrollResponse,
+    client: &reqwest::blocking::Client,
 ) -> Result<Enrollment, EnrollError> {
     if answer.tenant != opts.params.tenant_id || answer.system_id != system_id.as_str() {
         return Err(EnrollError::BadResponse(format!(
@@ -281,13 +370,24 @@ fn store(
             answer.tenant, answer.system_id
         )));
     }
-    let (root, root_file) = verify_root(&answer.root)?;
+    let (root, _) = verify_root(&answer.root)?;
     if root.signed.version != answer.catalog_root.version {
         return Err(EnrollError::BadResponse(format!(
             "root version {} but the server says it publishes version {}",
             root.signed.version, answer.catalog_root.version
         )));
     }
+    let (root, pinned_before) = match trust_anchor(state_dir, opts, client)? {
+        Some(Anchor::Pinned(p)) => {
+            let v = p.signed.version;
+            (chain_to(p, root, client, &opts.params.server_url)?, Some(v))
+        }
+        Some(Anchor::Fingerprint(first)) => {
+            (chain_to(first, root, client, &opts.params.server_url)?, None)
+        }
+        None => (root, None),
+    };
+    let root_file = root.to_json_bytes().map_err(EnrollError::RootInvalid)?;
     let key_id = answer
         .assignment_key
         .key
@@ -304,19 +404,10 @@ fn store(
     let metadata = state_dir.join("metadata");
     std::fs::create_dir_all(&metadata).map_err(io_err(&metadata))?;
     let root_path = state_dir.join(ROOT_FILE);
-    // Never roll the pinned root back: the TUF client may have followed
-    // rotations past what the server hands out here.
-    let pinned = std::fs::read(&root_path)
-        .ok()
-        .and_then(|b| Signed::<Root>::from_slice("root", &b).ok())
-        .map(|r| r.signed.version);
-    let pinned_root_version = match pinned {
-        Some(v) if v > root.signed.version => v,
-        _ => {
-            fsutil::write_atomic(&root_path, &root_file, PUBLIC).map_err(io_err(&root_path))?;
-            root.signed.version
-        }
-    };
+    let pinned_root_version = root.signed.version;
+    if pinned_before != Some(pinned_root_version) {
+        fsutil::write_atomic(&root_path, &root_file, PUBLIC).map_err(io_err(&root_path))?;
+    }
     let key = AssignmentKey {
         keyid: answer.assignment_key.keyid.clone(),
         key: answer.assignment_key.key.clone(),

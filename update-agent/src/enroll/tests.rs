@@ -55,6 +55,7 @@ fn options(url: &str) -> EnrollOptions {
             tenant_id: "t1".into(),
             server_url: url.into(),
             tenant_token: "upde_t1_secret".into(),
+            catalog_root_sha256: None,
         },
         ca_cert: None,
         machine_fingerprint: "fp-1".into(),
@@ -284,4 +285,196 @@ fn a_newer_pinned_root_is_not_rolled_back() {
     assert_eq!(e.pinned_root_version, 2);
     assert_eq!(e.catalog_root.version, 1);
     assert_eq!(std::fs::read(state.join(ROOT_FILE)).unwrap(), v2);
+}
+
+/// Serves every request on its own connection until the test ends:
+/// `POST /api/v1/enroll` answers `enroll`, `GET /repo/metadata/<file>`
+/// answers `files[<file>]` (404 otherwise).
+fn serve_repo(enroll: String, files: Vec<(String, Vec<u8>)>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut s = stream.unwrap();
+            let mut buf = vec![0u8; 65536];
+            let mut len = 0;
+            while !String::from_utf8_lossy(&buf[..len]).contains("\r\n\r\n") {
+                let n = s.read(&mut buf[len..]).unwrap();
+                if n == 0 {
+                    break;
+                }
+                len += n;
+            }
+            let head = String::from_utf8_lossy(&buf[..len]).into_owned();
+            let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+            let (status, body) = if path == "/api/v1/enroll" {
+                // The body follows; the answer does not depend on it.
+                ("201 Created", enroll.clone().into_bytes())
+            } else {
+                let file = path.strip_prefix("/repo/metadata/").unwrap_or_default();
+                match files.iter().find(|(name, _)| name == file) {
+                    Some((_, bytes)) => ("200 OK", bytes.clone()),
+                    None => ("404 Not Found", b"{}".to_vec()),
+                }
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(&body);
+        }
+    });
+    url
+}
+
+/// A repository with roots v1 and v2 (a timestamp key rotation).
+struct Rotated {
+    _dir: tempfile::TempDir,
+    v1: Vec<u8>,
+    v2: Vec<u8>,
+}
+
+fn rotated() -> Rotated {
+    let dir = tempfile::tempdir().unwrap();
+    let repo_dir = dir.path().join("repo");
+    let mut repo =
+        Repository::create(&repo_dir, &dir.path().join("keys"), chrono::Utc::now()).unwrap();
+    repo.rotate_root(&["timestamp"], chrono::Utc::now())
+        .unwrap();
+    let read = |f: &str| std::fs::read(repo_dir.join("metadata").join(f)).unwrap();
+    Rotated {
+        v1: read("1.root.json"),
+        v2: read("2.root.json"),
+        _dir: dir,
+    }
+}
+
+fn answer_with(f: &Fixture, system_id: &str, root_file: &[u8]) -> String {
+    let root: Value = serde_json::from_slice(root_file).unwrap();
+    let mut a: Value = serde_json::from_str(&answer(f, system_id, &root)).unwrap();
+    a["catalog_root"]["version"] = root["signed"]["version"].clone();
+    a.to_string()
+}
+
+fn fingerprint(root_file: &[u8]) -> String {
+    catalog::tuf::root_fingerprint(&Signed::<Root>::from_slice("root", root_file).unwrap())
+}
+
+fn pinned(url: &str, pin: &str) -> EnrollOptions {
+    let mut o = options(url);
+    o.params.catalog_root_sha256 = Some(pin.to_owned());
+    o
+}
+
+#[test]
+fn a_pinned_first_root_is_chained_to_the_answered_root() {
+    let f = fixture();
+    let r = rotated();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let id = SystemId::load_or_create(&state).unwrap();
+    let url = serve_repo(
+        answer_with(&f, id.as_str(), &r.v2),
+        vec![("1.root.json".into(), r.v1.clone()), ("2.root.json".into(), r.v2.clone())],
+    );
+    let e = enroll(&state, &pinned(&url, &fingerprint(&r.v1))).unwrap();
+    assert_eq!(e.pinned_root_version, 2);
+    let stored = std::fs::read(state.join(ROOT_FILE)).unwrap();
+    assert_eq!(fingerprint(&stored), fingerprint(&r.v2));
+}
+
+#[test]
+fn a_root_that_does_not_match_the_pin_or_chain_is_refused() {
+    let f = fixture();
+    let ours = rotated();
+    let theirs = rotated();
+    // (what, installer pin, root pinned by an earlier enrollment, answered
+    // root, files the server serves, expected words)
+    let cases: Vec<(&str, Option<String>, Option<&[u8]>, &[u8], Vec<(&str, &[u8])>, &str)> = vec![
+        (
+            "another catalog's first root behind the pin",
+            Some(fingerprint(&ours.v1)),
+            None,
+            &theirs.v1,
+            vec![("1.root.json", &theirs.v1)],
+            "the installer pins",
+        ),
+        (
+            "a root v2 not signed by the pinned first root",
+            Some(fingerprint(&ours.v1)),
+            None,
+            &theirs.v2,
+            vec![("1.root.json", &ours.v1), ("2.root.json", &theirs.v2)],
+            "root v2 does not chain from v1",
+        ),
+        (
+            "re-enrollment answered by another catalog's root v1",
+            None,
+            Some(&ours.v1),
+            &theirs.v1,
+            vec![],
+            "is not the one reached from the trusted root",
+        ),
+        (
+            "re-enrollment answered by a replaced root v2",
+            None,
+            Some(&ours.v1),
+            &theirs.v2,
+            vec![("2.root.json", &theirs.v2)],
+            "root v2 does not chain from v1",
+        ),
+        (
+            "re-enrollment where the chain is missing",
+            None,
+            Some(&ours.v1),
+            &ours.v2,
+            vec![],
+            "fetching root v2",
+        ),
+    ];
+    for (what, pin, earlier, answered, files, words) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let id = SystemId::load_or_create(&state).unwrap();
+        if let Some(root) = earlier {
+            std::fs::create_dir_all(state.join("metadata")).unwrap();
+            std::fs::write(state.join(ROOT_FILE), root).unwrap();
+        }
+        let before = listing(&state);
+        let url = serve_repo(
+            answer_with(&f, id.as_str(), answered),
+            files.into_iter().map(|(n, b)| (n.to_owned(), b.to_vec())).collect(),
+        );
+        let mut opts = options(&url);
+        opts.params.catalog_root_sha256 = pin;
+        let err = enroll(&state, &opts).unwrap_err();
+        assert!(matches!(err, EnrollError::RootNotTrusted(_)), "{what}: {err}");
+        assert!(err.to_string().contains(words), "{what}: {err}");
+        assert_eq!(listing(&state), before, "{what}: nothing stored");
+        if let Some(root) = earlier {
+            assert_eq!(std::fs::read(state.join(ROOT_FILE)).unwrap(), root, "{what}");
+        }
+    }
+}
+
+#[test]
+fn re_enrollment_follows_a_genuine_rotation() {
+    let f = fixture();
+    let r = rotated();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let id = SystemId::load_or_create(&state).unwrap();
+    std::fs::create_dir_all(state.join("metadata")).unwrap();
+    std::fs::write(state.join(ROOT_FILE), &r.v1).unwrap();
+    let url = serve_repo(
+        answer_with(&f, id.as_str(), &r.v2),
+        vec![("2.root.json".into(), r.v2.clone())],
+    );
+    let e = enroll(&state, &options(&url)).unwrap();
+    assert_eq!(e.pinned_root_version, 2);
+    assert_eq!(
+        fingerprint(&std::fs::read(state.join(ROOT_FILE)).unwrap()),
+        fingerprint(&r.v2)
+    );
 }

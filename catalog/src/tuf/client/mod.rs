@@ -27,6 +27,7 @@ use super::metadata::{
     check_expiry, MetaFile, Metadata, Root, Signed, Snapshot, Targets, Timestamp,
 };
 use super::paths::{quote, role_file_name};
+use super::verify::{verify_next_root, verify_self_signed_root};
 use hashes::check_bytes;
 
 /// Limits of the client.
@@ -94,9 +95,7 @@ impl<F: Fetcher> Updater<F> {
     ) -> Result<Self, TufError> {
         let path = metadata_dir.join("root.json");
         let bytes = std::fs::read(&path).map_err(|e| TufError::io(&path, e))?;
-        let root = Signed::<Root>::from_slice("root", &bytes)?;
-        let r = root.signed.role("root")?;
-        root.verify("root (trusted)", &root.signed.keys, &r.keyids, r.threshold)?;
+        let root = verify_self_signed_root("root (trusted)", &bytes)?;
         Ok(Updater {
             dir: metadata_dir.to_path_buf(),
             metadata_base: metadata_base.to_string(),
@@ -201,28 +200,7 @@ impl<F: Fetcher> Updater<F> {
                 }) => break,
                 Err(e) => return Err(e),
             };
-            let new = Signed::<Root>::from_slice(&what, &bytes)?;
-            let old_role = self.root.signed.role("root")?;
-            new.verify(
-                &format!("{what} (by trusted root v{})", self.root.signed.version),
-                &self.root.signed.keys,
-                &old_role.keyids,
-                old_role.threshold,
-            )?;
-            let new_role = new.signed.role("root")?;
-            new.verify(
-                &format!("{what} (by itself)"),
-                &new.signed.keys,
-                &new_role.keyids,
-                new_role.threshold,
-            )?;
-            if new.signed.version != next {
-                return Err(TufError::WrongVersion {
-                    role: format!("{next}.root.json"),
-                    found: new.signed.version,
-                    expected: next,
-                });
-            }
+            let new = verify_next_root(&self.root.signed, &bytes)?;
             self.persist("root", &bytes)?;
             self.root = new;
         }

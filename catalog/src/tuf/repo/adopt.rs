@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use super::{meta_for, Repository, ONLINE_ROLES};
 use crate::tuf::error::TufError;
 use crate::tuf::metadata::{check_expiry, Root, Signed, Targets};
+use crate::tuf::verify::verify_next_root;
 
 /// Verified metadata from a signing host, ready to be published here by
 /// [`Repository::adopt`]. Nothing is written while one exists.
@@ -51,30 +52,7 @@ impl Repository {
         let mut trusted = self.root.signed.clone();
         let mut checked = Vec::new();
         for bytes in roots {
-            let next = trusted.version + 1;
-            let what = format!("root v{next}");
-            let new = Signed::<Root>::from_slice(&what, &bytes)?;
-            if new.signed.version != next {
-                return Err(TufError::WrongVersion {
-                    role: what,
-                    found: new.signed.version,
-                    expected: next,
-                });
-            }
-            let old_role = trusted.role("root")?;
-            new.verify(
-                &format!("{what} (by trusted root v{})", trusted.version),
-                &trusted.keys,
-                &old_role.keyids,
-                old_role.threshold,
-            )?;
-            let new_role = new.signed.role("root")?;
-            new.verify(
-                &format!("{what} (by itself)"),
-                &new.signed.keys,
-                &new_role.keyids,
-                new_role.threshold,
-            )?;
+            let new = verify_next_root(&trusted, &bytes)?;
             trusted = new.signed.clone();
             checked.push((new, bytes));
         }

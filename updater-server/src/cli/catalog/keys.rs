@@ -83,6 +83,14 @@ pub(super) fn run(c: Catalog, command: KeysCommand, now: DateTime<Utc>) -> anyho
     let change = match &command {
         KeysCommand::Init { .. } => bail!("the catalog already exists"),
         KeysCommand::List => {
+            let first = c.metadata_dir().join("1.root.json");
+            let bytes =
+                std::fs::read(&first).with_context(|| format!("reading {}", first.display()))?;
+            let first = catalog::tuf::verify_self_signed_root("root v1", &bytes)?;
+            println!(
+                "CATALOG_ROOT_SHA256={} (the first root's fingerprint, for agent installers)",
+                catalog::tuf::root_fingerprint(&first)
+            );
             let root = repo.root();
             println!("root v{} (expires {})", root.version, root.expires);
             for (role, keys) in &root.roles {
