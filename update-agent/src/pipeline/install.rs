@@ -10,6 +10,7 @@ use crate::devices::DeviceBackend;
 use crate::events::update_event;
 use crate::flasher::{self, InstallError, Installed};
 use crate::prompts::{Prompt, PromptKind, PromptSubject};
+use crate::staging::StageError;
 use crate::state::{StagedUpdate, StateError, UpdateStatus};
 
 impl<B: DeviceBackend> Pipeline<B> {
@@ -34,8 +35,9 @@ impl<B: DeviceBackend> Pipeline<B> {
                 )
             }
         };
-        let staged = a.digest.parse().ok().and_then(|d| self.staging.staged(&d));
-        let Some(path) = staged else {
+        let digest = a.digest.parse().ok();
+        let staged = digest.filter(|d| self.staging.staged(d).is_some());
+        let Some(digest) = staged else {
             return self.fail(
                 &a,
                 "the staged image is missing".into(),
@@ -44,17 +46,14 @@ impl<B: DeviceBackend> Pipeline<B> {
                 now,
             );
         };
-        let image = match std::fs::read(&path) {
+        // Hashed again right before flashing: what is written to the device
+        // is exactly what was verified against the signed target.
+        let image = match self.staging.read_verified(&digest) {
             Ok(b) => b,
-            Err(e) => {
-                return self.fail(
-                    &a,
-                    format!("{}: {e}", path.display()),
-                    None,
-                    Some(fw.clone()),
-                    now,
-                )
+            Err(e @ StageError::StagedChanged { .. }) => {
+                return self.fail(&a, e.to_string(), Some("staged"), Some(fw.clone()), now)
             }
+            Err(e) => return self.fail(&a, e.to_string(), None, Some(fw.clone()), now),
         };
         let started = update_event(
             "update_started",

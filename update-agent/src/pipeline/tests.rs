@@ -638,3 +638,43 @@ fn web_mirror_is_used_and_a_missing_file_falls_back_to_the_server() {
         ["update_staged", "update_started", "update_succeeded"]
     );
 }
+
+#[test]
+fn a_staged_image_changed_on_disk_is_never_flashed() {
+    let mut fx = Fx::new(ModelProfile::headset_tolerant());
+    let release = fx.import((2, 0, 0), 0);
+    let mut a = fx.assignment(
+        &release,
+        DeploymentType::Silent,
+        DownloadSource::Server,
+        false,
+    );
+    a.window = Some(MaintenanceWindow::new("0 1 * * *", Duration::hours(2), "UTC").unwrap());
+    let mut p = fx.pipeline();
+    // Staged and verified at noon, waiting for the window.
+    let report = p.run(&set(vec![a.clone()]), t0()).unwrap();
+    assert!(matches!(one(&report), Outcome::Waiting(_)), "{report:?}");
+    let staged = p.staging.staged(&a.sha256).unwrap();
+    let mut bytes = std::fs::read(&staged).unwrap();
+    bytes[200] ^= 0x40;
+    std::fs::write(&staged, &bytes).unwrap();
+    // In the window: hashed again before flashing, refused, removed.
+    let inside = Utc.with_ymd_and_hms(2026, 11, 21, 1, 30, 0).unwrap();
+    let Outcome::Failed(why) = one(&p.run(&set(vec![a.clone()]), inside).unwrap()) else {
+        panic!()
+    };
+    assert!(why.contains("changed on disk since it was verified"), "{why}");
+    assert_eq!(fx.version_on_bus(), "1.0.0");
+    assert!(p.staging.staged(&a.sha256).is_none());
+    let events = fx.state.pending_events(100).unwrap();
+    let tamper = events.iter().find(|e| e.kind == "tamper_detected").unwrap();
+    assert_eq!(tamper.detail["source"], "staged");
+    // The next pass downloads and verifies it again, and installs.
+    let later = inside + Duration::minutes(5);
+    assert_eq!(
+        one(&p.run(&set(vec![a.clone()]), later).unwrap()),
+        Outcome::Installed {
+            version: "2.0.0".into()
+        }
+    );
+}

@@ -52,6 +52,15 @@ pub enum StageError {
         /// What arrived.
         actual: Sha256Digest,
     },
+    /// A staged image no longer hashes to its name (changed on disk since
+    /// it was verified); it was removed, to be downloaded again.
+    #[error("the staged image changed on disk since it was verified (expected sha256 {expected}, found {actual}); removed, it will be downloaded again")]
+    StagedChanged {
+        /// The signed digest (the file's name).
+        expected: Sha256Digest,
+        /// What the file hashes to now.
+        actual: Sha256Digest,
+    },
     /// The source ended before the signed length.
     #[error("source ended after {received} of {length} signed bytes")]
     Short {
@@ -156,6 +165,24 @@ impl Staging {
     pub fn staged(&self, digest: &Sha256Digest) -> Option<PathBuf> {
         let p = self.final_path(digest);
         p.is_file().then_some(p)
+    }
+
+    /// The staged image's bytes, hashed again as they are read: what is
+    /// flashed is what was verified, even if the file was changed since
+    /// (another process, a disk fault). A file that no longer matches is
+    /// removed and [`StageError::StagedChanged`] returned.
+    pub fn read_verified(&self, digest: &Sha256Digest) -> Result<Vec<u8>, StageError> {
+        let path = self.final_path(digest);
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        let actual = Sha256Digest::of(&bytes);
+        if actual != *digest {
+            fs::remove_file(&path).map_err(io_err(&path))?;
+            return Err(StageError::StagedChanged {
+                expected: *digest,
+                actual,
+            });
+        }
+        Ok(bytes)
     }
 
     /// Bytes of an interrupted download waiting to be resumed.
