@@ -228,11 +228,25 @@ fn lvfs_cabinet_with_verified_checksum() {
             ("firmware.bin", &payload),
         ],
     );
-    let opts = ImportOptions {
+    let mut opts = ImportOptions {
         hardware_ids: vec!["047F:C056".parse().unwrap()],
         ..Default::default()
     };
+    // A critical (security) release without a counter is refused, unchanged.
+    let before = f.state();
+    let err = f
+        .catalog
+        .import(&path, &opts, now())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("security counter is required for cabinet imports (--security-counter"),
+        "{err}"
+    );
+    assert_eq!(f.state(), before);
+    opts.security_counter = Some(4);
     let r = f.catalog.import(&path, &opts, now()).unwrap().release;
+    assert_eq!(r.security_counter, 4);
     assert_eq!(r.source_format, SourceFormat::Cab);
     assert_eq!(
         r.version.as_str(),
@@ -282,7 +296,14 @@ fn cabinet_made_by_gcab_with_a_dfu_payload() {
     assert!(status.success());
     let r = f
         .catalog
-        .import(&cab_path, &ImportOptions::default(), now())
+        .import(
+            &cab_path,
+            &ImportOptions {
+                security_counter: Some(1),
+                ..Default::default()
+            },
+            now(),
+        )
         .unwrap()
         .release;
     assert_eq!(r.hardware_ids, vec![HardwareId::new(0x047f, 0x0ca1)]);

@@ -163,7 +163,10 @@ fn releases_signed_offline_are_published_by_the_server() {
 
     // The server cannot sign a release, and a refused import stores nothing.
     let before = site.server_state();
-    let err = site.server().import(&fw, &opts("2.0", 1), t0()).unwrap_err();
+    let err = site
+        .server()
+        .import(&fw, &opts("2.0", 1), t0())
+        .unwrap_err();
     assert!(matches!(err, CatalogError::SignedElsewhere(_)), "{err}");
     assert!(err.to_string().contains("catalog publish"), "{err}");
     assert_eq!(site.server_state(), before);
@@ -226,12 +229,12 @@ fn stolen_online_keys_cannot_get_new_firmware_accepted() {
         let mut t = current.signed.clone();
         t.version = 2;
         t.expires = now + Duration::days(30);
-        t.targets.insert("acme/evil/9.9/evil.bin".into(), tf.clone());
+        t.targets
+            .insert("acme/evil/9.9/evil.bin".into(), tf.clone());
         let tbytes = Signed::sign(t, &[forger]).unwrap().to_json_bytes().unwrap();
         fs::write(md.join("2.targets.json"), &tbytes).unwrap();
         let ts: Signed<Timestamp> =
-            Signed::from_slice("timestamp", &fs::read(md.join("timestamp.json")).unwrap())
-                .unwrap();
+            Signed::from_slice("timestamp", &fs::read(md.join("timestamp.json")).unwrap()).unwrap();
         let sv = ts.signed.snapshot_meta().version;
         let mut snap: Snapshot = Signed::from_slice(
             "snapshot",
@@ -267,16 +270,11 @@ fn stolen_online_keys_cannot_get_new_firmware_accepted() {
         );
     }
     // Nor through the repository: it will not sign targets without the key.
-    let mut repo = catalog::tuf::Repository::open(
-        &site.server_catalog().join("repo"),
-        &site.server_keys(),
-    )
-    .unwrap();
+    let mut repo =
+        catalog::tuf::Repository::open(&site.server_catalog().join("repo"), &site.server_keys())
+            .unwrap();
     let err = repo
-        .publish_targets(
-            [("acme/evil/9.9/evil.bin".to_string(), tf)].into(),
-            now,
-        )
+        .publish_targets([("acme/evil/9.9/evil.bin".to_string(), tf)].into(), now)
         .unwrap_err();
     assert!(
         matches!(&err, TufError::MissingKeys { role, found: 0, threshold: 1, .. } if role == "targets"),
@@ -314,8 +312,11 @@ fn a_tampered_transfer_is_refused_and_changes_nothing() {
             |s, _| {
                 let p = s.signing_catalog().join("releases.json");
                 let text = fs::read_to_string(&p).unwrap();
-                fs::write(p, text.replace("\"security_counter\": 1", "\"security_counter\": 0"))
-                    .unwrap();
+                fs::write(
+                    p,
+                    text.replace("\"security_counter\": 1", "\"security_counter\": 0"),
+                )
+                .unwrap();
             },
             "disagrees with its signed target",
         ),
@@ -323,9 +324,13 @@ fn a_tampered_transfer_is_refused_and_changes_nothing() {
             "targets re-signed by another key",
             |s, _| {
                 let p = s.signing_catalog().join("repo/metadata/2.targets.json");
-                let t: Signed<Targets> = Signed::from_slice("targets", &fs::read(&p).unwrap()).unwrap();
+                let t: Signed<Targets> =
+                    Signed::from_slice("targets", &fs::read(&p).unwrap()).unwrap();
                 let other = Ed25519Signer::generate().unwrap();
-                let bytes = Signed::sign(t.signed, &[&other]).unwrap().to_json_bytes().unwrap();
+                let bytes = Signed::sign(t.signed, &[&other])
+                    .unwrap()
+                    .to_json_bytes()
+                    .unwrap();
                 fs::write(p, bytes).unwrap();
             },
             "signature threshold not met",
@@ -339,8 +344,13 @@ fn a_tampered_transfer_is_refused_and_changes_nothing() {
                 let other = Ed25519Signer::generate().unwrap();
                 r.signed.version = 2;
                 r.signed.roles.get_mut("root").unwrap().keyids = vec![other.key_id().into()];
-                r.signed.keys.insert(other.key_id().into(), other.public_key().clone());
-                let bytes = Signed::sign(r.signed, &[&other]).unwrap().to_json_bytes().unwrap();
+                r.signed
+                    .keys
+                    .insert(other.key_id().into(), other.public_key().clone());
+                let bytes = Signed::sign(r.signed, &[&other])
+                    .unwrap()
+                    .to_json_bytes()
+                    .unwrap();
                 fs::write(s.signing_catalog().join("repo/metadata/2.root.json"), bytes).unwrap();
             },
             "root v2 (by trusted root v1): signature threshold not met",
@@ -362,7 +372,11 @@ fn a_tampered_transfer_is_refused_and_changes_nothing() {
     for (what, tamper, expect) in cases {
         let site = Site::new();
         let fw = site.firmware("v2.bin", 0x22);
-        let r = site.signing().import(&fw, &opts("2.0", 1), t0()).unwrap().release;
+        let r = site
+            .signing()
+            .import(&fw, &opts("2.0", 1), t0())
+            .unwrap()
+            .release;
         tamper(&site, &r.sha256.to_hex());
         let before = site.server_state();
         let err = site
@@ -392,7 +406,14 @@ fn targets_older_than_published_are_a_rollback() {
     fs::remove_file(stale.join("repo/metadata/3.targets.json")).unwrap();
     let err = site.server().publish_from(&stale, t0()).unwrap_err();
     assert!(
-        matches!(&err, CatalogError::Tuf(TufError::Rollback { trusted: 3, new: 2, .. })),
+        matches!(
+            &err,
+            CatalogError::Tuf(TufError::Rollback {
+                trusted: 3,
+                new: 2,
+                ..
+            })
+        ),
         "{err}"
     );
 }
@@ -408,7 +429,10 @@ fn server_refreshes_online_roles_and_reports_targets_due_offline() {
     let repo = server.repository().unwrap();
     assert_eq!(repo.current_targets().version, 1);
     assert_eq!(repo.timestamp().expires, at + Duration::days(1));
-    assert_eq!(repo.targets_due_offline(at), Some(t0() + Duration::days(90)));
+    assert_eq!(
+        repo.targets_due_offline(at),
+        Some(t0() + Duration::days(90))
+    );
     assert_eq!(repo.targets_due_offline(t0()), None);
     let mut c = Updater::new(
         &site.client_dir(),
@@ -433,17 +457,36 @@ fn thresholds_and_key_changes_on_the_signing_host() {
     let mut repo = site.signing().repository().unwrap();
     let now = t0();
     // Root 2-of-2 and targets 2-of-2, one key each on a second holder's medium.
-    repo.change_root(RootChange::AddKey { role: "root", dir: &holder_b }, now)
-        .unwrap();
+    repo.change_root(
+        RootChange::AddKey {
+            role: "root",
+            dir: &holder_b,
+        },
+        now,
+    )
+    .unwrap();
     // Holder B's medium is not mounted: 1 of the 2 keys the new root needs.
     let err = site
         .signing()
         .repository()
         .unwrap()
-        .change_root(RootChange::Threshold { role: "root", threshold: 2 }, now)
+        .change_root(
+            RootChange::Threshold {
+                role: "root",
+                threshold: 2,
+            },
+            now,
+        )
         .unwrap_err();
     assert!(
-        matches!(&err, TufError::MissingKeys { found: 1, threshold: 2, .. }),
+        matches!(
+            &err,
+            TufError::MissingKeys {
+                found: 1,
+                threshold: 2,
+                ..
+            }
+        ),
         "{err}"
     );
     let mut repo = site
@@ -452,27 +495,54 @@ fn thresholds_and_key_changes_on_the_signing_host() {
         .repository()
         .unwrap();
     let changed = repo
-        .change_root(RootChange::Threshold { role: "root", threshold: 2 }, now)
+        .change_root(
+            RootChange::Threshold {
+                role: "root",
+                threshold: 2,
+            },
+            now,
+        )
         .unwrap();
     assert_eq!(changed.version, 3);
-    repo.change_root(RootChange::AddKey { role: "targets", dir: &holder_c }, now)
-        .unwrap();
+    repo.change_root(
+        RootChange::AddKey {
+            role: "targets",
+            dir: &holder_c,
+        },
+        now,
+    )
+    .unwrap();
     // Holder C absent: targets would need re-signing by 2 keys, 1 is here.
     let err = site
         .signing()
         .with_signing_keys(&[holder_b.clone()])
         .repository()
         .unwrap()
-        .change_root(RootChange::Threshold { role: "targets", threshold: 2 }, now)
+        .change_root(
+            RootChange::Threshold {
+                role: "targets",
+                threshold: 2,
+            },
+            now,
+        )
         .unwrap_err();
-    assert!(matches!(&err, TufError::MissingKeys { role, .. } if role == "targets"), "{err}");
+    assert!(
+        matches!(&err, TufError::MissingKeys { role, .. } if role == "targets"),
+        "{err}"
+    );
     let signing = || {
         site.signing()
             .with_signing_keys(&[holder_b.clone(), holder_c.clone()])
     };
     let mut repo = signing().repository().unwrap();
-    repo.change_root(RootChange::Threshold { role: "targets", threshold: 2 }, now)
-        .unwrap();
+    repo.change_root(
+        RootChange::Threshold {
+            role: "targets",
+            threshold: 2,
+        },
+        now,
+    )
+    .unwrap();
     assert_eq!(repo.root().roles["targets"].threshold, 2);
     assert_eq!(repo.root().version, 5);
 
@@ -483,11 +553,30 @@ fn thresholds_and_key_changes_on_the_signing_host() {
         .unwrap()
         .change_root(RootChange::Rotate(&[]), now)
         .unwrap_err();
-    assert!(matches!(&err, TufError::MissingKeys { found: 1, threshold: 2, .. }), "{err}");
+    assert!(
+        matches!(
+            &err,
+            TufError::MissingKeys {
+                found: 1,
+                threshold: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = repo
-        .change_root(RootChange::Threshold { role: "root", threshold: 3 }, now)
+        .change_root(
+            RootChange::Threshold {
+                role: "root",
+                threshold: 3,
+            },
+            now,
+        )
         .unwrap_err();
-    assert!(err.to_string().contains("3 signatures from 2 key(s)"), "{err}");
+    assert!(
+        err.to_string().contains("3 signatures from 2 key(s)"),
+        "{err}"
+    );
 
     // A release needs both targets holders.
     let fw = site.firmware("v2.bin", 0x22);
@@ -519,10 +608,22 @@ fn thresholds_and_key_changes_on_the_signing_host() {
         .key_id()
         .to_string();
     let mut repo = signing().repository().unwrap();
-    repo.change_root(RootChange::Threshold { role: "targets", threshold: 1 }, now)
-        .unwrap();
-    repo.change_root(RootChange::RevokeKey { role: "targets", key_id: &c_id[..10] }, now)
-        .unwrap();
+    repo.change_root(
+        RootChange::Threshold {
+            role: "targets",
+            threshold: 1,
+        },
+        now,
+    )
+    .unwrap();
+    repo.change_root(
+        RootChange::RevokeKey {
+            role: "targets",
+            key_id: &c_id[..10],
+        },
+        now,
+    )
+    .unwrap();
     assert!(!repo.root().roles["targets"].keyids.contains(&c_id));
     site.server()
         .publish_from(&site.signing_catalog(), now)
@@ -531,7 +632,10 @@ fn thresholds_and_key_changes_on_the_signing_host() {
     let mut t = repo.current_targets().clone();
     t.version += 1;
     let revoked = Ed25519Signer::load(&holder_c.join("targets.pem")).unwrap();
-    let bytes = Signed::sign(t, &[&revoked]).unwrap().to_json_bytes().unwrap();
+    let bytes = Signed::sign(t, &[&revoked])
+        .unwrap()
+        .to_json_bytes()
+        .unwrap();
     let md = site.signing_catalog().join("repo/metadata");
     let v = repo.current_targets().version + 1;
     fs::write(md.join(format!("{v}.targets.json")), bytes).unwrap();
@@ -539,7 +643,10 @@ fn thresholds_and_key_changes_on_the_signing_host() {
         .server()
         .publish_from(&site.signing_catalog(), now)
         .unwrap_err();
-    assert!(err.to_string().contains("signature threshold not met"), "{err}");
+    assert!(
+        err.to_string().contains("signature threshold not met"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -551,7 +658,10 @@ fn online_key_rotation_waits_for_the_new_key_on_the_server() {
         .unwrap();
     assert_eq!(changed.online_roles_pending, ["timestamp"]);
     let new_key = site.offline_keys().join("timestamp.pem");
-    assert_eq!(changed.new_keys, [("timestamp".to_string(), new_key.clone())]);
+    assert_eq!(
+        changed.new_keys,
+        [("timestamp".to_string(), new_key.clone())]
+    );
     // Published before the key was moved: refused, nothing changes.
     let before = site.server_state();
     let err = site

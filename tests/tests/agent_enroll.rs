@@ -277,6 +277,9 @@ fn the_installer_pins_the_catalog_root_and_plain_http_beyond_loopback_is_refused
     let out = enroll("plain", "http://updates.example.com", &pin);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("plain http is allowed only to a loopback address"), "{err}");
+    assert!(
+        err.contains("plain http is allowed only to a loopback address"),
+        "{err}"
+    );
     assert!(!dir.path().join("plain").exists());
 }

@@ -120,9 +120,14 @@ fn logs_are_plain_text_or_json_lines() {
     let data = dir.path().join("data");
     let serve_logs = |format: Option<&str>| {
         let mut cmd = updater(&data);
-        cmd.args(["serve", "--allow-online-root-key", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "serve",
+            "--allow-online-root-key",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         if let Some(f) = format {
             cmd.env("UPDATER_LOG_FORMAT", f);
         }

@@ -73,7 +73,13 @@ fn releases_are_signed_on_the_medium_and_published_on_the_server() {
     let medium = dir.path().join("medium");
     let out = ok(
         &data,
-        &["catalog", "keys", "init", "--offline", medium.to_str().unwrap()],
+        &[
+            "catalog",
+            "keys",
+            "init",
+            "--offline",
+            medium.to_str().unwrap(),
+        ],
     );
     assert!(out.contains("offline keys (root, targets)"), "{out}");
     assert_eq!(names(&data.join("keys")), ["snapshot.pem", "timestamp.pem"]);
@@ -91,14 +97,20 @@ fn releases_are_signed_on_the_medium_and_published_on_the_server() {
 
     // Signed on the medium, published on the server.
     let out = ok(&medium, &import);
-    assert!(out.contains("imported: acme/voyager/2.14/voyager-2.14.bin"), "{out}");
+    assert!(
+        out.contains("imported: acme/voyager/2.14/voyager-2.14.bin"),
+        "{out}"
+    );
     let signing_copy = medium.join("catalog");
     let out = ok(
         &data,
         &["catalog", "publish", signing_copy.to_str().unwrap()],
     );
     assert!(out.contains("targets v2"), "{out}");
-    assert!(out.contains("added: acme/voyager/2.14/voyager-2.14.bin"), "{out}");
+    assert!(
+        out.contains("added: acme/voyager/2.14/voyager-2.14.bin"),
+        "{out}"
+    );
     let out = ok(
         &data,
         &["catalog", "publish", signing_copy.to_str().unwrap()],
@@ -110,7 +122,9 @@ fn releases_are_signed_on_the_medium_and_published_on_the_server() {
     let holder_arg = holder.to_str().unwrap();
     let out = ok(
         &medium,
-        &["catalog", "keys", "add", "--role", "targets", "--to", holder_arg],
+        &[
+            "catalog", "keys", "add", "--role", "targets", "--to", holder_arg,
+        ],
     );
     assert!(out.contains("published root v2"), "{out}");
     let err = fails(
@@ -121,7 +135,14 @@ fn releases_are_signed_on_the_medium_and_published_on_the_server() {
     ok(
         &medium,
         &[
-            "catalog", "keys", "threshold", "--role", "targets", "2", "--keys", holder_arg,
+            "catalog",
+            "keys",
+            "threshold",
+            "--role",
+            "targets",
+            "2",
+            "--keys",
+            holder_arg,
         ],
     );
     let list = ok(&medium, &["catalog", "keys", "list", "--keys", holder_arg]);
@@ -162,11 +183,17 @@ fn releases_are_signed_on_the_medium_and_published_on_the_server() {
     assert_eq!(root["signed"]["version"], 3);
     assert_eq!(root["signed"]["roles"]["targets"]["threshold"], 2);
     let releases: serde_json::Value = http
-        .get(format!("{}/api/v1/tenants/{tenant}/catalog/releases", server.base))
+        .get(format!(
+            "{}/api/v1/tenants/{tenant}/catalog/releases",
+            server.base
+        ))
         .bearer_auth(&token)
         .send()
         .unwrap()
         .json()
         .unwrap();
-    assert_eq!(releases[0]["target_name"], "acme/voyager/2.14/voyager-2.14.bin");
+    assert_eq!(
+        releases[0]["target_name"],
+        "acme/voyager/2.14/voyager-2.14.bin"
+    );
 }

@@ -28,7 +28,12 @@ fn updater(data: &Path) -> Command {
 /// Starts the server on an ephemeral port and waits for its "listening" line.
 fn start(data: &Path) -> Server {
     let mut child = updater(data)
-        .args(["serve", "--allow-online-root-key", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--allow-online-root-key",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -105,7 +105,13 @@ fn bad_certificate_files_fail_startup_with_a_message() {
     let bogus = dir.path().join("bogus.pem");
     std::fs::write(&bogus, "not a pem file").unwrap();
     let out = updater(&dir.path().join("data"))
-        .args(["serve", "--allow-online-root-key", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .args([
+            "serve",
+            "--allow-online-root-key",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+        ])
         .arg(&bogus)
         .arg("--tls-key")
         .arg(&bogus)

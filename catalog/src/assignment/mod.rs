@@ -20,8 +20,10 @@ use crate::protocol::DeviceReport;
 use crate::tuf::{Metadata, PublicKey, Signed, TargetFile, TufError, SPEC_VERSION};
 use crate::window::MaintenanceWindow;
 
+mod downgrade;
 mod software;
 
+pub use self::downgrade::{check_not_older, running_version};
 pub use self::software::{SoftwareOffer, SoftwarePackage};
 
 /// How an update reaches the user.
@@ -81,6 +83,11 @@ pub struct Assignment {
     pub fallback_to_server: bool,
     /// The policy that produced it (for reports).
     pub policy: String,
+    /// The policy allows installing a version older than the device runs
+    /// (never below the installed security counter). Absent: false, and an
+    /// older offer is refused ([`check_not_older`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_downgrade: bool,
 }
 
 /// The `signed` part of an assignment document.
@@ -227,6 +234,17 @@ pub enum AssignmentError {
         offered: u32,
         /// The installed counter.
         installed: u32,
+    },
+    /// The offered version is older than the device runs and the
+    /// assignment does not allow a downgrade.
+    #[error("{target}: version {offered} is older than the {running} the device runs; a downgrade is installed only when its policy allows it")]
+    OlderVersion {
+        /// The target.
+        target: String,
+        /// Its version.
+        offered: String,
+        /// The device's version.
+        running: String,
     },
     /// The catalog target carries no firmware fields.
     #[error("{0} has no firmware description in the signed catalog")]

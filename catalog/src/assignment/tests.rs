@@ -72,6 +72,7 @@ fn assignment(target: &TargetFile) -> Assignment {
         },
         fallback_to_server: true,
         policy: "p-1".into(),
+        allow_downgrade: false,
     }
 }
 
@@ -406,4 +407,97 @@ fn assignment_and_catalog_must_agree() {
             .to_string();
         assert!(err.contains(want), "{what}: {err}");
     }
+}
+
+#[test]
+fn an_older_version_needs_a_signed_allowance() {
+    use crate::package::VersionFormat as F;
+    let target = TargetFile::from_data(b"x", None);
+    let plain = |v: &str| Version::parse(v, F::Plain).unwrap();
+    let with = |text: Option<&str>, bcd: u16| {
+        let mut d = device(0x047f, 0xc056, bcd);
+        d.firmware_version = text.map(str::to_owned);
+        d
+    };
+    // (offered, format, device text, bcdDevice, allowed?, expected)
+    let table: [(&str, F, Option<&str>, u16, bool, Result<Option<&str>, &str>); 9] = [
+        ("2.14.0", F::Plain, Some("2.13.0"), 0, false, Ok(None)),
+        ("2.13.0", F::Plain, Some("2.13.0"), 0, false, Ok(None)),
+        (
+            "2.12.9",
+            F::Plain,
+            Some("2.13.0"),
+            0,
+            false,
+            Err("older than the 2.13.0"),
+        ),
+        (
+            "2.12.9",
+            F::Plain,
+            Some("2.13.0"),
+            0,
+            true,
+            Ok(Some("2.13.0")),
+        ),
+        (
+            "2.9",
+            F::Plain,
+            Some("2.10"),
+            0,
+            false,
+            Err("older than the 2.10"),
+        ),
+        // No text: bcdDevice stands for the version where the format says how.
+        (
+            "1.05",
+            F::Bcd,
+            None,
+            0x0110,
+            false,
+            Err("older than the 1.10"),
+        ),
+        ("1.20", F::Bcd, None, 0x0110, false, Ok(None)),
+        (
+            "0x0100",
+            F::Hex,
+            None,
+            0x0200,
+            false,
+            Err("older than the 0x200"),
+        ),
+        // Plain with no text: nothing to compare, the counter guards.
+        ("0.1", F::Plain, None, 0x0900, false, Ok(None)),
+    ];
+    for (offered, format, text, bcd, allow, want) in table {
+        let mut a = assignment(&target);
+        a.allow_downgrade = allow;
+        let offered_v = Version::parse(offered, format).unwrap();
+        let got = check_not_older(&a, &offered_v, &with(text, bcd));
+        match (got, want) {
+            (Ok(v), Ok(w)) => {
+                assert_eq!(v.map(|v| v.to_string()), w.map(str::to_owned), "{offered}")
+            }
+            (Err(e), Err(w)) => assert!(e.to_string().contains(w), "{offered}: {e}"),
+            (got, want) => panic!("{offered}: got {got:?}, wanted {want:?}"),
+        }
+    }
+    assert_eq!(running_version(&with(Some("junk!"), 0), F::Plain), None);
+    assert_eq!(
+        running_version(&with(Some("3.1"), 0), F::Plain),
+        Some(plain("3.1"))
+    );
+}
+
+#[test]
+fn allow_downgrade_is_signed_and_absent_when_false() {
+    let target = TargetFile::from_data(b"x", None);
+    let a = assignment(&target);
+    let v = serde_json::to_value(&a).unwrap();
+    assert!(v.get("allow_downgrade").is_none(), "{v}");
+    let mut b = a.clone();
+    b.allow_downgrade = true;
+    let v = serde_json::to_value(&b).unwrap();
+    assert_eq!(v["allow_downgrade"], true);
+    let back: Assignment = serde_json::from_value(v).unwrap();
+    assert!(back.allow_downgrade);
 }

@@ -294,6 +294,25 @@ fn required<T: Clone>(
     })
 }
 
+/// The anti-downgrade counter: the admin's; for a critical release (a
+/// security fix) it must be given, never silently 0, because it is the
+/// floor a device may not be taken back below; else 0.
+fn security_counter(
+    opts: &ImportOptions,
+    urgency: Urgency,
+    format: &'static str,
+) -> Result<u32, ImportError> {
+    match (opts.security_counter, urgency) {
+        (Some(counter), _) => Ok(counter),
+        (None, Urgency::Critical) => Err(ImportError::Required {
+            field: "security counter",
+            format,
+            hint: "--security-counter: a critical release fixes a security problem, and its counter is the floor devices may not go back below",
+        }),
+        (None, _) => Ok(0),
+    }
+}
+
 /// Fields common to every format, from options with per-format fallbacks.
 pub(crate) struct Common {
     pub(crate) version: Version,
@@ -368,7 +387,7 @@ fn prepare_raw(
         model,
         hardware_ids: opts.hardware_ids.clone(),
         version: c.version,
-        security_counter: opts.security_counter.unwrap_or(0),
+        security_counter: security_counter(opts, opts.urgency.unwrap_or_default(), RAW)?,
         protocol: opts.protocol.clone().unwrap_or_default(),
         capabilities: c.capabilities,
         urgency: opts.urgency.unwrap_or_default(),
@@ -498,18 +517,19 @@ pub(crate) fn finish_from_file(
             format,
             hint: "--model",
         })?;
+    let urgency = opts
+        .urgency
+        .or(lvfs.as_ref().and_then(|l| l.urgency))
+        .unwrap_or_default();
     Ok(Prepared {
         vendor,
         model,
         hardware_ids,
         version: c.version,
-        security_counter: opts.security_counter.unwrap_or(0),
+        security_counter: security_counter(opts, urgency, format)?,
         protocol,
         capabilities: c.capabilities,
-        urgency: opts
-            .urgency
-            .or(lvfs.as_ref().and_then(|l| l.urgency))
-            .unwrap_or_default(),
+        urgency,
         release_notes: c.release_notes,
         source_format,
         lvfs: lvfs.map(|l| l.info),

@@ -66,7 +66,10 @@ fn releases_for(source: &Path, signed: &Targets) -> Result<Vec<FirmwareRelease>,
     for r in &index.releases {
         let name = &r.target_name;
         if !seen.insert(name.as_str()) {
-            return Err(bad(name.as_str(), "two release records in the source index"));
+            return Err(bad(
+                name.as_str(),
+                "two release records in the source index",
+            ));
         }
         let target = signed.targets.get(name).ok_or_else(|| {
             bad(

@@ -287,11 +287,20 @@ mod tests {
             (b"hello", String::new(), Verification::Invalid),
         ];
         for (msg, s, want) in table {
-            assert_eq!(k.verify(msg, &s), want, "{:?} {}", msg, &s[..s.len().min(16)]);
+            assert_eq!(
+                k.verify(msg, &s),
+                want,
+                "{:?} {}",
+                msg,
+                &s[..s.len().min(16)]
+            );
         }
         // Below 2048 bits: refused even with a valid signature.
         let small = key(v["pem1024"].as_str().unwrap());
         assert_eq!(small.verify(b"hello", &sig("small")), Verification::Invalid);
-        assert_eq!(key("not a pem").verify(b"hello", &sig("s32")), Verification::Invalid);
+        assert_eq!(
+            key("not a pem").verify(b"hello", &sig("s32")),
+            Verification::Invalid
+        );
     }
 }

@@ -382,9 +382,10 @@ fn store(
             let v = p.signed.version;
             (chain_to(p, root, client, &opts.params.server_url)?, Some(v))
         }
-        Some(Anchor::Fingerprint(first)) => {
-            (chain_to(first, root, client, &opts.params.server_url)?, None)
-        }
+        Some(Anchor::Fingerprint(first)) => (
+            chain_to(first, root, client, &opts.params.server_url)?,
+            None,
+        ),
         None => (root, None),
     };
     let root_file = root.to_json_bytes().map_err(EnrollError::RootInvalid)?;

@@ -306,7 +306,11 @@ fn serve_repo(enroll: String, files: Vec<(String, Vec<u8>)>) -> String {
                 len += n;
             }
             let head = String::from_utf8_lossy(&buf[..len]).into_owned();
-            let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+            let path = head
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
             let (status, body) = if path == "/api/v1/enroll" {
                 // The body follows; the answer does not depend on it.
                 ("201 Created", enroll.clone().into_bytes())
@@ -376,7 +380,10 @@ fn a_pinned_first_root_is_chained_to_the_answered_root() {
     let id = SystemId::load_or_create(&state).unwrap();
     let url = serve_repo(
         answer_with(&f, id.as_str(), &r.v2),
-        vec![("1.root.json".into(), r.v1.clone()), ("2.root.json".into(), r.v2.clone())],
+        vec![
+            ("1.root.json".into(), r.v1.clone()),
+            ("2.root.json".into(), r.v2.clone()),
+        ],
     );
     let e = enroll(&state, &pinned(&url, &fingerprint(&r.v1))).unwrap();
     assert_eq!(e.pinned_root_version, 2);
@@ -391,7 +398,14 @@ fn a_root_that_does_not_match_the_pin_or_chain_is_refused() {
     let theirs = rotated();
     // (what, installer pin, root pinned by an earlier enrollment, answered
     // root, files the server serves, expected words)
-    let cases: Vec<(&str, Option<String>, Option<&[u8]>, &[u8], Vec<(&str, &[u8])>, &str)> = vec![
+    let cases: Vec<(
+        &str,
+        Option<String>,
+        Option<&[u8]>,
+        &[u8],
+        Vec<(&str, &[u8])>,
+        &str,
+    )> = vec![
         (
             "another catalog's first root behind the pin",
             Some(fingerprint(&ours.v1)),
@@ -444,16 +458,26 @@ fn a_root_that_does_not_match_the_pin_or_chain_is_refused() {
         let before = listing(&state);
         let url = serve_repo(
             answer_with(&f, id.as_str(), answered),
-            files.into_iter().map(|(n, b)| (n.to_owned(), b.to_vec())).collect(),
+            files
+                .into_iter()
+                .map(|(n, b)| (n.to_owned(), b.to_vec()))
+                .collect(),
         );
         let mut opts = options(&url);
         opts.params.catalog_root_sha256 = pin;
         let err = enroll(&state, &opts).unwrap_err();
-        assert!(matches!(err, EnrollError::RootNotTrusted(_)), "{what}: {err}");
+        assert!(
+            matches!(err, EnrollError::RootNotTrusted(_)),
+            "{what}: {err}"
+        );
         assert!(err.to_string().contains(words), "{what}: {err}");
         assert_eq!(listing(&state), before, "{what}: nothing stored");
         if let Some(root) = earlier {
-            assert_eq!(std::fs::read(state.join(ROOT_FILE)).unwrap(), root, "{what}");
+            assert_eq!(
+                std::fs::read(state.join(ROOT_FILE)).unwrap(),
+                root,
+                "{what}"
+            );
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Flashing a staged image, confirming after a replug, and recovery at start.
 
+use catalog::assignment::running_version;
 use catalog::package::{TargetFirmware, Version};
 use catalog::protocol::{DeviceReport, DfuState};
 use chrono::{DateTime, Utc};
@@ -55,7 +56,7 @@ impl<B: DeviceBackend> Pipeline<B> {
             }
             Err(e) => return self.fail(&a, e.to_string(), None, Some(fw.clone()), now),
         };
-        let started = update_event(
+        let mut started = update_event(
             "update_started",
             &a.device,
             &a.target,
@@ -63,6 +64,15 @@ impl<B: DeviceBackend> Pipeline<B> {
             None,
             now,
         );
+        // A downgrade (allowed by the signed assignment, or it would not
+        // have come this far) is recorded with the version it replaces.
+        let replaced = (device.dfu == DfuState::Runtime)
+            .then(|| running_version(device, version.format()))
+            .flatten()
+            .filter(|running| *running > version);
+        if let Some(running) = replaced {
+            started.detail["downgrade_from"] = running.to_string().into();
+        }
         self.record(
             &a,
             UpdateStatus::Flashing,

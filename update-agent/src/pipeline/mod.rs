@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 #[cfg(test)]
 use catalog::assignment::DeploymentType;
-use catalog::assignment::{check_against_target, Assignment, AssignmentSet};
+use catalog::assignment::{check_against_target, check_not_older, Assignment, AssignmentSet};
 use catalog::package::TargetFirmware;
 use catalog::protocol::{DeviceReport, DfuState};
 use catalog::tuf::{Fetcher, TargetFile, TufError, Updater, UpdaterConfig};
@@ -547,6 +547,13 @@ impl<B: DeviceBackend> Pipeline<B> {
             let u = self.record_running(&subject, &fw, &version.to_string(), event, now)?;
             tracing::info!(device = %u.device, version = %fw.version, "already runs the assigned firmware");
             return Ok(Outcome::UpToDate);
+        }
+        if device.dfu == DfuState::Runtime {
+            // No downgrade by version unless the signed assignment allows it
+            // (the security counter above is a floor even then).
+            if let Err(e) = check_not_older(a, &version, device) {
+                return Ok(self.fail(&subject, e.to_string(), None, Some(fw), now)?);
+            }
         }
         if !flasher::supports(&fw.protocol) {
             // Nothing to download: no agent build of ours can flash it.

@@ -143,6 +143,7 @@ impl Fx {
             source,
             fallback_to_server,
             policy: "p1".into(),
+            allow_downgrade: false,
         }
     }
 
@@ -663,7 +664,10 @@ fn a_staged_image_changed_on_disk_is_never_flashed() {
     let Outcome::Failed(why) = one(&p.run(&set(vec![a.clone()]), inside).unwrap()) else {
         panic!()
     };
-    assert!(why.contains("changed on disk since it was verified"), "{why}");
+    assert!(
+        why.contains("changed on disk since it was verified"),
+        "{why}"
+    );
     assert_eq!(fx.version_on_bus(), "1.0.0");
     assert!(p.staging.staged(&a.sha256).is_none());
     let events = fx.state.pending_events(100).unwrap();
@@ -677,4 +681,38 @@ fn a_staged_image_changed_on_disk_is_never_flashed() {
             version: "2.0.0".into()
         }
     );
+}
+
+#[test]
+fn an_older_version_is_installed_only_when_the_assignment_allows_it() {
+    let mut fx = Fx::new(ModelProfile::headset_tolerant());
+    assert_eq!(fx.version_on_bus(), "1.0.0");
+    let older = fx.import((0, 9, 0), 0);
+    let mut a = fx.assignment(
+        &older,
+        DeploymentType::Automatic,
+        DownloadSource::Server,
+        false,
+    );
+    let Outcome::Failed(why) = one(&fx.pipeline().run(&set(vec![a.clone()]), t0()).unwrap()) else {
+        panic!()
+    };
+    assert!(
+        why.contains("version 0.9.0 is older than the 1.0.0"),
+        "{why}"
+    );
+    assert_eq!(fx.event_kinds(), ["update_failed"]);
+    assert_eq!(fx.version_on_bus(), "1.0.0");
+    // Allowed (signed into the assignment): installed, and recorded.
+    a.allow_downgrade = true;
+    let later = t0() + Duration::minutes(1);
+    assert_eq!(
+        one(&fx.pipeline().run(&set(vec![a.clone()]), later).unwrap()),
+        Outcome::Installed {
+            version: "0.9.0".into()
+        }
+    );
+    let events = fx.state.pending_events(100).unwrap();
+    let started = events.iter().find(|e| e.kind == "update_started").unwrap();
+    assert_eq!(started.detail["downgrade_from"], "1.0.0");
 }

@@ -111,7 +111,12 @@ pub(crate) fn updater(data: &Path) -> Command {
 /// `updater-server serve` on a free loopback port.
 pub(crate) fn start_updater(data: &Path) -> Server {
     let mut cmd = updater(data);
-    cmd.args(["serve", "--allow-online-root-key", "--listen", "127.0.0.1:0"]);
+    cmd.args([
+        "serve",
+        "--allow-online-root-key",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     Server::spawn(cmd)
 }
 

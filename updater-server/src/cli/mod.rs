@@ -366,10 +366,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn check_keys_offline(data: &DataDir, allow_online_root: bool) -> anyhow::Result<()> {
     let root_key = data.keys().join("root.pem");
     let targets_key = data.keys().join("targets.pem");
-    let exists = data
-        .catalog()
-        .join("repo/metadata/1.root.json")
-        .is_file();
+    let exists = data.catalog().join("repo/metadata/1.root.json").is_file();
     if allow_online_root {
         tracing::warn!(
             "--allow-online-root-key: every signing key may sit on this host; whoever reads {} can sign firmware and a new root. Not for production (docs/security.md, key ceremony)",

@@ -218,6 +218,7 @@ struct Terms<'a> {
     fallback_to_server: bool,
     max_deferrals: Option<u32>,
     multi_piece_guard: bool,
+    allow_downgrade: bool,
 }
 
 impl<'a> Terms<'a> {
@@ -231,6 +232,7 @@ impl<'a> Terms<'a> {
             fallback_to_server: p.spec.fallback_to_server,
             max_deferrals: p.spec.max_deferrals,
             multi_piece_guard: p.spec.multi_piece_guard,
+            allow_downgrade: p.spec.allow_downgrade,
         }
     }
 
@@ -244,6 +246,8 @@ impl<'a> Terms<'a> {
             fallback_to_server: p.fallback_to_server,
             max_deferrals: None,
             multi_piece_guard: true,
+            // A rollout moves forward only.
+            allow_downgrade: false,
         }
     }
 }
@@ -331,6 +335,7 @@ fn assign<'p>(
         source: terms.source.clone(),
         fallback_to_server: terms.fallback_to_server,
         policy: pid,
+        allow_downgrade: terms.allow_downgrade,
     };
     Ok((assignment, terms))
 }

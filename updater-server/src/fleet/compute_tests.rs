@@ -107,6 +107,7 @@ fn policy(
             enabled: true,
             max_deferrals: None,
             multi_piece_guard: true,
+            allow_downgrade: false,
         },
         stamps: stamps(),
     }

@@ -131,6 +131,12 @@ pub struct FirmwarePolicyInput {
     /// document's `multi_piece_guard_off` list).
     #[serde(default = "yes")]
     pub multi_piece_guard: bool,
+    /// Install the pinned version even where a device runs a newer one (a
+    /// rollback of a bad release; signed into each assignment). Never below
+    /// a device's installed security counter. Default false: agents refuse
+    /// an older version.
+    #[serde(default)]
+    pub allow_downgrade: bool,
 }
 
 impl FirmwarePolicyInput {

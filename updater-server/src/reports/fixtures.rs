@@ -171,6 +171,7 @@ pub(crate) fn policy(
             enabled: true,
             max_deferrals: None,
             multi_piece_guard: true,
+            allow_downgrade: false,
         },
         stamps: stamps(day(1)),
     }

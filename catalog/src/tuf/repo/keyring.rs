@@ -105,7 +105,13 @@ impl Keyring {
         Err(self.missing(root, role, found.len(), threshold))
     }
 
-    pub(crate) fn missing(&self, root: &Root, role: &str, found: usize, threshold: u32) -> TufError {
+    pub(crate) fn missing(
+        &self,
+        root: &Root,
+        role: &str,
+        found: usize,
+        threshold: u32,
+    ) -> TufError {
         let foreign: Vec<String> = self
             .by_role
             .get(role)

@@ -81,7 +81,8 @@ struct NewKey {
 impl Repository {
     /// Root rotation: [`RootChange::Rotate`] of `rotate`.
     pub fn rotate_root(&mut self, rotate: &[&str], now: DateTime<Utc>) -> Result<(), TufError> {
-        self.change_root(RootChange::Rotate(rotate), now).map(|_| ())
+        self.change_root(RootChange::Rotate(rotate), now)
+            .map(|_| ())
     }
 
     /// Publishes root N+1 with `change` applied, signed by the old and the
@@ -138,10 +139,9 @@ impl Repository {
         let mut written = Vec::new();
         for k in new_keys {
             if k.retire && k.path.exists() {
-                let retired = k.path.with_file_name(format!(
-                    "{}.pem.retired-v{old_version}",
-                    k.role
-                ));
+                let retired = k
+                    .path
+                    .with_file_name(format!("{}.pem.retired-v{old_version}", k.role));
                 std::fs::rename(&k.path, &retired).map_err(|e| TufError::io(&k.path, e))?;
             } else if k.path.exists() {
                 return Err(TufError::State(format!(
@@ -280,12 +280,12 @@ impl Repository {
         new_keys: &[NewKey],
     ) -> Result<Signed<Root>, TufError> {
         // Old root keys first, then new ones: the order clients see them in.
-        let candidates = self
-            .keys
-            .files("root")
-            .iter()
-            .map(|f| &f.signer)
-            .chain(new_keys.iter().filter(|k| k.role == "root").map(|k| &k.signer));
+        let candidates = self.keys.files("root").iter().map(|f| &f.signer).chain(
+            new_keys
+                .iter()
+                .filter(|k| k.role == "root")
+                .map(|k| &k.signer),
+        );
         let mut wanted: Vec<&Ed25519Signer> = Vec::new();
         for s in candidates {
             let named = [old, &root].iter().any(|r| {
@@ -299,8 +299,9 @@ impl Repository {
         let signed = Signed::sign(root, &wanted)?;
         for (which, trusted) in [("old", old), ("new", &signed.signed)] {
             let r = trusted.role("root")?;
-            if let Err(TufError::Threshold { valid, threshold, .. }) =
-                signed.verify("root", &trusted.keys, &r.keyids, r.threshold)
+            if let Err(TufError::Threshold {
+                valid, threshold, ..
+            }) = signed.verify("root", &trusted.keys, &r.keyids, r.threshold)
             {
                 let mut e = self.keys.missing(trusted, "root", valid, threshold);
                 if let TufError::MissingKeys { role, .. } = &mut e {

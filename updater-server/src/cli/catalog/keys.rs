@@ -12,7 +12,11 @@ use super::KeysCommand;
 use crate::cli::DataDir;
 
 /// `keys init [--offline DIR]`.
-pub(super) fn init(data: &DataDir, offline: Option<&Path>, now: DateTime<Utc>) -> anyhow::Result<()> {
+pub(super) fn init(
+    data: &DataDir,
+    offline: Option<&Path>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     let Some(medium) = offline else {
         let c = Catalog::init(&data.catalog(), &data.keys(), now)?;
         println!("created catalog in {}", c.root().display());
@@ -103,7 +107,11 @@ pub(super) fn run(c: Catalog, command: KeysCommand, now: DateTime<Utc>) -> anyho
             for role in catalog::tuf::TOP_LEVEL_ROLES {
                 for (path, id, named) in repo.key_files(role) {
                     let state = if named { "in use" } else { "NOT named by root" };
-                    println!("{role:<10} key file {} ({}, {state})", path.display(), &id[..8]);
+                    println!(
+                        "{role:<10} key file {} ({}, {state})",
+                        path.display(),
+                        &id[..8]
+                    );
                 }
             }
             return Ok(());

@@ -140,9 +140,8 @@ pub(super) fn run(
     command: CatalogCommand,
 ) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
-    let open_existing = || -> anyhow::Result<Catalog> {
-        Ok(data.open_existing()?.with_signing_keys(signing_keys))
-    };
+    let open_existing =
+        || -> anyhow::Result<Catalog> { Ok(data.open_existing()?.with_signing_keys(signing_keys)) };
     match command {
         CatalogCommand::Keys {
             command: KeysCommand::Init { offline },
@@ -154,7 +153,10 @@ pub(super) fn run(
                 .publish_from(&from, now)
                 .with_context(|| format!("publishing {}", from.display()))?;
             if p == catalog::Published::default() {
-                println!("nothing to publish: {} is already published", from.display());
+                println!(
+                    "nothing to publish: {} is already published",
+                    from.display()
+                );
                 return Ok(());
             }
             if let Some(v) = p.root_version {

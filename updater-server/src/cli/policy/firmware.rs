@@ -71,6 +71,13 @@ pub struct FirmwareFields {
     /// attached again (the default).
     #[arg(long)]
     pub multi_piece_guard: bool,
+    /// Install the pinned version even on devices that run a newer one (a
+    /// rollback; never below a device's security counter).
+    #[arg(long, conflicts_with = "no_allow_downgrade")]
+    pub allow_downgrade: bool,
+    /// Edit: refuse older versions again (the default).
+    #[arg(long)]
+    pub no_allow_downgrade: bool,
     /// Disable the policy (only enabled policies apply).
     #[arg(long, conflicts_with = "enable")]
     pub disable: bool,
@@ -101,6 +108,7 @@ impl FirmwareFields {
                 enabled: true,
                 max_deferrals: None,
                 multi_piece_guard: true,
+                allow_downgrade: false,
             },
         };
         if let Some(n) = self.name {
@@ -144,6 +152,12 @@ impl FirmwareFields {
         }
         if self.no_max_deferrals {
             spec.max_deferrals = None;
+        }
+        if self.allow_downgrade {
+            spec.allow_downgrade = true;
+        }
+        if self.no_allow_downgrade {
+            spec.allow_downgrade = false;
         }
         if self.no_multi_piece_guard {
             spec.multi_piece_guard = false;

@@ -108,6 +108,8 @@ pub(crate) struct PolicyForm {
     #[serde(default)]
     multi_piece_guard: Option<String>,
     #[serde(default)]
+    allow_downgrade: Option<String>,
+    #[serde(default)]
     enabled: Option<String>,
     /// The day the preview starts (`YYYY-MM-DD`, UTC); empty: now.
     #[serde(default)]
@@ -141,6 +143,7 @@ impl PolicyForm {
             max_deferrals: text(&spec["max_deferrals"]),
             fallback_to_server: on(p.spec.fallback_to_server),
             multi_piece_guard: on(p.spec.multi_piece_guard),
+            allow_downgrade: on(p.spec.allow_downgrade),
             enabled: on(p.spec.enabled),
             preview_from: String::new(),
         }
@@ -171,6 +174,7 @@ impl PolicyForm {
             "deployment": self.deployment,
             "fallback_to_server": self.fallback_to_server.is_some(),
             "multi_piece_guard": self.multi_piece_guard.is_some(),
+            "allow_downgrade": self.allow_downgrade.is_some(),
             "enabled": self.enabled.is_some(),
         });
         if !self.group.is_empty() && self.group != crate::fleet::ALL_USERS {
@@ -335,6 +339,7 @@ fn editor(ctx: &Ctx, c: &Choices, f: &PolicyForm, preview_box: Option<Markup>) -
             }
             label { "Deferrals allowed (persistent only)" input name="max_deferrals" inputmode="numeric" value=(f.max_deferrals); }
             label { input type="checkbox" name="multi_piece_guard" checked[f.multi_piece_guard.is_some()]; " Wait while another piece of the same product is attached" }
+            label { input type="checkbox" name="allow_downgrade" checked[f.allow_downgrade.is_some()]; " Allow a downgrade: install this version on devices that run a newer one" }
             label { input type="checkbox" name="enabled" checked[f.enabled.is_some()]; " Enabled" }
             button type="submit" { "Save policy" }
         }
