@@ -256,3 +256,129 @@ fn python_tuf_reads_our_repository() {
         ]
     );
 }
+
+/// Offline keys end to end with python-tuf as the client: a signing host
+/// raises root and targets to 2-of-2 (root v2, v3, v4, v5), revokes and
+/// rotates, and signs a release; the serving host, holding only snapshot
+/// and timestamp, adopts it. python-tuf, trusting root v1, walks every
+/// rotation and downloads the target.
+#[test]
+fn python_tuf_follows_threshold_changes_signed_offline() {
+    use catalog::tuf::{KeyPlacement, RepositoryConfig, RootChange};
+    require_python_tuf();
+    let tmp = tempfile::tempdir().unwrap();
+    let serving = tmp.path().join("serving");
+    let online = tmp.path().join("online");
+    let offline = tmp.path().join("offline");
+    let holder = tmp.path().join("holder-2");
+    let now = Utc::now();
+    Repository::create_with_keys(
+        &serving,
+        KeyPlacement {
+            online: &online,
+            offline: Some(&offline),
+        },
+        now,
+        RepositoryConfig::default(),
+    )
+    .unwrap();
+    // The signing host works on a copy of the repository.
+    let signing = tmp.path().join("signing");
+    std::fs::create_dir_all(signing.join("metadata")).unwrap();
+    for e in std::fs::read_dir(serving.join("metadata")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), signing.join("metadata").join(e.file_name())).unwrap();
+    }
+    let open = |dirs: &[&Path]| {
+        let dirs: Vec<PathBuf> = dirs.iter().map(|d| d.to_path_buf()).collect();
+        Repository::open_with_keys(&signing, &dirs).unwrap()
+    };
+    open(&[&offline])
+        .change_root(
+            RootChange::AddKey {
+                role: "root",
+                dir: &holder,
+            },
+            now,
+        )
+        .unwrap();
+    let mut both = open(&[&offline, &holder]);
+    both.change_root(
+        RootChange::Threshold {
+            role: "root",
+            threshold: 2,
+        },
+        now,
+    )
+    .unwrap();
+    both.change_root(
+        RootChange::AddKey {
+            role: "targets",
+            dir: &holder,
+        },
+        now,
+    )
+    .unwrap();
+    both.change_root(
+        RootChange::Threshold {
+            role: "targets",
+            threshold: 2,
+        },
+        now,
+    )
+    .unwrap();
+    both.change_root(RootChange::Rotate(&["root"]), now)
+        .unwrap();
+    assert_eq!(both.root().version, 6);
+    assert_eq!(both.root().roles["root"].threshold, 2);
+    let data = b"firmware signed by two targets holders".repeat(10);
+    let tf = TargetFile::from_data(&data, Some(serde_json::json!({"version": "3.0"})));
+    let name = "acme/widget/3.0/fw.bin";
+    both.publish_targets(BTreeMap::from([(name.to_string(), tf.clone())]), now)
+        .unwrap();
+    // Publish: the serving host adopts roots v2..v6 and the new targets.
+    let mut server = Repository::open(&serving, &online).unwrap();
+    let roots = (2..=6)
+        .map(|v| std::fs::read(signing.join(format!("metadata/{v}.root.json"))).unwrap())
+        .collect();
+    let tv = both.current_targets().version;
+    let targets = std::fs::read(signing.join(format!("metadata/{tv}.targets.json"))).unwrap();
+    let adoption = server.check_adoption(roots, Some(targets), now).unwrap();
+    server.adopt(adoption, now).unwrap();
+    let blob = serving
+        .join("targets")
+        .join(consistent_target_path(name, &tf).unwrap());
+    std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
+    std::fs::write(&blob, &data).unwrap();
+
+    let out_file = tmp.path().join("downloaded.bin");
+    let s = script("read_repo.py");
+    let stdout = run_python(&[
+        s.as_os_str(),
+        serving.as_os_str(),
+        name.as_ref(),
+        out_file.as_os_str(),
+    ]);
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["root_version"], 6);
+    assert_eq!(summary["targets_version"], tv);
+    assert_eq!(std::fs::read(&out_file).unwrap(), data);
+    // Our own client agrees, from the same root v1.
+    let client_dir = tmp.path().join("client");
+    std::fs::create_dir_all(&client_dir).unwrap();
+    std::fs::copy(
+        serving.join("metadata/1.root.json"),
+        client_dir.join("root.json"),
+    )
+    .unwrap();
+    let mut c = Updater::new(
+        &client_dir,
+        "metadata",
+        FileFetcher::new(&serving),
+        UpdaterConfig::default(),
+    )
+    .unwrap();
+    c.refresh(now).unwrap();
+    assert_eq!(c.root().version, 6);
+    assert!(c.target_info(name).unwrap().is_some());
+}

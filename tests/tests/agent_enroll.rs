@@ -81,10 +81,16 @@ fn agent_enrolls_pins_the_root_and_clones_are_flagged() {
     assert_eq!(enrollment["assignment_key_id"], tenant["assignment_key_id"]);
     let system_id = fs::read_to_string(state.join("system_id")).unwrap();
     assert_eq!(enrollment["system_id"], system_id.trim());
-    // The pinned root is the catalog's root.json, byte for byte.
+    // The pinned root is the catalog's root.json, byte for byte, and its
+    // fingerprint is what `tenant create` prints for the installer.
     let root = fs::read(state.join("metadata/root.json")).unwrap();
     assert_eq!(
-        catalog::digest::Sha256Digest::of(&root).to_string(),
+        root,
+        fs::read(data.join("catalog/repo/metadata/root.json")).unwrap()
+    );
+    let root = catalog::tuf::verify_self_signed_root("root", &root).unwrap();
+    assert_eq!(
+        catalog::tuf::root_fingerprint(&root),
         tenant["catalog_root_sha256"].as_str().unwrap()
     );
     // …and the TUF client the agent ships accepts it and refreshes from the server.

@@ -225,11 +225,11 @@ fn tenant_and_admin_cli() {
     let key = data.join("keys/tenants").join(&id).join("assignments.pem");
     assert!(key.is_file());
     assert_eq!(created["assignment_key_id"].as_str().unwrap().len(), 64);
-    let root = std::fs::read(data.join("catalog/repo/metadata/root.json")).unwrap();
-    use sha2::Digest;
+    let root = std::fs::read(data.join("catalog/repo/metadata/1.root.json")).unwrap();
+    let root = catalog::tuf::verify_self_signed_root("root", &root).unwrap();
     assert_eq!(
         created["catalog_root_sha256"],
-        hex::encode(sha2::Sha256::digest(&root))
+        catalog::tuf::root_fingerprint(&root)
     );
 
     let rotated = cli_json(&data, &["tenant", "rotate-token", &id, "--json"]);

@@ -396,7 +396,8 @@ fn refused_uploads_store_nothing() {
         (fw("&product-family=%20"), x(), 422, REFUSED, "product family"),
         // The same target name with other bytes, or other metadata: 409.
         (format!("{RAW}&version=1.0&file-name=fw.bin"), Body::from(b"other bytes".to_vec()), 409, "conflict", "different content"),
-        (format!("{RAW}&version=1.0&file-name=fw.bin&urgency=critical"), Body::from(good.clone()), 409, "conflict", "different urgency"),
+        (format!("{RAW}&version=1.0&file-name=fw.bin&urgency=high"), Body::from(good.clone()), 409, "conflict", "different urgency"),
+        (format!("{RAW}&version=1.1&file-name=fw.bin&urgency=critical"), Body::from(good.clone()), 422, "import_refused", "security counter is required"),
         // The query: 400, before the body is looked at.
         (fw("").replace("hardware-id=047F:C056", "hardware-id=047F"), x(), 400, BAD, "bad hardware id"),
         (fw("&hardware-id=047F:C056,,"), x(), 400, BAD, "bad hardware id"),

@@ -44,11 +44,19 @@ pub(super) fn run(data: &DataDir, command: TenantCommand) -> anyhow::Result<()> 
     let accounts = data.accounts(SessionPolicy::default())?;
     match command {
         TenantCommand::Create { name, json } => {
-            // The tenant's agents pin the catalog's root, so the catalog must exist.
+            // The tenant's agents pin the catalog's root, so the catalog must
+            // exist; one created here holds every key (a test installation).
+            if data.open_existing().is_err() {
+                eprintln!(
+                    "note: no catalog yet: creating one with every signing key in {} (a test installation; for production first run `catalog keys init --offline MEDIUM`)",
+                    data.keys().display()
+                );
+            }
             let catalog = data.open_catalog(accounts.now())?;
             let (tenant, token) = accounts.create_tenant(&name)?;
-            let root = std::fs::read(catalog.metadata_dir().join("root.json"))?;
-            let root_sha256 = catalog::digest::Sha256Digest::of(&root).to_string();
+            let first = std::fs::read(catalog.metadata_dir().join("1.root.json"))?;
+            let first = ::catalog::tuf::verify_self_signed_root("root v1", &first)?;
+            let root_sha256 = ::catalog::tuf::root_fingerprint(&first);
             if json {
                 let out = json!({
                     "id": tenant.id,
@@ -66,7 +74,10 @@ pub(super) fn run(data: &DataDir, command: TenantCommand) -> anyhow::Result<()> 
                     "                  (shown once: put it in the agent installer as TENANT_TOKEN)"
                 );
                 println!("assignment key:   {}", tenant.assignment_key_id);
-                println!("catalog root:     sha256 {root_sha256}");
+                println!("catalog root:     {root_sha256}");
+                println!(
+                    "                  (put it in the agent installer as CATALOG_ROOT_SHA256)"
+                );
             }
         }
         TenantCommand::List { json } => {
