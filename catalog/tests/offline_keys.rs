@@ -188,7 +188,7 @@ fn releases_signed_offline_are_published_by_the_server() {
         .unwrap();
     assert_eq!(published.targets_version, Some(2));
     assert_eq!(published.root_version, None);
-    assert_eq!(published.added, [name.clone()]);
+    assert_eq!(published.added, std::slice::from_ref(&name));
     assert_eq!(server.releases().len(), 1);
     assert_eq!(
         site.client_fetch(&name, t0() + Duration::hours(3)).unwrap(),
@@ -491,7 +491,7 @@ fn thresholds_and_key_changes_on_the_signing_host() {
     );
     let mut repo = site
         .signing()
-        .with_signing_keys(&[holder_b.clone()])
+        .with_signing_keys(std::slice::from_ref(&holder_b))
         .repository()
         .unwrap();
     let changed = repo
@@ -515,7 +515,7 @@ fn thresholds_and_key_changes_on_the_signing_host() {
     // Holder C absent: targets would need re-signing by 2 keys, 1 is here.
     let err = site
         .signing()
-        .with_signing_keys(&[holder_b.clone()])
+        .with_signing_keys(std::slice::from_ref(&holder_b))
         .repository()
         .unwrap()
         .change_root(
@@ -582,7 +582,7 @@ fn thresholds_and_key_changes_on_the_signing_host() {
     let fw = site.firmware("v2.bin", 0x22);
     let err = site
         .signing()
-        .with_signing_keys(&[holder_b.clone()])
+        .with_signing_keys(std::slice::from_ref(&holder_b))
         .import(&fw, &opts("2.0", 1), now)
         .unwrap_err();
     assert!(matches!(err, CatalogError::SignedElsewhere(_)), "{err}");

@@ -419,8 +419,12 @@ fn an_older_version_needs_a_signed_allowance() {
         d.firmware_version = text.map(str::to_owned);
         d
     };
-    // (offered, format, device text, bcdDevice, allowed?, expected)
-    let table: [(&str, F, Option<&str>, u16, bool, Result<Option<&str>, &str>); 9] = [
+    /// `Ok(the running version reported for an allowed downgrade)` or
+    /// `Err(words of the refusal)`.
+    type Expected = Result<Option<&'static str>, &'static str>;
+    /// (offered, format, device text, bcdDevice, allowed?, expected)
+    type Row = (&'static str, F, Option<&'static str>, u16, bool, Expected);
+    let table: [Row; 9] = [
         ("2.14.0", F::Plain, Some("2.13.0"), 0, false, Ok(None)),
         ("2.13.0", F::Plain, Some("2.13.0"), 0, false, Ok(None)),
         (

@@ -396,16 +396,19 @@ fn a_root_that_does_not_match_the_pin_or_chain_is_refused() {
     let f = fixture();
     let ours = rotated();
     let theirs = rotated();
-    // (what, installer pin, root pinned by an earlier enrollment, answered
-    // root, files the server serves, expected words)
-    let cases: Vec<(
-        &str,
+    /// Files the server serves, by name.
+    type Served<'a> = Vec<(&'a str, &'a [u8])>;
+    /// (what, installer pin, root pinned by an earlier enrollment, answered
+    /// root, files the server serves, expected words)
+    type Case<'a> = (
+        &'a str,
         Option<String>,
-        Option<&[u8]>,
-        &[u8],
-        Vec<(&str, &[u8])>,
-        &str,
-    )> = vec![
+        Option<&'a [u8]>,
+        &'a [u8],
+        Served<'a>,
+        &'a str,
+    );
+    let cases: Vec<Case<'_>> = vec![
         (
             "another catalog's first root behind the pin",
             Some(fingerprint(&ours.v1)),
