@@ -180,17 +180,15 @@ impl CheckIn {
 }
 
 /// The answer to a check-in (200; 304 without a body when the agent's
-/// `If-None-Match` names the current answer's `ETag`).
+/// `If-None-Match` names the current answer's `ETag`). The tenant's LDAP
+/// group definitions are inside the signed document
+/// ([`AssignmentSet::ldap_groups`](crate::assignment::AssignmentSet::ldap_groups)).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct CheckInResponse {
     /// The signed assignment document (`{"signed": …, "signatures": […]}`).
     pub assignments: serde_json::Value,
     /// Seconds until the next check-in.
     pub poll_interval_secs: u64,
-    /// The tenant's LDAP groups, which the agent evaluates for its logged-in
-    /// accounts (reporting matches in [`CheckIn::ldap_memberships`]).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ldap_groups: Vec<LdapGroupDefinition>,
     /// The tenant's shared and excluded accounts, which the agent applies to
     /// the accounts it reports.
     #[serde(default, skip_serializing_if = "AccountRules::is_empty")]
@@ -334,19 +332,25 @@ mod tests {
     }
 
     #[test]
-    fn response_ldap_groups_and_accounts() {
-        // An older server's answer (no groups, no accounts) still parses.
+    fn response_accounts_and_ldap_definitions() {
+        // An older server's answer (no accounts) still parses.
         let old: CheckInResponse =
             serde_json::from_str(r#"{"assignments":{},"poll_interval_secs":60}"#).unwrap();
-        assert!(old.ldap_groups.is_empty() && old.accounts.is_empty());
+        assert!(old.accounts.is_empty());
+        // LDAP definitions travel signed, in the assignment document; beside
+        // it (where an older server put them) they are dropped unread.
         let r: CheckInResponse = serde_json::from_str(
             r#"{"assignments":{},"poll_interval_secs":60,
-                "ldap_groups":[{"id":"g1","priority":2,"filter":"(uid=$user$)",
-                  "server":{"port":636,"tls":true,"directory":"open_ldap"}}],
+                "ldap_groups":[{"id":"g1","priority":2,"filter":"(uid=$user$)"}],
                 "accounts":{"shared":["kiosk"],"excluded":["svc"]}}"#,
         )
         .unwrap();
-        let g = &r.ldap_groups[0];
+        assert_eq!(serde_json::to_value(&r).unwrap().get("ldap_groups"), None);
+        let g: LdapGroupDefinition = serde_json::from_str(
+            r#"{"id":"g1","priority":2,"filter":"(uid=$user$)",
+                "server":{"port":636,"tls":true,"directory":"open_ldap"}}"#,
+        )
+        .unwrap();
         assert_eq!((g.id.as_str(), g.priority), ("g1", 2));
         assert_eq!(g.server.port, Some(636));
         assert_eq!(g.server.directory, DirectoryKind::OpenLdap);

@@ -19,6 +19,14 @@ fn group(data: &std::path::Path, tenant: &str, name: &str, args: &[&str]) -> Str
     cli_json(data, &all)["id"].as_str().unwrap().to_owned()
 }
 
+/// The LDAP groups signed into the answer's assignment document (and none
+/// beside it).
+fn ldap_groups(answer: &CheckInResponse) -> Vec<catalog::checkin::LdapGroupDefinition> {
+    let beside = serde_json::to_value(answer).unwrap();
+    assert!(beside.get("ldap_groups").is_none(), "{beside}");
+    serde_json::from_value(answer.assignments["signed"]["ldap_groups"].clone()).unwrap_or_default()
+}
+
 #[test]
 fn check_in_sends_the_tenants_ldap_groups_only() {
     let dir = tempfile::tempdir().unwrap();
@@ -78,8 +86,8 @@ fn check_in_sends_the_tenants_ldap_groups_only() {
     assert_eq!(r.status(), 200);
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
     let answer: CheckInResponse = r.json().unwrap();
-    let got: Vec<(&str, u32, &str)> = answer
-        .ldap_groups
+    let groups = ldap_groups(&answer);
+    let got: Vec<(&str, u32, &str)> = groups
         .iter()
         .map(|g| (g.id.as_str(), g.priority, g.filter.as_str()))
         .collect();
@@ -95,7 +103,7 @@ fn check_in_sends_the_tenants_ldap_groups_only() {
         ],
         "LDAP groups by priority; the manual group {manual} and tenant B's {bravo} are not sent"
     );
-    let s = &answer.ldap_groups[0].server;
+    let s = &groups[0].server;
     assert_eq!(
         (
             s.host.as_deref(),
@@ -116,7 +124,7 @@ fn check_in_sends_the_tenants_ldap_groups_only() {
             DirectoryKind::OpenLdap
         )
     );
-    assert_eq!(answer.ldap_groups[1].server, Default::default());
+    assert_eq!(groups[1].server, Default::default());
     assert_eq!(
         (
             answer.accounts.shared.clone(),
@@ -132,7 +140,8 @@ fn check_in_sends_the_tenants_ldap_groups_only() {
     let r = check_in(&agent_b, None);
     assert_eq!(r.status(), 200);
     let answer_b: CheckInResponse = r.json().unwrap();
-    let ids: Vec<&str> = answer_b.ldap_groups.iter().map(|g| g.id.as_str()).collect();
+    let groups_b = ldap_groups(&answer_b);
+    let ids: Vec<&str> = groups_b.iter().map(|g| g.id.as_str()).collect();
     assert_eq!(ids, vec![bravo.as_str()]);
     assert!(answer_b.accounts.is_empty());
 
@@ -150,5 +159,5 @@ fn check_in_sends_the_tenants_ldap_groups_only() {
     assert_eq!(r.status(), 200, "the definitions changed");
     assert_ne!(r.headers()["etag"].to_str().unwrap(), etag);
     let answer: CheckInResponse = r.json().unwrap();
-    assert_eq!(answer.ldap_groups[1].filter, "(sAMAccountName=$user$)");
+    assert_eq!(ldap_groups(&answer)[1].filter, "(sAMAccountName=$user$)");
 }

@@ -114,6 +114,11 @@ pub struct AssignmentSet {
     /// The agent's own update, if its software policy offers one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub software: Option<SoftwareOffer>,
+    /// The tenant's LDAP groups, by priority, which the agent evaluates for
+    /// its logged-in accounts: signed, so the server a bind goes to is the
+    /// one the tenant's key vouches for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ldap_groups: Vec<crate::checkin::LdapGroupDefinition>,
     /// Unknown fields, kept verbatim (they are covered by the signature).
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
@@ -173,6 +178,7 @@ impl AssignmentSet {
             poll_interval_secs,
             assignments,
             software: None,
+            ldap_groups: Vec::new(),
             extra: BTreeMap::new(),
         }
     }

@@ -360,18 +360,21 @@ impl<B: DeviceBackend> AgentCore<B> {
                 )?
             }
             CheckInAnswer::New { response, etag } => {
-                changed =
-                    self.ldap
-                        .update(&self.state, &response.ldap_groups, &response.accounts)?;
                 let bytes = serde_json::to_vec(&response.assignments).unwrap_or_default();
-                accept_assignments(
+                let set = accept_assignments(
                     &self.state,
                     &self.key,
                     self.client.agent(),
                     &bytes,
                     etag,
                     now,
-                )?
+                )?;
+                // LDAP definitions only from the verified document: the
+                // directory a bind goes to is the one the tenant's key signed.
+                changed = self
+                    .ldap
+                    .update(&self.state, &set.ldap_groups, &response.accounts)?;
+                set
             }
         };
         self.poll_interval = i64::try_from(set.poll_interval_secs)

@@ -278,7 +278,7 @@ fn foreign_expired_rolled_back_and_forged_assignments_are_refused() {
 }
 
 #[test]
-fn ldap_definitions_and_account_rules_from_the_answer_are_kept() {
+fn signed_ldap_definitions_and_account_rules_from_the_answer_are_kept() {
     use catalog::checkin::{AccountRules, LdapGroupDefinition, LdapServerSettings};
     let fx = Fx::new(ModelProfile::headset_tolerant());
     let signer = Ed25519Signer::generate().unwrap();
@@ -302,10 +302,11 @@ fn ldap_definitions_and_account_rules_from_the_answer_are_kept() {
         shared: vec!["kiosk".into()],
         excluded: vec!["svc".into()],
     };
+    let mut with_groups = set(vec![]);
+    with_groups.ldap_groups = groups.clone();
     let answer = serde_json::to_vec(&CheckInResponse {
-        assignments: signed(&signer, set(vec![])),
+        assignments: signed(&signer, with_groups),
         poll_interval_secs: 900,
-        ldap_groups: groups.clone(),
         accounts: rules.clone(),
     })
     .unwrap();
@@ -346,4 +347,62 @@ fn ldap_definitions_and_account_rules_from_the_answer_are_kept() {
     let body = core.report().unwrap();
     assert!(body.users.iter().all(|u| u.account != "svc"));
     assert!(body.validate().is_ok());
+}
+
+#[test]
+fn ldap_definitions_outside_the_signature_are_never_used() {
+    use catalog::checkin::{LdapGroupDefinition, LdapServerSettings};
+    let signer = Ed25519Signer::generate().unwrap();
+    let genuine = LdapGroupDefinition {
+        id: "g1".into(),
+        priority: 1,
+        filter: "(uid=$user$)".into(),
+        server: LdapServerSettings {
+            host: Some("ldap.acme.example".into()),
+            tls: true,
+            ..LdapServerSettings::default()
+        },
+    };
+    let mut evil = genuine.clone();
+    evil.server.host = Some("ldap.attacker.example".into());
+    let mut with_groups = set(vec![]);
+    with_groups.ldap_groups = vec![genuine];
+    let mut altered = signed(&signer, with_groups);
+    altered["signed"]["ldap_groups"] = serde_json::to_value(vec![evil.clone()]).unwrap();
+    // (answer, check-in refused?)
+    let cases = [
+        // Beside the signed document, where an older server put them.
+        (
+            serde_json::json!({"assignments": signed(&signer, set(vec![])),
+                "poll_interval_secs": 900, "ldap_groups": [evil]}),
+            false,
+        ),
+        // Inside it, changed after signing.
+        (
+            serde_json::json!({"assignments": altered, "poll_interval_secs": 900}),
+            true,
+        ),
+    ];
+    for (answer, refused) in cases {
+        let fx = Fx::new(ModelProfile::headset_tolerant());
+        let body = serde_json::to_vec(&answer).unwrap();
+        let (url, _) = serve(Box::new(move |req| {
+            if req.path.ends_with("/checkin") {
+                return (200, vec![("ETag", "\"v1\"".into())], body.clone());
+            }
+            (404, vec![], Vec::new())
+        }));
+        let mut core = core(&fx, &url, &signer);
+        assert_eq!(core.check_in_only(t0()).is_err(), refused, "{answer}");
+        let hosts: Vec<Option<String>> = fx
+            .state
+            .directory()
+            .unwrap()
+            .map(|d| d.ldap_groups)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|g| g.server.host)
+            .collect();
+        assert!(hosts.is_empty(), "{answer}: {hosts:?}");
+    }
 }

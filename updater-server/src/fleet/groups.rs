@@ -1,5 +1,6 @@
 //! Custom groups: manual (a list of users) or LDAP (a filter the agent evaluates).
 
+use catalog::checkin as wire;
 use serde::{Deserialize, Serialize};
 
 use super::{check_poll, check_text, FleetError, Stamps, DEFAULT_POLL_SECS};
@@ -230,6 +231,37 @@ impl Group {
             Membership::Ldap { .. } => ldap_groups.iter().any(|g| g == &self.id),
         }
     }
+}
+
+/// The tenant's LDAP groups as the agent evaluates them (best priority first).
+/// The server stores no bind password (`bind_password` stays blank; the
+/// agent then binds anonymously when no bind DN is set).
+pub fn ldap_definitions(groups: &[Group]) -> Vec<wire::LdapGroupDefinition> {
+    let mut out: Vec<wire::LdapGroupDefinition> = groups
+        .iter()
+        .filter_map(|g| match &g.membership {
+            Membership::Ldap { filter, server } => Some(wire::LdapGroupDefinition {
+                id: g.id.clone(),
+                priority: g.priority,
+                filter: filter.clone(),
+                server: wire::LdapServerSettings {
+                    host: server.host.clone(),
+                    port: server.port,
+                    tls: server.tls,
+                    base_dn: server.base_dn.clone(),
+                    bind_dn: server.bind_dn.clone(),
+                    bind_password: None,
+                    directory: match server.directory {
+                        DirectoryKind::ActiveDirectory => wire::DirectoryKind::ActiveDirectory,
+                        DirectoryKind::OpenLdap => wire::DirectoryKind::OpenLdap,
+                    },
+                },
+            }),
+            Membership::Manual { .. } => None,
+        })
+        .collect();
+    out.sort_by_key(|d| d.priority);
+    out
 }
 
 #[cfg(test)]

@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub use self::groups::{
-    check_ldap_filter, members_from_csv, DirectoryKind, Group, GroupInput, LdapServer, Membership,
-    MAX_MEMBERS,
+    check_ldap_filter, ldap_definitions, members_from_csv, DirectoryKind, Group, GroupInput,
+    LdapServer, Membership, MAX_MEMBERS,
 };
 pub(crate) use self::policies::releases_of_model;
 pub use self::policies::{

@@ -479,6 +479,11 @@ impl Fleet {
             // offers existed keep their content hash.
             content["software"] = to_value(s);
         }
+        let ldap_groups = super::ldap_definitions(&groups);
+        if !ldap_groups.is_empty() {
+            // Signed with the assignments: a changed definition re-signs.
+            content["ldap_groups"] = serde_json::json!(ldap_groups);
+        }
         let content_sha256 = Sha256Digest::of(content.to_string().as_bytes()).to_hex();
         let old: Option<CheckInState> = get(self.store(), Table::CheckIns, tenant, &agent.id)?;
         let poll_delta = TimeDelta::seconds(i64::try_from(poll).unwrap_or(i64::MAX / 8));
@@ -503,6 +508,7 @@ impl Fleet {
             outcome.assignments,
         );
         set.software = software;
+        set.ldap_groups = ldap_groups;
         if !not_assigned.is_empty() {
             set.extra
                 .insert("not_assigned".into(), serde_json::json!(not_assigned));
@@ -527,7 +533,7 @@ impl Fleet {
         let body = serde_json::to_string(&CheckInResponse {
             assignments: doc,
             poll_interval_secs: poll,
-            // LDAP groups and account rules: added per request (http::checkin).
+            // Account rules: added per request (http::checkin).
             ..CheckInResponse::default()
         })
         .map_err(|e| FleetError::invalid("assignments", e.to_string()))?;

@@ -9,16 +9,14 @@ use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use catalog::checkin::{
-    AccountRules, CheckIn, CheckInResponse, DirectoryKind, LdapGroupDefinition, LdapServerSettings,
-};
+use catalog::checkin::{AccountRules, CheckIn, CheckInResponse};
 
 use super::checkin_cache;
 use super::download::none_match;
 use super::errors::{blocking, error, ApiError};
 use super::fleet::fleet;
 use super::Shared;
-use crate::fleet::{self as fleet_model, CheckInAnswer, FleetError, Group, Membership, Settings};
+use crate::fleet::{CheckInAnswer, FleetError, Settings};
 use crate::store::Agent;
 
 /// Largest check-in body accepted (256 devices fit comfortably).
@@ -57,11 +55,7 @@ pub(crate) async fn check_in(
             blocking(move || {
                 let f = fleet(&s);
                 let answer = f.check_in(&agent, &body)?;
-                let answer = with_directory(
-                    answer,
-                    &f.groups(&agent.tenant)?,
-                    &f.settings(&agent.tenant)?,
-                )?;
+                let answer = with_directory(answer, &f.settings(&agent.tenant)?)?;
                 s.checkins
                     .put(&agent, fingerprint, generation, now, answer.clone());
                 Ok(answer)
@@ -115,50 +109,13 @@ fn rejection(status: StatusCode, message: &str) -> ApiError {
     ApiError::new(error(status, code, message))
 }
 
-/// The tenant's LDAP groups as the agent evaluates them (best priority first).
-/// The server stores no bind password (`bind_password` stays blank; the
-/// agent then binds anonymously when no bind DN is set).
-pub(crate) fn ldap_definitions(groups: &[Group]) -> Vec<LdapGroupDefinition> {
-    let mut out: Vec<LdapGroupDefinition> = groups
-        .iter()
-        .filter_map(|g| match &g.membership {
-            Membership::Ldap { filter, server } => Some(LdapGroupDefinition {
-                id: g.id.clone(),
-                priority: g.priority,
-                filter: filter.clone(),
-                server: LdapServerSettings {
-                    host: server.host.clone(),
-                    port: server.port,
-                    tls: server.tls,
-                    base_dn: server.base_dn.clone(),
-                    bind_dn: server.bind_dn.clone(),
-                    bind_password: None,
-                    directory: match server.directory {
-                        fleet_model::DirectoryKind::ActiveDirectory => {
-                            DirectoryKind::ActiveDirectory
-                        }
-                        fleet_model::DirectoryKind::OpenLdap => DirectoryKind::OpenLdap,
-                    },
-                },
-            }),
-            Membership::Manual { .. } => None,
-        })
-        .collect();
-    out.sort_by_key(|d| d.priority);
-    out
-}
-
-/// Adds the tenant's LDAP groups and account rules to the fleet's answer;
-/// the `ETag` covers them, so an agent sees a changed definition at its next
-/// check-in even when its assignments did not change.
-fn with_directory(
-    answer: CheckInAnswer,
-    groups: &[Group],
-    settings: &Settings,
-) -> Result<CheckInAnswer, FleetError> {
+/// Adds the tenant's account rules to the fleet's answer; the `ETag` covers
+/// them, so an agent sees a changed rule at its next check-in even when its
+/// assignments did not change. (LDAP groups are signed into the document:
+/// [`crate::fleet::ldap_definitions`].)
+fn with_directory(answer: CheckInAnswer, settings: &Settings) -> Result<CheckInAnswer, FleetError> {
     let bad = |e: serde_json::Error| FleetError::invalid("check-in answer", e.to_string());
     let mut response: CheckInResponse = serde_json::from_str(&answer.body).map_err(bad)?;
-    response.ldap_groups = ldap_definitions(groups);
     response.accounts = AccountRules {
         shared: settings.shared_accounts.clone(),
         excluded: settings.excluded_accounts.clone(),
