@@ -397,9 +397,16 @@ fn bind_failures(s: &Slapd, ev: &Evaluator, eng: &LdapGroupDefinition) {
         ev.is_member(&no_pw, "ann"),
         Err(LdapError::BindNeedsPassword { .. })
     ));
-    // … unless the agent has one configured.
+    // … unless the agent has one configured, which it sends only over TLS.
     let with_pw = s.evaluator().with_bind_password(Some(READER_PW.into()));
-    assert!(with_pw.is_member(&no_pw, "ann").unwrap());
+    assert!(matches!(
+        with_pw.is_member(&no_pw, "ann"),
+        Err(LdapError::PasswordNeedsTls { .. })
+    ));
+    let mut no_pw_tls = no_pw.clone();
+    no_pw_tls.server.port = Some(s.ldaps);
+    no_pw_tls.server.tls = true;
+    assert!(with_pw.is_member(&no_pw_tls, "ann").unwrap());
     // Anonymous (no bind DN) works where the directory allows it.
     let mut anon = eng.clone();
     anon.server.bind_dn = None;

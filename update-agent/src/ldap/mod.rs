@@ -74,6 +74,14 @@ pub enum LdapError {
         /// The DN.
         dn: String,
     },
+    /// The agent's own bind password would cross the network in clear.
+    #[error("bind as {dn} to {url}: the agent's bind password ({BIND_PASSWORD_ENV}) is sent only over TLS; the group's signed server settings say plain LDAP (set tls: StartTLS on 389 or LDAPS)")]
+    PasswordNeedsTls {
+        /// The server.
+        url: String,
+        /// Who.
+        dn: String,
+    },
     /// The server refused the bind.
     #[error("bind as {dn} to {url} refused: {message}")]
     Bind {
@@ -190,17 +198,36 @@ impl Evaluator {
             .map_err(LdapError::Tls)
     }
 
+    /// The password to bind to `ep` with: the definition's, else the
+    /// agent's own, which is sent only over TLS (refused before any
+    /// connection otherwise).
+    fn password_for<'a>(
+        &'a self,
+        g: &'a LdapGroupDefinition,
+        ep: &Endpoint,
+    ) -> Result<Option<&'a str>, LdapError> {
+        if let Some(p) = g.server.bind_password.as_deref() {
+            return Ok(Some(p));
+        }
+        let dn = g.server.bind_dn.as_deref().map(str::trim).unwrap_or("");
+        match self.bind_password.as_deref() {
+            Some(_) if !dn.is_empty() && ep.security == conn::Security::Plain => {
+                Err(LdapError::PasswordNeedsTls {
+                    url: ep.url(),
+                    dn: dn.to_owned(),
+                })
+            }
+            local => Ok(local),
+        }
+    }
+
     /// Opens a bound session for the group's settings, trying each
     /// discovered server in turn.
     fn session(&self, g: &LdapGroupDefinition) -> Result<conn::Session, LdapError> {
         let tls = self.tls()?;
-        let password = g
-            .server
-            .bind_password
-            .as_deref()
-            .or(self.bind_password.as_deref());
         let mut last = LdapError::NoServer;
         for ep in conn::endpoints(&g.server, &self.discovery, self.timeout)? {
+            let password = self.password_for(g, &ep)?;
             match conn::open(&ep, &g.server, password, &tls, self.timeout) {
                 Ok(s) => return Ok(s),
                 // Another server will not accept what this one refused.
@@ -229,11 +256,7 @@ impl Evaluator {
         g: &LdapGroupDefinition,
         account: &str,
     ) -> Result<bool, LdapError> {
-        let password = g
-            .server
-            .bind_password
-            .as_deref()
-            .or(self.bind_password.as_deref());
+        let password = self.password_for(g, endpoint)?;
         let mut s = conn::open(endpoint, &g.server, password, &self.tls()?, self.timeout)?;
         let found = s.matches(&filter::expand(&g.filter, account));
         s.close();

@@ -93,6 +93,37 @@ fn bind_dn_without_password_is_refused_before_connecting() {
 }
 
 #[test]
+fn the_agents_own_password_is_never_sent_in_clear() {
+    // A listener that accepts but never answers: the refusal must come
+    // before any connection is used.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let mut g = group("g", 1, "127.0.0.1", port);
+    g.server.bind_dn = Some("cn=reader,dc=x,dc=com".into());
+    let ev = Evaluator::new()
+        .with_timeout(Duration::from_secs(2))
+        .with_bind_password(Some("local secret".into()));
+    match ev.is_member(&g, "ann") {
+        Err(e @ LdapError::PasswordNeedsTls { .. }) => {
+            assert!(e.to_string().contains("sent only over TLS"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let plain = Endpoint::new("127.0.0.1", Some(port), false, 389);
+    assert!(matches!(
+        ev.is_member_at(&plain, &g, "ann"),
+        Err(LdapError::PasswordNeedsTls { .. })
+    ));
+    // Anonymous binds (no DN) send no password: allowed in clear.
+    g.server.bind_dn = None;
+    drop(l);
+    assert!(!matches!(
+        ev.is_member(&g, "ann"),
+        Err(LdapError::PasswordNeedsTls { .. })
+    ));
+}
+
+#[test]
 fn definitions_are_stored_with_their_hash() {
     let dir = tempfile::tempdir().unwrap();
     let state = State::open_in(dir.path()).unwrap();
