@@ -691,3 +691,33 @@ fn online_key_rotation_waits_for_the_new_key_on_the_server() {
     c.refresh(t0() + Duration::hours(1)).unwrap();
     assert_eq!(c.root().version, 2);
 }
+
+#[test]
+fn a_serving_host_ignores_targets_files_its_snapshot_does_not_name() {
+    let site = Site::new();
+    let fw = site.firmware("v2.bin", 0x22);
+    site.signing().import(&fw, &opts("2.0", 1), t0()).unwrap();
+    // A targets file dropped beside the server's metadata (unsnapshotted).
+    fs::copy(
+        site.signing_catalog().join("repo/metadata/2.targets.json"),
+        site.server_catalog().join("repo/metadata/2.targets.json"),
+    )
+    .unwrap();
+    let server = site.server().repository().unwrap();
+    assert_eq!(server.current_targets().version, 1);
+    // The signing host, which has no snapshot key, follows its own.
+    assert_eq!(
+        site.signing()
+            .repository()
+            .unwrap()
+            .current_targets()
+            .version,
+        2
+    );
+    // Publishing still adopts it properly.
+    let p = site
+        .server()
+        .publish_from(&site.signing_catalog(), t0())
+        .unwrap();
+    assert_eq!(p.targets_version, Some(2));
+}

@@ -250,9 +250,9 @@ impl Repository {
     /// is required to open; signing without enough of a role's keys fails
     /// with [`TufError::MissingKeys`].
     ///
-    /// Targets newer than the snapshot names (signed on a host without the
-    /// snapshot key, where nothing else is signed) are picked up, so the next
-    /// targets version follows them.
+    /// On a host without a snapshot key (a signing host), targets newer than
+    /// the snapshot names are picked up, so the next targets version follows
+    /// them; a host with one goes by its snapshot.
     pub fn open_with_keys(repo_dir: &Path, keys_dirs: &[PathBuf]) -> Result<Self, TufError> {
         let dirs: Vec<&Path> = keys_dirs.iter().map(PathBuf::as_path).collect();
         check_keys_outside(repo_dir, &dirs)?;
@@ -262,9 +262,15 @@ impl Repository {
         let sv = timestamp.signed.snapshot_meta().version;
         let snapshot: Signed<Snapshot> =
             read_signed(&md, &format!("{sv}.snapshot.json"), "snapshot")?;
+        let keys = Keyring::load(keys_dirs)?;
         let mut tv = snapshot.signed.meta["targets.json"].version;
-        while md.join(format!("{}.targets.json", tv + 1)).is_file() {
-            tv += 1;
+        // Only a signing host (no snapshot key here) holds targets that no
+        // snapshot names yet; a serving host goes by what it snapshotted,
+        // whatever files appear beside it.
+        if keys.files("snapshot").is_empty() {
+            while md.join(format!("{}.targets.json", tv + 1)).is_file() {
+                tv += 1;
+            }
         }
         let targets: Signed<Targets> = read_signed(&md, &format!("{tv}.targets.json"), "targets")?;
         Ok(Repository {
@@ -274,7 +280,7 @@ impl Repository {
             targets,
             snapshot,
             timestamp,
-            keys: Keyring::load(keys_dirs)?,
+            keys,
         })
     }
 
