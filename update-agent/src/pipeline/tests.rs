@@ -315,8 +315,9 @@ fn another_protocol_is_skipped_with_the_reason_before_any_download() {
     assert!(fx.event_kinds().is_empty(), "{:?}", fx.event_kinds());
 }
 
-#[test]
-fn silent_waits_for_the_window_and_optional_for_consent() {
+/// A headset offered 2.0.0 silently, in a window from 01:00 to 03:00 UTC
+/// (the tests start at noon, outside it).
+fn silent_at_night() -> (Fx, Assignment) {
     let mut fx = Fx::new(ModelProfile::headset_tolerant());
     let release = fx.import((2, 0, 0), 0);
     let mut a = fx.assignment(
@@ -326,6 +327,12 @@ fn silent_waits_for_the_window_and_optional_for_consent() {
         false,
     );
     a.window = Some(MaintenanceWindow::new("0 1 * * *", Duration::hours(2), "UTC").unwrap());
+    (fx, a)
+}
+
+#[test]
+fn silent_waits_for_the_window_and_optional_for_consent() {
+    let (fx, a) = silent_at_night();
     let mut p = fx.pipeline();
     // 12:00: outside the 01:00–03:00 window: staged, waiting, not flashed.
     let report = p.run(&set(vec![a.clone()]), t0()).unwrap();
@@ -642,15 +649,7 @@ fn web_mirror_is_used_and_a_missing_file_falls_back_to_the_server() {
 
 #[test]
 fn a_staged_image_changed_on_disk_is_never_flashed() {
-    let mut fx = Fx::new(ModelProfile::headset_tolerant());
-    let release = fx.import((2, 0, 0), 0);
-    let mut a = fx.assignment(
-        &release,
-        DeploymentType::Silent,
-        DownloadSource::Server,
-        false,
-    );
-    a.window = Some(MaintenanceWindow::new("0 1 * * *", Duration::hours(2), "UTC").unwrap());
+    let (fx, a) = silent_at_night();
     let mut p = fx.pipeline();
     // Staged and verified at noon, waiting for the window.
     let report = p.run(&set(vec![a.clone()]), t0()).unwrap();
