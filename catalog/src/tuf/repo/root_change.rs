@@ -122,11 +122,7 @@ impl Repository {
             .collect();
         let signed = self.sign_root(&old, root, &new_keys)?;
         let targets_stale = changed.contains(&"targets");
-        let can_resign_targets = {
-            let mut probe = self.keys_with(&new_keys);
-            probe.retain_for(&signed.signed);
-            probe.can_sign(&signed.signed, "targets")
-        };
+        let can_resign_targets = self.can_sign_with(&signed.signed, "targets", &new_keys);
         if targets_stale && !can_resign_targets {
             return Err(self.keys.missing(
                 &signed.signed,
@@ -313,43 +309,21 @@ impl Repository {
         Ok(signed)
     }
 
-    /// A copy of this host's keyring with `new_keys` added, for a check
-    /// made before they are written.
-    fn keys_with(&self, new_keys: &[NewKey]) -> ProbeKeys {
-        let mut ids: Vec<(String, String)> = TOP_LEVEL_ROLES
+    /// Whether `root`'s threshold of `role` keys is here once `new_keys`
+    /// are written: asked before they are.
+    fn can_sign_with(&self, root: &Root, role: &str, new_keys: &[NewKey]) -> bool {
+        let Ok(r) = root.role(role) else {
+            return false;
+        };
+        let here = self.keys.files(role).iter().map(|f| f.signer.key_id());
+        let new = new_keys
             .iter()
-            .flat_map(|role| {
-                self.keys
-                    .files(role)
-                    .iter()
-                    .map(|f| (role.to_string(), f.signer.key_id().to_owned()))
-            })
+            .filter(|k| k.role == role)
+            .map(|k| k.signer.key_id());
+        let named: std::collections::BTreeSet<&str> = here
+            .chain(new)
+            .filter(|id| r.keyids.iter().any(|k| k == id))
             .collect();
-        ids.extend(
-            new_keys
-                .iter()
-                .map(|k| (k.role.clone(), k.signer.key_id().to_owned())),
-        );
-        ProbeKeys { ids }
-    }
-}
-
-/// Key ids by role, to ask "could this host sign that role" of a root not
-/// yet written.
-struct ProbeKeys {
-    ids: Vec<(String, String)>,
-}
-
-impl ProbeKeys {
-    fn retain_for(&mut self, root: &Root) {
-        self.ids.retain(|(role, id)| {
-            root.role(role)
-                .is_ok_and(|r| r.keyids.iter().any(|k| k == id))
-        });
-    }
-
-    fn can_sign(&self, root: &Root, role: &str) -> bool {
-        let have = self.ids.iter().filter(|(r, _)| r == role).count();
-        root.role(role).is_ok_and(|r| have >= r.threshold as usize)
+        named.len() >= r.threshold as usize
     }
 }
