@@ -6,6 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use catalog::assignment::KeyEndorsement;
 use catalog::import::ImportOptions;
 use catalog::package::Urgency;
 use catalog::tuf::{
@@ -294,7 +295,31 @@ fn meta_of(bytes: &[u8], version: u64) -> MetaFile {
 #[test]
 fn a_tampered_transfer_is_refused_and_changes_nothing() {
     type Tamper = fn(&Site, &str);
-    let cases: [(&str, Tamper, &str); 5] = [
+    let cases: [(&str, Tamper, &str); 7] = [
+        (
+            "endorsement record swapped for another key",
+            |s, _| {
+                let p = s.signing_catalog().join("releases.json");
+                let mut index: serde_json::Value =
+                    serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+                let theirs = Ed25519Signer::generate().unwrap();
+                let swapped = KeyEndorsement::new(TENANT, theirs.public_key().clone()).unwrap();
+                index["assignment_keys"][0] = serde_json::to_value(swapped).unwrap();
+                fs::write(p, serde_json::to_vec(&index).unwrap()).unwrap();
+            },
+            "endorses an assignment key that the signed targets do not",
+        ),
+        (
+            "endorsement record dropped",
+            |s, _| {
+                let p = s.signing_catalog().join("releases.json");
+                let mut index: serde_json::Value =
+                    serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+                index.as_object_mut().unwrap().remove("assignment_keys");
+                fs::write(p, serde_json::to_vec(&index).unwrap()).unwrap();
+            },
+            "a signed target without a record in the source index",
+        ),
         (
             "blob bytes replaced",
             |s, sha| {
@@ -323,7 +348,8 @@ fn a_tampered_transfer_is_refused_and_changes_nothing() {
         (
             "targets re-signed by another key",
             |s, _| {
-                let p = s.signing_catalog().join("repo/metadata/2.targets.json");
+                // v2 has the release, v3 the endorsement too.
+                let p = s.signing_catalog().join("repo/metadata/3.targets.json");
                 let t: Signed<Targets> =
                     Signed::from_slice("targets", &fs::read(&p).unwrap()).unwrap();
                 let other = Ed25519Signer::generate().unwrap();
@@ -377,15 +403,51 @@ fn a_tampered_transfer_is_refused_and_changes_nothing() {
             .import(&fw, &opts("2.0", 1), t0())
             .unwrap()
             .release;
+        site.signing().endorse(&endorsement(), t0()).unwrap();
         tamper(&site, &r.sha256.to_hex());
         let before = site.server_state();
         let err = site
             .server()
             .publish_from(&site.signing_catalog(), t0() + Duration::hours(1))
-            .unwrap_err();
+            .expect_err(what);
         assert!(err.to_string().contains(expect), "{what}: {err}");
         assert_eq!(site.server_state(), before, "{what}: the server changed");
     }
+}
+
+const TENANT: &str = "00000000000000a1";
+
+fn endorsement() -> KeyEndorsement {
+    let key = Ed25519Signer::generate().unwrap();
+    KeyEndorsement::new(TENANT, key.public_key().clone()).unwrap()
+}
+
+#[test]
+fn an_assignment_key_endorsed_offline_is_published_with_its_file() {
+    let site = Site::new();
+    let e = endorsement();
+    let err = site.server().endorse(&e, t0()).unwrap_err();
+    assert!(matches!(err, CatalogError::SignedElsewhere(_)), "{err}");
+    assert!(site.signing().endorse(&e, t0()).unwrap());
+    assert!(!site.signing().endorse(&e, t0()).unwrap(), "the same again");
+    let published = site
+        .server()
+        .publish_from(&site.signing_catalog(), t0())
+        .unwrap();
+    assert_eq!(published.targets_version, Some(2));
+    let server = site.server();
+    assert_eq!(server.endorsements(), std::slice::from_ref(&e));
+    let repo = server.repository().unwrap();
+    let sha = repo.current_targets().targets[&e.target_name()].hashes["sha256"]
+        .parse()
+        .unwrap();
+    assert_eq!(
+        fs::read(server.blobs().path_of(&sha)).unwrap(),
+        e.to_bytes().unwrap()
+    );
+    // A gc keeps it: a signed target references it.
+    site.server().gc(std::time::SystemTime::now()).unwrap();
+    assert!(server.blobs().contains(&sha));
 }
 
 #[test]

@@ -84,6 +84,7 @@ impl SimHost {
                 hostname: spec.name.clone(),
                 os: "linux".into(),
             },
+            clock.now(),
         )
         .with_context(|| format!("enrolling {}", spec.name))?;
         let bus = VirtualBus::new();

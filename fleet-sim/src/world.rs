@@ -135,6 +135,12 @@ impl World {
     pub fn create_tenant(&self, name: &str) -> anyhow::Result<Tenant> {
         let accounts = self.server()?.accounts();
         let (tenant, token) = accounts.create_tenant(name)?;
+        // The simulated server holds every key: it endorses the tenant's
+        // assignment key itself, as `tenant create` does on such a host.
+        let endorsement = accounts.assignment_key_endorsement(&tenant.id)?;
+        self.server()?
+            .catalog(&self.clock)?
+            .endorse(&endorsement, self.clock.now())?;
         accounts.create_admin(&tenant.id, ADMIN_EMAIL, Role::Full, true, ADMIN_PASSWORD)?;
         Ok(Tenant {
             enrollment: Enrollment {

@@ -289,3 +289,109 @@ fn the_installer_pins_the_catalog_root_and_plain_http_beyond_loopback_is_refused
     );
     assert!(!dir.path().join("plain").exists());
 }
+
+/// With the targets key offline, the serving host cannot hand agents an
+/// assignment key of its own: agents enroll only once the signing host has
+/// endorsed the tenant's key, and a key swapped on the server afterwards is
+/// refused at re-enrollment with nothing stored.
+#[test]
+fn only_an_assignment_key_the_offline_targets_key_endorsed_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let medium = dir.path().join("medium");
+    let cli = |data: &Path, args: &[&str]| {
+        let out = tests::server_cli(data, args, None);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    cli(
+        &data,
+        &[
+            "catalog",
+            "keys",
+            "init",
+            "--offline",
+            medium.to_str().unwrap(),
+        ],
+    );
+    let created = tests::tenant_with_admin(&data, "Acme", "ann@acme.example", PASSWORD);
+    assert_eq!(created.json["assignment_key_endorsed"], false);
+    let key_id = created.json["assignment_key_id"].as_str().unwrap();
+    let config = dir.path().join("agent.toml");
+    fs::write(&config, "backend = \"simulated\"\n").unwrap();
+    let state = dir.path().join("state");
+    let enroll = |base: &str| {
+        agent(
+            &config,
+            &state,
+            &["enroll"],
+            &[
+                ("SERVER_URL", base),
+                ("TENANT_ID", &created.id),
+                ("TENANT_TOKEN", &created.enrollment_token),
+            ],
+        )
+    };
+
+    // Not endorsed yet: refused, and the error says what to do.
+    let server = Server::start(&data);
+    let out = enroll(&server.base);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "do not endorse assignment key {} for tenant {}",
+            key_id, created.id
+        )) && err.contains("catalog endorse"),
+        "{err}"
+    );
+    assert!(!state.join("credential").exists());
+
+    // Endorsed on the signing host, published: taken.
+    let doc = cli(&data, &["tenant", "assignment-key", &created.id]);
+    let doc_file = dir.path().join("acme.key.json");
+    fs::write(&doc_file, &doc).unwrap();
+    let endorsed = cli(&medium, &["catalog", "endorse", doc_file.to_str().unwrap()]);
+    assert!(
+        endorsed.starts_with(&format!(
+            "endorsed: assignment key {key_id} for tenant {}",
+            created.id
+        )),
+        "{endorsed}"
+    );
+    cli(
+        &data,
+        &[
+            "catalog",
+            "publish",
+            medium.join("catalog").to_str().unwrap(),
+        ],
+    );
+    let out = enroll(&server.base);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pinned_key = fs::read(state.join("assignment_key.json")).unwrap();
+    drop(server);
+
+    // The serving host is taken over and its tenant key replaced: the
+    // re-enrollment is refused and the pinned key stays.
+    let key_file = data.join(format!("keys/tenants/{}/assignments.pem", created.id));
+    let theirs = catalog::tuf::Ed25519Signer::generate().unwrap();
+    fs::remove_file(&key_file).unwrap();
+    theirs.save(&key_file).unwrap();
+    let server = Server::start(&data);
+    let out = enroll(&server.base);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "do not endorse assignment key {} for tenant {} (they endorse key {key_id} instead)",
+            theirs.key_id(),
+            created.id,
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(state.join("assignment_key.json")).unwrap(),
+        pinned_key
+    );
+}

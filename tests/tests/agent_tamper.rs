@@ -78,6 +78,9 @@ fn each_kind_of_tampered_share_is_refused_with_its_reason_in_status_and_server_e
     let dir = tmp.path();
     let data = dir.join("data");
     import(&data, &firmware(dir, (1, 5, 0)), "1.5.0");
+    // Before the shares are exported: the tenant's key endorsement is a new
+    // targets version, which a share exported earlier would not have.
+    let created = tests::tenant_with_admin(&data, "Acme", "ann@acme.example", PASSWORD);
     let old_share = dir.join("old-share");
     server_cli(
         &data,
@@ -91,7 +94,6 @@ fn each_kind_of_tampered_share_is_refused_with_its_reason_in_status_and_server_e
         &["catalog", "mirror", fresh_share.to_str().unwrap()],
         None,
     );
-    let created = tests::tenant_with_admin(&data, "Acme", "ann@acme.example", PASSWORD);
     let server = Server::start(&data);
     let admin = tests::Admin::login(&server.base, &created.id, "ann@acme.example", PASSWORD);
     let (http, token) = (&admin.http, &admin.token);

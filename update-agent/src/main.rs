@@ -144,7 +144,7 @@ fn enroll_cmd(config: &Config, fingerprint: Option<String>) -> anyhow::Result<()
         hostname: identity::hostname(),
         os: identity::os_name(),
     };
-    let e = enroll::enroll(&config.state_dir, &opts)?;
+    let e = enroll::enroll(&config.state_dir, &opts, config.clock()?.now())?;
     let verb = if e.reenrolled {
         "re-enrolled"
     } else {

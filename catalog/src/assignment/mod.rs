@@ -21,9 +21,11 @@ use crate::tuf::{Metadata, PublicKey, Signed, TargetFile, TufError, SPEC_VERSION
 use crate::window::MaintenanceWindow;
 
 mod downgrade;
+mod endorsement;
 mod software;
 
 pub use self::downgrade::{check_not_older, running_version};
+pub use self::endorsement::{check_endorsed, EndorsementError, KeyEndorsement, ENDORSEMENT_DIR};
 pub use self::software::{SoftwareOffer, SoftwarePackage};
 
 /// How an update reaches the user.

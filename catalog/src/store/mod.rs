@@ -24,12 +24,14 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::assignment::KeyEndorsement;
 use crate::blob::{BlobError, BlobStore, GcReport};
 use crate::digest::Sha256Digest;
 use crate::import::{self, ImportError, ImportOptions, Payload};
 use crate::package::{slug, FirmwareRelease};
 use crate::tuf::{self, KeyPlacement, Repository, TargetFile, TufError};
 
+mod endorse;
 mod publish;
 
 pub use publish::Published;
@@ -101,6 +103,10 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CatalogError + '_ {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Index {
     releases: Vec<FirmwareRelease>,
+    /// The tenants' assignment keys the targets role vouches for (see
+    /// [`KeyEndorsement`]), one per tenant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    assignment_keys: Vec<KeyEndorsement>,
 }
 
 /// The firmware catalog.
@@ -343,7 +349,7 @@ impl Catalog {
         staged.commit()?;
         self.index.releases.push(release.clone());
         self.write_index()?;
-        repo.publish_targets(self.targets(), now)?;
+        repo.publish_targets(self.targets()?, now)?;
         Ok(Imported {
             release,
             added: true,
@@ -389,22 +395,24 @@ impl Catalog {
             .ok_or_else(|| CatalogError::NotFound(target_name.to_owned()))?;
         let removed = self.index.releases.remove(pos);
         self.write_index()?;
-        repo.publish_targets(self.targets(), now)?;
+        repo.publish_targets(self.targets()?, now)?;
         Ok(removed)
     }
 
-    /// The TUF targets for the current releases.
-    pub fn targets(&self) -> BTreeMap<String, TargetFile> {
-        self.index
-            .releases
+    /// The TUF targets for the current releases and key endorsements.
+    pub fn targets(&self) -> Result<BTreeMap<String, TargetFile>, CatalogError> {
+        let releases = self.index.releases.iter().map(|r| {
+            Ok((
+                r.target_name.clone(),
+                TargetFile::new(r.size, *r.sha256.as_bytes(), Some(r.target_custom())),
+            ))
+        });
+        let endorsements = self
+            .index
+            .assignment_keys
             .iter()
-            .map(|r| {
-                (
-                    r.target_name.clone(),
-                    TargetFile::new(r.size, *r.sha256.as_bytes(), Some(r.target_custom())),
-                )
-            })
-            .collect()
+            .map(|e| Ok((e.target_name(), e.target_file()?)));
+        releases.chain(endorsements).collect()
     }
 
     /// Publishes the current releases as new signed metadata.
@@ -416,7 +424,7 @@ impl Catalog {
 
     fn publish_locked(&mut self, now: DateTime<Utc>) -> Result<(), CatalogError> {
         self.signing_targets()?
-            .publish_targets(self.targets(), now)?;
+            .publish_targets(self.targets()?, now)?;
         Ok(())
     }
 
@@ -444,12 +452,15 @@ impl Catalog {
         )?)
     }
 
-    /// Deletes blobs that no release references.
+    /// Deletes blobs that no signed target references.
     pub fn gc(&mut self, now: std::time::SystemTime) -> Result<GcReport, CatalogError> {
         let _lock = lock(&self.root)?;
         self.reload()?;
-        let referenced: HashSet<Sha256Digest> =
-            self.index.releases.iter().map(|r| r.sha256).collect();
+        let referenced: HashSet<Sha256Digest> = self
+            .targets()?
+            .values()
+            .filter_map(|t| t.hashes.get("sha256")?.parse().ok())
+            .collect();
         Ok(self.blobs.gc(&referenced, now)?)
     }
 

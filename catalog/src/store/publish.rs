@@ -9,7 +9,8 @@
 //! stored — the roots chain from the trusted one, the targets verify under
 //! the newest root, every signed target has exactly one release record that
 //! agrees with it (name, length, sha256 and the signed firmware fields) and
-//! a blob whose bytes hash to it — then blobs, index and metadata are written
+//! a blob whose bytes hash to it, or is an assignment key endorsement the
+//! source index holds too — then blobs, index and metadata are written
 //! in that order, as an import writes them.
 
 use std::collections::BTreeSet;
@@ -19,8 +20,8 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use super::{io_err, lock, Catalog, CatalogError, Index};
+use crate::assignment::KeyEndorsement;
 use crate::blob::BlobStore;
-use crate::package::FirmwareRelease;
 use crate::tuf::{TargetFile, Targets, TufError};
 
 /// What a publish changed.
@@ -54,8 +55,9 @@ fn newest_targets(metadata: &Path) -> Result<Option<u64>, CatalogError> {
     Ok(newest)
 }
 
-/// The source's release records, each checked against its signed target.
-fn releases_for(source: &Path, signed: &Targets) -> Result<Vec<FirmwareRelease>, CatalogError> {
+/// The source's index: its release records and key endorsements, each
+/// checked against its signed target, and every signed target accounted for.
+fn index_for(source: &Path, signed: &Targets) -> Result<Index, CatalogError> {
     let path = source.join("releases.json");
     let bytes = fs::read(&path).map_err(io_err(&path))?;
     let index: Index = serde_json::from_slice(&bytes).map_err(|e| CatalogError::CorruptIndex {
@@ -65,7 +67,7 @@ fn releases_for(source: &Path, signed: &Targets) -> Result<Vec<FirmwareRelease>,
     let mut seen = BTreeSet::new();
     for r in &index.releases {
         let name = &r.target_name;
-        if !seen.insert(name.as_str()) {
+        if !seen.insert(name.clone()) {
             return Err(bad(
                 name.as_str(),
                 "two release records in the source index",
@@ -89,13 +91,26 @@ fn releases_for(source: &Path, signed: &Targets) -> Result<Vec<FirmwareRelease>,
         }
         r.validate().map_err(crate::import::ImportError::Model)?;
     }
+    for e in &index.assignment_keys {
+        let name = e.target_name();
+        let signed_as = signed
+            .targets
+            .get(&name)
+            .and_then(|t| KeyEndorsement::from_target(&name, t));
+        if !matches!(signed_as, Some(Ok(ref s)) if s == e) || !seen.insert(name.clone()) {
+            return Err(bad(
+                name.as_str(),
+                "the source index endorses an assignment key that the signed targets do not",
+            ));
+        }
+    }
     if let Some(missing) = signed.targets.keys().find(|n| !seen.contains(n.as_str())) {
         return Err(bad(
             missing.as_str(),
-            "a signed target without a release record in the source index",
+            "a signed target without a record in the source index",
         ));
     }
-    Ok(index.releases)
+    Ok(index)
 }
 
 impl Catalog {
@@ -138,11 +153,11 @@ impl Catalog {
             targets_version: adoption.targets().map(|t| t.version),
             ..Published::default()
         };
-        let releases = match adoption.targets() {
-            Some(signed) => Some(releases_for(source, signed)?),
+        let index = match adoption.targets() {
+            Some(signed) => Some(index_for(source, signed)?),
             None => None,
         };
-        if let Some(releases) = &releases {
+        if let Some(Index { releases, .. }) = &index {
             let source_blobs = BlobStore::open(source.join("blobs"))?;
             let mut staged = Vec::new();
             for r in releases.iter().filter(|r| !self.blobs.contains(&r.sha256)) {
@@ -172,8 +187,11 @@ impl Catalog {
             published.added = after.difference(&before).map(|s| s.to_string()).collect();
             published.removed = before.difference(&after).map(|s| s.to_string()).collect();
         }
-        if let Some(releases) = releases {
-            self.index.releases = releases;
+        if let Some(index) = index {
+            for e in &index.assignment_keys {
+                self.blobs.put_bytes(&e.to_bytes()?)?;
+            }
+            self.index = index;
             self.write_index()?;
         }
         repo.adopt(adoption, now)?;

@@ -175,6 +175,7 @@ impl<B: DeviceBackend> AgentCore<B> {
             state_dir.join(METADATA_DIR),
             remote,
             flash,
+            key.clone(),
         );
         Ok(Self::new(state, client, key, pipeline))
     }

@@ -14,8 +14,10 @@
 //! ```
 //!
 //! Nothing of the answer is stored unless all of it checks out: the root must
-//! be a TUF root signed by its own threshold of root keys, and the answer must
-//! be for our tenant and SystemID.
+//! be a TUF root signed by its own threshold of root keys (and chain from the
+//! pinned or fingerprinted one), the catalog targets verified from it must
+//! endorse the assignment key, and the answer must be for our tenant and
+//! SystemID.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -77,6 +79,14 @@ pub enum EnrollError {
     /// first root, or not reached from the pinned root by signed rotations.
     #[error("the catalog root sent by the server is not trusted, nothing was stored: {0}")]
     RootNotTrusted(String),
+    /// The catalog metadata does not refresh from the trusted root.
+    #[error("the catalog metadata does not verify from the trusted root, nothing was stored: {0}")]
+    Metadata(#[source] TufError),
+    /// The catalog's signed targets do not vouch for the assignment key.
+    #[error(
+        "the tenant's assignment key sent by the server is not trusted, nothing was stored: {0}"
+    )]
+    KeyNotEndorsed(#[source] catalog::assignment::EndorsementError),
     /// The SystemID cannot be read or kept.
     #[error(transparent)]
     Identity(#[from] IdentityError),
@@ -131,6 +141,9 @@ pub struct Enrollment {
     pub pinned_root_version: u64,
     /// Key id of the tenant's assignment key.
     pub assignment_key_id: String,
+    /// The catalog targets version that endorsed the assignment key.
+    #[serde(default)]
+    pub endorsed_in_targets: u64,
 }
 
 /// Everything `enroll` needs besides the state directory.
@@ -277,8 +290,13 @@ fn chain_to(
 }
 
 /// Enrolls this host (or re-enrolls it: same SystemID, new credential) and
-/// stores the result in `state_dir`.
-pub fn enroll(state_dir: &Path, opts: &EnrollOptions) -> Result<Enrollment, EnrollError> {
+/// stores the result in `state_dir`; `now` judges the catalog metadata's
+/// expiry.
+pub fn enroll(
+    state_dir: &Path,
+    opts: &EnrollOptions,
+    now: DateTime<Utc>,
+) -> Result<Enrollment, EnrollError> {
     let stored = SystemId::load(state_dir)?;
     let fresh = stored.is_none();
     let system_id = stored.unwrap_or_else(SystemId::generate);
@@ -329,7 +347,7 @@ pub fn enroll(state_dir: &Path, opts: &EnrollOptions) -> Result<Enrollment, Enro
     keep_id(&system_id)?;
     let answer: EnrollResponse =
         serde_json::from_slice(&bytes?).map_err(|e| EnrollError::BadResponse(format!("{e}")))?;
-    store(state_dir, opts, &system_id, answer, &client)
+    store(state_dir, opts, &system_id, answer, &client, now)
 }
 
 fn rejection(status: u16, body: &[u8], request: &EnrollRequest) -> EnrollError {
@@ -363,6 +381,7 @@ fn store(
     system_id: &SystemId,
     answer: EnrollResponse,
     client: &reqwest::blocking::Client,
+    now: DateTime<Utc>,
 ) -> Result<Enrollment, EnrollError> {
     if answer.tenant != opts.params.tenant_id || answer.system_id != system_id.as_str() {
         return Err(EnrollError::BadResponse(format!(
@@ -400,6 +419,14 @@ fn store(
             answer.assignment_key.keyid
         )));
     }
+    let endorsed_in_targets = endorsement::check_key_endorsed(
+        &root_file,
+        client,
+        &opts.params.server_url,
+        &answer.tenant,
+        &answer.assignment_key.key,
+        now,
+    )?;
 
     fsutil::create_private_dir(state_dir).map_err(io_err(state_dir))?;
     let metadata = state_dir.join("metadata");
@@ -433,6 +460,7 @@ fn store(
         catalog_root: answer.catalog_root,
         pinned_root_version,
         assignment_key_id: key.keyid,
+        endorsed_in_targets,
     };
     write_json(&state_dir.join(ENROLLMENT_FILE), &enrollment)?;
     Ok(enrollment)
@@ -476,5 +504,6 @@ pub fn assignment_key(state_dir: &Path) -> Result<catalog::tuf::PublicKey, Enrol
     }
 }
 
+mod endorsement;
 #[cfg(test)]
 mod tests;

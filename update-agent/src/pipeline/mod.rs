@@ -23,10 +23,13 @@ use std::sync::Arc;
 
 #[cfg(test)]
 use catalog::assignment::DeploymentType;
-use catalog::assignment::{check_against_target, check_not_older, Assignment, AssignmentSet};
+use catalog::assignment::{
+    check_against_target, check_endorsed, check_not_older, Assignment, AssignmentSet,
+    EndorsementError,
+};
 use catalog::package::TargetFirmware;
 use catalog::protocol::{DeviceReport, DfuState};
-use catalog::tuf::{Fetcher, TargetFile, TufError, Updater, UpdaterConfig};
+use catalog::tuf::{Fetcher, PublicKey, TargetFile, TufError, Updater, UpdaterConfig};
 use chrono::{DateTime, Utc};
 use dfu::host::FlashOptions;
 
@@ -120,6 +123,17 @@ impl PassReport {
     }
 }
 
+/// Why the signed targets of a pass could not be used.
+#[derive(Debug, thiserror::Error)]
+enum SignedTargetsError {
+    /// The metadata did not refresh.
+    #[error(transparent)]
+    Metadata(#[from] TufError),
+    /// The verified targets no longer vouch for the assignment key.
+    #[error(transparent)]
+    NotEndorsed(#[from] EndorsementError),
+}
+
 /// Why a pass could not run at all (per-assignment failures are outcomes).
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -147,6 +161,9 @@ pub struct Pipeline<B> {
     /// Devices attached at this process's first pass (its start): automatic
     /// updates apply to them only.
     started_with: Option<HashSet<String>>,
+    /// The key the assignment sets are verified with: acted on only while
+    /// the signed catalog endorses it for the set's tenant.
+    assignment_key: PublicKey,
 }
 
 impl<B> std::fmt::Debug for Pipeline<B> {
@@ -207,6 +224,7 @@ impl<B: DeviceBackend> Pipeline<B> {
         metadata_dir: PathBuf,
         remote: Remote,
         flash: FlashOptions,
+        assignment_key: PublicKey,
     ) -> Self {
         Self {
             state,
@@ -218,6 +236,7 @@ impl<B: DeviceBackend> Pipeline<B> {
             host: Arc::new(AlwaysAwake),
             notifier: Arc::new(LogNotifier),
             started_with: None,
+            assignment_key,
         }
     }
 
@@ -245,9 +264,11 @@ impl<B: DeviceBackend> Pipeline<B> {
         &self.backend
     }
 
-    /// Refreshes the catalog metadata and looks up `names`.
+    /// Refreshes the catalog metadata, checks that it still endorses the
+    /// key `tenant`'s assignments were verified with, and looks up `names`.
     fn signed_targets(
         &self,
+        tenant: &str,
         names: &[&str],
         now: DateTime<Utc>,
     ) -> Result<
@@ -255,7 +276,7 @@ impl<B: DeviceBackend> Pipeline<B> {
             BTreeMap<String, Option<TargetFile>>,
             pieces::ProductFamilies,
         ),
-        TufError,
+        SignedTargetsError,
     > {
         let fetcher: &dyn Fetcher = &*self.remote.metadata;
         let mut updater = Updater::new(
@@ -265,10 +286,11 @@ impl<B: DeviceBackend> Pipeline<B> {
             UpdaterConfig::default(),
         )?;
         updater.refresh(now)?;
-        let families = updater
+        let signed = updater
             .targets()
-            .map(pieces::ProductFamilies::from_targets)
-            .unwrap_or_default();
+            .ok_or_else(|| TufError::State("refresh() left no targets".into()))?;
+        check_endorsed(signed, tenant, &self.assignment_key)?;
+        let families = pieces::ProductFamilies::from_targets(signed);
         let targets = names
             .iter()
             .map(|n| Ok(((*n).to_owned(), updater.target_info(n)?)))
@@ -405,14 +427,19 @@ impl<B: DeviceBackend> Pipeline<B> {
         }
         if !todo.is_empty() {
             let names: Vec<&str> = todo.iter().map(|(a, _)| a.target_name.as_str()).collect();
-            let targets = self.signed_targets(&names, now).map(|(t, families)| {
-                ctx.families = families;
-                t
-            });
+            let targets = self
+                .signed_targets(&set.tenant, &names, now)
+                .map(|(t, families)| {
+                    ctx.families = families;
+                    t
+                });
             for (a, device) in todo {
                 let outcome = match &targets {
-                    Err(e) => {
+                    Err(SignedTargetsError::Metadata(e)) => {
                         self.fail(&a.into(), format!("catalog metadata: {e}"), None, None, now)?
+                    }
+                    Err(SignedTargetsError::NotEndorsed(e)) => {
+                        self.fail(&a.into(), e.to_string(), Some("assignment"), None, now)?
                     }
                     Ok(t) => match t.get(&a.target_name).cloned().flatten() {
                         None => self.fail(
@@ -647,6 +674,8 @@ impl<B: DeviceBackend> Pipeline<B> {
     }
 }
 
+#[cfg(test)]
+mod endorsement_tests;
 #[cfg(test)]
 mod schedule_tests;
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use catalog::assignment::DownloadSource;
+use catalog::assignment::{DownloadSource, KeyEndorsement};
 use catalog::import::ImportOptions;
 use catalog::mirror::{self, ExportFilter};
 use catalog::package::FirmwareRelease;
@@ -19,6 +19,9 @@ use super::*;
 use crate::devices::SimDevices;
 use crate::fetch::ShareFetcher;
 
+/// The tenant of the fixture's assignment sets.
+pub(crate) const TENANT: &str = "00000000000000a1";
+
 pub(crate) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap()
 }
@@ -32,17 +35,27 @@ pub(crate) struct Fx {
     pub(crate) profile: ModelProfile,
     /// The product family [`Fx::import`] gives its releases.
     pub(crate) family: Option<String>,
+    /// The assignment key the catalog endorses for [`TENANT`].
+    pub(crate) assignment_key: PublicKey,
 }
 
 impl Fx {
     pub(crate) fn new(profile: ModelProfile) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::init(
+        let mut catalog = Catalog::init(
             &dir.path().join("catalog"),
             &dir.path().join("keys"),
             t0() - Duration::days(1),
         )
         .unwrap();
+        let assignment_key = catalog::tuf::Ed25519Signer::generate()
+            .unwrap()
+            .public_key()
+            .clone();
+        let endorsement = KeyEndorsement::new(TENANT, assignment_key.clone()).unwrap();
+        catalog
+            .endorse(&endorsement, t0() - Duration::days(1))
+            .unwrap();
         let agent = dir.path().join("agent");
         std::fs::create_dir_all(agent.join("metadata")).unwrap();
         std::fs::copy(
@@ -61,6 +74,7 @@ impl Fx {
             id,
             profile,
             family: None,
+            assignment_key,
         }
     }
 
@@ -166,6 +180,7 @@ impl Fx {
                 quirks: test_devices::profile::quirk_table(),
                 ..Default::default()
             },
+            self.assignment_key.clone(),
         )
     }
 
@@ -175,11 +190,15 @@ impl Fx {
         }
     }
 
-    /// The files under `share/targets/`.
+    /// The firmware files under `share/targets/` (the assignment key
+    /// endorsements left out).
     pub(crate) fn share_targets(&self) -> Vec<PathBuf> {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             for e in std::fs::read_dir(dir).unwrap() {
                 let p = e.unwrap().path();
+                if p.ends_with(catalog::assignment::ENDORSEMENT_DIR) {
+                    continue;
+                }
                 if p.is_dir() {
                     walk(&p, out);
                 } else {
@@ -210,7 +229,7 @@ impl Fx {
 
 pub(crate) fn set(assignments: Vec<Assignment>) -> AssignmentSet {
     AssignmentSet::new(
-        "t1",
+        TENANT,
         "agent-1",
         1,
         t0() + Duration::days(7),

@@ -169,6 +169,9 @@ pub enum AccountError {
     /// A key could not be made or saved.
     #[error("assignment key: {0}")]
     Key(#[from] catalog::tuf::TufError),
+    /// The assignment key cannot be endorsed as it is.
+    #[error("assignment key: {0}")]
+    Endorsement(#[from] catalog::assignment::EndorsementError),
     /// The tenant's key directory could not be created.
     #[error("creating {path}: {source}")]
     KeyDir {
@@ -238,6 +241,20 @@ impl Accounts {
             .join("tenants")
             .join(tenant)
             .join("assignments.pem")
+    }
+
+    /// The document the catalog's targets role signs to vouch for the
+    /// tenant's assignment key (`catalog endorse` on the signing host).
+    pub fn assignment_key_endorsement(
+        &self,
+        tenant: &str,
+    ) -> Result<catalog::assignment::KeyEndorsement, AccountError> {
+        let t = self.tenant(tenant)?;
+        let key = Ed25519Signer::load(&self.assignment_key_path(&t.id))?;
+        Ok(catalog::assignment::KeyEndorsement::new(
+            &t.id,
+            key.public_key().clone(),
+        )?)
     }
 
     fn tenant(&self, id: &str) -> Result<Tenant, AccountError> {

@@ -37,6 +37,12 @@ pub enum TenantCommand {
         /// The tenant id.
         id: String,
     },
+    /// Print the tenant's assignment key as the document the signing host
+    /// endorses (`catalog endorse FILE` there, then `catalog publish` here).
+    AssignmentKey {
+        /// The tenant id.
+        id: String,
+    },
 }
 
 /// Runs a tenant command.
@@ -52,8 +58,15 @@ pub(super) fn run(data: &DataDir, command: TenantCommand) -> anyhow::Result<()> 
                     data.keys().display()
                 );
             }
-            let catalog = data.open_catalog(accounts.now())?;
+            let mut catalog = data.open_catalog(accounts.now())?;
             let (tenant, token) = accounts.create_tenant(&name)?;
+            // With the targets key on this host (a test installation) the key
+            // is endorsed now; otherwise on the signing host (said below).
+            let endorsed = catalog.repository()?.can_sign("targets");
+            if endorsed {
+                let endorsement = accounts.assignment_key_endorsement(&tenant.id)?;
+                catalog.endorse(&endorsement, accounts.now())?;
+            }
             let first = std::fs::read(catalog.metadata_dir().join("1.root.json"))?;
             let first = ::catalog::tuf::verify_self_signed_root("root v1", &first)?;
             let root_sha256 = ::catalog::tuf::root_fingerprint(&first);
@@ -63,6 +76,7 @@ pub(super) fn run(data: &DataDir, command: TenantCommand) -> anyhow::Result<()> 
                     "name": tenant.name,
                     "enrollment_token": token,
                     "assignment_key_id": tenant.assignment_key_id,
+                    "assignment_key_endorsed": endorsed,
                     "catalog_root_sha256": root_sha256,
                 });
                 println!("{out:#}");
@@ -74,6 +88,14 @@ pub(super) fn run(data: &DataDir, command: TenantCommand) -> anyhow::Result<()> 
                     "                  (shown once: put it in the agent installer as TENANT_TOKEN)"
                 );
                 println!("assignment key:   {}", tenant.assignment_key_id);
+                if endorsed {
+                    println!("                  (endorsed in the catalog's signed targets)");
+                } else {
+                    println!("                  (NOT endorsed yet: agents refuse to enroll until the offline targets key");
+                    println!("                  endorses it. Here: `updater-server tenant assignment-key {} > {0}.key.json`;", tenant.id);
+                    println!("                  on the signing host: `updater-server --data-dir <signing copy> catalog endorse {}.key.json`;", tenant.id);
+                    println!("                  then here: `updater-server catalog publish <signing copy>/catalog`)");
+                }
                 println!("catalog root:     {root_sha256}");
                 println!(
                     "                  (put it in the agent installer as CATALOG_ROOT_SHA256)"
@@ -126,6 +148,10 @@ pub(super) fn run(data: &DataDir, command: TenantCommand) -> anyhow::Result<()> 
         TenantCommand::RevokeToken { id } => {
             accounts.revoke_enrollment_token(&id)?;
             println!("enrollment token of {id} revoked");
+        }
+        TenantCommand::AssignmentKey { id } => {
+            let endorsement = accounts.assignment_key_endorsement(&id)?;
+            println!("{}", serde_json::to_string_pretty(&endorsement)?);
         }
     }
     Ok(())

@@ -95,6 +95,7 @@ impl From<AccountError> for ApiError {
             AccountError::NotAnAdmin => error(StatusCode::FORBIDDEN, "forbidden", &e.to_string()),
             AccountError::Store(_)
             | AccountError::Key(_)
+            | AccountError::Endorsement(_)
             | AccountError::KeyDir { .. }
             | AccountError::Password(_) => internal(&e),
         })

@@ -70,6 +70,21 @@ pub enum CatalogCommand {
         /// The signing host's catalog directory (`<signing data>/catalog`).
         from: PathBuf,
     },
+    /// Vouch for a tenant's assignment key (the file `tenant assignment-key`
+    /// prints on the server): agents take only an endorsed key. Replaces the
+    /// tenant's previously endorsed key. Needs the targets key.
+    Endorse {
+        /// The endorsement document.
+        file: PathBuf,
+    },
+    /// Withdraw the endorsement of a tenant's assignment key: its agents
+    /// stop acting on assignments once they see the new targets.
+    Unendorse {
+        /// The tenant id.
+        tenant: String,
+    },
+    /// List the endorsed assignment keys.
+    Endorsements,
     /// Delete blobs that no release references, and leftovers of interrupted imports.
     Gc,
     /// Re-sign the timestamp (and snapshot/targets) if close to expiry.
@@ -170,6 +185,41 @@ pub(super) fn run(
             }
             for name in &p.removed {
                 println!("removed: {name}");
+            }
+            Ok(())
+        }
+        CatalogCommand::Endorse { file } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let endorsement = catalog::assignment::KeyEndorsement::from_json(&bytes)
+                .with_context(|| file.display().to_string())?;
+            let mut c = open_existing()?;
+            let verb = if c.endorse(&endorsement, now)? {
+                "endorsed"
+            } else {
+                "already endorsed"
+            };
+            println!(
+                "{verb}: assignment key {} for tenant {} (targets v{})",
+                endorsement.keyid,
+                endorsement.tenant,
+                c.repository()?.current_targets().version
+            );
+            Ok(())
+        }
+        CatalogCommand::Unendorse { tenant } => {
+            let removed = open_existing()?.withdraw_endorsement(&tenant, now)?;
+            println!(
+                "withdrawn: assignment key {} of tenant {}",
+                removed.keyid, removed.tenant
+            );
+            Ok(())
+        }
+        CatalogCommand::Endorsements => {
+            let c = open_existing()?;
+            println!("{:<18} KEY", "TENANT");
+            for e in c.endorsements() {
+                println!("{:<18} {}", e.tenant, e.keyid);
             }
             Ok(())
         }
