@@ -78,6 +78,7 @@ impl SimHost {
                     server_url: enrollment.server_url.clone(),
                     tenant_token: enrollment.token.clone(),
                     catalog_root_sha256: None,
+                    server_cert_sha256: None,
                 },
                 ca_cert: None,
                 machine_fingerprint: format!("fleet-sim.{}", spec.name),

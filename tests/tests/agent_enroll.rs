@@ -395,3 +395,75 @@ fn only_an_assignment_key_the_offline_targets_key_endorsed_is_taken() {
         pinned_key
     );
 }
+
+/// `SERVER_CERT_SHA256` pins the server's certificate for enrollment: the
+/// right pin enrolls over TLS, another certificate's is refused before the
+/// token is sent, with the fingerprint found in the message.
+#[test]
+fn the_installer_pins_the_server_certificate() {
+    use rustls::pki_types::pem::PemObject;
+    use sha2::Digest;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let created = tests::tenant_with_admin(&data, "Acme", "ann@acme.example", PASSWORD);
+    let tls = dir.path().join("tls");
+    let out = tests::server_cli(
+        &data,
+        &["tls", "self-signed", "--out", tls.to_str().unwrap()],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cert = tls.join("cert.pem");
+    let der = rustls::pki_types::CertificateDer::from_pem_file(&cert).unwrap();
+    let pin = hex::encode(sha2::Sha256::digest(der.as_ref()));
+    let server = Server::start_with(
+        &data,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            tls.join("key.pem").to_str().unwrap(),
+        ],
+    );
+    assert!(server.base.starts_with("https://"), "{}", server.base);
+    let config = dir.path().join("agent.toml");
+    fs::write(
+        &config,
+        format!(
+            "backend = \"simulated\"\nca_cert = {:?}\n",
+            cert.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let enroll = |state: &str, pin: &str| {
+        agent(
+            &config,
+            &dir.path().join(state),
+            &["enroll"],
+            &[
+                ("SERVER_URL", &server.base),
+                ("TENANT_ID", &created.id),
+                ("TENANT_TOKEN", &created.enrollment_token),
+                ("SERVER_CERT_SHA256", pin),
+            ],
+        )
+    };
+    let out = enroll("pinned", &pin.to_ascii_uppercase());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(dir.path().join("pinned/credential").exists());
+
+    let other = "ab".repeat(32);
+    let out = enroll("intercepted", &other);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "the server's certificate has SHA-256 {pin}, the installer pins {other}"
+        )),
+        "{err}"
+    );
+    assert!(!dir.path().join("intercepted/credential").exists());
+}

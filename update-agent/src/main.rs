@@ -58,6 +58,9 @@ enum Command {
         /// Fingerprint of the catalog's first root, as `updater-server catalog keys list` prints it [env CATALOG_ROOT_SHA256; config catalog_root_sha256].
         #[arg(long)]
         catalog_root_sha256: Option<String>,
+        /// SHA-256 of the server's TLS certificate (DER); enrollment then talks only to that certificate [env SERVER_CERT_SHA256; config server_cert_sha256].
+        #[arg(long)]
+        server_cert_sha256: Option<String>,
         /// Send this machine fingerprint instead of this machine's (for testing cloned images).
         #[arg(long, hide = true)]
         machine_fingerprint: Option<String>,
@@ -427,6 +430,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         server_url,
         tenant_token,
         catalog_root_sha256,
+        server_cert_sha256,
         machine_fingerprint,
     } = &cli.command
     {
@@ -434,6 +438,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         overrides.server_url = server_url.clone();
         overrides.tenant_token = tenant_token.clone();
         overrides.catalog_root_sha256 = catalog_root_sha256.clone();
+        overrides.server_cert_sha256 = server_cert_sha256.clone();
         fingerprint = machine_fingerprint.clone();
     }
     let config = Config::load(&overrides, cli.config.as_deref())?;

@@ -61,6 +61,8 @@ pub mod env {
     pub const TENANT_TOKEN: &str = "TENANT_TOKEN";
     /// The fingerprint of the catalog's first root (`catalog keys list`).
     pub const CATALOG_ROOT_SHA256: &str = "CATALOG_ROOT_SHA256";
+    /// The SHA-256 of the server's TLS certificate (DER), checked at enrollment.
+    pub const SERVER_CERT_SHA256: &str = "SERVER_CERT_SHA256";
     /// The state directory.
     pub const STATE_DIR: &str = "UPDATE_AGENT_STATE_DIR";
     /// The config file.
@@ -173,6 +175,8 @@ pub struct FileConfig {
     pub tenant_token: Option<String>,
     /// `CATALOG_ROOT_SHA256`.
     pub catalog_root_sha256: Option<String>,
+    /// `SERVER_CERT_SHA256`.
+    pub server_cert_sha256: Option<String>,
     /// The state directory.
     pub state_dir: Option<PathBuf>,
     /// An extra trusted certificate (PEM) for the server's TLS.
@@ -224,6 +228,8 @@ pub struct Overrides {
     pub tenant_token: Option<String>,
     /// `--catalog-root-sha256`.
     pub catalog_root_sha256: Option<String>,
+    /// `--server-cert-sha256`.
+    pub server_cert_sha256: Option<String>,
     /// `--state-dir`.
     pub state_dir: Option<PathBuf>,
 }
@@ -239,6 +245,8 @@ pub struct Config {
     pub tenant_token: Option<String>,
     /// `CATALOG_ROOT_SHA256`, if given anywhere.
     pub catalog_root_sha256: Option<String>,
+    /// `SERVER_CERT_SHA256`, if given anywhere.
+    pub server_cert_sha256: Option<String>,
     /// The state directory.
     pub state_dir: PathBuf,
     /// An extra trusted certificate for the server.
@@ -273,6 +281,7 @@ impl std::fmt::Debug for Config {
                 &self.tenant_token.as_ref().map(|_| "<redacted>"),
             )
             .field("catalog_root_sha256", &self.catalog_root_sha256)
+            .field("server_cert_sha256", &self.server_cert_sha256)
             .field("state_dir", &self.state_dir)
             .field("ca_cert", &self.ca_cert)
             .field("backend", &self.backend)
@@ -302,6 +311,10 @@ pub struct InstallerParams {
     /// trusts only a root that chains from that one; without it, the first
     /// enrollment trusts the root the server sends (over TLS).
     pub catalog_root_sha256: Option<String>,
+    /// `SERVER_CERT_SHA256`: the hex SHA-256 of the server's TLS
+    /// certificate (DER); with it, enrollment talks only to that
+    /// certificate (besides the usual chain and host name checks).
+    pub server_cert_sha256: Option<String>,
 }
 
 impl std::fmt::Debug for InstallerParams {
@@ -311,6 +324,7 @@ impl std::fmt::Debug for InstallerParams {
             .field("server_url", &self.server_url)
             .field("tenant_token", &"<redacted>")
             .field("catalog_root_sha256", &self.catalog_root_sha256)
+            .field("server_cert_sha256", &self.server_cert_sha256)
             .finish()
     }
 }
@@ -348,6 +362,11 @@ impl Config {
                 &args.catalog_root_sha256,
                 env::CATALOG_ROOT_SHA256,
                 file.catalog_root_sha256,
+            ),
+            server_cert_sha256: pick(
+                &args.server_cert_sha256,
+                env::SERVER_CERT_SHA256,
+                file.server_cert_sha256,
             ),
             state_dir,
             ca_cert: file.ca_cert,
@@ -419,26 +438,50 @@ impl Config {
         )?;
         let server_url = server_url.trim().trim_end_matches('/').to_owned();
         check_server_url(&server_url)?;
-        let catalog_root_sha256 = match &self.catalog_root_sha256 {
-            None => None,
-            Some(pin) => {
-                let pin = pin.trim().to_ascii_lowercase();
-                if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(ConfigError::Invalid {
-                        what: env::CATALOG_ROOT_SHA256,
-                        why: format!("{pin:?} is not 64 hexadecimal digits (`updater-server catalog keys list` prints it)"),
-                    });
-                }
-                Some(pin)
-            }
-        };
+        let catalog_root_sha256 = sha256_pin(
+            self.catalog_root_sha256.as_deref(),
+            env::CATALOG_ROOT_SHA256,
+            "`updater-server catalog keys list` prints it",
+        )?;
+        let server_cert_sha256 = sha256_pin(
+            self.server_cert_sha256.as_deref(),
+            env::SERVER_CERT_SHA256,
+            "`openssl x509 -in cert.pem -outform der | sha256sum` computes it",
+        )?;
+        if server_cert_sha256.is_some() && !server_url.starts_with("https://") {
+            return Err(ConfigError::Invalid {
+                what: env::SERVER_CERT_SHA256,
+                why: format!("a certificate pin needs an https SERVER_URL, not {server_url}"),
+            });
+        }
         Ok(InstallerParams {
             tenant_id: tenant_id.trim().to_owned(),
             server_url,
             tenant_token: tenant_token.trim().to_owned(),
             catalog_root_sha256,
+            server_cert_sha256,
         })
     }
+}
+
+/// A hex SHA-256 pin (64 digits, any case, trimmed), lower-cased; `hint`
+/// says where to get it.
+fn sha256_pin(
+    value: Option<&str>,
+    what: &'static str,
+    hint: &str,
+) -> Result<Option<String>, ConfigError> {
+    let Some(pin) = value else {
+        return Ok(None);
+    };
+    let pin = pin.trim().to_ascii_lowercase();
+    if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ConfigError::Invalid {
+            what,
+            why: format!("{pin:?} is not 64 hexadecimal digits ({hint})"),
+        });
+    }
+    Ok(Some(pin))
 }
 
 /// `SERVER_URL` must be https, except on a loopback address (a test or a

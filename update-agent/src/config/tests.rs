@@ -212,3 +212,55 @@ fn catalog_root_pin_is_64_hex_digits() {
         assert!(e.contains("CATALOG_ROOT_SHA256"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn server_certificate_pin_is_64_hex_digits_and_needs_https() {
+    let base = |url: &str, pin: Option<&str>| Config {
+        tenant_id: Some("t".into()),
+        server_url: Some(url.into()),
+        tenant_token: Some("upde_x".into()),
+        server_cert_sha256: pin.map(str::to_owned),
+        ..Config::resolve(&Overrides::default(), |_| None, FileConfig::default())
+    };
+    let https = "https://updates.example.com";
+    assert_eq!(
+        base(https, Some(&format!(" {} ", "CD".repeat(32))))
+            .installer()
+            .unwrap()
+            .server_cert_sha256,
+        Some("cd".repeat(32))
+    );
+    assert_eq!(
+        base(https, None).installer().unwrap().server_cert_sha256,
+        None
+    );
+    for (url, pin, needle) in [
+        (https, "cd", "is not 64 hexadecimal digits"),
+        (https, &"g".repeat(64)[..], "is not 64 hexadecimal digits"),
+        (
+            "http://127.0.0.1:8080",
+            &"cd".repeat(32)[..],
+            "needs an https SERVER_URL",
+        ),
+    ] {
+        let e = base(url, Some(pin)).installer().unwrap_err().to_string();
+        assert!(
+            e.contains("SERVER_CERT_SHA256") && e.contains(needle),
+            "{pin}: {e}"
+        );
+    }
+    // The environment and the config file give it too.
+    let from_env = Config::resolve(
+        &Overrides::default(),
+        |name| (name == "SERVER_CERT_SHA256").then(|| "ab".repeat(32)),
+        FileConfig::default(),
+    );
+    assert_eq!(from_env.server_cert_sha256, Some("ab".repeat(32)));
+    let file = FileConfig::parse(
+        Path::new("agent.toml"),
+        &format!("server_cert_sha256 = \"{}\"\n", "ef".repeat(32)),
+    )
+    .unwrap();
+    let from_file = Config::resolve(&Overrides::default(), |_| None, file);
+    assert_eq!(from_file.server_cert_sha256, Some("ef".repeat(32)));
+}

@@ -98,6 +98,9 @@ pub enum EnrollError {
         /// The error.
         source: std::io::Error,
     },
+    /// The TLS client could not be set up.
+    #[error("TLS settings: {0}")]
+    TlsSetup(String),
     /// The extra CA certificate is unusable.
     #[error("CA certificate {path}: {why}")]
     CaCert {
@@ -168,13 +171,33 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EnrollError + '_ {
     }
 }
 
+fn client_builder() -> reqwest::blocking::ClientBuilder {
+    reqwest::blocking::Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .timeout(Duration::from_secs(60))
+        .user_agent(concat!("update-agent/", env!("CARGO_PKG_VERSION")))
+}
+
+/// The HTTP client of an enrollment: [`http_client`], or with the
+/// installer's `SERVER_CERT_SHA256` a client that also requires the
+/// server's certificate to be that one (see [`pin`]).
+fn enrollment_client(
+    ca_cert: Option<&Path>,
+    pin: Option<&str>,
+) -> Result<reqwest::blocking::Client, EnrollError> {
+    let Some(pin) = pin else {
+        return http_client(ca_cert);
+    };
+    client_builder()
+        .use_preconfigured_tls(pin::pinned_tls(ca_cert, pin)?)
+        .build()
+        .map_err(|e| EnrollError::TlsSetup(format!("building the HTTP client: {e}")))
+}
+
 /// The HTTP client for the agent's API calls (ring-based rustls; an extra
 /// trusted certificate if configured).
 pub fn http_client(ca_cert: Option<&Path>) -> Result<reqwest::blocking::Client, EnrollError> {
-    let mut builder = reqwest::blocking::Client::builder()
-        .connect_timeout(Duration::from_secs(15))
-        .timeout(Duration::from_secs(60))
-        .user_agent(concat!("update-agent/", env!("CARGO_PKG_VERSION")));
+    let mut builder = client_builder();
     if let Some(path) = ca_cert {
         let pem = std::fs::read(path).map_err(io_err(path))?;
         let ca_err = |e: reqwest::Error| EnrollError::CaCert {
@@ -304,7 +327,10 @@ pub fn enroll(
     // re-enrolls the same agent instead of creating another.
     let keep_id = |id: &SystemId| if fresh { id.store(state_dir) } else { Ok(()) };
 
-    let client = http_client(opts.ca_cert.as_deref())?;
+    let client = enrollment_client(
+        opts.ca_cert.as_deref(),
+        opts.params.server_cert_sha256.as_deref(),
+    )?;
     let url = format!("{}/api/v1/enroll", opts.params.server_url);
     let request = EnrollRequest {
         tenant: opts.params.tenant_id.clone(),
@@ -505,5 +531,6 @@ pub fn assignment_key(state_dir: &Path) -> Result<catalog::tuf::PublicKey, Enrol
 }
 
 mod endorsement;
+mod pin;
 #[cfg(test)]
 mod tests;

@@ -97,6 +97,7 @@ fn options(url: &str) -> EnrollOptions {
             server_url: url.into(),
             tenant_token: "upde_t1_secret".into(),
             catalog_root_sha256: None,
+            server_cert_sha256: None,
         },
         ca_cert: None,
         machine_fingerprint: "fp-1".into(),

@@ -103,14 +103,28 @@ pub fn domain_of_dn(dn: &str) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("."))
 }
 
-/// The servers to try for these settings, in order.
-pub fn endpoints(
-    s: &LdapServerSettings,
-    discovery: &Discovery,
-    timeout: Duration,
-) -> Result<Vec<Endpoint>, LdapError> {
+/// Where the servers for a group's settings are found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Locator {
+    /// The settings name the host.
+    Named(Endpoint),
+    /// DNS SRV records of `_ldap._tcp.<domain>`.
+    Srv {
+        /// The domain: the base DN's `DC=` parts, else the search domain.
+        domain: String,
+        /// The host's own domain (its search domain), if it has one.
+        own_domain: Option<String>,
+        /// The name servers to ask.
+        servers: Vec<SocketAddr>,
+    },
+}
+
+/// How to find the servers for these settings (no network yet).
+pub fn locate(s: &LdapServerSettings, discovery: &Discovery) -> Result<Locator, LdapError> {
     if let Some(host) = s.host.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
-        return Ok(vec![Endpoint::new(host, s.port, s.tls, LDAP_PORT)]);
+        return Ok(Locator::Named(Endpoint::new(
+            host, s.port, s.tls, LDAP_PORT,
+        )));
     }
     let (servers, search_domain) = match discovery {
         Discovery::System => srv::system_config()?,
@@ -123,17 +137,70 @@ pub fn endpoints(
         .base_dn
         .as_deref()
         .and_then(domain_of_dn)
-        .or(search_domain)
+        .or_else(|| search_domain.clone())
         .ok_or(LdapError::NoServer)?;
-    let name = format!("_ldap._tcp.{domain}");
-    let targets = srv::lookup(&name, &servers, timeout)?;
-    if targets.is_empty() {
-        return Err(LdapError::NoSrvRecords { name });
+    Ok(Locator::Srv {
+        domain,
+        own_domain: search_domain,
+        servers,
+    })
+}
+
+impl Locator {
+    /// Whether the agent's own bind password may go to the servers found
+    /// here: a host the signed definition names, or SRV discovery in the
+    /// host's own domain — never a domain only the definition chose.
+    pub fn check_own_password_may_go(&self, dn: &str) -> Result<(), LdapError> {
+        match self {
+            Locator::Named(_) => Ok(()),
+            Locator::Srv {
+                domain, own_domain, ..
+            } => {
+                let own = |d: &str| d.trim_end_matches('.').to_ascii_lowercase();
+                if own_domain.as_deref().map(own) == Some(own(domain)) {
+                    Ok(())
+                } else {
+                    Err(LdapError::PasswordOutsideDomain {
+                        dn: dn.to_owned(),
+                        domain: domain.clone(),
+                        own_domain: own_domain.clone(),
+                    })
+                }
+            }
+        }
     }
-    Ok(targets
-        .iter()
-        .map(|SrvTarget { host, port, .. }| Endpoint::new(host, s.port, s.tls, *port))
-        .collect())
+
+    /// The servers to try, in order (a DNS query for [`Locator::Srv`]).
+    pub fn endpoints(
+        &self,
+        s: &LdapServerSettings,
+        timeout: Duration,
+    ) -> Result<Vec<Endpoint>, LdapError> {
+        let (domain, servers) = match self {
+            Locator::Named(ep) => return Ok(vec![ep.clone()]),
+            Locator::Srv {
+                domain, servers, ..
+            } => (domain, servers),
+        };
+        let name = format!("_ldap._tcp.{domain}");
+        let targets = srv::lookup(&name, servers, timeout)?;
+        if targets.is_empty() {
+            return Err(LdapError::NoSrvRecords { name });
+        }
+        Ok(targets
+            .iter()
+            .map(|SrvTarget { host, port, .. }| Endpoint::new(host, s.port, s.tls, *port))
+            .collect())
+    }
+}
+
+/// The servers to try for these settings, in order.
+pub fn endpoints(
+    s: &LdapServerSettings,
+    discovery: &Discovery,
+    timeout: Duration,
+) -> Result<Vec<Endpoint>, LdapError> {
+    locate(s, discovery)?.endpoints(s, timeout)
 }
 
 /// A rustls client configuration with the ring provider, trusting the

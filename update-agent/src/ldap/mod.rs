@@ -12,6 +12,9 @@
 //!   with ring, trusting the system's roots and the agent's CA file.
 //! - Simple bind with the bind DN and password (a DN without a password is
 //!   refused, never sent as an unauthenticated bind), anonymous without a DN.
+//!   The agent's own password ([`BIND_PASSWORD_ENV`]) is sent only over TLS
+//!   and only to a host the signed definition names or one found by SRV in
+//!   the host's own (search) domain, never in a domain the definition chose.
 //! - The base DN is the group's, else the rootDSE's `defaultNamingContext`
 //!   (Active Directory) or first `namingContexts` (OpenLDAP).
 //! - Active Directory and OpenLDAP differ in attributes (`sAMAccountName` /
@@ -81,6 +84,17 @@ pub enum LdapError {
         url: String,
         /// Who.
         dn: String,
+    },
+    /// The agent's own bind password would go to servers of a domain the
+    /// signed definition chose rather than the host's own.
+    #[error("bind as {dn}: the agent's bind password ({BIND_PASSWORD_ENV}) goes only to a server the group names or one found by DNS SRV in this host's own domain ({}); the group's base DN points discovery at {domain}", own_domain.as_deref().unwrap_or("none: no search domain"))]
+    PasswordOutsideDomain {
+        /// Who.
+        dn: String,
+        /// The domain discovery would search.
+        domain: String,
+        /// The host's own (search) domain.
+        own_domain: Option<String>,
     },
     /// The server refused the bind.
     #[error("bind as {dn} to {url} refused: {message}")]
@@ -198,6 +212,14 @@ impl Evaluator {
             .map_err(LdapError::Tls)
     }
 
+    /// The DN the agent's own password would be sent for: the group names a
+    /// bind DN but no password of its own.
+    fn own_password_dn<'a>(&self, g: &'a LdapGroupDefinition) -> Option<&'a str> {
+        let dn = g.server.bind_dn.as_deref().map(str::trim).unwrap_or("");
+        (g.server.bind_password.is_none() && self.bind_password.is_some() && !dn.is_empty())
+            .then_some(dn)
+    }
+
     /// The password to bind to `ep` with: the definition's, else the
     /// agent's own, which is sent only over TLS (refused before any
     /// connection otherwise).
@@ -209,24 +231,27 @@ impl Evaluator {
         if let Some(p) = g.server.bind_password.as_deref() {
             return Ok(Some(p));
         }
-        let dn = g.server.bind_dn.as_deref().map(str::trim).unwrap_or("");
-        match self.bind_password.as_deref() {
-            Some(_) if !dn.is_empty() && ep.security == conn::Security::Plain => {
-                Err(LdapError::PasswordNeedsTls {
-                    url: ep.url(),
-                    dn: dn.to_owned(),
-                })
-            }
-            local => Ok(local),
+        match self.own_password_dn(g) {
+            Some(dn) if ep.security == conn::Security::Plain => Err(LdapError::PasswordNeedsTls {
+                url: ep.url(),
+                dn: dn.to_owned(),
+            }),
+            _ => Ok(self.bind_password.as_deref()),
         }
     }
 
     /// Opens a bound session for the group's settings, trying each
-    /// discovered server in turn.
+    /// discovered server in turn. The agent's own password goes only to a
+    /// named host or to SRV discovery in the host's own domain (refused
+    /// before any DNS query otherwise).
     fn session(&self, g: &LdapGroupDefinition) -> Result<conn::Session, LdapError> {
         let tls = self.tls()?;
         let mut last = LdapError::NoServer;
-        for ep in conn::endpoints(&g.server, &self.discovery, self.timeout)? {
+        let locator = conn::locate(&g.server, &self.discovery)?;
+        if let Some(dn) = self.own_password_dn(g) {
+            locator.check_own_password_may_go(dn)?;
+        }
+        for ep in locator.endpoints(&g.server, self.timeout)? {
             let password = self.password_for(g, &ep)?;
             match conn::open(&ep, &g.server, password, &tls, self.timeout) {
                 Ok(s) => return Ok(s),

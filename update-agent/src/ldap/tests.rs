@@ -123,6 +123,83 @@ fn the_agents_own_password_is_never_sent_in_clear() {
     ));
 }
 
+/// The agent's own password goes to a named host, or to SRV discovery in
+/// the host's own (search) domain; a base DN pointing discovery at another
+/// domain is refused before any DNS query.
+#[test]
+fn the_agents_own_password_stays_in_the_hosts_own_domain() {
+    let fixed = |own: Option<&str>| Discovery::Fixed {
+        // No name server: a refusal must come before any query.
+        servers: vec![],
+        search_domain: own.map(String::from),
+    };
+    let settings = |host: Option<&str>, base_dn: Option<&str>| LdapServerSettings {
+        host: host.map(String::from),
+        base_dn: base_dn.map(String::from),
+        tls: true,
+        bind_dn: Some("cn=reader,dc=x,dc=com".into()),
+        ..Default::default()
+    };
+    for (host, base_dn, own, allowed) in [
+        (Some("ldap.evil.example"), None, Some("x.com"), true),
+        (
+            Some("ldap.evil.example"),
+            Some("dc=evil,dc=example"),
+            None,
+            true,
+        ),
+        (None, Some("dc=X,dc=Com"), Some("x.com."), true),
+        (None, None, Some("x.com"), true),
+        (
+            None,
+            Some("ou=people,dc=evil,dc=example"),
+            Some("x.com"),
+            false,
+        ),
+        (None, Some("dc=corp,dc=x,dc=com"), Some("x.com"), false),
+        (None, Some("dc=x,dc=com"), None, false),
+    ] {
+        let case = format!("{host:?} {base_dn:?} own {own:?}");
+        let locator = conn::locate(&settings(host, base_dn), &fixed(own)).unwrap();
+        let verdict = locator.check_own_password_may_go("cn=reader,dc=x,dc=com");
+        assert_eq!(verdict.is_ok(), allowed, "{case}: {verdict:?}");
+        if let Err(e) = verdict {
+            assert!(
+                matches!(e, LdapError::PasswordOutsideDomain { .. }),
+                "{case}: {e}"
+            );
+            assert!(e.to_string().contains("this host's own domain"), "{case}");
+        }
+    }
+
+    // Through the evaluator: refused with the reason, before any lookup.
+    let g = LdapGroupDefinition {
+        id: "g".into(),
+        priority: 1,
+        filter: "(uid=$user$)".into(),
+        server: settings(None, Some("dc=evil,dc=example")),
+    };
+    let own = Evaluator::new()
+        .with_discovery(fixed(Some("x.com")))
+        .with_bind_password(Some("local secret".into()));
+    match own.is_member(&g, "ann") {
+        Err(e @ LdapError::PasswordOutsideDomain { .. }) => assert!(
+            e.to_string()
+                .contains("(x.com); the group's base DN points discovery at evil.example"),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A password the signed definition carries itself is not the agent's:
+    // discovery goes ahead (and here finds no name server to ask).
+    let mut carried = g.clone();
+    carried.server.bind_password = Some("the tenant's".into());
+    assert!(!matches!(
+        own.is_member(&carried, "ann"),
+        Err(LdapError::PasswordOutsideDomain { .. })
+    ));
+}
+
 #[test]
 fn definitions_are_stored_with_their_hash() {
     let dir = tempfile::tempdir().unwrap();
