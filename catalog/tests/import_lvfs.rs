@@ -288,3 +288,226 @@ fn bad_lvfs_cabinets_are_refused_and_change_nothing() {
         );
     }
 }
+
+/// Runs `jcat-tool ARGS` in `dir` (so item ids are bare file names).
+fn jcat_tool(dir: &Path, args: &[&str]) {
+    let out = Command::new("jcat-tool")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect(
+            "jcat-tool must be installed (Debian package jcat; scripts/test-suite installs it)",
+        );
+    assert!(
+        out.status.success(),
+        "jcat-tool {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Vendor signatures made by the real `jcat-tool` (libjcat, what LVFS and
+/// fwupd use): verified with a trusted key and recorded (signed into the
+/// target too), ignored when by another key, refused when a checksum
+/// disagrees with the payload, and required on request.
+#[test]
+fn vendor_signatures_from_jcat_tool_are_verified_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = b"signed vendor image ".repeat(300);
+    let sha256 = hex::encode(Sha256::digest(&payload));
+    let sums = format!(
+        r#"<checksum filename="firmware.bin" target="content" type="sha256">{sha256}</checksum>"#
+    );
+    let xml = metainfo(&flashed(&[GUID_A]), "", &sums, "");
+    // One signing directory per jcat: the payload, then the jcat beside it.
+    let sign = |name: &str, keyring: &Path, steps: &[&[&str]]| -> Vec<u8> {
+        let work = dir.path().join(name);
+        fs::create_dir_all(&work).unwrap();
+        fs::write(work.join("firmware.bin"), &payload).unwrap();
+        for step in steps {
+            let mut args = vec!["--keyring", keyring.to_str().unwrap()];
+            args.extend_from_slice(step);
+            jcat_tool(&work, &args);
+        }
+        fs::read(work.join("firmware.jcat")).unwrap()
+    };
+    let vendor = dir.path().join("vendor-keyring");
+    let stranger = dir.path().join("stranger-keyring");
+    let signed = sign(
+        "signed",
+        &vendor,
+        &[
+            &[
+                "--kind",
+                "sha256",
+                "self-sign",
+                "firmware.jcat",
+                "firmware.bin",
+            ],
+            &[
+                "--kind",
+                "ed25519",
+                "self-sign",
+                "firmware.jcat",
+                "firmware.bin",
+            ],
+        ],
+    );
+    let vendor_pub = vendor.join("pki/public.ed25519");
+    let vendor_sec = vendor.join("pki/secret.ed25519");
+    let over_sha256 = sign(
+        "over-sha256",
+        &vendor,
+        &[
+            &[
+                "--kind",
+                "sha256",
+                "self-sign",
+                "firmware.jcat",
+                "firmware.bin",
+            ],
+            &[
+                "--kind",
+                "ed25519",
+                "--target",
+                "sha256",
+                "sign",
+                "firmware.jcat",
+                "firmware.bin",
+                vendor_pub.to_str().unwrap(),
+                vendor_sec.to_str().unwrap(),
+            ],
+        ],
+    );
+    let by_stranger = sign(
+        "stranger",
+        &stranger,
+        &[&[
+            "--kind",
+            "ed25519",
+            "self-sign",
+            "firmware.jcat",
+            "firmware.bin",
+        ]],
+    );
+    // A jcat made for other bytes: its sha256 blob disagrees with the payload.
+    let other_work = dir.path().join("other");
+    fs::create_dir_all(&other_work).unwrap();
+    fs::write(other_work.join("firmware.bin"), b"another image").unwrap();
+    jcat_tool(
+        &other_work,
+        &[
+            "--keyring",
+            vendor.to_str().unwrap(),
+            "--kind",
+            "sha256",
+            "self-sign",
+            "firmware.jcat",
+            "firmware.bin",
+        ],
+    );
+    let for_other_bytes = fs::read(other_work.join("firmware.jcat")).unwrap();
+
+    let catalog_dir = dir.path().join("catalog");
+    let mut catalog = Catalog::init(&catalog_dir, &dir.path().join("keys"), now()).unwrap();
+    let cab = |name: &str, jcat: Option<&[u8]>| {
+        let mut files: Vec<(&str, &[u8])> = vec![
+            ("firmware.metainfo.xml", xml.as_bytes()),
+            ("firmware.bin", &payload),
+        ];
+        if let Some(j) = jcat {
+            files.push(("firmware.jcat", j));
+        }
+        gcab(dir.path(), name, &files)
+    };
+    let required = ImportOptions {
+        require_vendor_signature: true,
+        ..opts()
+    };
+
+    // No key trusted yet: nothing is verified, and requiring it says why.
+    let err = catalog
+        .import(&cab("a.cab", Some(&signed)), &required, now())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no vendor key is trusted"),
+        "{err}"
+    );
+    let r = catalog
+        .import(&cab("a.cab", Some(&signed)), &opts(), now())
+        .unwrap()
+        .release;
+    assert_eq!(r.lvfs.unwrap().vendor_signature, None);
+    catalog.remove(&r.target_name, now()).unwrap();
+
+    fs::create_dir_all(catalog.vendor_keys_dir()).unwrap();
+    fs::copy(&vendor_pub, catalog.vendor_keys_dir().join("acme.ed25519")).unwrap();
+    let signature = |key: &str, covers: &str| {
+        Some(catalog::import::VendorSignature {
+            key: key.into(),
+            covers: covers.into(),
+        })
+    };
+    type Case<'a> = (
+        &'a str,
+        Option<&'a [u8]>,
+        Result<Option<catalog::import::VendorSignature>, &'a str>,
+    );
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "signed over the payload",
+            Some(&signed),
+            Ok(signature("acme", "payload")),
+        ),
+        (
+            "signed over its sha256",
+            Some(&over_sha256),
+            Ok(signature("acme", "sha256")),
+        ),
+        ("signed by a key not trusted", Some(&by_stranger), Ok(None)),
+        ("no jcat", None, Ok(None)),
+        (
+            "a jcat for other bytes",
+            Some(&for_other_bytes),
+            Err("vendor signature: firmware.jcat: the sha256 checksum of firmware.bin is"),
+        ),
+    ];
+    for (i, (case, jcat, expected)) in cases.into_iter().enumerate() {
+        let file = cab(&format!("case{i}.cab"), jcat);
+        let before = fs::read(catalog_dir.join("releases.json")).unwrap();
+        match (catalog.import(&file, &opts(), now()), expected) {
+            (Ok(imported), Ok(want)) => {
+                let verified = want.is_some();
+                let r = imported.release;
+                assert_eq!(r.lvfs.as_ref().unwrap().vendor_signature, want, "{case}");
+                // Signed into the target with the firmware fields.
+                let repo = catalog.repository().unwrap();
+                let custom = repo.current_targets().targets[&r.target_name]
+                    .custom
+                    .clone()
+                    .unwrap();
+                assert_eq!(
+                    custom["firmware"].get("vendor_signature").cloned(),
+                    want.map(|w| serde_json::to_value(w).unwrap()),
+                    "{case}"
+                );
+                // Requiring it refuses exactly the unverified ones.
+                catalog.remove(&r.target_name, now()).unwrap();
+                let again = catalog.import(&file, &required, now());
+                assert_eq!(again.is_ok(), verified, "{case}: {again:?}");
+                if let Ok(a) = again {
+                    catalog.remove(&a.release.target_name, now()).unwrap();
+                }
+            }
+            (Err(e), Err(needle)) => {
+                assert!(e.to_string().contains(needle), "{case}: {e}");
+                assert_eq!(
+                    fs::read(catalog_dir.join("releases.json")).unwrap(),
+                    before,
+                    "{case}: nothing changed"
+                );
+            }
+            (got, want) => panic!("{case}: got {got:?}, expected {want:?}"),
+        }
+    }
+}

@@ -73,11 +73,21 @@ pub struct ImportFlags {
     /// of the family is attached to the same workstation.
     #[arg(long)]
     pub product_family: Option<String>,
+    /// Refuse an LVFS cabinet unless its .jcat carries an ed25519
+    /// signature that verifies with a trusted vendor key (`catalog
+    /// vendor-keys add`).
+    #[arg(long)]
+    pub require_vendor_signature: bool,
 }
 
 /// The accepted query parameters: name, OpenAPI type, description. The
 /// names are the flags' (a test keeps the two lists equal).
 pub const QUERY: &[(&str, &str, &str)] = &[
+    (
+        "require-vendor-signature",
+        "boolean",
+        "`true` (or given without a value): refuse an LVFS cabinet unless its .jcat has an ed25519 signature by a trusted vendor key.",
+    ),
     (
         "format",
         "string",
@@ -190,6 +200,8 @@ impl ImportFlags {
             file_name: self.file_name.clone(),
             require_suffix_bcd: self.require_suffix_bcd,
             product_family: self.product_family.clone(),
+            require_vendor_signature: self.require_vendor_signature,
+            vendor_keys: Vec::new(),
         }
     }
 
@@ -241,6 +253,7 @@ impl ImportFlags {
                 "file-name" => f.file_name = text(),
                 "require-suffix-bcd" => f.require_suffix_bcd = boolean(name, value)?,
                 "product-family" => f.product_family = text(),
+                "require-vendor-signature" => f.require_vendor_signature = boolean(name, value)?,
                 // Every name of QUERY is handled above (a test checks it).
                 other => {
                     return Err(QueryError::Invalid {

@@ -19,6 +19,7 @@ use crate::package::{
     UpdateProtocol, Urgency, Version, VersionFormat, MAX_NOTES_LEN,
 };
 
+pub use cab::jcat::{VendorKey, VendorKeyError, VendorSignature, VENDOR_KEY_EXTENSION};
 pub use cab::CabError;
 
 /// Largest payload extracted from an LVFS cabinet. Payloads are spooled to
@@ -67,6 +68,12 @@ pub struct ImportOptions {
     /// The product this model is one piece of (see
     /// [`FirmwareRelease::product_family`](crate::package::FirmwareRelease::product_family)).
     pub product_family: Option<String>,
+    /// Refuse a cabinet without a vendor signature that verifies with a
+    /// trusted vendor key.
+    pub require_vendor_signature: bool,
+    /// The vendor keys trusted for cabinet signatures (the catalog fills
+    /// them in from `<catalog>/vendor-keys/`).
+    pub vendor_keys: Vec<VendorKey>,
 }
 
 /// Why a file could not be imported.

@@ -284,6 +284,10 @@ pub struct LvfsInfo {
     pub guids: Vec<String>,
     /// The payload's file name inside the cabinet.
     pub payload_name: String,
+    /// The vendor signature (a `.jcat` in the cabinet) that verified with
+    /// a trusted vendor key; `None`: none did, or no key is trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_signature: Option<crate::import::VendorSignature>,
 }
 
 /// One firmware release in the catalog.
@@ -425,6 +429,9 @@ impl FirmwareRelease {
         // shape (and hashes) they had before families existed.
         if let Some(family) = &self.product_family {
             custom["firmware"]["product_family"] = family.as_str().into();
+        }
+        if let Some(sig) = self.lvfs.as_ref().and_then(|l| l.vendor_signature.as_ref()) {
+            custom["firmware"]["vendor_signature"] = serde_json::json!(sig);
         }
         custom
     }

@@ -88,6 +88,9 @@ pub enum CatalogError {
     /// A change that needs the targets key, on a host without it.
     #[error("the targets key is not on this host, so releases are signed on the signing host: import or remove there (`--data <signing copy> catalog import …`), then `catalog publish <signing copy>/catalog` here ({0})")]
     SignedElsewhere(#[source] TufError),
+    /// A trusted vendor key is unusable.
+    #[error(transparent)]
+    VendorKey(#[from] import::VendorKeyError),
     /// The catalog directory was never initialised.
     #[error("{0} is not an initialised catalog (run `catalog keys init` first)")]
     NotInitialised(PathBuf),
@@ -226,6 +229,17 @@ impl Catalog {
         &self.index.releases
     }
 
+    /// `<root>/vendor-keys/`: the vendor keys trusted for cabinet
+    /// signatures (`<name>.ed25519`, raw 32-byte ed25519 public keys).
+    pub fn vendor_keys_dir(&self) -> PathBuf {
+        self.root.join("vendor-keys")
+    }
+
+    /// The trusted vendor keys.
+    pub fn vendor_keys(&self) -> Result<Vec<import::VendorKey>, CatalogError> {
+        Ok(import::VendorKey::load_dir(&self.vendor_keys_dir())?)
+    }
+
     /// Re-reads the index from disk.
     pub fn reload(&mut self) -> Result<(), CatalogError> {
         let path = self.root.join("releases.json");
@@ -289,7 +303,11 @@ impl Catalog {
         opts: &ImportOptions,
         now: DateTime<Utc>,
     ) -> Result<Imported, CatalogError> {
-        let prepared = import::prepare(path, opts, &self.blobs)?;
+        let mut opts = opts.clone();
+        if opts.vendor_keys.is_empty() {
+            opts.vendor_keys = self.vendor_keys()?;
+        }
+        let prepared = import::prepare(path, &opts, &self.blobs)?;
         let target_name = format!(
             "{}/{}/{}/{}",
             slug(&prepared.vendor),

@@ -56,6 +56,18 @@ pub enum CabError {
         /// What is missing or wrong.
         why: String,
     },
+    /// A vendor signature catalog (`.jcat`) is malformed or disagrees with
+    /// the payload.
+    #[error("vendor signature: {0}")]
+    Jcat(String),
+    /// A vendor signature was required and none verified.
+    #[error("no vendor signature by a trusted key for {payload:?}: {why}")]
+    Unsigned {
+        /// The payload.
+        payload: String,
+        /// What was found instead.
+        why: String,
+    },
     /// The payload named by the metainfo is not in the cabinet.
     #[error("payload {0:?} named by the metainfo is not in the cabinet")]
     MissingPayload(String),
@@ -172,9 +184,19 @@ pub(crate) fn prepare_cab(
     let (spool, digests) =
         spool_entry(&mut cabinet, &payload_name, payload_len, spool).map_err(cab_err)?;
     verify_checksums(&release, &payload_name, &digests).map_err(cab_err)?;
+    let vendor_signature = vendor_signature(
+        &mut cabinet,
+        &entries,
+        &payload_name,
+        &digests,
+        spool.path(),
+        opts,
+    )
+    .map_err(cab_err)?;
 
     let mut release = release;
     release.info.payload_name = payload_name.clone();
+    release.info.vendor_signature = vendor_signature;
     let file_name = opts
         .file_name
         .clone()
@@ -289,10 +311,67 @@ fn starts_like_dfu(file: &mut OnDisk<'_>, len: u64) -> Result<bool, ImportError>
     dfu::file::has_dfu_suffix_in(file).map_err(|e| file.io_error(e))
 }
 
-/// The digests an LVFS metainfo may give for a payload.
+/// The vendor signature of the payload among the cabinet's `*.jcat` files
+/// (see [`jcat`]), when vendor keys are trusted; refused when required and
+/// absent.
+fn vendor_signature(
+    cabinet: &mut cab::Cabinet<File>,
+    entries: &[(String, u32)],
+    payload_name: &str,
+    digests: &Digests,
+    spooled: &Path,
+    opts: &ImportOptions,
+) -> Result<Option<jcat::VendorSignature>, CabError> {
+    let unsigned = |why: &str| CabError::Unsigned {
+        payload: payload_name.to_owned(),
+        why: why.to_owned(),
+    };
+    if opts.vendor_keys.is_empty() {
+        return if opts.require_vendor_signature {
+            Err(unsigned(
+                "no vendor key is trusted (`catalog vendor-keys add NAME FILE`)",
+            ))
+        } else {
+            Ok(None)
+        };
+    }
+    let mut jcats = Vec::new();
+    for (name, len) in entries
+        .iter()
+        .filter(|(n, _)| n.to_ascii_lowercase().ends_with(".jcat"))
+    {
+        if *len > MAX_METAINFO_LEN {
+            return Err(CabError::Limit(format!(
+                "{name:?} is larger than {MAX_METAINFO_LEN} bytes"
+            )));
+        }
+        jcats.push((name.clone(), read_entry(cabinet, name, u64::from(*len))?));
+    }
+    let mut read_payload =
+        || std::fs::read(spooled).map_err(|e| format!("reading the payload: {e}"));
+    let found = jcat::verify(
+        &jcats,
+        payload_name,
+        digests,
+        &mut read_payload,
+        &opts.vendor_keys,
+    )
+    .map_err(CabError::Jcat)?;
+    match found {
+        None if opts.require_vendor_signature => Err(unsigned(if jcats.is_empty() {
+            "the cabinet has no .jcat"
+        } else {
+            "its .jcat has no ed25519 signature that verifies with a trusted vendor key"
+        })),
+        found => Ok(found),
+    }
+}
+
+/// The digests an LVFS metainfo or a jcat may give for a payload.
 struct Digests {
     sha256: String,
     sha1: String,
+    sha512: String,
 }
 
 /// Copies a cabinet entry into `spool` while hashing it; checks its length
@@ -308,6 +387,7 @@ fn spool_entry(
         .map_err(CabError::Archive)?
         .take(len + 1);
     let (mut sha256, mut sha1) = (Sha256::new(), sha1::Sha1::new());
+    let mut sha512 = sha2::Sha512::new();
     let mut buf = vec![0; 64 << 10];
     let mut copied = 0u64;
     loop {
@@ -319,6 +399,7 @@ fn spool_entry(
         };
         sha256.update(&buf[..n]);
         sha1.update(&buf[..n]);
+        sha512.update(&buf[..n]);
         spool.write_all(&buf[..n]).map_err(CabError::Archive)?;
         copied += n as u64;
     }
@@ -331,6 +412,7 @@ fn spool_entry(
     let digests = Digests {
         sha256: hex::encode(sha256.finalize()),
         sha1: hex::encode(sha1.finalize()),
+        sha512: hex::encode(sha512.finalize()),
     };
     Ok((spool, digests))
 }
@@ -509,6 +591,7 @@ pub(crate) fn parse_metainfo(file: &str, xml: &str) -> Result<CabRelease, CabErr
             component_id,
             guids,
             payload_name: String::new(),
+            vendor_signature: None,
         },
         name,
         vendor,
@@ -556,5 +639,6 @@ fn is_guid(s: &str) -> bool {
         })
 }
 
+pub(crate) mod jcat;
 #[cfg(test)]
 mod tests;

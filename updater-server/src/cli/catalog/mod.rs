@@ -85,10 +85,36 @@ pub enum CatalogCommand {
     },
     /// List the endorsed assignment keys.
     Endorsements,
+    /// The vendor keys trusted for LVFS cabinet signatures (.jcat, ed25519).
+    VendorKeys {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: VendorKeysCommand,
+    },
     /// Delete blobs that no release references, and leftovers of interrupted imports.
     Gc,
     /// Re-sign the timestamp (and snapshot/targets) if close to expiry.
     RefreshTimestamp,
+}
+
+/// Vendor key commands.
+#[derive(Debug, Subcommand)]
+pub enum VendorKeysCommand {
+    /// Trust a vendor's ed25519 public key (the raw 32-byte file `jcat-tool`
+    /// writes) under NAME; imported cabinets record which key verified them.
+    Add {
+        /// The name recorded with the releases it verifies ([A-Za-z0-9._-]).
+        name: String,
+        /// The key file.
+        file: PathBuf,
+    },
+    /// Stop trusting a key (releases imported before keep their record).
+    Remove {
+        /// Its name.
+        name: String,
+    },
+    /// List the trusted keys.
+    List,
 }
 
 /// Key commands.
@@ -223,6 +249,7 @@ pub(super) fn run(
             }
             Ok(())
         }
+        CatalogCommand::VendorKeys { command } => vendor_keys(&open_existing()?, command),
         CatalogCommand::Import(args) => {
             let mut c = data.open_catalog(now)?.with_signing_keys(signing_keys);
             let imported = c.import(&args.file, &args.flags.options(), now)?;
@@ -388,6 +415,50 @@ pub(super) fn run(
     }
 }
 
+fn vendor_keys(c: &Catalog, command: VendorKeysCommand) -> anyhow::Result<()> {
+    use catalog::import::{VendorKey, VENDOR_KEY_EXTENSION};
+    let dir = c.vendor_keys_dir();
+    let path_of = |name: &str| -> anyhow::Result<PathBuf> {
+        let ok = !name.is_empty()
+            && !name.starts_with('.')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !ok {
+            bail!("vendor key name {name:?}: use letters, digits, '.', '_' and '-'");
+        }
+        Ok(dir.join(format!("{name}.{VENDOR_KEY_EXTENSION}")))
+    };
+    match command {
+        VendorKeysCommand::Add { name, file } => {
+            let key = VendorKey::load(&file)?;
+            let dest = path_of(&name)?;
+            if dest.exists() {
+                bail!("a vendor key named {name} is trusted already (remove it first)");
+            }
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::write(&dest, key.key.as_bytes())
+                .with_context(|| format!("writing {}", dest.display()))?;
+            println!(
+                "trusted vendor key {name}: {}",
+                hex::encode(key.key.as_bytes())
+            );
+        }
+        VendorKeysCommand::Remove { name } => {
+            let path = path_of(&name)?;
+            std::fs::remove_file(&path)
+                .with_context(|| format!("no trusted vendor key {name} ({})", path.display()))?;
+            println!("removed vendor key {name}");
+        }
+        VendorKeysCommand::List => {
+            for k in c.vendor_keys()? {
+                println!("{:<24} {}", k.name, hex::encode(k.key.as_bytes()));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn print_release(r: &FirmwareRelease) {
     let ids: Vec<String> = r.hardware_ids.iter().map(|h| h.to_string()).collect();
     println!("  vendor:           {}", r.vendor);
@@ -406,6 +477,15 @@ fn print_release(r: &FirmwareRelease) {
     println!("  urgency:          {:?}", r.urgency);
     if let Some(family) = &r.product_family {
         println!("  product family:   {family}");
+    }
+    if let Some(lvfs) = &r.lvfs {
+        match &lvfs.vendor_signature {
+            Some(sig) => println!(
+                "  vendor signature: verified with {} (over the {})",
+                sig.key, sig.covers
+            ),
+            None => println!("  vendor signature: none verified"),
+        }
     }
     println!("  size:             {} bytes", r.size);
     println!("  sha256:           {}", r.sha256);
