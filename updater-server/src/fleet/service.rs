@@ -379,8 +379,15 @@ impl Fleet {
     /// assignments and answers with the signed document. The document is
     /// re-used (same bytes, same `ETag`) while its content is unchanged and
     /// it is not close to expiry; its version increases whenever the content
-    /// changes.
+    /// changes. Check-ins of one agent (a retry while the first is still in
+    /// flight, two processes sharing a credential) run one after the other:
+    /// each reads what the one before wrote.
     pub fn check_in(&self, agent: &Agent, c: &CheckIn) -> Result<CheckInAnswer, FleetError> {
+        let _one_at_a_time = agent_lock(&agent.tenant, &agent.id);
+        self.check_in_locked(agent, c)
+    }
+
+    fn check_in_locked(&self, agent: &Agent, c: &CheckIn) -> Result<CheckInAnswer, FleetError> {
         c.validate()
             .map_err(|e| FleetError::invalid("check-in", e.to_string()))?;
         let tenant = agent.tenant.as_str();
@@ -550,6 +557,24 @@ impl Fleet {
         })?;
         Ok(answer(body))
     }
+}
+
+/// Stripes of the per-agent check-in lock: agents hashing to the same stripe
+/// wait for each other too, which costs little (the store serialises their
+/// commits anyway) and keeps the lock table fixed in size.
+const CHECK_IN_STRIPES: usize = 256;
+
+/// Holds the check-in lock of `(tenant, agent)` in this process. A check-in
+/// reads the agent's records and writes them back (inserting those it did
+/// not find); two at once would both insert and one would fail.
+fn agent_lock(tenant: &str, agent: &str) -> std::sync::MutexGuard<'static, ()> {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    static STRIPES: [std::sync::Mutex<()>; CHECK_IN_STRIPES] =
+        [const { std::sync::Mutex::new(()) }; CHECK_IN_STRIPES];
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one((tenant, agent));
+    STRIPES[(hash % CHECK_IN_STRIPES as u64) as usize]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 fn answer(body: String) -> CheckInAnswer {
