@@ -19,4 +19,4 @@ pub mod store;
 pub mod tuf;
 pub mod window;
 
-pub use store::{Catalog, CatalogError, Imported, Published};
+pub use store::{Catalog, CatalogBackup, CatalogError, Imported, Published};

@@ -31,9 +31,11 @@ use crate::import::{self, ImportError, ImportOptions, Payload};
 use crate::package::{slug, FirmwareRelease};
 use crate::tuf::{self, KeyPlacement, Repository, TargetFile, TufError};
 
+mod backup;
 mod endorse;
 mod publish;
 
+pub use backup::CatalogBackup;
 pub use publish::Published;
 
 /// Errors of catalog operations.

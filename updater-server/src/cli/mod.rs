@@ -1,6 +1,7 @@
 //! The `updater-server` command line: the service and its admin commands.
 
 mod admin;
+mod backup;
 mod catalog;
 mod group;
 mod inventory;
@@ -122,6 +123,18 @@ pub enum Command {
         #[command(subcommand)]
         command: InventoryCommand,
     },
+    /// Copy the data directory (store, catalog, keys) into DEST, consistently,
+    /// while a server may be running on it. DEST must not exist or be empty.
+    Backup {
+        /// The backup directory.
+        dest: PathBuf,
+    },
+    /// Restore a backup into the data directory (`--data-dir`), which must
+    /// not exist or be empty; the copy is checked before it is put in place.
+    Restore {
+        /// The backup directory.
+        backup: PathBuf,
+    },
     /// TLS certificates.
     Tls {
         /// The TLS command.
@@ -223,6 +236,11 @@ impl DataDir {
     /// Wraps a data directory path.
     pub fn new(root: PathBuf) -> Self {
         Self { root }
+    }
+
+    /// The data directory itself.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
     }
 
     /// `<data>/catalog`.
@@ -355,6 +373,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Settings { command } => settings::run(&data, command),
         Command::Inventory { command } => inventory::run(&data, command),
         Command::Tls { command } => tls::run(command),
+        Command::Backup { dest } => backup::backup(&data, &dest),
+        Command::Restore { backup } => backup::restore(&data, &backup),
         Command::Windows { command } => windows::run(command),
         Command::Report(args) => report::run(&data, args),
     }

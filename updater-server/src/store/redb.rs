@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use redb::{
-    ConcurrencyMode, Database, Durability, ReadableDatabase, ReadableTable, TableDefinition,
+    ConcurrencyMode, Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
 };
 
 use super::{Key, Op, Store, StoreError, Table};
@@ -72,6 +73,53 @@ impl RedbStore {
             db,
             path: path.to_owned(),
         })
+    }
+}
+
+impl RedbStore {
+    /// Writes every record, as one read transaction sees them (a consistent
+    /// snapshot, whatever commits meanwhile), into a new store file at
+    /// `dest`, which must not exist; returns the records copied per table.
+    pub fn snapshot_to(
+        &self,
+        dest: &Path,
+    ) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError> {
+        if dest.exists() {
+            return Err(StoreError::Backend(
+                format!("{} exists", dest.display()).into(),
+            ));
+        }
+        let copy = RedbStore::open(dest)?;
+        let read = self.db.begin_read().map_err(backend)?;
+        let mut write = copy.db.begin_write().map_err(backend)?;
+        write
+            .set_durability(Durability::Immediate)
+            .map_err(backend)?;
+        let mut counts = std::collections::BTreeMap::new();
+        for table in Table::ALL {
+            let src = read.open_table(def(table)).map_err(backend)?;
+            let mut dst = write.open_table(def(table)).map_err(backend)?;
+            let mut n = 0;
+            for entry in src.iter().map_err(backend)? {
+                let (k, v) = entry.map_err(backend)?;
+                dst.insert(k.value(), v.value()).map_err(backend)?;
+                n += 1;
+            }
+            counts.insert(table.name(), n);
+        }
+        write.commit().map_err(backend)?;
+        Ok(counts)
+    }
+
+    /// The records per table.
+    pub fn counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError> {
+        let read = self.db.begin_read().map_err(backend)?;
+        let mut counts = std::collections::BTreeMap::new();
+        for table in Table::ALL {
+            let t = read.open_table(def(table)).map_err(backend)?;
+            counts.insert(table.name(), t.len().map_err(backend)?);
+        }
+        Ok(counts)
     }
 }
 
