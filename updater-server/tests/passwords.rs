@@ -188,3 +188,56 @@ fn admins_change_their_password_and_full_admins_reset_others() {
     assert_eq!(works(&ann), 401);
     assert!(log_in("ann@acme.example", "set on the server host").is_some());
 }
+
+/// Wrong passwords from one address lock that address out of the account
+/// (429 with `Retry-After`), not the admin signing in from another one; the
+/// console's sign-in shares the count.
+#[test]
+fn guessing_from_one_address_does_not_lock_out_the_admin_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (a, _) = create_tenant(&data, "Acme");
+    create_admin(&data, &a, "ann@acme.example", "full");
+    let server = start(&data, &[], &[]);
+    let base = server.base.clone();
+    // Loopback is 127.0.0.0/8: a second source address on this host.
+    let from = |ip: [u8; 4]| {
+        Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    };
+    let (attacker, admin) = (from([127, 0, 0, 2]), from([127, 0, 0, 1]));
+    let login = |http: &Client, password: &str| {
+        let r = http
+            .post(format!("{base}/api/v1/login"))
+            .json(&json!({"tenant": a, "email": "ann@acme.example", "password": password}))
+            .send()
+            .unwrap();
+        let retry = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (r.status().as_u16(), retry)
+    };
+    for _ in 0..9 {
+        assert_eq!(login(&attacker, "not the password"), (401, None));
+    }
+    // The tenth guess through the console's form.
+    let r = attacker
+        .post(format!("{base}/console/signin"))
+        .form(&[
+            ("tenant", a.as_str()),
+            ("email", "ann@acme.example"),
+            ("password", "not the password"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (status, retry) = login(&attacker, PASSWORD);
+    assert_eq!(status, 429, "locked, even with the right password");
+    let retry: u64 = retry.unwrap().parse().unwrap();
+    assert!((890..=900).contains(&retry), "{retry}");
+    assert_eq!(login(&admin, PASSWORD), (200, None), "the admin elsewhere");
+}

@@ -163,6 +163,13 @@ pub enum AccountError {
         /// Seconds until the next attempt is accepted.
         retry_after_secs: i64,
     },
+    /// Every password check slot is taken (each holds ~19 MiB of argon2
+    /// memory); the attempt was not made.
+    #[error("the server is busy checking passwords; retry in {retry_after_secs} s")]
+    Busy {
+        /// Seconds to wait.
+        retry_after_secs: i64,
+    },
     /// Wrong tenant, e-mail, password or token (deliberately not saying which).
     #[error("invalid credentials")]
     InvalidCredentials,
@@ -196,6 +203,59 @@ pub struct Accounts {
     keys_dir: PathBuf,
     sessions: SessionPolicy,
     throttle: Arc<throttle::LoginThrottle>,
+    password_checks: Arc<PasswordChecks>,
+}
+
+/// At most this many argon2 password checks run at once, however many
+/// logins arrive: past it, a login is answered "busy" at once instead of
+/// queueing memory-hungry work on the blocking pool.
+#[derive(Debug)]
+pub(crate) struct PasswordChecks {
+    running: std::sync::atomic::AtomicUsize,
+    limit: usize,
+}
+
+impl PasswordChecks {
+    /// Two per core (at least four).
+    fn for_this_machine() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Self::with_limit((cores * 2).max(4))
+    }
+
+    pub(crate) fn with_limit(limit: usize) -> Self {
+        Self {
+            running: Default::default(),
+            limit,
+        }
+    }
+
+    /// A slot, or `Busy` when all are taken.
+    pub(crate) fn start(&self) -> Result<PasswordCheck<'_>, AccountError> {
+        use std::sync::atomic::Ordering;
+        let took = self
+            .running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.limit).then_some(n + 1)
+            });
+        match took {
+            Ok(_) => Ok(PasswordCheck(self)),
+            Err(_) => Err(AccountError::Busy {
+                retry_after_secs: 1,
+            }),
+        }
+    }
+}
+
+/// A running password check; frees its slot when dropped.
+#[derive(Debug)]
+pub(crate) struct PasswordCheck<'a>(&'a PasswordChecks);
+
+impl Drop for PasswordCheck<'_> {
+    fn drop(&mut self) {
+        self.0
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl Accounts {
@@ -212,7 +272,14 @@ impl Accounts {
             keys_dir,
             sessions,
             throttle: Arc::default(),
+            password_checks: Arc::new(PasswordChecks::for_this_machine()),
         }
+    }
+
+    /// The same accounts with at most `limit` password checks at once.
+    pub fn with_password_check_limit(mut self, limit: usize) -> Self {
+        self.password_checks = Arc::new(PasswordChecks::with_limit(limit));
+        self
     }
 
     /// The typed store.
@@ -405,18 +472,22 @@ impl Accounts {
     }
 
     /// Checks a password and opens a session; returns it and its token.
+    /// `source` is the client's address (throttling counts failures per
+    /// address and account: [`throttle`]).
     pub fn login(
         &self,
+        source: Option<std::net::IpAddr>,
         tenant: &str,
         email: &str,
         password: &str,
     ) -> Result<(Session, String), AccountError> {
         let email = email.trim().to_lowercase();
-        let key = (tenant.to_owned(), email.clone());
+        let key = throttle::Attempt::new(source, tenant, &email);
         let now = self.now();
         if let Some(retry_after_secs) = self.throttle.locked(&key, now) {
             return Err(AccountError::TooManyAttempts { retry_after_secs });
         }
+        let _slot = self.password_checks.start()?;
         let admin = match self.records().tenant(tenant)? {
             Some(_) => self.records().admin_by_email(tenant, &email)?,
             None => None,
@@ -426,7 +497,7 @@ impl Accounts {
             .map_or(secret::dummy_password_hash(), |a| a.password_hash.as_str());
         let ok = secret::verify_password(password, hash);
         let Some(admin) = admin.filter(|_| ok) else {
-            self.throttle.failed(key, now);
+            self.throttle.failed(&key, now);
             return Err(AccountError::InvalidCredentials);
         };
         self.throttle.succeeded(&key);

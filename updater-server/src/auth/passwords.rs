@@ -54,13 +54,15 @@ impl Accounts {
             .records()
             .admin(tenant, admin_id)?
             .ok_or(AccountError::NotFound)?;
-        let key = (tenant.to_owned(), admin.email.clone());
+        // Signed in: the account's own count, whatever the address.
+        let key = super::throttle::Attempt::new(None, tenant, &admin.email);
         let now = self.now();
         if let Some(retry_after_secs) = self.throttle.locked(&key, now) {
             return Err(AccountError::TooManyAttempts { retry_after_secs });
         }
+        let _slot = self.password_checks.start()?;
         if !secret::verify_password(current, &admin.password_hash) {
-            self.throttle.failed(key, now);
+            self.throttle.failed(&key, now);
             return Err(AccountError::Invalid {
                 field: "current_password",
                 why: "is not your current password",

@@ -147,7 +147,7 @@ fn login_fails_the_same_way_for_every_wrong_input() {
     ] {
         assert!(
             matches!(
-                f.accounts.login(tenant, email, pw),
+                f.accounts.login(None, tenant, email, pw),
                 Err(AccountError::InvalidCredentials)
             ),
             "{tenant} {email} {pw}"
@@ -155,7 +155,7 @@ fn login_fails_the_same_way_for_every_wrong_input() {
     }
     let (_, token) = f
         .accounts
-        .login(&f.tenant, "ANN@example.com", PASSWORD)
+        .login(None, &f.tenant, "ANN@example.com", PASSWORD)
         .unwrap();
     assert!(f.accounts.authenticate(&token).unwrap().is_full_admin());
 }
@@ -174,7 +174,7 @@ fn sessions_expire_after_an_idle_hour_and_after_twelve_hours() {
         .unwrap();
     let (_, token) = f
         .accounts
-        .login(&f.tenant, "ann@example.com", PASSWORD)
+        .login(None, &f.tenant, "ann@example.com", PASSWORD)
         .unwrap();
     let p = f.accounts.authenticate(&token).unwrap();
     assert_eq!(p.tenant, f.tenant);
@@ -192,7 +192,7 @@ fn sessions_expire_after_an_idle_hour_and_after_twelve_hours() {
 
     let (_, idle) = f
         .accounts
-        .login(&f.tenant, "ann@example.com", PASSWORD)
+        .login(None, &f.tenant, "ann@example.com", PASSWORD)
         .unwrap();
     f.clock.advance(TimeDelta::minutes(59));
     assert!(f.accounts.authenticate(&idle).is_ok());
@@ -212,11 +212,11 @@ fn tokens_cannot_be_reused_after_logout_revocation_or_admin_deletion() {
         .unwrap();
     let (_, s1) = f
         .accounts
-        .login(&f.tenant, "ann@example.com", PASSWORD)
+        .login(None, &f.tenant, "ann@example.com", PASSWORD)
         .unwrap();
     let (_, s2) = f
         .accounts
-        .login(&f.tenant, "ann@example.com", PASSWORD)
+        .login(None, &f.tenant, "ann@example.com", PASSWORD)
         .unwrap();
     let p1 = f.accounts.authenticate(&s1).unwrap();
     f.accounts.logout(&p1).unwrap();
@@ -260,7 +260,7 @@ fn sweeping_removes_only_expired_sessions() {
         .unwrap();
     let login = || {
         f.accounts
-            .login(&f.tenant, "ann@example.com", PASSWORD)
+            .login(None, &f.tenant, "ann@example.com", PASSWORD)
             .unwrap()
             .1
     };
@@ -286,7 +286,7 @@ fn repeated_wrong_passwords_lock_the_account_for_a_while() {
     f.accounts
         .create_admin(&f.tenant, "bob@example.com", Role::Full, false, PASSWORD)
         .unwrap();
-    let attempt = |email: &str, pw: &str| f.accounts.login(&f.tenant, email, pw).map(|_| ());
+    let attempt = |email: &str, pw: &str| f.accounts.login(None, &f.tenant, email, pw).map(|_| ());
     // A success resets the count.
     for _ in 0..throttle::MAX_FAILURES - 1 {
         assert!(matches!(
@@ -319,4 +319,32 @@ fn repeated_wrong_passwords_lock_the_account_for_a_while() {
     ));
     f.clock.advance(TimeDelta::minutes(1));
     attempt("ann@example.com", PASSWORD).unwrap();
+}
+
+/// Password checks past the limit are answered "busy" at once, without
+/// running argon2 and without counting as a failure.
+#[test]
+fn password_checks_past_the_limit_are_refused_as_busy() {
+    let f = fixture();
+    f.accounts
+        .create_admin(&f.tenant, "ann@example.com", Role::Full, false, PASSWORD)
+        .unwrap();
+    let accounts = f.accounts.clone().with_password_check_limit(2);
+    let first = accounts.password_checks.start().unwrap();
+    let second = accounts.password_checks.start().unwrap();
+    for _ in 0..throttle::MAX_FAILURES + 1 {
+        assert!(matches!(
+            accounts.login(None, &f.tenant, "ann@example.com", "wrong password!!"),
+            Err(AccountError::Busy {
+                retry_after_secs: 1
+            })
+        ));
+    }
+    drop(first);
+    // A slot is free again, and the refusals above locked nothing.
+    accounts
+        .login(None, &f.tenant, "ann@example.com", PASSWORD)
+        .unwrap();
+    drop(second);
+    assert!(accounts.password_checks.start().is_ok());
 }

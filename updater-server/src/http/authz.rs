@@ -141,15 +141,37 @@ pub(crate) struct Login {
     password: String,
 }
 
+/// The client's address, when the server was started with it (a router
+/// driven in-process has none).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub(crate) Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// `POST /api/v1/login {tenant, email, password}` → a session token.
 pub(crate) async fn login(
     State(state): State<Shared>,
+    ClientAddr(source): ClientAddr,
     JsonBody(body): JsonBody<Login>,
 ) -> Response {
     let result = blocking(move || {
         let (session, token) = state
             .accounts
-            .login(&body.tenant, &body.email, &body.password)
+            .login(source, &body.tenant, &body.email, &body.password)
             .map_err(|e| match e {
                 AccountError::InvalidCredentials => ApiError::new(error(
                     StatusCode::UNAUTHORIZED,

@@ -92,6 +92,14 @@ impl From<AccountError> for ApiError {
                 );
                 r
             }
+            AccountError::Busy { retry_after_secs } => {
+                let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "busy", &e.to_string());
+                r.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(*retry_after_secs),
+                );
+                r
+            }
             AccountError::NotAnAdmin => error(StatusCode::FORBIDDEN, "forbidden", &e.to_string()),
             AccountError::Store(_)
             | AccountError::Key(_)

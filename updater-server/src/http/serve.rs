@@ -63,10 +63,13 @@ pub async fn serve(catalog: Catalog, accounts: Accounts, opts: ServeOptions) -> 
             let addr = listener.local_addr()?;
             tracing::info!(%addr, "listening");
             println!("updater-server listening on http://{addr}");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .map_err(anyhow::Error::from)
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(anyhow::Error::from)
         }
         Some(tls) => serve_tls(app, opts.listen, tls).await,
     };
@@ -106,7 +109,7 @@ async fn serve_tls(app: axum::Router, listen: SocketAddr, tls: &TlsFiles) -> any
     });
     axum_server::from_tcp_rustls(listener, config)?
         .handle(handle)
-        .serve(app.into_make_service())
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
         .await?;
     Ok(())
 }

@@ -74,7 +74,11 @@ pub(crate) struct SignIn {
 
 /// `POST /console/signin`: the session cookie and a redirect, or the form
 /// again with the API's message (401 wrong credentials, 429 throttled).
-pub(crate) async fn submit(State(state): State<Shared>, Form(f): Form<SignIn>) -> Response {
+pub(crate) async fn submit(
+    State(state): State<Shared>,
+    crate::http::authz::ClientAddr(source): crate::http::authz::ClientAddr,
+    Form(f): Form<SignIn>,
+) -> Response {
     let secure = state.console_secure_cookies;
     let typed_tenant = f.tenant.clone();
     let email = f.email.clone();
@@ -84,7 +88,7 @@ pub(crate) async fn submit(State(state): State<Shared>, Form(f): Form<SignIn>) -
             .accounts
             .tenant_id_for(&f.tenant)?
             .unwrap_or_else(|| f.tenant.trim().to_owned());
-        state.accounts.login(&tenant, &f.email, &f.password)
+        state.accounts.login(source, &tenant, &f.email, &f.password)
     })
     .await;
     let refused =
@@ -102,6 +106,9 @@ pub(crate) async fn submit(State(state): State<Shared>, Form(f): Form<SignIn>) -
         }
         Ok(Err(e @ AccountError::TooManyAttempts { .. })) => {
             refused(StatusCode::TOO_MANY_REQUESTS, &e.to_string())
+        }
+        Ok(Err(e @ AccountError::Busy { .. })) => {
+            refused(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
         }
         Ok(Err(e)) => layout::internal_error(&e),
         Err(e) => layout::internal_error(&e),

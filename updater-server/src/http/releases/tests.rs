@@ -202,7 +202,7 @@ fn app(limits: crate::http::Limits, idle_timeout: Duration) -> App {
         .create_admin(&tenant.id, "ann@acme.example", Role::Full, true, password)
         .unwrap();
     let (_, token) = accounts
-        .login(&tenant.id, "ann@acme.example", password)
+        .login(None, &tenant.id, "ann@acme.example", password)
         .unwrap();
     let uploads = CatalogUploads {
         managers: [tenant.id.clone()].into(),
