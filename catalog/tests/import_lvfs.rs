@@ -320,14 +320,19 @@ fn vendor_signatures_from_jcat_tool_are_verified_and_recorded() {
     );
     let xml = metainfo(&flashed(&[GUID_A]), "", &sums, "");
     // One signing directory per jcat: the payload, then the jcat beside it.
-    let sign = |name: &str, keyring: &Path, steps: &[&[&str]]| -> Vec<u8> {
+    // Each step runs once per file of `files`, with FILE replaced by it.
+    const BOTH: &[&str] = &["firmware.bin", "firmware.metainfo.xml"];
+    let sign = |name: &str, keyring: &Path, files: &[&str], steps: &[&[&str]]| -> Vec<u8> {
         let work = dir.path().join(name);
         fs::create_dir_all(&work).unwrap();
         fs::write(work.join("firmware.bin"), &payload).unwrap();
-        for step in steps {
-            let mut args = vec!["--keyring", keyring.to_str().unwrap()];
-            args.extend_from_slice(step);
-            jcat_tool(&work, &args);
+        fs::write(work.join("firmware.metainfo.xml"), &xml).unwrap();
+        for file in files {
+            for step in steps {
+                let mut args = vec!["--keyring", keyring.to_str().unwrap()];
+                args.extend(step.iter().map(|a| if *a == "FILE" { *file } else { a }));
+                jcat_tool(&work, &args);
+            }
         }
         fs::read(work.join("firmware.jcat")).unwrap()
     };
@@ -336,21 +341,10 @@ fn vendor_signatures_from_jcat_tool_are_verified_and_recorded() {
     let signed = sign(
         "signed",
         &vendor,
+        BOTH,
         &[
-            &[
-                "--kind",
-                "sha256",
-                "self-sign",
-                "firmware.jcat",
-                "firmware.bin",
-            ],
-            &[
-                "--kind",
-                "ed25519",
-                "self-sign",
-                "firmware.jcat",
-                "firmware.bin",
-            ],
+            &["--kind", "sha256", "self-sign", "firmware.jcat", "FILE"],
+            &["--kind", "ed25519", "self-sign", "firmware.jcat", "FILE"],
         ],
     );
     let vendor_pub = vendor.join("pki/public.ed25519");
@@ -358,14 +352,9 @@ fn vendor_signatures_from_jcat_tool_are_verified_and_recorded() {
     let over_sha256 = sign(
         "over-sha256",
         &vendor,
+        BOTH,
         &[
-            &[
-                "--kind",
-                "sha256",
-                "self-sign",
-                "firmware.jcat",
-                "firmware.bin",
-            ],
+            &["--kind", "sha256", "self-sign", "firmware.jcat", "FILE"],
             &[
                 "--kind",
                 "ed25519",
@@ -373,7 +362,7 @@ fn vendor_signatures_from_jcat_tool_are_verified_and_recorded() {
                 "sha256",
                 "sign",
                 "firmware.jcat",
-                "firmware.bin",
+                "FILE",
                 vendor_pub.to_str().unwrap(),
                 vendor_sec.to_str().unwrap(),
             ],
@@ -382,13 +371,16 @@ fn vendor_signatures_from_jcat_tool_are_verified_and_recorded() {
     let by_stranger = sign(
         "stranger",
         &stranger,
-        &[&[
-            "--kind",
-            "ed25519",
-            "self-sign",
-            "firmware.jcat",
-            "firmware.bin",
-        ]],
+        BOTH,
+        &[&["--kind", "ed25519", "self-sign", "firmware.jcat", "FILE"]],
+    );
+    // The payload signed by the vendor, its metainfo not: another metainfo
+    // could relabel a signed image.
+    let payload_only = sign(
+        "payload-only",
+        &vendor,
+        &["firmware.bin"],
+        &[&["--kind", "ed25519", "self-sign", "firmware.jcat", "FILE"]],
     );
     // A jcat made for other bytes: its sha256 blob disagrees with the payload.
     let other_work = dir.path().join("other");
@@ -465,6 +457,11 @@ fn vendor_signatures_from_jcat_tool_are_verified_and_recorded() {
             Ok(signature("acme", "sha256")),
         ),
         ("signed by a key not trusted", Some(&by_stranger), Ok(None)),
+        (
+            "the payload signed, its metainfo not",
+            Some(&payload_only),
+            Ok(None),
+        ),
         ("no jcat", None, Ok(None)),
         (
             "a jcat for other bytes",

@@ -219,8 +219,16 @@ fn backup_and_restore_refuse_to_overwrite_or_restore_damage() {
     let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     manifest["store"]["tenants"] = json!(2);
     std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let keyless = dir.path().join("keyless");
+    ok(&data, &["backup", keyless.to_str().unwrap()]);
+    std::fs::remove_file(keyless.join("keys/timestamp.pem")).unwrap();
+    let linked = dir.path().join("linked");
+    ok(&data, &["backup", linked.to_str().unwrap()]);
+    std::os::unix::fs::symlink("/etc/hostname", linked.join("keys/extra.pem")).unwrap();
     for (backup, words) in [
         (&damaged, "damaged blob"),
+        (&keyless, "key files: "),
+        (&linked, "is a symbolic link"),
         (
             &short,
             "table tenants: 1 records, the backup's manifest says 2",

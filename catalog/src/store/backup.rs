@@ -18,16 +18,10 @@ pub struct CatalogBackup {
     pub targets_version: u64,
 }
 
-/// Copies `src` into `dest` recursively. Files are hard-linked when
-/// `link` says so and the file system allows it (blobs are immutable:
-/// written beside and renamed into place, never changed), copied otherwise;
-/// modes are kept. Entries for which `skip` is true are left out.
-fn copy_tree(
-    src: &Path,
-    dest: &Path,
-    link: bool,
-    skip: &dyn Fn(&Path) -> bool,
-) -> Result<usize, CatalogError> {
+/// Copies `src` into `dest` recursively, modes kept; never hard links (a
+/// backup must not share its bytes with the live catalog). Entries for
+/// which `skip` is true are left out; symbolic links are not followed.
+fn copy_tree(src: &Path, dest: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<usize, CatalogError> {
     let mut files = 0;
     fs::create_dir_all(dest).map_err(io_err(dest))?;
     let entries = match fs::read_dir(src) {
@@ -44,11 +38,9 @@ fn copy_tree(
         let to = dest.join(entry.file_name());
         let kind = entry.file_type().map_err(io_err(&from))?;
         if kind.is_dir() {
-            files += copy_tree(&from, &to, link, skip)?;
+            files += copy_tree(&from, &to, skip)?;
         } else if kind.is_file() {
-            if !(link && fs::hard_link(&from, &to).is_ok()) {
-                fs::copy(&from, &to).map_err(io_err(&from))?;
-            }
+            fs::copy(&from, &to).map_err(io_err(&from))?;
             files += 1;
         }
     }
@@ -70,18 +62,11 @@ impl Catalog {
         self.reload()?;
         let targets_version = self.repository()?.current_targets().version;
         let none = |_: &Path| false;
-        copy_tree(&self.repo_dir(), &dest.join("repo"), false, &none)?;
-        copy_tree(
-            &self.vendor_keys_dir(),
-            &dest.join("vendor-keys"),
-            false,
-            &none,
-        )?;
+        copy_tree(&self.repo_dir(), &dest.join("repo"), &none)?;
+        copy_tree(&self.vendor_keys_dir(), &dest.join("vendor-keys"), &none)?;
         // Leftovers of interrupted imports in `blobs/tmp` are not blobs.
         let tmp = self.blobs.root().join("tmp");
-        let blobs = copy_tree(self.blobs.root(), &dest.join("blobs"), true, &|p: &Path| {
-            p == tmp
-        })?;
+        let blobs = copy_tree(self.blobs.root(), &dest.join("blobs"), &|p: &Path| p == tmp)?;
         let index = self.root.join("releases.json");
         fs::copy(&index, dest.join("releases.json")).map_err(io_err(&index))?;
         Ok(CatalogBackup {

@@ -24,8 +24,15 @@ impl Catalog {
         let _lock = lock(&self.root)?;
         self.reload()?;
         let mut repo = self.signing_targets()?;
+        let signed = repo
+            .current_targets()
+            .targets
+            .get(&endorsement.target_name())
+            .and_then(|t| KeyEndorsement::from_target(&endorsement.target_name(), t));
         let keys = &mut self.index.assignment_keys;
-        if keys.contains(endorsement) {
+        // Already recorded *and* signed; recorded only (a publish that
+        // failed after the index was written) is signed now.
+        if keys.contains(endorsement) && matches!(signed, Some(Ok(ref s)) if s == endorsement) {
             return Ok(false);
         }
         keys.retain(|e| e.tenant != endorsement.tenant);

@@ -476,11 +476,18 @@ impl Catalog {
     pub fn gc(&mut self, now: std::time::SystemTime) -> Result<GcReport, CatalogError> {
         let _lock = lock(&self.root)?;
         self.reload()?;
-        let referenced: HashSet<Sha256Digest> = self
+        let referenced = self
             .targets()?
-            .values()
-            .filter_map(|t| t.hashes.get("sha256")?.parse().ok())
-            .collect();
+            .iter()
+            .map(|(name, t)| {
+                t.hashes
+                    .get("sha256")
+                    .and_then(|h| h.parse().ok())
+                    .ok_or_else(|| {
+                        TufError::mismatch(name.as_str(), "no sha256 to keep its blob by")
+                    })
+            })
+            .collect::<Result<HashSet<Sha256Digest>, TufError>>()?;
         Ok(self.blobs.gc(&referenced, now)?)
     }
 

@@ -370,11 +370,19 @@ impl<B: DeviceBackend> AgentCore<B> {
                     etag,
                     now,
                 )?;
-                // LDAP definitions only from the verified document: the
-                // directory a bind goes to is the one the tenant's key signed.
-                changed = self
-                    .ldap
-                    .update(&self.state, &set.ldap_groups, &response.accounts)?;
+                // LDAP definitions only from the verified document, signed
+                // by a key the catalog still endorses: the directory a bind
+                // goes to is the one the tenant's key signed.
+                match self.pipeline.check_assignment_key(&set.tenant, now) {
+                    Ok(()) => {
+                        changed =
+                            self.ldap
+                                .update(&self.state, &set.ldap_groups, &response.accounts)?;
+                    }
+                    Err(why) => tracing::warn!(
+                        "LDAP group definitions of the new assignments not used: {why}"
+                    ),
+                }
                 set
             }
         };

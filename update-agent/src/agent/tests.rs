@@ -98,6 +98,12 @@ fn core(fx: &Fx, url: &str, key: &Ed25519Signer) -> AgentCore<crate::devices::Si
         "agent-1",
         "upda_secret",
     );
+    // One key for the core and its pipeline, as enrollment pins it.
+    assert_eq!(
+        key.public_key(),
+        &fx.assignment_key,
+        "endorse the signer first (Fx::endorse)"
+    );
     AgentCore::new(
         fx.state.clone(),
         client,
@@ -117,6 +123,7 @@ fn check_in_verifies_persists_installs_and_reports() {
         false,
     );
     let signer = Ed25519Signer::generate().unwrap();
+    fx.endorse(&signer);
     let mut doc = set(vec![a.clone()]);
     doc.poll_interval_secs = 900;
     let answer = serde_json::to_vec(&CheckInResponse {
@@ -202,8 +209,9 @@ fn check_in_verifies_persists_installs_and_reports() {
 
 #[test]
 fn rejected_credential_and_missing_events_endpoint() {
-    let fx = Fx::new(ModelProfile::headset_tolerant());
+    let mut fx = Fx::new(ModelProfile::headset_tolerant());
     let signer = Ed25519Signer::generate().unwrap();
+    fx.endorse(&signer);
     let (url, _) = serve(Box::new(|_| (401, vec![], b"{}".to_vec())));
     let mut c = core(&fx, &url, &signer);
     let err = c.check_in_and_update(t0()).unwrap_err();
@@ -237,8 +245,9 @@ fn rejected_credential_and_missing_events_endpoint() {
 
 #[test]
 fn foreign_expired_rolled_back_and_forged_assignments_are_refused() {
-    let fx = Fx::new(ModelProfile::headset_tolerant());
+    let mut fx = Fx::new(ModelProfile::headset_tolerant());
     let signer = Ed25519Signer::generate().unwrap();
+    fx.endorse(&signer);
     let key = signer.public_key().clone();
     let bytes = |s: AssignmentSet, by: &Ed25519Signer| sign_assignments(s, by).unwrap();
     let mut v5 = set(vec![]);
@@ -280,8 +289,9 @@ fn foreign_expired_rolled_back_and_forged_assignments_are_refused() {
 #[test]
 fn signed_ldap_definitions_and_account_rules_from_the_answer_are_kept() {
     use catalog::checkin::{AccountRules, LdapGroupDefinition, LdapServerSettings};
-    let fx = Fx::new(ModelProfile::headset_tolerant());
+    let mut fx = Fx::new(ModelProfile::headset_tolerant());
     let signer = Ed25519Signer::generate().unwrap();
+    fx.endorse(&signer);
     // A directory that cannot be reached: evaluated, no membership.
     let closed = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -384,7 +394,8 @@ fn ldap_definitions_outside_the_signature_are_never_used() {
         ),
     ];
     for (answer, refused) in cases {
-        let fx = Fx::new(ModelProfile::headset_tolerant());
+        let mut fx = Fx::new(ModelProfile::headset_tolerant());
+        fx.endorse(&signer);
         let body = serde_json::to_vec(&answer).unwrap();
         let (url, _) = serve(Box::new(move |req| {
             if req.path.ends_with("/checkin") {
@@ -405,4 +416,55 @@ fn ldap_definitions_outside_the_signature_are_never_used() {
             .collect();
         assert!(hosts.is_empty(), "{answer}: {hosts:?}");
     }
+}
+
+/// A new assignment document signed by a key the catalog no longer
+/// endorses brings no LDAP definitions: the directory a bind goes to is
+/// chosen only by an endorsed key.
+#[test]
+fn ldap_definitions_of_a_key_no_longer_endorsed_are_not_used() {
+    use catalog::checkin::{LdapGroupDefinition, LdapServerSettings};
+    let mut fx = Fx::new(ModelProfile::headset_tolerant());
+    let signer = Ed25519Signer::generate().unwrap();
+    fx.endorse(&signer);
+    // The tenant's key rotated on the signing host: another one endorsed.
+    let rotated = Ed25519Signer::generate().unwrap();
+    let e = catalog::assignment::KeyEndorsement::new(
+        crate::pipeline::tests::TENANT,
+        rotated.public_key().clone(),
+    )
+    .unwrap();
+    fx.catalog
+        .endorse(&e, t0() - chrono::Duration::hours(1))
+        .unwrap();
+    fx.export();
+    let mut with_groups = set(vec![]);
+    with_groups.ldap_groups = vec![LdapGroupDefinition {
+        id: "g1".into(),
+        priority: 1,
+        filter: "(uid=$user$)".into(),
+        server: LdapServerSettings {
+            host: Some("ldap.attacker.example".into()),
+            tls: true,
+            ..LdapServerSettings::default()
+        },
+    }];
+    let body = serde_json::to_vec(&CheckInResponse {
+        assignments: signed(&signer, with_groups),
+        poll_interval_secs: 900,
+        ..CheckInResponse::default()
+    })
+    .unwrap();
+    let (url, _) = serve(Box::new(move |req| {
+        if req.path.ends_with("/checkin") {
+            return (200, vec![("ETag", "\"v1\"".into())], body.clone());
+        }
+        (404, vec![], Vec::new())
+    }));
+    core(&fx, &url, &signer).check_in_only(t0()).unwrap();
+    assert!(fx
+        .state
+        .directory()
+        .unwrap()
+        .is_none_or(|d| d.ldap_groups.is_empty()));
 }

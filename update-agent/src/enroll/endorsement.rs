@@ -12,8 +12,12 @@ use crate::fetch::HttpFetcher;
 
 /// Refreshes the catalog metadata from `root_file` (trusted) in a scratch
 /// directory, so nothing is kept unless enrollment succeeds, and checks that
-/// its targets endorse `key` for `tenant`; returns the targets version.
+/// its targets endorse `key` for `tenant`; returns the targets version. A
+/// re-enrollment starts from the metadata the agent already trusts
+/// (`trusted_dir`), so older targets that still endorsed a withdrawn key
+/// are refused as a rollback.
 pub(super) fn check_key_endorsed(
+    trusted_dir: &std::path::Path,
     root_file: &[u8],
     client: &reqwest::blocking::Client,
     server_url: &str,
@@ -25,6 +29,13 @@ pub(super) fn check_key_endorsed(
         path: std::env::temp_dir(),
         source,
     })?;
+    for role in ["timestamp", "snapshot", "targets"] {
+        let from = trusted_dir.join(format!("{role}.json"));
+        if from.is_file() {
+            let to = scratch.path().join(format!("{role}.json"));
+            std::fs::copy(&from, &to).map_err(|source| EnrollError::Io { path: from, source })?;
+        }
+    }
     let root_path = scratch.path().join("root.json");
     std::fs::write(&root_path, root_file).map_err(|source| EnrollError::Io {
         path: root_path,

@@ -446,6 +446,7 @@ fn store(
         )));
     }
     let endorsed_in_targets = endorsement::check_key_endorsed(
+        &state_dir.join("metadata"),
         &root_file,
         client,
         &opts.params.server_url,

@@ -264,6 +264,15 @@ impl<B: DeviceBackend> Pipeline<B> {
         &self.backend
     }
 
+    /// Refreshes the catalog metadata and checks that it still endorses the
+    /// key `tenant`'s assignments are verified with (before anything else
+    /// in a new assignment document is used, e.g. its LDAP definitions).
+    pub fn check_assignment_key(&self, tenant: &str, now: DateTime<Utc>) -> Result<(), String> {
+        self.signed_targets(tenant, &[], now)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     /// Refreshes the catalog metadata, checks that it still endorses the
     /// key `tenant`'s assignments were verified with, and looks up `names`.
     fn signed_targets(

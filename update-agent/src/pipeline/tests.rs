@@ -161,6 +161,28 @@ impl Fx {
         }
     }
 
+    /// Endorses `signer`'s key for [`TENANT`] instead of the fixture's own,
+    /// and exports the catalog to `server/` and `share/`.
+    pub(crate) fn endorse(&mut self, signer: &catalog::tuf::Ed25519Signer) {
+        let e = KeyEndorsement::new(TENANT, signer.public_key().clone()).unwrap();
+        self.catalog.endorse(&e, t0() - Duration::hours(2)).unwrap();
+        self.assignment_key = signer.public_key().clone();
+        self.export();
+    }
+
+    /// Exports the catalog to `server/` and `share/`.
+    pub(crate) fn export(&self) {
+        for dest in ["server", "share"] {
+            mirror::export(
+                &self.catalog,
+                &self.path(dest),
+                &ExportFilter::default(),
+                &mut |_| {},
+            )
+            .unwrap();
+        }
+    }
+
     pub(crate) fn pipeline(&self) -> Pipeline<SimDevices> {
         let agent = self.path("agent");
         let remote = Remote {

@@ -51,9 +51,17 @@ impl Attempt {
         Self { source, account }
     }
 
-    /// The counters this attempt touches, with their limits.
+    /// The counters this attempt touches, with their limits. An IPv6
+    /// client counts as its /64 (one host is usually given a whole /64).
     fn buckets(&self) -> Vec<(Bucket, u32)> {
-        match self.source {
+        let source = self.source.map(|ip| match ip {
+            IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+            v4 => v4,
+        });
+        match source {
             Some(ip) => vec![
                 (Bucket::Pair(ip, self.account), MAX_FAILURES),
                 (Bucket::Source(ip), MAX_SOURCE_FAILURES),
@@ -176,6 +184,20 @@ mod tests {
         // (The address's window began with its first failure, at 0.)
         assert_eq!(throttle.locked(&bob, t(1)), Some(14 * 60));
         assert_eq!(throttle.locked(&ann(admin), t(1)), None, "the real admin");
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_slash_64() {
+        let throttle = LoginThrottle::default();
+        for n in 0..MAX_FAILURES {
+            let ip: IpAddr = format!("2001:db8:1:2::{n:x}").parse().unwrap();
+            throttle.failed(&Attempt::new(Some(ip), "t1", "ann@example.com"), t(0));
+        }
+        let same_64: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let ann = |ip| Attempt::new(Some(ip), "t1", "ann@example.com");
+        assert_eq!(throttle.locked(&ann(same_64), t(0)), Some(900));
+        assert_eq!(throttle.locked(&ann(other_64), t(0)), None);
     }
 
     #[test]

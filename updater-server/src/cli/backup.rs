@@ -66,7 +66,14 @@ fn copy_private_tree(src: &Path, dest: &Path) -> anyhow::Result<usize> {
     for entry in entries {
         let entry = entry?;
         let (from, to) = (entry.path(), dest.join(entry.file_name()));
-        if entry.file_type()?.is_dir() {
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            bail!(
+                "{} is a symbolic link: a backup holds only files and directories",
+                from.display()
+            );
+        }
+        if kind.is_dir() {
             files += copy_private_tree(&from, &to)?;
         } else {
             fs::copy(&from, &to).with_context(|| format!("copying {}", from.display()))?;
@@ -133,6 +140,19 @@ pub(super) fn backup(data: &DataDir, dest: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn count_files(dir: &Path) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        n += if entry.file_type()?.is_dir() {
+            count_files(&entry.path())?
+        } else {
+            1
+        };
+    }
+    Ok(n)
+}
+
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".{suffix}"));
@@ -173,12 +193,26 @@ pub(super) fn restore(data: &DataDir, backup: &Path) -> anyhow::Result<()> {
             }
         }
         let catalog = restored.open_existing()?;
-        if catalog.releases().len() != manifest.releases {
-            bail!(
-                "{} releases, the backup's manifest says {}",
-                catalog.releases().len(),
-                manifest.releases
-            );
+        let key_files = count_files(&restored.keys())?;
+        let found = [
+            ("releases", catalog.releases().len() as u64),
+            ("blobs", catalog.blobs().list()?.len() as u64),
+            ("key files", key_files as u64),
+            (
+                "targets version",
+                catalog.repository()?.current_targets().version,
+            ),
+        ];
+        let said = [
+            manifest.releases as u64,
+            manifest.blobs as u64,
+            manifest.key_files as u64,
+            manifest.targets_version,
+        ];
+        for ((what, n), want) in found.into_iter().zip(said) {
+            if n != want {
+                bail!("{what}: {n}, the backup's manifest says {want}");
+            }
         }
         let problems = ::catalog::mirror::verify_blob_store(catalog.blobs())?;
         if let Some(p) = problems.first() {

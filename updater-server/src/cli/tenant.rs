@@ -62,11 +62,20 @@ pub(super) fn run(data: &DataDir, command: TenantCommand) -> anyhow::Result<()> 
             let (tenant, token) = accounts.create_tenant(&name)?;
             // With the targets key on this host (a test installation) the key
             // is endorsed now; otherwise on the signing host (said below).
-            let endorsed = catalog.repository()?.can_sign("targets");
-            if endorsed {
-                let endorsement = accounts.assignment_key_endorsement(&tenant.id)?;
-                catalog.endorse(&endorsement, accounts.now())?;
-            }
+            // The token is printed below whatever happens here: it is shown
+            // once, and the tenant exists already.
+            let endorsed = catalog.repository()?.can_sign("targets")
+                && match accounts
+                    .assignment_key_endorsement(&tenant.id)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|e| Ok(catalog.endorse(&e, accounts.now())?))
+                {
+                    Ok(_) => true,
+                    Err(e) => {
+                        eprintln!("warning: the assignment key was not endorsed: {e:#}");
+                        false
+                    }
+                };
             let first = std::fs::read(catalog.metadata_dir().join("1.root.json"))?;
             let first = ::catalog::tuf::verify_self_signed_root("root v1", &first)?;
             let root_sha256 = ::catalog::tuf::root_fingerprint(&first);

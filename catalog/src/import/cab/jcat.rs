@@ -199,39 +199,81 @@ fn parse(name: &str, compressed: &[u8]) -> Result<JcatFile, String> {
             file.major
         ));
     }
+    if file.items.len() > MAX_ITEMS || file.items.iter().any(|i| i.blobs.len() > MAX_BLOBS) {
+        return Err(format!(
+            "{name}: more than {MAX_ITEMS} items or {MAX_BLOBS} blobs in an item"
+        ));
+    }
     Ok(file)
 }
 
-/// What a cabinet's jcat files say about its payload, checked: `Ok(None)`
-/// when nothing verifies with a trusted key (no jcat, no item for the
-/// payload, no ed25519 blob, or one by another key); an error when a jcat
-/// is malformed or a checksum disagrees with the payload. `payload` reads
-/// the payload's bytes, needed only for a signature over them.
-pub(super) fn verify(
-    jcats: &[(String, Vec<u8>)],
-    payload_name: &str,
-    digests: &Digests,
-    payload: &mut dyn FnMut() -> Result<Vec<u8>, String>,
-    keys: &[VendorKey],
-) -> Result<Option<VendorSignature>, String> {
-    let mut found = None;
-    for (name, bytes) in jcats {
-        let file = parse(name, bytes)?;
-        let items = file
-            .items
-            .iter()
-            .filter(|i| i.id == payload_name || i.alias_ids.iter().any(|a| a == payload_name));
-        for item in items {
-            check_checksums(name, item, digests)?;
-            if found.is_none() {
-                found = signature_of(name, item, payload, keys)?;
-            }
-        }
-    }
-    Ok(found)
+/// Items per jcat file and blobs per item accepted: a vendor signs a handful
+/// of files with a few blobs each; more is an attempt to make the import
+/// hash and verify without end.
+const MAX_ITEMS: usize = 64;
+const MAX_BLOBS: usize = 16;
+
+/// One cabinet file whose signatures are checked.
+pub(super) struct SignedFile<'a> {
+    /// Its name in the cabinet (the jcat item id).
+    pub(super) name: &'a str,
+    /// Its digests.
+    pub(super) digests: &'a Digests,
+    /// Reads its bytes (needed only for a signature over them; read once).
+    pub(super) read: &'a mut dyn FnMut() -> Result<Vec<u8>, String>,
 }
 
-fn check_checksums(name: &str, item: &JcatItem, digests: &Digests) -> Result<(), String> {
+/// What the cabinet's jcat files say about `files`, checked: the vendor
+/// signature when one trusted key signs *every* file (the payload first,
+/// then the metainfo that says what the payload is — a signed payload
+/// relabelled by another metainfo is not signed); `Ok(None)` when no key
+/// does; an error when a jcat is malformed or a checksum disagrees with its
+/// file. `covers` says what the payload's signature covers.
+pub(super) fn verify(
+    jcats: &[(String, Vec<u8>)],
+    files: &mut [SignedFile<'_>],
+    keys: &[VendorKey],
+) -> Result<Option<VendorSignature>, String> {
+    let parsed: Vec<(&str, JcatFile)> = jcats
+        .iter()
+        .map(|(name, bytes)| Ok((name.as_str(), parse(name, bytes)?)))
+        .collect::<Result<_, String>>()?;
+    // For each file: the keys that signed it, and what they signed.
+    let mut signers: Vec<Vec<(usize, &'static str)>> = Vec::new();
+    for file in files.iter_mut() {
+        let mut bytes: Option<Vec<u8>> = None;
+        let mut by = Vec::new();
+        let name = file.name;
+        for (jcat, parsed) in &parsed {
+            let items = parsed
+                .items
+                .iter()
+                .filter(|i| i.id == name || i.alias_ids.iter().any(|a| a == name));
+            for item in items {
+                check_checksums(jcat, item, name, file.digests)?;
+                signed_by(jcat, item, file, &mut bytes, keys, &mut by)?;
+            }
+        }
+        signers.push(by);
+    }
+    let Some((payload, rest)) = signers.split_first() else {
+        return Ok(None);
+    };
+    Ok(payload
+        .iter()
+        .find(|(key, _)| rest.iter().all(|other| other.iter().any(|(k, _)| k == key)))
+        .map(|(key, covers)| VendorSignature {
+            key: keys[*key].name.clone(),
+            covers: (*covers).to_owned(),
+        }))
+}
+
+fn check_checksums(
+    jcat: &str,
+    item: &JcatItem,
+    file: &str,
+    digests: &Digests,
+) -> Result<(), String> {
     for b in &item.blobs {
         let actual = match b.kind {
             KIND_SHA256 => &digests.sha256,
@@ -242,9 +284,9 @@ fn check_checksums(name: &str, item: &JcatItem, digests: &Digests) -> Result<(),
         let said = String::from_utf8(b.bytes()?).unwrap_or_default();
         if !said.trim().eq_ignore_ascii_case(actual) {
             return Err(format!(
-                "{name}: the {} checksum of {} is {}, the payload's is {actual}",
+                "{jcat}: the {} checksum of {} is {}, the file's is {actual}",
                 kind_name(b.kind),
-                item.id,
+                file,
                 said.trim()
             ));
         }
@@ -252,55 +294,58 @@ fn check_checksums(name: &str, item: &JcatItem, digests: &Digests) -> Result<(),
     Ok(())
 }
 
-fn signature_of(
-    name: &str,
+/// Adds to `by` the trusted keys (by index) whose ed25519 blob in `item`
+/// verifies: over the file's bytes, or with `Target` over its sha256 or
+/// sha512 checksum text (checked against the file before). A signature over
+/// a SHA-1 checksum counts for nothing: SHA-1 collides.
+fn signed_by(
+    jcat: &str,
     item: &JcatItem,
-    payload: &mut dyn FnMut() -> Result<Vec<u8>, String>,
+    file: &mut SignedFile<'_>,
+    bytes: &mut Option<Vec<u8>>,
     keys: &[VendorKey],
-) -> Result<Option<VendorSignature>, String> {
-    let mut payload_bytes: Option<Vec<u8>> = None;
+    by: &mut Vec<(usize, &'static str)>,
+) -> Result<(), String> {
     for b in item.blobs.iter().filter(|b| b.kind == KIND_ED25519) {
         let raw = b.bytes()?;
         let Ok(signature) = Signature::from_slice(&raw) else {
             return Err(format!(
-                "{name}: an ed25519 blob of {} is {} bytes, not 64",
+                "{jcat}: an ed25519 blob of {} is {} bytes, not 64",
                 item.id,
                 raw.len()
             ));
         };
-        let (message, covers) = match b.target {
+        let target;
+        let (message, covers): (&[u8], &'static str) = match b.target {
             None => {
-                if payload_bytes.is_none() {
-                    payload_bytes = Some(payload()?);
+                if bytes.is_none() {
+                    *bytes = Some((file.read)()?);
                 }
-                (payload_bytes.clone().unwrap_or_default(), "payload")
+                (bytes.as_deref().unwrap_or_default(), "payload")
             }
             Some(kind) => {
-                // The checksum blob it signs was checked against the payload.
-                let Some(target) = item.blobs.iter().find(|t| t.kind == kind) else {
+                let Some(t) = item.blobs.iter().find(|t| t.kind == kind) else {
                     return Err(format!(
-                        "{name}: an ed25519 blob of {} signs its {} blob, which it lacks",
+                        "{jcat}: an ed25519 blob of {} signs its {} blob, which it lacks",
                         item.id,
                         kind_name(kind)
                     ));
                 };
-                if !matches!(kind, KIND_SHA256 | KIND_SHA1 | KIND_SHA512) {
+                if !matches!(kind, KIND_SHA256 | KIND_SHA512) {
                     continue;
                 }
-                (target.bytes()?, kind_name(kind))
+                target = t.bytes()?;
+                (&target, kind_name(kind))
             }
         };
-        if let Some(k) = keys
-            .iter()
-            .find(|k| k.key.verify_strict(&message, &signature).is_ok())
-        {
-            return Ok(Some(VendorSignature {
-                key: k.name.clone(),
-                covers: covers.to_owned(),
-            }));
+        for (i, k) in keys.iter().enumerate() {
+            if k.key.verify_strict(message, &signature).is_ok() && !by.iter().any(|(j, _)| *j == i)
+            {
+                by.push((i, covers));
+            }
         }
     }
-    Ok(None)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -317,13 +362,8 @@ mod tests {
         e.finish().unwrap()
     }
 
-    fn digests(payload: &[u8]) -> Digests {
-        use sha1::Digest as _;
-        Digests {
-            sha256: hex::encode(sha2::Sha256::digest(payload)),
-            sha1: hex::encode(sha1::Sha1::digest(payload)),
-            sha512: hex::encode(sha2::Sha512::digest(payload)),
-        }
+    fn digests(bytes: &[u8]) -> Digests {
+        Digests::of(bytes)
     }
 
     fn b64(b: &[u8]) -> String {
@@ -427,6 +467,29 @@ mod tests {
                 Err("malformed jcat"),
             ),
             (
+                "a signature over the sha1 checksum (SHA-1 collides)",
+                gz(&item(serde_json::json!([
+                    {"Kind": 4, "Flags": 1, "Data": d.sha1},
+                    {"Kind": 9, "Flags": 0, "Target": 4, "Data": sig(&vendor, d.sha1.as_bytes())}]))),
+                Ok(None),
+            ),
+            (
+                "an item with too many blobs (work without end)",
+                gz(&item(serde_json::Value::Array(vec![
+                    signed_payload(&other);
+                    17
+                ]))),
+                Err("more than 64 items or 16 blobs in an item"),
+            ),
+            (
+                "one item signed twice: read once",
+                gz(&item(serde_json::json!([
+                    signed_payload(&other),
+                    signed_payload(&vendor)
+                ]))),
+                accepted("acme", "payload"),
+            ),
+            (
                 "an item for another file only",
                 gz(&serde_json::json!({"JcatVersionMajor": 0, "Items": [
                     {"Id": "firmware.metainfo.xml", "Blobs": [signed_payload(&vendor)]}]})),
@@ -439,19 +502,70 @@ mod tests {
                 reads += 1;
                 Ok(payload.clone())
             };
-            let got = verify(
-                &[("firmware.jcat".into(), jcat)],
-                "firmware.bin",
-                &d,
-                &mut read,
-                &keys,
-            );
+            let mut files = [SignedFile {
+                name: "firmware.bin",
+                digests: &d,
+                read: &mut read,
+            }];
+            let got = verify(&[("firmware.jcat".into(), jcat)], &mut files, &keys);
             match (got, expected) {
                 (Ok(got), Ok(want)) => assert_eq!(got, want, "{case}"),
                 (Err(e), Err(needle)) => assert!(e.contains(needle), "{case}: {e}"),
                 (got, want) => panic!("{case}: got {got:?}, expected {want:?}"),
             }
             assert!(reads <= 1, "{case}: the payload is read at most once");
+        }
+    }
+
+    /// A signed payload counts only with a metainfo signed by the same key:
+    /// otherwise another metainfo could relabel it (version, hardware).
+    #[test]
+    fn every_file_must_be_signed_by_the_same_key() {
+        let payload = b"firmware image".to_vec();
+        let meta = b"<component/>".to_vec();
+        let (dp, dm) = (digests(&payload), digests(&meta));
+        let acme = SigningKey::from_bytes(&[7; 32]);
+        let globex = SigningKey::from_bytes(&[9; 32]);
+        let keys = [
+            VendorKey {
+                name: "acme".into(),
+                key: acme.verifying_key(),
+            },
+            VendorKey {
+                name: "globex".into(),
+                key: globex.verifying_key(),
+            },
+        ];
+        let blob = |k: &SigningKey, m: &[u8]| serde_json::json!({"Kind": 9, "Flags": 0, "Data": b64(&k.sign(m).to_bytes())});
+        let jcat = |meta_signer: Option<&SigningKey>| {
+            let mut items = vec![serde_json::json!({"Id": "firmware.bin",
+                "Blobs": [blob(&acme, &payload)]})];
+            if let Some(k) = meta_signer {
+                items.push(serde_json::json!({"Id": "firmware.metainfo.xml",
+                    "Blobs": [blob(k, &meta)]}));
+            }
+            gz(&serde_json::json!({"JcatVersionMajor": 0, "Items": items}))
+        };
+        for (case, signer, want) in [
+            ("both by acme", Some(&acme), Some("acme")),
+            ("metainfo unsigned", None, None),
+            ("metainfo by another trusted key", Some(&globex), None),
+        ] {
+            let (mut rp, mut rm) = (|| Ok(payload.clone()), || Ok(meta.clone()));
+            let mut files = [
+                SignedFile {
+                    name: "firmware.bin",
+                    digests: &dp,
+                    read: &mut rp,
+                },
+                SignedFile {
+                    name: "firmware.metainfo.xml",
+                    digests: &dm,
+                    read: &mut rm,
+                },
+            ];
+            let got = verify(&[("firmware.jcat".into(), jcat(signer))], &mut files, &keys).unwrap();
+            assert_eq!(got.map(|s| s.key), want.map(String::from), "{case}");
         }
     }
 

@@ -187,9 +187,8 @@ pub(crate) fn prepare_cab(
     let vendor_signature = vendor_signature(
         &mut cabinet,
         &entries,
-        &payload_name,
-        &digests,
-        spool.path(),
+        (&payload_name, &digests, spool.path()),
+        (&meta_name, xml.as_bytes()),
         opts,
     )
     .map_err(cab_err)?;
@@ -311,15 +310,17 @@ fn starts_like_dfu(file: &mut OnDisk<'_>, len: u64) -> Result<bool, ImportError>
     dfu::file::has_dfu_suffix_in(file).map_err(|e| file.io_error(e))
 }
 
-/// The vendor signature of the payload among the cabinet's `*.jcat` files
-/// (see [`jcat`]), when vendor keys are trusted; refused when required and
-/// absent.
+/// Most `*.jcat` files read from one cabinet.
+const MAX_JCATS: usize = 4;
+
+/// The vendor signature of the payload and its metainfo among the
+/// cabinet's `*.jcat` files (see [`jcat`]), when vendor keys are trusted;
+/// refused when required and absent.
 fn vendor_signature(
     cabinet: &mut cab::Cabinet<File>,
     entries: &[(String, u32)],
-    payload_name: &str,
-    digests: &Digests,
-    spooled: &Path,
+    (payload_name, digests, spooled): (&str, &Digests, &Path),
+    (meta_name, meta): (&str, &[u8]),
     opts: &ImportOptions,
 ) -> Result<Option<jcat::VendorSignature>, CabError> {
     let unsigned = |why: &str| CabError::Unsigned {
@@ -335,11 +336,18 @@ fn vendor_signature(
             Ok(None)
         };
     }
-    let mut jcats = Vec::new();
-    for (name, len) in entries
+    let names: Vec<&(String, u32)> = entries
         .iter()
         .filter(|(n, _)| n.to_ascii_lowercase().ends_with(".jcat"))
-    {
+        .collect();
+    if names.len() > MAX_JCATS {
+        return Err(CabError::Limit(format!(
+            "holds {} .jcat files (at most {MAX_JCATS})",
+            names.len()
+        )));
+    }
+    let mut jcats = Vec::new();
+    for (name, len) in names {
         if *len > MAX_METAINFO_LEN {
             return Err(CabError::Limit(format!(
                 "{name:?} is larger than {MAX_METAINFO_LEN} bytes"
@@ -349,19 +357,26 @@ fn vendor_signature(
     }
     let mut read_payload =
         || std::fs::read(spooled).map_err(|e| format!("reading the payload: {e}"));
-    let found = jcat::verify(
-        &jcats,
-        payload_name,
-        digests,
-        &mut read_payload,
-        &opts.vendor_keys,
-    )
-    .map_err(CabError::Jcat)?;
+    let meta_digests = Digests::of(meta);
+    let mut read_meta = || Ok(meta.to_vec());
+    let mut files = [
+        jcat::SignedFile {
+            name: payload_name,
+            digests,
+            read: &mut read_payload,
+        },
+        jcat::SignedFile {
+            name: meta_name,
+            digests: &meta_digests,
+            read: &mut read_meta,
+        },
+    ];
+    let found = jcat::verify(&jcats, &mut files, &opts.vendor_keys).map_err(CabError::Jcat)?;
     match found {
         None if opts.require_vendor_signature => Err(unsigned(if jcats.is_empty() {
             "the cabinet has no .jcat"
         } else {
-            "its .jcat has no ed25519 signature that verifies with a trusted vendor key"
+            "its .jcat has no ed25519 signatures of the payload and the metainfo by one trusted vendor key"
         })),
         found => Ok(found),
     }
@@ -372,6 +387,16 @@ struct Digests {
     sha256: String,
     sha1: String,
     sha512: String,
+}
+
+impl Digests {
+    fn of(bytes: &[u8]) -> Self {
+        Self {
+            sha256: hex::encode(Sha256::digest(bytes)),
+            sha1: hex::encode(sha1::Sha1::digest(bytes)),
+            sha512: hex::encode(sha2::Sha512::digest(bytes)),
+        }
+    }
 }
 
 /// Copies a cabinet entry into `spool` while hashing it; checks its length
