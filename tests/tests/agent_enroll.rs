@@ -333,11 +333,15 @@ fn only_an_assignment_key_the_offline_targets_key_endorsed_is_taken() {
         )
     };
 
+    let refused = |base: &str| {
+        let out = enroll(base);
+        assert!(!out.status.success());
+        text(&out.stderr)
+    };
+
     // Not endorsed yet: refused, and the error says what to do.
     let server = Server::start(&data);
-    let out = enroll(&server.base);
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
+    let err = refused(&server.base);
     assert!(
         err.contains(&format!(
             "do not endorse assignment key {} for tenant {}",
@@ -379,9 +383,7 @@ fn only_an_assignment_key_the_offline_targets_key_endorsed_is_taken() {
     fs::remove_file(&key_file).unwrap();
     theirs.save(&key_file).unwrap();
     let server = Server::start(&data);
-    let out = enroll(&server.base);
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
+    let err = refused(&server.base);
     assert!(
         err.contains(&format!(
             "do not endorse assignment key {} for tenant {} (they endorse key {key_id} instead)",

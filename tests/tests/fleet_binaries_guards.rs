@@ -386,7 +386,11 @@ fn silent_flash_of_a_model_that_needs_a_replug_is_registered_only_after_the_user
     let history = outcomes(&fleet, serial);
     let succeeded = times_of(&fleet, serial, "succeeded");
     assert_eq!(succeeded.len(), 1, "one success: {history:?}");
-    assert!(succeeded[0] >= replugged_at, "{history:?}");
+    // Recorded after the replug: `before` (read once the flash was reported,
+    // before the replug was queued) had none. Its timestamp is not compared
+    // with the queueing time: the agent stamps a pass's events with the
+    // time the pass began, which on the accelerated clock may precede the
+    // queueing by a few simulated seconds.
     let awaiting = history
         .iter()
         .position(|(o, _)| o == "awaiting_replug")

@@ -39,8 +39,9 @@ fn check_in_body(n: u64) -> Value {
             "dfu": "runtime", "telephony": true, "in_call": false}]})
 }
 
-#[test]
-fn a_backup_taken_while_serving_restores_and_serves() {
+/// A scratch directory with a data directory holding one release, and the
+/// release's file.
+fn data_with_a_release() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let fw = dir.path().join("fw.bin");
@@ -61,6 +62,12 @@ fn a_backup_taken_while_serving_restores_and_serves() {
             "2.0",
         ],
     );
+    (dir, data, fw)
+}
+
+#[test]
+fn a_backup_taken_while_serving_restores_and_serves() {
+    let (dir, data, _) = data_with_a_release();
     let (tenant, token) = create_tenant(&data, "Acme");
     create_admin(&data, &tenant, "ann@acme.example", "full");
     let server = start(&data, &[], &[]);
@@ -169,26 +176,7 @@ fn a_backup_taken_while_serving_restores_and_serves() {
 
 #[test]
 fn backup_and_restore_refuse_to_overwrite_or_restore_damage() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let fw = dir.path().join("fw.bin");
-    std::fs::write(&fw, vec![7u8; 4096]).unwrap();
-    ok(
-        &data,
-        &[
-            "catalog",
-            "import",
-            fw.to_str().unwrap(),
-            "--vendor",
-            "Acme",
-            "--model",
-            "Voyager",
-            "--hardware-id",
-            "047F:C056",
-            "--version",
-            "2.0",
-        ],
-    );
+    let (dir, data, fw) = data_with_a_release();
     create_tenant(&data, "Acme");
 
     // A destination with something in it is left alone.

@@ -3,23 +3,12 @@
 //! every other pipeline test runs with it).
 
 use catalog::assignment::{DownloadSource, KeyEndorsement};
-use catalog::mirror::{self, ExportFilter};
 use catalog::tuf::Ed25519Signer;
 use chrono::Duration;
 use test_devices::ModelProfile;
 
 use super::tests::{set, t0, Fx, TENANT};
 use super::*;
-
-fn export(fx: &Fx) {
-    mirror::export(
-        &fx.catalog,
-        &fx.path("server"),
-        &ExportFilter::default(),
-        &mut |_| {},
-    )
-    .unwrap();
-}
 
 #[test]
 fn a_key_the_catalog_does_not_endorse_installs_nothing() {
@@ -30,13 +19,13 @@ fn a_key_the_catalog_does_not_endorse_installs_nothing() {
             .catalog
             .endorse(&e, t0() - Duration::minutes(30))
             .unwrap());
-        export(fx);
+        fx.export();
     };
     let withdraw = |fx: &mut Fx| {
         fx.catalog
             .withdraw_endorsement(TENANT, t0() - Duration::minutes(30))
             .unwrap();
-        export(fx);
+        fx.export();
     };
     let other_tenant = |fx: &mut Fx| {
         let e = KeyEndorsement::new("00000000000000b2", fx.assignment_key.clone()).unwrap();
@@ -46,7 +35,7 @@ fn a_key_the_catalog_does_not_endorse_installs_nothing() {
         fx.catalog
             .endorse(&e, t0() - Duration::minutes(30))
             .unwrap();
-        export(fx);
+        fx.export();
     };
     type Change = Box<dyn Fn(&mut Fx)>;
     for (case, change, needle) in [

@@ -118,15 +118,7 @@ impl Fx {
             .import(path, opts, t0() - Duration::hours(1))
             .unwrap()
             .release;
-        for dest in ["server", "share"] {
-            mirror::export(
-                &self.catalog,
-                &self.path(dest),
-                &ExportFilter::default(),
-                &mut |_| {},
-            )
-            .unwrap();
-        }
+        self.export();
         release
     }
 
