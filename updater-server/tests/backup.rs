@@ -46,22 +46,7 @@ fn data_with_a_release() -> (tempfile::TempDir, std::path::PathBuf, std::path::P
     let data = dir.path().join("data");
     let fw = dir.path().join("fw.bin");
     std::fs::write(&fw, vec![7u8; 8192]).unwrap();
-    ok(
-        &data,
-        &[
-            "catalog",
-            "import",
-            fw.to_str().unwrap(),
-            "--vendor",
-            "Acme",
-            "--model",
-            "Voyager",
-            "--hardware-id",
-            "047F:C056",
-            "--version",
-            "2.0",
-        ],
-    );
+    support::import_voyager(&data, &fw);
     (dir, data, fw)
 }
 

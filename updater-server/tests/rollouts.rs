@@ -87,22 +87,7 @@ fn rollouts_over_the_api_and_the_cli_across_a_restart() {
     let data = dir.path().join("data");
     let fw = dir.path().join("fw.bin");
     std::fs::write(&fw, vec![9u8; 4096]).unwrap();
-    cli(
-        &data,
-        &[
-            "catalog",
-            "import",
-            fw.to_str().unwrap(),
-            "--vendor",
-            "Acme",
-            "--model",
-            "Voyager",
-            "--hardware-id",
-            "047F:C056",
-            "--version",
-            "2.0",
-        ],
-    );
+    support::import_voyager(&data, &fw);
     let (tenant, enrollment) = create_tenant(&data, "Acme");
     create_admin(&data, &tenant, "ann@acme.example", "full");
     let mut server = start(&data, &[], &[]);

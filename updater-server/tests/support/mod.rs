@@ -190,3 +190,19 @@ pub fn gcab_cabinet(dir: &Path, payload: &[u8], sha256: &str) -> Vec<u8> {
     assert!(status.success(), "gcab failed");
     std::fs::read(cab).unwrap()
 }
+
+/// Imports `fw` as Acme Voyager 2.0 for `047F:C056` through the CLI.
+pub fn import_voyager(data: &Path, fw: &Path) {
+    let out = updater(data)
+        .args(["catalog", "import"])
+        .arg(fw)
+        .args(["--vendor", "Acme", "--model", "Voyager"])
+        .args(["--hardware-id", "047F:C056", "--version", "2.0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "catalog import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
