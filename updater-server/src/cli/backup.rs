@@ -16,7 +16,7 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 use super::DataDir;
-use crate::store::RedbStore;
+use crate::store::{self, RedbStore};
 
 /// The manifest's file name in a backup.
 const MANIFEST: &str = "BACKUP.json";
@@ -34,6 +34,17 @@ struct Manifest {
     blobs: usize,
     targets_version: u64,
     key_files: usize,
+}
+
+/// `backup` and `restore` copy the embedded store; PostgreSQL has its own
+/// tools, and the catalog and keys are then plain directories to copy.
+fn refuse_postgres(data: &DataDir, command: &str, tool: &str) -> anyhow::Result<()> {
+    if data.store_is_postgres() {
+        bail!(
+            "`{command}` copies the embedded store, and this store is in PostgreSQL: use {tool} for the database, and copy the catalog and keys directories as files (docs/scale.md)"
+        );
+    }
+    Ok(())
 }
 
 /// A directory that does not exist, or is empty; otherwise an error: a
@@ -85,6 +96,7 @@ fn copy_private_tree(src: &Path, dest: &Path) -> anyhow::Result<usize> {
 
 /// `backup DEST`: see the module documentation.
 pub(super) fn backup(data: &DataDir, dest: &Path) -> anyhow::Result<()> {
+    refuse_postgres(data, "backup", "pg_dump")?;
     check_free(dest, "the backup destination")?;
     let store = RedbStore::open(&data.store_path())
         .with_context(|| format!("opening {}", data.store_path().display()))?;
@@ -161,6 +173,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 
 /// `restore BACKUP`: see the module documentation.
 pub(super) fn restore(data: &DataDir, backup: &Path) -> anyhow::Result<()> {
+    refuse_postgres(data, "restore", "pg_restore")?;
     let target = data.root().to_owned();
     check_free(&target, "the data directory")?;
     let manifest_path = backup.join(MANIFEST);
@@ -185,7 +198,7 @@ pub(super) fn restore(data: &DataDir, backup: &Path) -> anyhow::Result<()> {
         copy_private_tree(backup, &staging)?;
         fs::remove_file(staging.join(MANIFEST))?;
         let restored = DataDir::new(staging.clone());
-        let counts = RedbStore::open(&restored.store_path())?.counts()?;
+        let counts = store::counts(&RedbStore::open(&restored.store_path())?)?;
         for (table, n) in &counts {
             let want = manifest.store.get(*table).copied().unwrap_or(0);
             if *n != want {

@@ -9,6 +9,7 @@ mod policy;
 mod report;
 mod rollout;
 mod settings;
+mod store;
 mod tenant;
 mod tls;
 mod windows;
@@ -26,7 +27,7 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::{AcceleratedClock, Accounts, Clock, SessionPolicy, SystemClock};
 use crate::http::{CatalogUploads, Limits, ServeOptions, TlsFiles};
-use crate::store::RedbStore;
+use crate::store::{is_postgres_url, PgStore, RedbStore, Store};
 
 pub use self::admin::AdminCommand;
 pub use self::catalog::{CatalogCommand, ImportArgs, KeysCommand};
@@ -38,6 +39,7 @@ pub use self::policy::{
 pub use self::report::ReportArgs;
 pub use self::rollout::RolloutCommand;
 pub use self::settings::SettingsCommand;
+pub use self::store::StoreCommand;
 pub use self::tenant::TenantCommand;
 pub use self::tls::TlsCommand;
 
@@ -54,6 +56,27 @@ pub struct Cli {
         global = true
     )]
     pub data_dir: PathBuf,
+    /// Keep the server's records (tenants, accounts, agents, inventory,
+    /// events…) in PostgreSQL, `postgres://USER:PASSWORD@HOST:PORT/DB`,
+    /// shared by several server nodes (docs/scale.md); give it through the
+    /// environment, where `ps` does not show the password. Default: the
+    /// embedded store, `<data>/server.redb`.
+    #[arg(long, env = "UPDATER_STORE", value_name = "URL", global = true)]
+    pub store: Option<String>,
+    /// Connections to PostgreSQL this process opens at most.
+    #[arg(
+        long,
+        env = "UPDATER_STORE_CONNECTIONS",
+        default_value_t = crate::store::DEFAULT_CONNECTIONS,
+        global = true,
+        value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=1000), usize::from)
+    )]
+    pub store_connections: usize,
+    /// The PostgreSQL schema holding the tables (created if missing), so
+    /// that several installations can share a database. Default: the first
+    /// schema of the database's search path.
+    #[arg(long, env = "UPDATER_STORE_SCHEMA", value_name = "NAME", global = true)]
+    pub store_schema: Option<String>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -134,6 +157,12 @@ pub enum Command {
     Restore {
         /// The backup directory.
         backup: PathBuf,
+    },
+    /// The store itself: copy the embedded store into PostgreSQL.
+    Store {
+        /// The store command.
+        #[command(subcommand)]
+        command: StoreCommand,
     },
     /// TLS certificates.
     Tls {
@@ -226,16 +255,65 @@ pub struct ServeArgs {
     pub simulated_clock: Option<::catalog::sim_clock::AcceleratedTime>,
 }
 
-/// The layout of a data directory.
+/// Where a PostgreSQL store is (`--store`, `--store-schema`,
+/// `--store-connections`).
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    /// `postgres://…`.
+    pub url: String,
+    /// The schema of the tables; `None`: the search path's.
+    pub schema: Option<String>,
+    /// The pool's size.
+    pub connections: usize,
+}
+
+/// The layout of a data directory, and where its store is.
 #[derive(Debug, Clone)]
 pub struct DataDir {
     root: PathBuf,
+    /// A PostgreSQL store instead of the embedded one.
+    postgres: Option<PostgresStore>,
 }
 
 impl DataDir {
-    /// Wraps a data directory path.
+    /// Wraps a data directory path; its store is the embedded one.
     pub fn new(root: PathBuf) -> Self {
-        Self { root }
+        Self {
+            root,
+            postgres: None,
+        }
+    }
+
+    /// Keeps the records in a PostgreSQL database (`--store`).
+    pub fn with_postgres(mut self, store: PostgresStore) -> anyhow::Result<Self> {
+        if !is_postgres_url(&store.url) {
+            bail!(
+                "--store takes a postgres:// URL (the embedded store is always <data>/server.redb)"
+            );
+        }
+        self.postgres = Some(store);
+        Ok(self)
+    }
+
+    /// Whether the records are in PostgreSQL rather than the data directory.
+    pub fn store_is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// Opens the store: PostgreSQL if `--store` names one, else the
+    /// embedded store (created on first use).
+    pub fn open_store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(match &self.postgres {
+            Some(pg) => Arc::new(PgStore::open(
+                &pg.url,
+                pg.schema.as_deref(),
+                pg.connections,
+            )?),
+            None => Arc::new(
+                RedbStore::open(&self.store_path())
+                    .with_context(|| format!("opening {}", self.store_path().display()))?,
+            ),
+        })
     }
 
     /// The data directory itself.
@@ -269,9 +347,12 @@ impl DataDir {
         sessions: SessionPolicy,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Accounts> {
-        let store = RedbStore::open(&self.store_path())
-            .with_context(|| format!("opening {}", self.store_path().display()))?;
-        Ok(Accounts::new(Arc::new(store), clock, self.keys(), sessions))
+        Ok(Accounts::new(
+            self.open_store()?,
+            clock,
+            self.keys(),
+            sessions,
+        ))
     }
 
     /// Opens the catalog, creating it (and its keys) on first use.
@@ -288,7 +369,14 @@ impl DataDir {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let data = DataDir::new(cli.data_dir);
+    let mut data = DataDir::new(cli.data_dir);
+    if let Some(url) = cli.store {
+        data = data.with_postgres(PostgresStore {
+            url,
+            schema: cli.store_schema.clone(),
+            connections: cli.store_connections,
+        })?;
+    }
     match cli.command {
         Command::Serve(args) => {
             let tls = match (args.tls_cert, args.tls_key) {
@@ -372,6 +460,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rollout { command } => rollout::run(&data, command),
         Command::Settings { command } => settings::run(&data, command),
         Command::Inventory { command } => inventory::run(&data, command),
+        Command::Store { command } => store::run(command, cli.store_schema, cli.store_connections),
         Command::Tls { command } => tls::run(command),
         Command::Backup { dest } => backup::backup(&data, &dest),
         Command::Restore { backup } => backup::restore(&data, &backup),

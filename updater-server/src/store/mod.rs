@@ -7,13 +7,16 @@
 //! view ([`Records`]) and every rule about what a record means live above it.
 //!
 //! The embedded default is [`RedbStore`]: one file, `<data>/server.redb`.
+//! [`PgStore`] keeps the same tables in PostgreSQL, for several server nodes.
 //! Blobs never go into the store.
 
+mod postgres;
 mod records;
 mod redb;
 
 use std::fmt;
 
+pub use self::postgres::{is_postgres_url, PgStore, DEFAULT_CONNECTIONS};
 pub use self::records::{
     Admin, Agent, ApiToken, ApiTokenScope, EnrollmentToken, Records, Role, Session, Tenant,
 };
@@ -208,6 +211,12 @@ pub trait Store: Send + Sync + fmt::Debug {
         Ok(all)
     }
 
+    /// How many records `table` holds, across tenants. Backends should
+    /// override this with a count that builds no records.
+    fn count(&self, table: Table) -> Result<u64, StoreError> {
+        Ok(self.list(table, None)?.len() as u64)
+    }
+
     /// The record of `tenant` in `table` with the greatest id. Backends should
     /// override this with a reverse range query.
     fn last(
@@ -247,6 +256,16 @@ pub trait Store: Send + Sync + fmt::Debug {
             }
         }
     }
+}
+
+/// The records per table.
+pub fn counts(
+    store: &dyn Store,
+) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError> {
+    Table::ALL
+        .iter()
+        .map(|t| Ok((t.name(), store.count(*t)?)))
+        .collect()
 }
 
 /// The conformance suite every [`Store`] implementation must pass.

@@ -110,16 +110,26 @@ impl RedbStore {
         write.commit().map_err(backend)?;
         Ok(counts)
     }
+}
 
-    /// The records per table.
-    pub fn counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError> {
+impl RedbStore {
+    /// Calls `visit` with every record (table, key, JSON text), table by
+    /// table in key order, as one read transaction sees them: a consistent
+    /// snapshot, whatever commits meanwhile.
+    pub fn visit_all(
+        &self,
+        visit: &mut dyn FnMut(Table, Key, &str) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let read = self.db.begin_read().map_err(backend)?;
-        let mut counts = std::collections::BTreeMap::new();
         for table in Table::ALL {
             let t = read.open_table(def(table)).map_err(backend)?;
-            counts.insert(table.name(), t.len().map_err(backend)?);
+            for entry in t.iter().map_err(backend)? {
+                let (k, v) = entry.map_err(backend)?;
+                let (tenant, id) = k.value();
+                visit(table, Key::new(tenant, id), v.value())?;
+            }
         }
-        Ok(counts)
+        Ok(())
     }
 }
 
@@ -233,6 +243,12 @@ impl Store for RedbStore {
             visit(kid, v.value())?;
         }
         Ok(())
+    }
+
+    fn count(&self, table: Table) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let t = txn.open_table(def(table)).map_err(backend)?;
+        t.len().map_err(backend)
     }
 
     fn last(

@@ -1,0 +1,443 @@
+//! The [`Store`] on PostgreSQL, for several server nodes sharing one
+//! database.
+//!
+//! Each [`Table`] is a SQL table `(tenant, id, value)` with the primary key
+//! `(tenant, id)` in the `"C"` collation, so key order is byte order, as in
+//! the embedded store. Values are the records' JSON text. Every
+//! [`Store::commit`] is one transaction; PostgreSQL's default
+//! `synchronous_commit` makes it durable before the commit returns.
+//!
+//! The trait is synchronous (the embedded store is), the client is not: the
+//! store owns a small tokio runtime of its own and each call waits for its
+//! query there. That works from any thread, inside the server's runtime or
+//! not, and never nests runtimes.
+
+use std::future::Future;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::NoTls;
+
+use super::{Key, Op, Store, StoreError, Table};
+
+mod schema;
+
+/// Connections the pool opens at most, unless the caller says otherwise.
+pub const DEFAULT_CONNECTIONS: usize = 16;
+/// Rows one round trip of [`Store::scan_prefix`] fetches.
+const SCAN_PAGE: i64 = 10_000;
+/// Attempts of a commit that PostgreSQL aborted as a deadlock or a
+/// serialization failure (both mean: run the same transaction again).
+const COMMIT_ATTEMPTS: usize = 4;
+/// How long a call waits for a connection, and a new connection for the server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+fn decode(table: Table, text: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        table: table.name(),
+        why: e.to_string(),
+    })
+}
+
+/// The table's name as a quoted SQL identifier (`unique` is a keyword).
+fn ident(table: Table) -> String {
+    format!("\"{}\"", table.name())
+}
+
+/// Whether `url` names a PostgreSQL store rather than a path.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The PostgreSQL-backed store.
+pub struct PgStore {
+    pool: Pool,
+    /// Always `Some` until drop, which shuts it down without blocking (a
+    /// store may be dropped inside another runtime).
+    runtime: Option<tokio::runtime::Runtime>,
+    /// `host:port/dbname`, for messages (never the password).
+    target: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Describes where `config` connects, without credentials.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres");
+    format!("{host}:{port}/{db}")
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:password@host:port/db`, libpq's
+    /// parameters allowed), with the tables in `schema` if given (else the
+    /// first schema of the database's search path), creates that schema if
+    /// it does not exist, and brings the tables to this version (see
+    /// `schema`). `connections` bounds the pool.
+    pub fn open(url: &str, schema: Option<&str>, connections: usize) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Backend(format!("not a PostgreSQL connection URL: {e}").into())
+        })?;
+        if let Some(schema) = schema {
+            schema::check_name(schema)?;
+            let options = config.get_options().unwrap_or_default();
+            config.options(format!("{options} -csearch_path={schema}").trim_start());
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("updater-server");
+        }
+        let target = describe(&config);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("store-postgres")
+            .enable_all()
+            .build()
+            .map_err(backend)?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(backend)?;
+        let store = Self {
+            pool,
+            runtime: Some(runtime),
+            target,
+        };
+        let pool = store.pool.clone();
+        store
+            .block(async move {
+                let mut client = pool.get().await.map_err(backend)?;
+                schema::migrate(&mut client).await
+            })
+            .map_err(|e| match e {
+                StoreError::Backend(why) => StoreError::Backend(
+                    format!("PostgreSQL store at {}: {why}", store.target).into(),
+                ),
+                other => other,
+            })?;
+        Ok(store)
+    }
+
+    /// Runs `fut` on the store's runtime and waits for it on this thread.
+    fn block<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("the store is closed".into()))?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            // The receiver waits until this sends; it is gone only if the
+            // caller's thread died, and then nobody needs the answer.
+            let _ = tx.send(fut.await);
+        });
+        rx.recv()
+            .map_err(|_| StoreError::Backend("the store's runtime stopped".into()))?
+    }
+
+    /// Rows `(tenant, id, value)` of one query.
+    fn rows(
+        &self,
+        table: Table,
+        sql: String,
+        params: Vec<String>,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let pool = self.pool.clone();
+        self.block(async move {
+            let client = pool.get().await.map_err(backend)?;
+            let statement = client.prepare_cached(&sql).await.map_err(backend)?;
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                .iter()
+                .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect();
+            let rows = client.query(&statement, &refs).await.map_err(backend)?;
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+                .map_err(backend)
+        })
+        .map_err(|e| in_table(table, e))
+    }
+
+    fn records(
+        &self,
+        table: Table,
+        sql: String,
+        params: Vec<String>,
+    ) -> Result<Vec<(Key, serde_json::Value)>, StoreError> {
+        self.rows(table, sql, params)?
+            .into_iter()
+            .map(|(tenant, id, value)| Ok((Key { tenant, id }, decode(table, &value)?)))
+            .collect()
+    }
+}
+
+/// Names the table in a backend error.
+fn in_table(table: Table, e: StoreError) -> StoreError {
+    match e {
+        StoreError::Backend(why) => {
+            StoreError::Backend(format!("table {}: {why}", table.name()).into())
+        }
+        other => other,
+    }
+}
+
+/// The least string greater than every string that starts with `prefix`, in
+/// byte order (UTF-8 byte order is code point order), or `None` when no
+/// such bound exists (empty, or only `char::MAX`).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// What one [`Op`] did not find or found in the way.
+enum Refusal {
+    Conflict(Table, Key),
+    NotFound(Table, Key),
+}
+
+async fn apply(
+    client: &mut deadpool_postgres::Object,
+    ops: &[Op],
+) -> Result<Result<(), Refusal>, tokio_postgres::Error> {
+    let txn = client.transaction().await?;
+    for op in ops {
+        let (table, key) = match op {
+            Op::Insert(t, k, _) | Op::Update(t, k, _) | Op::Delete(t, k) => (*t, k),
+        };
+        let name = ident(table);
+        let changed = match op {
+            Op::Insert(_, _, value) => {
+                let sql = format!(
+                    "INSERT INTO {name} (tenant, id, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING"
+                );
+                let statement = txn.prepare_cached(&sql).await?;
+                let n = txn
+                    .execute(&statement, &[&key.tenant, &key.id, &value.to_string()])
+                    .await?;
+                if n == 0 {
+                    // Dropping the transaction rolls it back.
+                    return Ok(Err(Refusal::Conflict(table, key.clone())));
+                }
+                n
+            }
+            Op::Update(_, _, value) => {
+                let sql = format!("UPDATE {name} SET value = $3 WHERE tenant = $1 AND id = $2");
+                let statement = txn.prepare_cached(&sql).await?;
+                let n = txn
+                    .execute(&statement, &[&key.tenant, &key.id, &value.to_string()])
+                    .await?;
+                if n == 0 {
+                    return Ok(Err(Refusal::NotFound(table, key.clone())));
+                }
+                n
+            }
+            Op::Delete(..) => {
+                let sql = format!("DELETE FROM {name} WHERE tenant = $1 AND id = $2");
+                let statement = txn.prepare_cached(&sql).await?;
+                txn.execute(&statement, &[&key.tenant, &key.id]).await?
+            }
+        };
+        debug_assert!(changed <= 1, "a primary key names one row");
+    }
+    txn.commit().await?;
+    Ok(Ok(()))
+}
+
+fn retryable(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+    )
+}
+
+impl Store for PgStore {
+    fn get(&self, table: Table, key: &Key) -> Result<Option<serde_json::Value>, StoreError> {
+        let sql = format!(
+            "SELECT tenant, id, value FROM {} WHERE tenant = $1 AND id = $2",
+            ident(table)
+        );
+        Ok(self
+            .records(table, sql, vec![key.tenant.clone(), key.id.clone()])?
+            .pop()
+            .map(|(_, v)| v))
+    }
+
+    fn list(
+        &self,
+        table: Table,
+        tenant: Option<&str>,
+    ) -> Result<Vec<(Key, serde_json::Value)>, StoreError> {
+        let name = ident(table);
+        match tenant {
+            Some(tenant) => self.records(
+                table,
+                format!("SELECT tenant, id, value FROM {name} WHERE tenant = $1 ORDER BY id"),
+                vec![tenant.to_owned()],
+            ),
+            None => self.records(
+                table,
+                format!("SELECT tenant, id, value FROM {name} ORDER BY tenant, id"),
+                Vec::new(),
+            ),
+        }
+    }
+
+    fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let pool = self.pool.clone();
+        let refused = self.block(async move {
+            let mut client = pool.get().await.map_err(backend)?;
+            let mut attempt = 1;
+            loop {
+                match apply(&mut client, &ops).await {
+                    Ok(outcome) => return Ok(outcome.err()),
+                    Err(e) if retryable(&e) && attempt < COMMIT_ATTEMPTS => attempt += 1,
+                    Err(e) => return Err(backend(e)),
+                }
+            }
+        })?;
+        match refused {
+            None => Ok(()),
+            Some(Refusal::Conflict(table, key)) => Err(StoreError::Conflict {
+                table: table.name(),
+                key,
+            }),
+            Some(Refusal::NotFound(table, key)) => Err(StoreError::NotFound {
+                table: table.name(),
+                key,
+            }),
+        }
+    }
+
+    fn list_after(
+        &self,
+        table: Table,
+        tenant: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(Key, serde_json::Value)>, StoreError> {
+        let sql = format!(
+            "SELECT tenant, id, value FROM {} WHERE tenant = $1 AND id > $2 \
+             ORDER BY id LIMIT {}",
+            ident(table),
+            limit.min(i64::MAX as usize)
+        );
+        self.records(table, sql, vec![tenant.to_owned(), after.to_owned()])
+    }
+
+    fn last(
+        &self,
+        table: Table,
+        tenant: &str,
+    ) -> Result<Option<(Key, serde_json::Value)>, StoreError> {
+        let sql = format!(
+            "SELECT tenant, id, value FROM {} WHERE tenant = $1 ORDER BY id DESC LIMIT 1",
+            ident(table)
+        );
+        Ok(self.records(table, sql, vec![tenant.to_owned()])?.pop())
+    }
+
+    fn scan_prefix(
+        &self,
+        table: Table,
+        tenant: &str,
+        prefix: &str,
+        visit: &mut dyn FnMut(&str, &str) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        // Pages of ids in [prefix, prefix_end): the index bounds the range
+        // at both ends, so a scan never reads the tenant's other records.
+        let name = ident(table);
+        let (bound, end) = match prefix_end(prefix) {
+            Some(end) => ("AND id < $4", end),
+            None => ("", String::new()),
+        };
+        let sql = format!(
+            "SELECT tenant, id, value FROM {name} WHERE tenant = $1 AND id >= $3 AND id > $2 \
+             AND starts_with(id, $3) {bound} ORDER BY id LIMIT {SCAN_PAGE}"
+        );
+        let mut after = String::new();
+        loop {
+            let mut params = vec![tenant.to_owned(), after.clone(), prefix.to_owned()];
+            if !bound.is_empty() {
+                params.push(end.clone());
+            }
+            let page = self.rows(table, sql.clone(), params)?;
+            let full = page.len() as i64 == SCAN_PAGE;
+            for (_, id, value) in &page {
+                visit(id, value)?;
+            }
+            match page.into_iter().last() {
+                Some((_, id, _)) if full => after = id,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn count(&self, table: Table) -> Result<u64, StoreError> {
+        let pool = self.pool.clone();
+        let sql = format!("SELECT count(*) FROM {}", ident(table));
+        self.block(async move {
+            let client = pool.get().await.map_err(backend)?;
+            let row = client.query_one(&sql, &[]).await.map_err(backend)?;
+            let n: i64 = row.try_get(0).map_err(backend)?;
+            Ok(n.max(0) as u64)
+        })
+        .map_err(|e| in_table(table, e))
+    }
+}
+
+#[cfg(test)]
+mod tests;
