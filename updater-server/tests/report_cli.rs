@@ -69,7 +69,9 @@ fn report_cli_refusals_and_an_empty_tenant() {
         assert!(text.starts_with(header), "{report}: {text}");
     }
     // `--data` is accepted for `--data-dir`.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_updater-server"))
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_updater-server"));
+    support::store_env(&mut cmd, &data);
+    let out = cmd
         .args(["report", "distribution", "--tenant", &a, "--data"])
         .arg(&data)
         .env_remove("UPDATER_DATA_DIR")

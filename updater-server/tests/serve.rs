@@ -1,53 +1,13 @@
 //! The HTTP service, run as the real binary on a loopback port.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn updater(data: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_updater-server"));
-    c.arg("--data-dir").arg(data);
-    c
-}
-
-/// Starts the server on an ephemeral port and waits for its "listening" line.
-fn start(data: &Path) -> Server {
-    let mut child = updater(data)
-        .args([
-            "serve",
-            "--allow-online-root-key",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("updater-server listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Server { child, base }
-}
+use support::{start, updater, Server};
 
 fn seeded() -> (tempfile::TempDir, Vec<u8>, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -87,7 +47,7 @@ fn seeded() -> (tempfile::TempDir, Vec<u8>, String) {
 #[test]
 fn serves_metadata_and_blobs_with_ranges_and_etags() {
     let (dir, image, sha) = seeded();
-    let server = start(&dir.path().join("data"));
+    let server = start(&dir.path().join("data"), &[], &[]);
     let http = Client::new();
     let get = |path: &str| http.get(format!("{}{path}", server.base));
 

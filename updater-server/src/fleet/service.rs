@@ -153,16 +153,12 @@ impl Fleet {
         LOCAL_CHANGES.load(Ordering::Acquire)
     }
 
-    /// The modification time of the embedded store's file
-    /// (`<data>/server.redb`, beside the catalog), which every commit of any
-    /// process changes; `None` when there is no such file (another layout or
-    /// backend: then callers re-read the marker every time).
+    /// The store's [`Store::modified`] stamp: the embedded store's file
+    /// modification time, which every commit of any process changes; `None`
+    /// for a backend without one (PostgreSQL: then callers re-read the
+    /// marker every time).
     pub fn store_file_stamp(&self) -> Option<SystemTime> {
-        let data = self.catalog_dir.parent()?;
-        std::fs::metadata(data.join("server.redb"))
-            .ok()?
-            .modified()
-            .ok()
+        self.store().modified()
     }
 
     /// The tenant's generation marker: a value that changes with every

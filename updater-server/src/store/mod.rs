@@ -211,6 +211,14 @@ pub trait Store: Send + Sync + fmt::Debug {
         Ok(all)
     }
 
+    /// A time that every commit, by any process, moves (the embedded
+    /// store's file modification time), when the backend can tell it
+    /// cheaply; `None` when it cannot, and then callers re-read what they
+    /// would otherwise cache.
+    fn modified(&self) -> Option<std::time::SystemTime> {
+        None
+    }
+
     /// How many records `table` holds, across tenants. Backends should
     /// override this with a count that builds no records.
     fn count(&self, table: Table) -> Result<u64, StoreError> {

@@ -245,6 +245,10 @@ impl Store for RedbStore {
         Ok(())
     }
 
+    fn modified(&self) -> Option<std::time::SystemTime> {
+        std::fs::metadata(&self.path).ok()?.modified().ok()
+    }
+
     fn count(&self, table: Table) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;
         let t = txn.open_table(def(table)).map_err(backend)?;

@@ -7,13 +7,15 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
+use sha2::Digest;
 
 /// The password every test admin gets.
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// A running server, killed on drop.
 pub struct Server {
-    child: Child,
+    /// The server process.
+    pub child: Child,
     /// `http://127.0.0.1:PORT` (or https).
     pub base: String,
 }
@@ -43,12 +45,49 @@ impl Drop for Server {
     }
 }
 
-/// `updater-server --data-dir <data>`.
+/// `updater-server --data-dir <data>`, on the store [`store_env`] picks.
 pub fn updater(data: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_updater-server"));
     c.arg("--data-dir").arg(data);
     c.env_remove("UPDATER_ADMIN_PASSWORD");
+    store_env(&mut c, data);
     c
+}
+
+/// The store of every command on `data`: the embedded one, or with
+/// `UPDATER_TEST_STORE=postgres` (the README's test command runs the server's
+/// integration tests both ways) a PostgreSQL schema of the data directory's
+/// own in the test database (`UPDATER_TEST_POSTGRES`, `.cargo/config.toml`).
+pub fn store_env(c: &mut Command, data: &Path) {
+    for var in [
+        "UPDATER_STORE",
+        "UPDATER_STORE_SCHEMA",
+        "UPDATER_STORE_CONNECTIONS",
+    ] {
+        c.env_remove(var);
+    }
+    if store_is_postgres() {
+        let url = std::env::var("UPDATER_TEST_POSTGRES")
+            .expect("UPDATER_TEST_POSTGRES is unset (.cargo/config.toml sets it)");
+        let path = std::path::absolute(data).unwrap();
+        let digest = sha2::Sha256::digest(path.as_os_str().as_encoded_bytes());
+        c.env("UPDATER_STORE", url)
+            .env(
+                "UPDATER_STORE_SCHEMA",
+                format!("test_{}", &hex::encode(digest)[..24]),
+            )
+            .env("UPDATER_STORE_CONNECTIONS", "4");
+    }
+}
+
+/// Whether the tests run on PostgreSQL (`UPDATER_TEST_STORE=postgres`)
+/// rather than the embedded store (unset or `redb`).
+pub fn store_is_postgres() -> bool {
+    match std::env::var("UPDATER_TEST_STORE").as_deref() {
+        Err(_) | Ok("" | "redb") => false,
+        Ok("postgres") => true,
+        Ok(other) => panic!("UPDATER_TEST_STORE={other}: use redb or postgres"),
+    }
 }
 
 /// Starts `serve` (on `127.0.0.1:0` unless `args` has `--listen`) with extra
