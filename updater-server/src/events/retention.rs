@@ -160,7 +160,8 @@ pub fn tick(accounts: &Accounts, default_days: Option<u32>) -> Result<usize, Eve
     Ok(pruned.iter().map(|(_, p)| p.events).sum())
 }
 
-/// The server's job: a pass every [`PRUNE_EVERY`], the first at start.
+/// The server's job: a pass every [`PRUNE_EVERY`], the first at start, one
+/// node at a time ([`crate::store::Store::exclusively`]).
 /// A pass that fails (another process pruning at the same time, a store
 /// error) is logged and retried at the next tick.
 pub async fn run(accounts: Accounts, default_days: Option<u32>) {
@@ -169,12 +170,16 @@ pub async fn run(accounts: Accounts, default_days: Option<u32>) {
     loop {
         every.tick().await;
         let a = accounts.clone();
-        match tokio::task::spawn_blocking(move || tick(&a, default_days)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(EventsError::Store(StoreError::Conflict { .. }))) => {
+        let pass = tokio::task::spawn_blocking(move || {
+            crate::store::run_exclusively(a.store(), "retention", || tick(&a, default_days))
+        });
+        match pass.await {
+            Ok(Ok(None | Some(Ok(_)))) => {}
+            Ok(Ok(Some(Err(EventsError::Store(StoreError::Conflict { .. }))))) => {
                 tracing::info!("event pruning met a concurrent writer; next tick retries");
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "event pruning failed"),
+            Ok(Ok(Some(Err(e)))) => tracing::error!(error = %e, "event pruning failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "event pruning: store"),
             Err(e) => tracing::error!(error = %e, "event pruning task failed"),
         }
     }

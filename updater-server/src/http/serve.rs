@@ -52,11 +52,12 @@ pub async fn serve(catalog: Catalog, accounts: Accounts, opts: ServeOptions) -> 
         fleet,
         accounts.clock(),
     ));
+    let state_accounts = accounts.clone();
     let state = AppState::new(&catalog, opts.keys_dir.clone(), accounts)
         .with_catalog_uploads(opts.catalog_uploads.clone())
         .with_secure_cookies(opts.tls.is_some());
     let app = router(state, opts.limits);
-    let refresher = tokio::spawn(refresh_timestamps(catalog, accounts_clock));
+    let refresher = tokio::spawn(refresh_timestamps(catalog, state_accounts, accounts_clock));
     let result = match &opts.tls {
         None => {
             let listener = tokio::net::TcpListener::bind(opts.listen).await?;
@@ -114,24 +115,29 @@ async fn serve_tls(app: axum::Router, listen: SocketAddr, tls: &TlsFiles) -> any
     Ok(())
 }
 
-/// Deletes expired sessions every ten minutes.
+/// Deletes expired sessions every ten minutes, one node at a time.
 async fn sweep_sessions(accounts: Accounts) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
         let a = accounts.clone();
-        match tokio::task::spawn_blocking(move || a.sweep_sessions()).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(sessions = n, "removed expired sessions"),
-            Ok(Err(e)) => tracing::error!(error = %e, "session sweep failed"),
+        let pass = tokio::task::spawn_blocking(move || {
+            crate::store::run_exclusively(a.store(), "sessions", || a.sweep_sessions())
+        });
+        match pass.await {
+            Ok(Ok(None | Some(Ok(0)))) => {}
+            Ok(Ok(Some(Ok(n)))) => tracing::info!(sessions = n, "removed expired sessions"),
+            Ok(Ok(Some(Err(e)))) => tracing::error!(error = %e, "session sweep failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "session sweep: store"),
             Err(e) => tracing::error!(error = %e, "session sweep task failed"),
         }
     }
 }
 
 /// Every ten minutes of `clock` time (a simulation's accelerated clock
-/// re-signs as often in its own time as a real server does).
-async fn refresh_timestamps(catalog: Catalog, clock: Arc<dyn Clock>) {
+/// re-signs as often in its own time as a real server does), one node at a
+/// time.
+async fn refresh_timestamps(catalog: Catalog, accounts: Accounts, clock: Arc<dyn Clock>) {
     let catalog = Arc::new(std::sync::Mutex::new(catalog));
     let period = clock
         .real_wait(chrono::TimeDelta::minutes(10))
@@ -141,10 +147,16 @@ async fn refresh_timestamps(catalog: Catalog, clock: Arc<dyn Clock>) {
         tick.tick().await;
         let c = Arc::clone(&catalog);
         let now = clock.now();
+        let store = accounts.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
-            let did = c.refresh_timestamp(now)?;
-            Ok::<_, catalog::CatalogError>((did, c.repository()?.targets_due_offline(now)))
+            let refresh = || {
+                let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
+                let did = c.refresh_timestamp(now)?;
+                Ok::<_, anyhow::Error>((did, c.repository()?.targets_due_offline(now)))
+            };
+            // Another node re-signing the shared catalog now: nothing to do.
+            crate::store::run_exclusively(store.store(), "timestamp", refresh)?
+                .unwrap_or(Ok((false, None)))
         })
         .await;
         if let Ok(Ok((_, Some(expires)))) = &result {

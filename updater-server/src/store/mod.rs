@@ -211,6 +211,19 @@ pub trait Store: Send + Sync + fmt::Debug {
         Ok(all)
     }
 
+    /// Runs `job` unless another process sharing this store runs the job
+    /// of the same `name` at this moment; returns whether it ran. Server
+    /// nodes sharing a database so take turns at their periodic jobs
+    /// (rollout evaluation, retention, session sweep, timestamp
+    /// re-signing); a node that dies mid-job loses its claim with its
+    /// connection, and the next tick of another node runs the job. The
+    /// default (the embedded store: one serving process) always runs it.
+    fn exclusively(&self, name: &str, job: &mut dyn FnMut()) -> Result<bool, StoreError> {
+        let _ = name;
+        job();
+        Ok(true)
+    }
+
     /// A time that every commit, by any process, moves (the embedded
     /// store's file modification time), when the backend can tell it
     /// cheaply; `None` when it cannot, and then callers re-read what they
@@ -264,6 +277,23 @@ pub trait Store: Send + Sync + fmt::Debug {
             }
         }
     }
+}
+
+/// [`Store::exclusively`] for a job with a result: `None` when another
+/// process was running the job.
+pub fn run_exclusively<T>(
+    store: &dyn Store,
+    name: &str,
+    job: impl FnOnce() -> T,
+) -> Result<Option<T>, StoreError> {
+    let mut job = Some(job);
+    let mut outcome = None;
+    store.exclusively(name, &mut || {
+        if let Some(job) = job.take() {
+            outcome = Some(job());
+        }
+    })?;
+    Ok(outcome)
 }
 
 /// The records per table.

@@ -62,6 +62,9 @@ pub struct PgStore {
     runtime: Option<tokio::runtime::Runtime>,
     /// `host:port/dbname`, for messages (never the password).
     target: String,
+    /// The schema holding the tables: part of every job lock's key, so
+    /// installations sharing a database do not exclude each other's jobs.
+    schema: String,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -138,13 +141,14 @@ impl PgStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(backend)?;
-        let store = Self {
+        let mut store = Self {
             pool,
             runtime: Some(runtime),
             target,
+            schema: String::new(),
         };
         let pool = store.pool.clone();
-        store
+        store.schema = store
             .block(async move {
                 let mut client = pool.get().await.map_err(backend)?;
                 schema::migrate(&mut client).await
@@ -212,6 +216,16 @@ impl PgStore {
             .map(|(tenant, id, value)| Ok((Key { tenant, id }, decode(table, &value)?)))
             .collect()
     }
+}
+
+/// The advisory lock key of job `name` in `schema` (the first 8 bytes of a
+/// SHA-256; the migration lock is a constant far from any such key's odds).
+fn job_lock_key(schema: &str, name: &str) -> i64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("updater-server job {schema} {name}"));
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
 }
 
 /// Names the table in a backend error.
@@ -424,6 +438,34 @@ impl Store for PgStore {
                 _ => return Ok(()),
             }
         }
+    }
+
+    fn exclusively(&self, name: &str, job: &mut dyn FnMut()) -> Result<bool, StoreError> {
+        let key = job_lock_key(&self.schema, name);
+        let pool = self.pool.clone();
+        let holder = self.block(async move {
+            let client = pool.get().await.map_err(backend)?;
+            let got: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(backend)?;
+            // The claim lives with this session, which leaves the pool: if
+            // the job panics, dropping it closes the connection and the
+            // database releases the claim (a pooled one would keep it).
+            Ok(got.then(|| deadpool_postgres::Object::take(client)))
+        })?;
+        let Some(session) = holder else {
+            return Ok(false);
+        };
+        job();
+        self.block(async move {
+            session
+                .execute("SELECT pg_advisory_unlock($1)", &[&key])
+                .await
+                .map_err(backend)
+        })?;
+        Ok(true)
     }
 
     fn count(&self, table: Table) -> Result<u64, StoreError> {

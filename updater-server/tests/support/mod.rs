@@ -80,9 +80,22 @@ pub fn store_env(c: &mut Command, data: &Path) {
     }
 }
 
+/// Set by a test binary whose data directories must hold the embedded
+/// store whatever `UPDATER_TEST_STORE` says ([`use_embedded_store`]).
+static EMBEDDED_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every command of this test binary use the embedded store (the
+/// migration tests copy it into PostgreSQL themselves).
+pub fn use_embedded_store() {
+    EMBEDDED_ONLY.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Whether the tests run on PostgreSQL (`UPDATER_TEST_STORE=postgres`)
 /// rather than the embedded store (unset or `redb`).
 pub fn store_is_postgres() -> bool {
+    if EMBEDDED_ONLY.load(std::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
     match std::env::var("UPDATER_TEST_STORE").as_deref() {
         Err(_) | Ok("" | "redb") => false,
         Ok("postgres") => true,

@@ -405,7 +405,7 @@ pub const EVALUATE_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
 /// The server's job: evaluates every tenant's rollouts every
 /// [`EVALUATE_EVERY`] of `clock` time (faster under a simulation's
-/// accelerated clock). A pass that meets a concurrent writer is retried at
+/// accelerated clock), one node at a time ([`crate::store::Store::exclusively`]). A pass that meets a concurrent writer is retried at
 /// the next tick.
 pub async fn run(fleet: Fleet, clock: Arc<dyn Clock>) {
     let period = clock
@@ -416,13 +416,17 @@ pub async fn run(fleet: Fleet, clock: Arc<dyn Clock>) {
     loop {
         every.tick().await;
         let f = fleet.clone();
-        match tokio::task::spawn_blocking(move || f.evaluate_all_rollouts()).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(rollouts = n, "rollouts advanced"),
-            Ok(Err(FleetError::Conflict(_))) => {
+        let pass = tokio::task::spawn_blocking(move || {
+            crate::store::run_exclusively(f.store(), "rollouts", || f.evaluate_all_rollouts())
+        });
+        match pass.await {
+            Ok(Ok(None) | Ok(Some(Ok(0)))) => {}
+            Ok(Ok(Some(Ok(n)))) => tracing::info!(rollouts = n, "rollouts advanced"),
+            Ok(Ok(Some(Err(FleetError::Conflict(_))))) => {
                 tracing::info!("rollout evaluation met a concurrent writer; next tick retries");
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "rollout evaluation failed"),
+            Ok(Ok(Some(Err(e)))) => tracing::error!(error = %e, "rollout evaluation failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "rollout evaluation: store"),
             Err(e) => tracing::error!(error = %e, "rollout evaluation task failed"),
         }
     }

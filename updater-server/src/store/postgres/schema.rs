@@ -109,8 +109,9 @@ pub(super) fn first_schema(search_path: &str) -> Option<String> {
 }
 
 /// Brings the database to [`latest`]: creates the first schema of the search
-/// path if missing, then applies the migrations it lacks.
-pub(super) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
+/// path if missing, then applies the migrations it lacks. Returns the
+/// schema the tables are in.
+pub(super) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<String, StoreError> {
     let txn = client.transaction().await.map_err(backend)?;
     txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
@@ -152,7 +153,13 @@ pub(super) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<()
             "store schema migrated"
         );
     }
-    txn.commit().await.map_err(backend)
+    let schema: String = txn
+        .query_one("SELECT current_schema()", &[])
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(backend)?;
+    txn.commit().await.map_err(backend)?;
+    Ok(schema)
 }
 
 async fn applied_version(txn: &Transaction<'_>) -> Result<i32, StoreError> {

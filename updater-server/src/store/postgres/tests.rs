@@ -231,3 +231,44 @@ fn an_unreachable_server_names_where_without_the_password() {
     assert!(text.contains("127.0.0.1:1/fleet"), "{text}");
     assert!(!text.contains("s3cret-pw"), "{text}");
 }
+
+#[test]
+fn jobs_run_on_one_node_at_a_time_and_pass_on_when_a_node_dies() {
+    let schema = fresh_schema();
+    let (a, b) = (open(&schema), open(&schema));
+    let elsewhere = store();
+    let mut inside = Vec::new();
+    let ran = a
+        .exclusively("rollouts", &mut || {
+            // While node a runs it, node b skips the same job, and runs
+            // another one; another installation's same job is its own.
+            inside.push(b.exclusively("rollouts", &mut || {}).unwrap());
+            inside.push(b.exclusively("retention", &mut || {}).unwrap());
+            inside.push(elsewhere.exclusively("rollouts", &mut || {}).unwrap());
+        })
+        .unwrap();
+    assert!(ran);
+    assert_eq!(inside, [false, true, true]);
+    // Released at the end of the job: the next tick of either node runs it.
+    assert!(b.exclusively("rollouts", &mut || {}).unwrap());
+
+    // A job that dies with its node (here: panics) loses its claim with its
+    // connection; node b then takes the job over.
+    let died = std::thread::scope(|s| {
+        s.spawn(|| a.exclusively("rollouts", &mut || panic!("node a dies mid-job")))
+            .join()
+    });
+    assert!(died.is_err());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // The database notices the closed connection on its own schedule:
+    // ask until it has (each try is a real round trip, not a sleep).
+    let mut tries = 0;
+    while !b.exclusively("rollouts", &mut || {}).unwrap() {
+        tries += 1;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dead node's claim was never released ({tries} tries)"
+        );
+        std::thread::yield_now();
+    }
+}
