@@ -50,11 +50,33 @@ fn batch(agent: usize, n: usize) -> Value {
 fn nodes_share_sessions_answers_and_events_and_outlive_a_killed_node() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let image: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    let fw = dir.path().join("fw.bin");
+    std::fs::write(&fw, &image).unwrap();
+    support::import_voyager(&data, &fw);
     let (tenant, token) = create_tenant(&data, "Acme");
     create_admin(&data, &tenant, "ann@acme.example", "full");
     let mut nodes: Vec<_> = (0..3).map(|_| start(&data, &[], &[])).collect();
     let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
     let http = Client::new();
+
+    // The nodes serve one catalog from the shared data directory: the same
+    // signed timestamp and the same image from each.
+    let sha = support::cli_json(&data, &["catalog", "show", "acme/voyager", "--json"])["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fetch = |base: &str, path: &str| {
+        let r = http.get(format!("{base}{path}")).send().unwrap();
+        assert_eq!(r.status(), 200, "{base}{path}");
+        r.bytes().unwrap().to_vec()
+    };
+    let timestamp = fetch(&bases[0], "/repo/metadata/timestamp.json");
+    for base in &bases {
+        assert_eq!(fetch(base, "/repo/metadata/timestamp.json"), timestamp);
+        let target = format!("/repo/targets/acme/voyager/2.0/{sha}.fw.bin");
+        assert_eq!(fetch(base, &target), image);
+    }
 
     // A session opened on one node works on every node.
     let session = login(&http, &bases[0], &tenant, "ann@acme.example");

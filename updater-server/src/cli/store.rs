@@ -135,7 +135,7 @@ fn compare_sample(
         let step = (n / SAMPLE_PER_TABLE).max(1);
         let i = index.entry(table.name()).or_default();
         *i += 1;
-        if (*i - 1) % step != 0 || mismatch.is_some() {
+        if !(*i - 1).is_multiple_of(step) || mismatch.is_some() {
             return Ok(());
         }
         sampled += 1;
