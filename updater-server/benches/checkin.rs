@@ -1,10 +1,15 @@
 //! Agent check-ins per second against a bare hyper server answering a
 //! constant of the same size, same machine, same run.
 //!
-//! `cargo bench -p updater-server --bench checkin [-- AGENTS [CONNECTIONS [SECONDS [ROUNDS]]]]`
-//! (defaults: 200 agents, 8 connections, 2 s per phase, 3 rounds).
+//! `cargo bench -p updater-server --bench checkin [-- AGENTS [CONNECTIONS [SECONDS [ROUNDS [NODES]]]]]`
+//! (defaults: 200 agents, 8 connections, 2 s per phase, 3 rounds, 1 node).
 //!
-//! The real server (the release binary, embedded store) gets a catalog with
+//! The store is the embedded one unless `UPDATER_STORE` (and
+//! `UPDATER_STORE_SCHEMA`, an empty schema) name a PostgreSQL store; with
+//! NODES > 1, that many `serve` processes share the store and the data
+//! directory, and the connections are spread over them.
+//!
+//! The real server (the release binary) gets a catalog with
 //! three releases of two models, a tenant with a custom group and three
 //! firmware policies (one silent with a maintenance window), and AGENTS
 //! enrolled agents, each reporting three devices. The load generator keeps
@@ -15,6 +20,9 @@
 //!   signed assignment document (200).
 //! - `304`: the same check-ins with the `ETag` of the agent's last answer, as
 //!   an agent that already holds it sends them (304, no body).
+//! - `poll`: every request a report that differs from the agent's last one
+//!   (a battery level moves), as a scheduled poll brings: the full path with
+//!   the durable inventory write before the answer (200).
 //!
 //! The reference is a bare hyper server (this binary started again with
 //! `--bare-hyper SIZE`) that reads the request body and answers a constant
@@ -49,11 +57,24 @@ fn main() {
     let conns = arg(1, 8) as usize;
     let secs = arg(2, 2);
     let rounds = arg(3, 3) as usize;
+    let node_count = arg(4, 1).max(1) as usize;
     common::print_machine();
-    println!("{agents} agents, {conns} connections, {secs} s per phase, {rounds} rounds (median)");
+    let store = match std::env::var("UPDATER_STORE") {
+        Ok(_) => "PostgreSQL (UPDATER_STORE)",
+        Err(_) => "embedded",
+    };
+    println!(
+        "{agents} agents, {conns} connections, {secs} s per phase, {rounds} rounds (median), \
+         {node_count} node(s) on the {store} store"
+    );
 
     let dir = tempfile::tempdir().expect("temp dir");
     let fleet = setup(dir.path(), agents);
+    let more_nodes: Vec<Server> = (1..node_count)
+        .map(|_| start_updater(&dir.path().join("data")))
+        .collect();
+    let nodes: Vec<&Server> = std::iter::once(&fleet.server).chain(&more_nodes).collect();
+    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
     let body_len = fleet.checkins[0].2.len();
     let answer_len = fleet.answer_len;
     println!("check-in request {body_len} bytes, signed answer {answer_len} bytes");
@@ -70,15 +91,32 @@ fn main() {
         .expect("runtime");
     let duration = Duration::from_secs(secs);
     let mut results: Vec<(&str, &str, Vec<Stats>)> = Vec::new();
-    for (mode, cached) in [("full (200)", false), ("cached (304)", true)] {
+    let phases = [
+        ("full (200)", Phase::Full),
+        ("cached (304)", Phase::Cached),
+        ("poll (200)", Phase::Poll),
+    ];
+    for (mode, phase) in phases {
         let mut ours = Vec::new();
         let mut reference = Vec::new();
         for _ in 0..rounds {
-            ours.push(measure(&fleet.server, || {
-                rt.block_on(load(&fleet.server.base, &fleet, cached, conns, duration))
+            ours.push(measure(&nodes, || {
+                rt.block_on(load(&bases, &fleet, phase, conns, duration))
             }));
-            reference.push(measure(&bare, || {
-                rt.block_on(load(&bare.base, &fleet, cached, conns, duration))
+            // The reference answers the poll like any full check-in.
+            let bare_phase = if phase == Phase::Cached {
+                phase
+            } else {
+                Phase::Full
+            };
+            reference.push(measure(&[&bare], || {
+                rt.block_on(load(
+                    &[bare.base.clone()],
+                    &fleet,
+                    bare_phase,
+                    conns,
+                    duration,
+                ))
             }));
         }
         results.push((mode, "updater-server", ours));
@@ -102,13 +140,28 @@ fn main() {
         cpus.push(cpu);
     }
     println!();
-    for (i, mode) in ["full (200)", "cached (304)"].iter().enumerate() {
+    for (i, (mode, _)) in phases.iter().enumerate() {
+        let goal = if *mode == "poll (200)" { 0.25 } else { 0.5 };
         println!(
-            "ratio {mode:<13} {:.2} (goal >= 0.5); server CPU per request, bare / ours: {:.2}",
+            "ratio {mode:<13} {:.2} (goal >= {goal}); server CPU per request, bare / ours: {:.2}",
             rates[2 * i] / rates[2 * i + 1],
             cpus[2 * i + 1] / cpus[2 * i],
         );
     }
+    if store != "embedded" {
+        println!("(the server's CPU excludes PostgreSQL's own)");
+    }
+}
+
+/// What the requests of a phase are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The agent's last report again, without `If-None-Match`.
+    Full,
+    /// The agent's last report again, with its answer's `ETag`.
+    Cached,
+    /// A report that differs from the agent's last one.
+    Poll,
 }
 
 /// One phase's throughput, latency (milliseconds) and the server's CPU
@@ -121,17 +174,19 @@ struct Stats {
     cpu_us: f64,
 }
 
-/// Runs a phase and adds the server's CPU time per request.
-fn measure(server: &Server, phase: impl FnOnce() -> (Stats, usize)) -> Stats {
-    let before = server.cpu_secs();
+/// Runs a phase and adds the servers' CPU time per request.
+fn measure(servers: &[&Server], phase: impl FnOnce() -> (Stats, usize)) -> Stats {
+    let cpu = || servers.iter().map(|s| s.cpu_secs()).sum::<f64>();
+    let before = cpu();
     let (mut stats, requests) = phase();
-    stats.cpu_us = (server.cpu_secs() - before) * 1e6 / requests.max(1) as f64;
+    stats.cpu_us = (cpu() - before) * 1e6 / requests.max(1) as f64;
     stats
 }
 
-/// One agent's check-in URL, credential, body and the `ETag` of its
-/// current answer.
-type AgentRequest = (String, String, Vec<u8>, String);
+/// One agent's check-in URL, credential, body, the `ETag` of its current
+/// answer, and a second body that differs from the first (the poll phase
+/// alternates them).
+type AgentRequest = (String, String, Vec<u8>, String, Vec<u8>);
 
 /// The server and its agents' check-ins.
 struct Fleet {
@@ -247,13 +302,18 @@ fn setup(dir: &std::path::Path, agents: usize) -> Fleet {
             .expect("enroll");
         let id = e["id"].as_str().expect("agent id").to_owned();
         let credential = e["credential"].as_str().expect("credential").to_owned();
-        let body = json!({"agent_version": "0.1.0", "platform": "linux",
-            "hostname": format!("ws-{i}"), "users": [{"account": format!("user{i}")}],
-            "devices": [device(0x047f, 0xc056, Some(&format!("V{i}")), "1.0"),
-                        device(0x047f, 0x02ee, Some(&format!("B{i}")), "2.0"),
-                        device(0x0b0e, 0x0422, Some(&format!("J{i}")), "2.0")],
-            "update_states": [{"device": format!("047f/serial/V{i}"), "installed_security_counter": 0}]});
-        let body = serde_json::to_vec(&body).expect("JSON");
+        let report = |battery: u8| {
+            let mut v = device(0x047f, 0xc056, Some(&format!("V{i}")), "1.0");
+            v["battery"]["value"] = json!(battery);
+            let body = json!({"agent_version": "0.1.0", "platform": "linux",
+                "hostname": format!("ws-{i}"), "users": [{"account": format!("user{i}")}],
+                "devices": [v,
+                            device(0x047f, 0x02ee, Some(&format!("B{i}")), "2.0"),
+                            device(0x0b0e, 0x0422, Some(&format!("J{i}")), "2.0")],
+                "update_states": [{"device": format!("047f/serial/V{i}"), "installed_security_counter": 0}]});
+            serde_json::to_vec(&body).expect("JSON")
+        };
+        let (body, moved) = (report(75), report(74));
         let url = format!("{base}/api/v1/agents/{id}/checkin");
         let r = http
             .post(&url)
@@ -276,7 +336,7 @@ fn setup(dir: &std::path::Path, agents: usize) -> Fleet {
             assert_eq!(set.assignments.len(), 2, "two Acme devices assigned");
             answer_len = answer.len();
         }
-        checkins.push((url, credential, body, etag));
+        checkins.push((url, credential, body, etag, moved));
     }
     Fleet {
         server,
@@ -285,31 +345,33 @@ fn setup(dir: &std::path::Path, agents: usize) -> Fleet {
     }
 }
 
-/// Drives `conns` keep-alive connections for `duration`; each cycles
-/// through its share of the agents' check-ins against `base`.
+/// Drives `conns` keep-alive connections for `duration`, spread over the
+/// servers at `bases`; each cycles through its share of the agents'
+/// check-ins.
 async fn load(
-    base: &str,
+    bases: &[String],
     fleet: &Fleet,
-    cached: bool,
+    phase: Phase,
     conns: usize,
     duration: Duration,
 ) -> (Stats, usize) {
     let port_base = &fleet.server.base;
-    let checkins: Arc<Vec<AgentRequest>> = Arc::new(
-        fleet
-            .checkins
+    let checkins: Arc<Vec<Vec<AgentRequest>>> = Arc::new(
+        bases
             .iter()
-            .map(|(url, c, b, e)| {
-                (
-                    url.replacen(port_base, base, 1),
-                    c.clone(),
-                    b.clone(),
-                    e.clone(),
-                )
+            .map(|base| {
+                fleet
+                    .checkins
+                    .iter()
+                    .map(|(url, c, b, e, m)| {
+                        let url = url.replacen(port_base, base, 1);
+                        (url, c.clone(), b.clone(), e.clone(), m.clone())
+                    })
+                    .collect()
             })
             .collect(),
     );
-    let expect = if cached { 304 } else { 200 };
+    let expect = if phase == Phase::Cached { 304 } else { 200 };
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::new();
@@ -320,17 +382,24 @@ async fn load(
                 .pool_max_idle_per_host(1)
                 .build()
                 .expect("client");
+            let node = &checkins[c % checkins.len()];
             let mut latencies = Vec::new();
             let mut i = c;
             while Instant::now() < deadline {
-                let (url, credential, body, etag) = &checkins[i % checkins.len()];
+                let (url, credential, body, etag, moved) = &node[i % node.len()];
+                // Each visit of an agent in the poll phase sends the other
+                // of its two reports: never the same as its last.
+                let body = match phase {
+                    Phase::Poll if (i / node.len()) % 2 == 0 => moved,
+                    _ => body,
+                };
                 i += conns;
                 let mut req = client
                     .post(url)
                     .bearer_auth(credential)
                     .header("content-type", "application/json")
                     .body(body.clone());
-                if cached {
+                if phase == Phase::Cached {
                     req = req.header("if-none-match", etag);
                 }
                 let t = Instant::now();
