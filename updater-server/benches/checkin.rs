@@ -111,7 +111,7 @@ fn main() {
             };
             reference.push(measure(&[&bare], || {
                 rt.block_on(load(
-                    &[bare.base.clone()],
+                    std::slice::from_ref(&bare.base),
                     &fleet,
                     bare_phase,
                     conns,
@@ -390,7 +390,7 @@ async fn load(
                 // Each visit of an agent in the poll phase sends the other
                 // of its two reports: never the same as its last.
                 let body = match phase {
-                    Phase::Poll if (i / node.len()) % 2 == 0 => moved,
+                    Phase::Poll if (i / node.len()).is_multiple_of(2) => moved,
                     _ => body,
                 };
                 i += conns;
