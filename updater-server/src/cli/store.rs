@@ -93,7 +93,7 @@ fn migrate(from: &DataDir, to: &PostgresStore) -> anyhow::Result<Summary> {
 
     let mut batch = Vec::with_capacity(BATCH);
     source.visit_all(&mut |table, key, text| {
-        batch.push(Op::Insert(table, key, parse(table, text)?));
+        batch.push(Op::Insert(table, key, table.decode(text)?));
         if batch.len() == BATCH {
             target.commit(std::mem::take(&mut batch))?;
         }
@@ -111,13 +111,6 @@ fn migrate(from: &DataDir, to: &PostgresStore) -> anyhow::Result<Summary> {
     }
     let sampled = compare_sample(&source, &target, &tables)?;
     Ok(Summary { tables, sampled })
-}
-
-fn parse(table: Table, text: &str) -> Result<serde_json::Value, store::StoreError> {
-    serde_json::from_str(text).map_err(|e| store::StoreError::Corrupt {
-        table: table.name(),
-        why: e.to_string(),
-    })
 }
 
 /// Compares about [`SAMPLE_PER_TABLE`] records of each table, evenly spread,
@@ -139,7 +132,7 @@ fn compare_sample(
             return Ok(());
         }
         sampled += 1;
-        if target.get(table, &key)? != Some(parse(table, text)?) {
+        if target.get(table, &key)? != Some(table.decode(text)?) {
             mismatch = Some((table, key));
         }
         Ok(())

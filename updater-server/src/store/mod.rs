@@ -115,6 +115,16 @@ impl Table {
     }
 }
 
+impl Table {
+    /// Decodes a record's stored JSON text.
+    pub fn decode(self, text: &str) -> Result<serde_json::Value, StoreError> {
+        serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+            table: self.name(),
+            why: e.to_string(),
+        })
+    }
+}
+
 /// A record key: the owning tenant and the record's id within it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {

@@ -37,13 +37,6 @@ fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Backend(Box::new(e))
 }
 
-fn decode(table: Table, text: &str) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-        table: table.name(),
-        why: e.to_string(),
-    })
-}
-
 /// The table's name as a quoted SQL identifier (`unique` is a keyword).
 fn ident(table: Table) -> String {
     format!("\"{}\"", table.name())
@@ -213,7 +206,7 @@ impl PgStore {
     ) -> Result<Vec<(Key, serde_json::Value)>, StoreError> {
         self.rows(table, sql, params)?
             .into_iter()
-            .map(|(tenant, id, value)| Ok((Key { tenant, id }, decode(table, &value)?)))
+            .map(|(tenant, id, value)| Ok((Key { tenant, id }, table.decode(&value)?)))
             .collect()
     }
 }

@@ -19,13 +19,6 @@ fn backend(e: impl Into<redb::Error>) -> StoreError {
     StoreError::Backend(Box::new(e.into()))
 }
 
-fn decode(table: Table, text: &str) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-        table: table.name(),
-        why: e.to_string(),
-    })
-}
-
 /// The redb-backed store. Opened in redb's multi-writer mode, so the admin CLI
 /// can write while a server has the same file open.
 pub struct RedbStore {
@@ -140,7 +133,7 @@ impl Store for RedbStore {
         let found = t
             .get((key.tenant.as_str(), key.id.as_str()))
             .map_err(backend)?;
-        found.map(|v| decode(table, v.value())).transpose()
+        found.map(|v| table.decode(v.value())).transpose()
     }
 
     fn list(
@@ -158,7 +151,7 @@ impl Store for RedbStore {
             if tenant.is_some_and(|want| want != kt) {
                 break;
             }
-            out.push((Key::new(kt, kid), decode(table, v.value())?));
+            out.push((Key::new(kt, kid), table.decode(v.value())?));
         }
         Ok(out)
     }
@@ -217,7 +210,7 @@ impl Store for RedbStore {
             if kt != tenant || out.len() >= limit {
                 break;
             }
-            out.push((Key::new(kt, kid), decode(table, v.value())?));
+            out.push((Key::new(kt, kid), table.decode(v.value())?));
         }
         Ok(out)
     }
@@ -271,7 +264,7 @@ impl Store for RedbStore {
             Some(entry) => {
                 let (k, v) = entry.map_err(backend)?;
                 let (kt, kid) = k.value();
-                Ok(Some((Key::new(kt, kid), decode(table, v.value())?)))
+                Ok(Some((Key::new(kt, kid), table.decode(v.value())?)))
             }
             None => Ok(None),
         }
