@@ -132,10 +132,9 @@ impl Fleet {
         conflict: impl FnOnce() -> String,
     ) -> Result<(), FleetError> {
         // Every change but a check-in's own record may change answers.
-        let changed = ops.iter().find_map(|op| match op {
-            Op::Insert(t, k, _) | Op::Update(t, k, _) | Op::Delete(t, k) => {
-                (*t != Table::CheckIns).then(|| k.tenant.clone())
-            }
+        let changed = ops.iter().find_map(|op| {
+            let (table, key) = op.target();
+            (table != Table::CheckIns).then(|| key.tenant.clone())
         });
         let result = match changed {
             Some(tenant) => commit_changing(self.store(), &tenant, ops),

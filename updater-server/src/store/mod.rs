@@ -155,6 +155,15 @@ pub enum Op {
     Delete(Table, Key),
 }
 
+impl Op {
+    /// The table and key the op writes.
+    pub fn target(&self) -> (Table, &Key) {
+        match self {
+            Op::Insert(t, k, _) | Op::Update(t, k, _) | Op::Delete(t, k) => (*t, k),
+        }
+    }
+}
+
 /// What a store operation can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

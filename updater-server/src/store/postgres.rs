@@ -258,43 +258,42 @@ async fn apply(
 ) -> Result<Result<(), Refusal>, tokio_postgres::Error> {
     let txn = client.transaction().await?;
     for op in ops {
-        let (table, key) = match op {
-            Op::Insert(t, k, _) | Op::Update(t, k, _) | Op::Delete(t, k) => (*t, k),
-        };
+        let (table, key) = op.target();
         let name = ident(table);
-        let changed = match op {
-            Op::Insert(_, _, value) => {
-                let sql = format!(
+        let (sql, value, refusal) = match op {
+            Op::Insert(_, _, value) => (
+                format!(
                     "INSERT INTO {name} (tenant, id, value) VALUES ($1, $2, $3) \
                      ON CONFLICT DO NOTHING"
-                );
-                let statement = txn.prepare_cached(&sql).await?;
-                let n = txn
-                    .execute(&statement, &[&key.tenant, &key.id, &value.to_string()])
-                    .await?;
-                if n == 0 {
-                    // Dropping the transaction rolls it back.
-                    return Ok(Err(Refusal::Conflict(table, key.clone())));
-                }
-                n
-            }
-            Op::Update(_, _, value) => {
-                let sql = format!("UPDATE {name} SET value = $3 WHERE tenant = $1 AND id = $2");
-                let statement = txn.prepare_cached(&sql).await?;
-                let n = txn
-                    .execute(&statement, &[&key.tenant, &key.id, &value.to_string()])
-                    .await?;
-                if n == 0 {
-                    return Ok(Err(Refusal::NotFound(table, key.clone())));
-                }
-                n
-            }
-            Op::Delete(..) => {
-                let sql = format!("DELETE FROM {name} WHERE tenant = $1 AND id = $2");
-                let statement = txn.prepare_cached(&sql).await?;
-                txn.execute(&statement, &[&key.tenant, &key.id]).await?
-            }
+                ),
+                Some(value),
+                Some(Refusal::Conflict as fn(Table, Key) -> Refusal),
+            ),
+            Op::Update(_, _, value) => (
+                format!("UPDATE {name} SET value = $3 WHERE tenant = $1 AND id = $2"),
+                Some(value),
+                Some(Refusal::NotFound as fn(Table, Key) -> Refusal),
+            ),
+            Op::Delete(..) => (
+                format!("DELETE FROM {name} WHERE tenant = $1 AND id = $2"),
+                None,
+                None,
+            ),
         };
+        let statement = txn.prepare_cached(&sql).await?;
+        let changed = match value {
+            Some(value) => {
+                let text = value.to_string();
+                txn.execute(&statement, &[&key.tenant, &key.id, &text])
+                    .await?
+            }
+            None => txn.execute(&statement, &[&key.tenant, &key.id]).await?,
+        };
+        // An insert that met an existing key or an update that met none:
+        // dropping the transaction rolls it back.
+        if let (0, Some(refusal)) = (changed, refusal) {
+            return Ok(Err(refusal(table, key.clone())));
+        }
         debug_assert!(changed <= 1, "a primary key names one row");
     }
     txn.commit().await?;

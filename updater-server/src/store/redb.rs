@@ -161,9 +161,7 @@ impl Store for RedbStore {
         // Fsynced before commit returns (redb's default, stated here on purpose).
         txn.set_durability(Durability::Immediate).map_err(backend)?;
         for op in &ops {
-            let (table, key) = match op {
-                Op::Insert(t, k, _) | Op::Update(t, k, _) | Op::Delete(t, k) => (*t, k),
-            };
+            let (table, key) = op.target();
             let mut t = txn.open_table(def(table)).map_err(backend)?;
             let k = (key.tenant.as_str(), key.id.as_str());
             match op {
