@@ -471,13 +471,18 @@ impl Daemon {
 
     /// Runs until `wake` receives [`Wake::Stop`] (or its senders are
     /// dropped), waking for each tick on the real time the clock reports,
-    /// and at once for [`Wake::Act`].
+    /// and at once for [`Wake::Act`]. Before returning it sends the event
+    /// spool once: events of the last pass would otherwise wait for the
+    /// next start (a host shut down for days reports nothing meanwhile).
     pub fn run(&mut self, wake: &Receiver<Wake>) -> Result<(), DaemonError> {
         loop {
             let at = self.tick()?;
             let wait = self.clock.real_wait(at - self.clock.now());
             match wake.recv_timeout(wait) {
-                Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                    self.check_in.send_events(self.clock.now());
+                    return Ok(());
+                }
                 Ok(Wake::Act) => self.request_act(),
                 Err(RecvTimeoutError::Timeout) => {}
             }

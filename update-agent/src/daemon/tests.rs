@@ -159,6 +159,26 @@ fn run_stops_when_told() {
     assert_eq!(d.state().devices().unwrap().len(), 1);
 }
 
+#[test]
+fn stopping_sends_the_event_spool_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = VirtualBus::new();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut d = daemon_with(
+        &bus,
+        &clock,
+        dir.path(),
+        Box::new(Recording { log: log.clone() }),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    tx.send(Wake::Stop).unwrap();
+    d.run(&rx).unwrap();
+    // The first tick sends at start; the stop sends again.
+    assert_eq!(seconds_of(&log, "send_events"), [0, 0]);
+    assert_eq!(seconds_of(&log, "check_in"), [0]);
+}
+
 /// Which hook ran when.
 type HookLog = Arc<Mutex<Vec<(&'static str, DateTime<Utc>)>>>;
 
