@@ -5,7 +5,53 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use sha2::{Digest, Sha256};
+
+pub mod balancer;
 pub mod sim_fleet;
+
+/// Set by a test binary whose servers keep their records in PostgreSQL
+/// ([`use_postgres_store`]).
+static POSTGRES_STORE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every `updater-server` this test binary runs keep its records in
+/// the test database (`UPDATER_TEST_POSTGRES`, set in `.cargo/config.toml`;
+/// `scripts/test-suite --install` creates it), in a schema of each data
+/// directory's own, so that several server processes on one data
+/// directory share one store.
+pub fn use_postgres_store() {
+    POSTGRES_STORE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `updater-server --data-dir DATA` on the store this test binary uses:
+/// the embedded one, or after [`use_postgres_store`] the data directory's
+/// schema in the test database.
+pub fn server_command(data: &Path) -> Command {
+    let mut c = Command::new(bin("updater-server"));
+    c.arg("--data-dir").arg(data);
+    for var in [
+        "UPDATER_STORE",
+        "UPDATER_STORE_SCHEMA",
+        "UPDATER_STORE_CONNECTIONS",
+    ] {
+        c.env_remove(var);
+    }
+    if POSTGRES_STORE.load(std::sync::atomic::Ordering::Relaxed) {
+        let url = std::env::var("UPDATER_TEST_POSTGRES").expect(
+            "UPDATER_TEST_POSTGRES is unset (.cargo/config.toml sets it; \
+             `scripts/test-suite --install` creates the database)",
+        );
+        let path = std::path::absolute(data).expect("absolute data path");
+        let digest = Sha256::digest(path.as_os_str().as_encoded_bytes());
+        c.env("UPDATER_STORE", url)
+            .env(
+                "UPDATER_STORE_SCHEMA",
+                format!("e2e_{}", &hex::encode(digest)[..24]),
+            )
+            .env("UPDATER_STORE_CONNECTIONS", "4");
+    }
+    c
+}
 
 /// Path of a workspace binary, next to the test executable's `deps/` directory.
 ///
@@ -44,9 +90,7 @@ impl Server {
     /// Starts `updater-server --data-dir DATA serve SERVE_ARGS…` (which
     /// should name a loopback `--listen`) and returns once it listens.
     pub fn start_with(data: &Path, serve_args: &[&str]) -> Self {
-        let mut child = Command::new(bin("updater-server"))
-            .arg("--data-dir")
-            .arg(data)
+        let mut child = server_command(data)
             .arg("serve")
             // A test installation holds every key (docs/security.md).
             .arg("--allow-online-root-key")
@@ -84,9 +128,7 @@ pub fn text(b: &[u8]) -> String {
 /// Runs `updater-server --data-dir DATA ARGS…` with `stdin` fed to it and
 /// asserts that it succeeded.
 pub fn server_cli(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(bin("updater-server"))
-        .arg("--data-dir")
-        .arg(data)
+    let mut child = server_command(data)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -24,6 +24,7 @@ use fleet_sim::firmware::{hardware_id, models, vendor_file, Model};
 use serde_json::{json, Value};
 use test_devices::{DeviceStore, FirmwareVersion};
 
+use crate::balancer::Balancer;
 use crate::{agent_command, server_cli, tenant_with_admin, text, Admin, Server, Tenant};
 
 /// The admin every [`SimFleet`] tenant has.
@@ -56,8 +57,12 @@ pub struct SimFleet {
     dir: PathBuf,
     data: PathBuf,
     clock: AcceleratedTime,
-    server: Option<Server>,
-    listen: String,
+    /// The server nodes, `None` while killed; their addresses stay the same
+    /// across restarts.
+    nodes: Vec<Option<Server>>,
+    listens: Vec<String>,
+    /// nginx in front of the nodes when there are several.
+    balancer: Option<Balancer>,
     /// The first tenant.
     pub tenant: Tenant,
     admin: OnceCell<Admin>,
@@ -73,6 +78,21 @@ impl SimFleet {
         speed: u32,
         versions: &[FirmwareVersion],
     ) -> Self {
+        Self::start_nodes(dir, start, speed, versions, 1)
+    }
+
+    /// [`SimFleet::start`] with `nodes` server processes on the one data
+    /// directory (with more than one, the test binary keeps the records in
+    /// PostgreSQL: [`crate::use_postgres_store`]) behind an nginx load
+    /// balancer, which is then the address agents and admins use.
+    pub fn start_nodes(
+        dir: &Path,
+        start: DateTime<Utc>,
+        speed: u32,
+        versions: &[FirmwareVersion],
+        nodes: usize,
+    ) -> Self {
+        assert!(nodes >= 1, "at least one node");
         let data = dir.join("server");
         for v in versions {
             for m in models() {
@@ -85,22 +105,28 @@ impl SimFleet {
             dir: dir.to_owned(),
             data,
             clock,
-            server: None,
-            listen: "127.0.0.1:0".into(),
+            nodes: (0..nodes).map(|_| None).collect(),
+            listens: vec!["127.0.0.1:0".into(); nodes],
+            balancer: None,
             tenant,
             admin: OnceCell::new(),
         };
-        fleet.start_server();
+        for node in 0..nodes {
+            fleet.start_node(node);
+        }
+        if nodes > 1 {
+            fleet.balancer = Some(Balancer::start(&dir.join("balancer"), &fleet.listens));
+        }
         fleet
     }
 
-    fn start_server(&mut self) {
+    fn start_node(&mut self, node: usize) {
         let clock = self.clock.to_string();
         let server = Server::start_with(
             &self.data,
             &[
                 "--listen",
-                &self.listen,
+                &self.listens[node],
                 "--simulated-clock",
                 &clock,
                 "--session-idle-secs",
@@ -109,17 +135,31 @@ impl SimFleet {
                 SESSION_SECS,
             ],
         );
-        self.listen = server
+        self.listens[node] = server
             .base
             .strip_prefix("http://")
             .expect("plain HTTP on loopback")
             .to_owned();
-        self.server = Some(server);
+        self.nodes[node] = Some(server);
     }
 
-    /// `http://127.0.0.1:PORT` (the same across restarts).
+    /// `http://127.0.0.1:PORT` (the same across restarts): the balancer's
+    /// address when there are several nodes, else the server's.
     pub fn base(&self) -> String {
-        format!("http://{}", self.listen)
+        match &self.balancer {
+            Some(b) => b.base.clone(),
+            None => format!("http://{}", self.listens[0]),
+        }
+    }
+
+    /// The address of server node `node` itself.
+    pub fn node_base(&self, node: usize) -> String {
+        format!("http://{}", self.listens[node])
+    }
+
+    /// The load balancer in front of the nodes, when there are several.
+    pub fn balancer(&self) -> Option<&Balancer> {
+        self.balancer.as_ref()
     }
 
     /// The server's data directory.
@@ -139,13 +179,23 @@ impl SimFleet {
 
     /// Kills the server with SIGKILL (no shutdown of any kind).
     pub fn kill_server(&mut self) {
-        drop(self.server.take());
+        self.kill_node(0);
     }
 
     /// Starts the server again on the same address.
     pub fn restart_server(&mut self) {
-        assert!(self.server.is_none(), "the server is running");
-        self.start_server();
+        self.restart_node(0);
+    }
+
+    /// Kills server node `node` with SIGKILL.
+    pub fn kill_node(&mut self, node: usize) {
+        drop(self.nodes[node].take());
+    }
+
+    /// Starts server node `node` again on its address.
+    pub fn restart_node(&mut self, node: usize) {
+        assert!(self.nodes[node].is_none(), "node {node} is running");
+        self.start_node(node);
     }
 
     /// Imports `version` of `profile`'s model with the admin CLI (also while
@@ -466,7 +516,8 @@ impl SimAgent {
             .expect("agent log file");
         let child = self
             .command(&["run"])
-            .env("UPDATE_AGENT_LOG", "info")
+            // The events the server acknowledged, by id (debug lines).
+            .env("UPDATE_AGENT_LOG", "info,update_agent::events=debug")
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
@@ -519,6 +570,18 @@ impl SimAgent {
             return Err(text(&out.stderr));
         }
         serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+    }
+
+    /// The ids of the events the server acknowledged to this agent, from
+    /// its logs (the agent logs each at debug level; [`SimAgent::start`]
+    /// turns that on).
+    pub fn acknowledged_events(&self) -> Vec<String> {
+        self.logs()
+            .lines()
+            .filter(|l| l.contains("update_agent::events") && l.contains("acknowledged"))
+            .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("event=")))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The text of every log this agent wrote.

@@ -147,6 +147,9 @@ pub fn flush(state: &State, client: &ServerClient) -> Result<FlushReport, FlushE
             .filter(|id| sent.contains(*id))
             .collect();
         let removed = state.acknowledge(&ids)?;
+        for id in &ids {
+            tracing::debug!(event = %id, "acknowledged");
+        }
         report.acknowledged += removed;
         if removed == 0 {
             return Ok(report);

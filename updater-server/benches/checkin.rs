@@ -2,7 +2,8 @@
 //! constant of the same size, same machine, same run.
 //!
 //! `cargo bench -p updater-server --bench checkin [-- AGENTS [CONNECTIONS [SECONDS [ROUNDS [NODES]]]]]`
-//! (defaults: 200 agents, 8 connections, 2 s per phase, 3 rounds, 1 node).
+//! (defaults: 200 agents, 8 connections, 2 s per phase, 3 rounds, 1 node;
+//! `CHECKIN_PHASES=poll` runs only the named phases, comma-separated).
 //!
 //! The store is the embedded one unless `UPDATER_STORE` (and
 //! `UPDATER_STORE_SCHEMA`, an empty schema) name a PostgreSQL store; with
@@ -91,12 +92,19 @@ fn main() {
         .expect("runtime");
     let duration = Duration::from_secs(secs);
     let mut results: Vec<(&str, &str, Vec<Stats>)> = Vec::new();
-    let phases = [
-        ("full (200)", Phase::Full),
-        ("cached (304)", Phase::Cached),
-        ("poll (200)", Phase::Poll),
-    ];
-    for (mode, phase) in phases {
+    // CHECKIN_PHASES=poll (or a comma-separated list) runs only those
+    // phases, e.g. to profile one.
+    let wanted = std::env::var("CHECKIN_PHASES").unwrap_or_default();
+    let phases: Vec<(&str, Phase)> = [
+        ("full (200)", Phase::Full, "full"),
+        ("cached (304)", Phase::Cached, "cached"),
+        ("poll (200)", Phase::Poll, "poll"),
+    ]
+    .into_iter()
+    .filter(|(_, _, name)| wanted.is_empty() || wanted.split(',').any(|w| w.trim() == *name))
+    .map(|(mode, phase, _)| (mode, phase))
+    .collect();
+    for &(mode, phase) in &phases {
         let mut ours = Vec::new();
         let mut reference = Vec::new();
         for _ in 0..rounds {

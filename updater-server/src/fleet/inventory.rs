@@ -170,13 +170,14 @@ pub struct Sighting<'a> {
     pub update_states: &'a [UpdateState],
 }
 
-/// Records a check-in's users, host and devices in one transaction.
-pub fn record(
+/// The writes that record a check-in's users, host and devices (the
+/// caller commits them, with its own, in one transaction).
+pub fn sighting_ops(
     store: &dyn Store,
     tenant: &str,
     s: &Sighting<'_>,
     now: DateTime<Utc>,
-) -> Result<(), FleetError> {
+) -> Result<Vec<Op>, FleetError> {
     let mut ops = Vec::new();
     let user_ids: BTreeSet<String> = s.users.iter().map(|u| user_id(u)).collect();
     let mut device_ids = BTreeSet::new();
@@ -270,8 +271,7 @@ pub fn record(
         to_value(&host),
         exists,
     ));
-    store.commit(ops)?;
-    Ok(())
+    Ok(ops)
 }
 
 fn put(table: Table, tenant: &str, id: &str, v: serde_json::Value, exists: bool) -> Op {

@@ -37,13 +37,14 @@ fn see(store: &dyn Store, agent: &str, users: &[&str], devices: &[DeviceReport],
         skipped: &[],
         update_states: &[],
     };
-    record(
+    let ops = sighting_ops(
         store,
         "t",
         &s,
         Utc.with_ymd_and_hms(2026, 1, day, 0, 0, 0).unwrap(),
     )
     .unwrap();
+    store.commit(ops).unwrap();
 }
 
 fn by_serial<'a>(d: &'a [Device], serial: Option<&str>) -> &'a Device {

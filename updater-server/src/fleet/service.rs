@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use catalog::assignment::{sign_assignments, AssignmentSet};
@@ -173,22 +174,36 @@ impl Fleet {
     /// release index and the tenant's assignment key, as values (length,
     /// modification time) that change when either file is replaced or
     /// written (two `stat`s).
-    pub fn file_stamps(&self, tenant: &str) -> [Option<(u64, Option<SystemTime>)>; 2] {
-        let stamp = |p: &std::path::Path| {
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| (m.len(), m.modified().ok()))
-        };
+    pub fn file_stamps(&self, tenant: &str) -> [FileStamp; 2] {
         [
-            stamp(&self.catalog_dir.join("releases.json")),
-            stamp(&self.accounts.assignment_key_path(tenant)),
+            file_stamp(&self.release_index()),
+            file_stamp(&self.accounts.assignment_key_path(tenant)),
         ]
     }
 
-    /// The catalog's current releases (re-read: the CLI may import meanwhile).
+    fn release_index(&self) -> PathBuf {
+        self.catalog_dir.join("releases.json")
+    }
+
+    /// The catalog's current releases: read again when the release index
+    /// changed (an import by the CLI or another node), else from memory.
     pub fn releases(&self) -> Result<Vec<FirmwareRelease>, FleetError> {
+        static CACHE: Mutex<Option<(PathBuf, FileStamp, Vec<FirmwareRelease>)>> = Mutex::new(None);
+        let stamp = file_stamp(&self.release_index());
+        {
+            let cached = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((dir, s, releases)) = cached.as_ref() {
+                if *dir == self.catalog_dir && *s == stamp && stamp.is_some() {
+                    return Ok(releases.clone());
+                }
+            }
+        }
         let c = catalog::Catalog::open(&self.catalog_dir, &self.keys_dir)?;
-        Ok(c.releases().to_vec())
+        let releases = c.releases().to_vec();
+        // Stamped before the read: a change during it is read next time.
+        *CACHE.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((self.catalog_dir.clone(), stamp, releases.clone()));
+        Ok(releases)
     }
 
     /// The tenant's settings (defaults until changed).
@@ -379,7 +394,16 @@ impl Fleet {
     /// each reads what the one before wrote.
     pub fn check_in(&self, agent: &Agent, c: &CheckIn) -> Result<CheckInAnswer, FleetError> {
         let _one_at_a_time = agent_lock(&agent.tenant, &agent.id);
-        self.check_in_locked(agent, c)
+        // The lock holds in this process only: a check-in of the same agent
+        // on another node may commit between our reads and our write, and
+        // ours then conflicts. Read again and write again: the later wins.
+        let mut attempt = 1;
+        loop {
+            match self.check_in_locked(agent, c) {
+                Err(FleetError::Conflict(_)) if attempt < CHECK_IN_ATTEMPTS => attempt += 1,
+                other => return other,
+            }
+        }
     }
 
     fn check_in_locked(&self, agent: &Agent, c: &CheckIn) -> Result<CheckInAnswer, FleetError> {
@@ -439,7 +463,7 @@ impl Fleet {
             .map_or(settings.all_users_poll_interval_secs, |g| {
                 g.poll_interval_secs
             });
-        inventory::record(
+        let mut writes = inventory::sighting_ops(
             self.store(),
             tenant,
             &Sighting {
@@ -493,6 +517,7 @@ impl Fleet {
             o.content_sha256 == content_sha256
                 && o.expires - now > poll_delta * RESIGN_BELOW_POLLS as i32
         }) {
+            self.commit_check_in(writes)?;
             return Ok(answer(o.body.clone()));
         }
         let version = match &old {
@@ -546,13 +571,36 @@ impl Fleet {
             body: body.clone(),
         };
         let k = Key::new(tenant, &agent.id);
-        let op = upsert(Table::CheckIns, k, to_value(&state), old.is_some());
-        self.commit(vec![op], || {
-            "concurrent check-in of the same agent; retry".into()
-        })?;
+        writes.push(upsert(Table::CheckIns, k, to_value(&state), old.is_some()));
+        self.commit_check_in(writes)?;
         Ok(answer(body))
     }
+
+    /// Commits a check-in's inventory and answer records: one transaction,
+    /// shared with concurrent check-ins (group commit), and no generation
+    /// change (they change no other agent's answer).
+    fn commit_check_in(&self, writes: Vec<Op>) -> Result<(), FleetError> {
+        match self.store().commit(writes) {
+            Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => Err(
+                FleetError::Conflict("concurrent check-in of the same agent; retry".into()),
+            ),
+            other => Ok(other?),
+        }
+    }
 }
+
+/// A file's length and modification time, `None` if it is missing.
+pub(crate) type FileStamp = Option<(u64, Option<SystemTime>)>;
+
+fn file_stamp(path: &std::path::Path) -> FileStamp {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.len(), m.modified().ok()))
+}
+
+/// How often a check-in is tried when a concurrent check-in of the same
+/// agent (on another node) wrote its records first.
+const CHECK_IN_ATTEMPTS: u32 = 3;
 
 /// Stripes of the per-agent check-in lock: agents hashing to the same stripe
 /// wait for each other too, which costs little (the store serialises their

@@ -10,6 +10,7 @@
 //! [`PgStore`] keeps the same tables in PostgreSQL, for several server nodes.
 //! Blobs never go into the store.
 
+mod group;
 mod postgres;
 mod records;
 mod redb;
@@ -425,6 +426,47 @@ pub(crate) fn conformance(store: &dyn Store) {
         Some("03")
     );
     assert_eq!(store.last(Table::Events, "none").unwrap(), None);
+
+    // Concurrent commits (grouped into shared transactions by the
+    // backends): every batch lands whole or not at all, and of the batches
+    // inserting one key exactly one succeeds, the others conflict.
+    let results: Vec<(usize, Result<(), StoreError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                scope.spawn(move || {
+                    let mut ops = vec![Op::Insert(
+                        Table::InventoryHosts,
+                        k("g", &format!("own-{i:02}")),
+                        json!(i),
+                    )];
+                    if i % 4 == 0 {
+                        ops.push(Op::Insert(
+                            Table::InventoryHosts,
+                            k("g", "shared"),
+                            json!(i),
+                        ));
+                    }
+                    (i, store.commit(ops))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let shared = store.get(Table::InventoryHosts, &k("g", "shared")).unwrap();
+    let winner = shared.as_ref().and_then(serde_json::Value::as_u64).unwrap() as usize;
+    for (i, result) in &results {
+        let own = store
+            .get(Table::InventoryHosts, &k("g", &format!("own-{i:02}")))
+            .unwrap();
+        match (i % 4 == 0 && *i != winner, result) {
+            (true, Err(StoreError::Conflict { key, .. })) => {
+                assert_eq!(key.id, "shared");
+                assert_eq!(own, None, "batch {i} was refused, so none of it is stored");
+            }
+            (false, Ok(())) => assert_eq!(own, Some(json!(i))),
+            other => panic!("batch {i}: {other:?}"),
+        }
+    }
 
     // Prefix scans: the backend's own, and the default over `list_after`.
     store

@@ -19,6 +19,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
+use super::group::GroupCommit;
 use super::{Key, Op, Store, StoreError, Table};
 
 mod schema;
@@ -55,6 +56,8 @@ pub struct PgStore {
     runtime: Option<tokio::runtime::Runtime>,
     /// `host:port/dbname`, for messages (never the password).
     target: String,
+    /// Concurrent commits of this process share a transaction.
+    group: GroupCommit,
     /// The schema holding the tables: part of every job lock's key, so
     /// installations sharing a database do not exclude each other's jobs.
     schema: String,
@@ -139,6 +142,7 @@ impl PgStore {
             runtime: Some(runtime),
             target,
             schema: String::new(),
+            group: GroupCommit::default(),
         };
         let pool = store.pool.clone();
         store.schema = store
@@ -252,11 +256,11 @@ enum Refusal {
     NotFound(Table, Key),
 }
 
+/// Writes `ops` into `txn`; a refusal leaves the caller to roll back.
 async fn apply(
-    client: &mut deadpool_postgres::Object,
+    txn: &deadpool_postgres::Transaction<'_>,
     ops: &[Op],
 ) -> Result<Result<(), Refusal>, tokio_postgres::Error> {
-    let txn = client.transaction().await?;
     for op in ops {
         let (table, key) = op.target();
         let name = ident(table);
@@ -289,15 +293,47 @@ async fn apply(
             }
             None => txn.execute(&statement, &[&key.tenant, &key.id]).await?,
         };
-        // An insert that met an existing key or an update that met none:
-        // dropping the transaction rolls it back.
+        // An insert that met an existing key or an update that met none.
         if let (0, Some(refusal)) = (changed, refusal) {
             return Ok(Err(refusal(table, key.clone())));
         }
         debug_assert!(changed <= 1, "a primary key names one row");
     }
-    txn.commit().await?;
     Ok(Ok(()))
+}
+
+/// Writes a group of batches in one transaction (one WAL flush at
+/// commit): each batch under a savepoint, rolled back alone when refused.
+/// A group of one needs no savepoint: its refusal rolls back the whole.
+async fn write_group(
+    client: &mut deadpool_postgres::Object,
+    batches: &[Vec<Op>],
+) -> Result<Vec<Option<Refusal>>, tokio_postgres::Error> {
+    let mut txn = client.transaction().await?;
+    let mut outcomes = Vec::with_capacity(batches.len());
+    if let [ops] = batches {
+        if let Err(refusal) = apply(&txn, ops).await? {
+            // Dropping the transaction rolls it back.
+            return Ok(vec![Some(refusal)]);
+        }
+        outcomes.push(None);
+    } else {
+        for ops in batches {
+            let batch = txn.savepoint("batch").await?;
+            match apply(&batch, ops).await? {
+                Ok(()) => {
+                    batch.commit().await?;
+                    outcomes.push(None);
+                }
+                Err(refusal) => {
+                    batch.rollback().await?;
+                    outcomes.push(Some(refusal));
+                }
+            }
+        }
+    }
+    txn.commit().await?;
+    Ok(outcomes)
 }
 
 fn retryable(e: &tokio_postgres::Error) -> bool {
@@ -305,6 +341,48 @@ fn retryable(e: &tokio_postgres::Error) -> bool {
         e.code(),
         Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
     )
+}
+
+impl PgStore {
+    /// One transaction for the batches of a group (see [`write_group`]),
+    /// tried again on a deadlock or serialization failure.
+    fn write_group(&self, batches: Vec<Vec<Op>>) -> Vec<Result<(), StoreError>> {
+        let count = batches.len();
+        let pool = self.pool.clone();
+        let outcome = self.block(async move {
+            let mut client = pool.get().await.map_err(backend)?;
+            let mut attempt = 1;
+            loop {
+                match write_group(&mut client, &batches).await {
+                    Ok(outcomes) => return Ok(outcomes),
+                    Err(e) if retryable(&e) && attempt < COMMIT_ATTEMPTS => attempt += 1,
+                    Err(e) => return Err(backend(e)),
+                }
+            }
+        });
+        match outcome {
+            Ok(outcomes) => outcomes
+                .into_iter()
+                .map(|refused| match refused {
+                    None => Ok(()),
+                    Some(Refusal::Conflict(table, key)) => Err(StoreError::Conflict {
+                        table: table.name(),
+                        key,
+                    }),
+                    Some(Refusal::NotFound(table, key)) => Err(StoreError::NotFound {
+                        table: table.name(),
+                        key,
+                    }),
+                })
+                .collect(),
+            Err(e) => {
+                let why = e.to_string();
+                (0..count)
+                    .map(|_| Err(StoreError::Backend(why.clone().into())))
+                    .collect()
+            }
+        }
+    }
 }
 
 impl Store for PgStore {
@@ -343,29 +421,7 @@ impl Store for PgStore {
         if ops.is_empty() {
             return Ok(());
         }
-        let pool = self.pool.clone();
-        let refused = self.block(async move {
-            let mut client = pool.get().await.map_err(backend)?;
-            let mut attempt = 1;
-            loop {
-                match apply(&mut client, &ops).await {
-                    Ok(outcome) => return Ok(outcome.err()),
-                    Err(e) if retryable(&e) && attempt < COMMIT_ATTEMPTS => attempt += 1,
-                    Err(e) => return Err(backend(e)),
-                }
-            }
-        })?;
-        match refused {
-            None => Ok(()),
-            Some(Refusal::Conflict(table, key)) => Err(StoreError::Conflict {
-                table: table.name(),
-                key,
-            }),
-            Some(Refusal::NotFound(table, key)) => Err(StoreError::NotFound {
-                table: table.name(),
-                key,
-            }),
-        }
+        self.group.commit(ops, |batches| self.write_group(batches))
     }
 
     fn list_after(

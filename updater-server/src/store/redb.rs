@@ -7,6 +7,7 @@ use redb::{
     TableDefinition,
 };
 
+use super::group::GroupCommit;
 use super::{Key, Op, Store, StoreError, Table};
 
 type Def = TableDefinition<'static, (&'static str, &'static str), &'static str>;
@@ -24,6 +25,8 @@ fn backend(e: impl Into<redb::Error>) -> StoreError {
 pub struct RedbStore {
     db: Database,
     path: PathBuf,
+    /// Concurrent commits of this process share a transaction.
+    group: GroupCommit,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -65,6 +68,7 @@ impl RedbStore {
         Ok(Self {
             db,
             path: path.to_owned(),
+            group: GroupCommit::default(),
         })
     }
 }
@@ -126,6 +130,99 @@ impl RedbStore {
     }
 }
 
+impl RedbStore {
+    /// Writes a group of batches in one durable transaction: each batch is
+    /// checked against the records as the batches before it left them and
+    /// applied whole, or not at all (its result says why).
+    fn write_group(&self, batches: Vec<Vec<Op>>) -> Vec<Result<(), StoreError>> {
+        let failed = |e: &dyn std::fmt::Display, n: usize| -> Vec<Result<(), StoreError>> {
+            (0..n)
+                .map(|_| Err(StoreError::Backend(e.to_string().into())))
+                .collect()
+        };
+        let mut txn = match self.db.begin_write() {
+            Ok(t) => t,
+            Err(e) => return failed(&e, batches.len()),
+        };
+        // Fsynced before commit returns (redb's default, stated here on purpose).
+        if let Err(e) = txn.set_durability(Durability::Immediate) {
+            return failed(&e, batches.len());
+        }
+        let results: Vec<Result<(), StoreError>> = batches
+            .iter()
+            .map(|ops| check(&txn, ops).and_then(|()| apply(&txn, ops)))
+            .collect();
+        if let Some(Err(StoreError::Backend(e))) = results
+            .iter()
+            .find(|r| matches!(r, Err(StoreError::Backend(_))))
+        {
+            // A failed write leaves the transaction unusable: drop it (abort).
+            let e = e.to_string();
+            return failed(&e, batches.len());
+        }
+        match txn.commit() {
+            Ok(()) => results,
+            Err(e) => failed(&e, batches.len()),
+        }
+    }
+}
+
+/// Whether `ops` may be applied to the records `txn` holds: no insert over
+/// a record, no update of a missing one, each op seeing the batch's earlier
+/// ops (a delete then an insert of one key is allowed).
+fn check(txn: &redb::WriteTransaction, ops: &[Op]) -> Result<(), StoreError> {
+    let mut seen: std::collections::HashMap<(Table, &Key), bool> = std::collections::HashMap::new();
+    for op in ops {
+        let (table, key) = op.target();
+        let exists = match seen.get(&(table, key)) {
+            Some(e) => *e,
+            None => {
+                let t = txn.open_table(def(table)).map_err(backend)?;
+                let found = t
+                    .get((key.tenant.as_str(), key.id.as_str()))
+                    .map_err(backend)?
+                    .is_some();
+                found
+            }
+        };
+        match op {
+            Op::Insert(..) if exists => {
+                return Err(StoreError::Conflict {
+                    table: table.name(),
+                    key: key.clone(),
+                })
+            }
+            Op::Update(..) if !exists => {
+                return Err(StoreError::NotFound {
+                    table: table.name(),
+                    key: key.clone(),
+                })
+            }
+            _ => {}
+        }
+        seen.insert((table, key), !matches!(op, Op::Delete(..)));
+    }
+    Ok(())
+}
+
+/// Writes `ops` (already [`check`]ed) into `txn`.
+fn apply(txn: &redb::WriteTransaction, ops: &[Op]) -> Result<(), StoreError> {
+    for op in ops {
+        let (table, key) = op.target();
+        let mut t = txn.open_table(def(table)).map_err(backend)?;
+        let k = (key.tenant.as_str(), key.id.as_str());
+        match op {
+            Op::Insert(_, _, value) | Op::Update(_, _, value) => {
+                t.insert(k, value.to_string().as_str()).map_err(backend)?;
+            }
+            Op::Delete(..) => {
+                t.remove(k).map_err(backend)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Store for RedbStore {
     fn get(&self, table: Table, key: &Key) -> Result<Option<serde_json::Value>, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;
@@ -157,37 +254,7 @@ impl Store for RedbStore {
     }
 
     fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(backend)?;
-        // Fsynced before commit returns (redb's default, stated here on purpose).
-        txn.set_durability(Durability::Immediate).map_err(backend)?;
-        for op in &ops {
-            let (table, key) = op.target();
-            let mut t = txn.open_table(def(table)).map_err(backend)?;
-            let k = (key.tenant.as_str(), key.id.as_str());
-            match op {
-                Op::Insert(_, _, value) | Op::Update(_, _, value) => {
-                    let exists = t.get(k).map_err(backend)?.is_some();
-                    if exists && matches!(op, Op::Insert(..)) {
-                        // Dropping the transaction without commit aborts it.
-                        return Err(StoreError::Conflict {
-                            table: table.name(),
-                            key: key.clone(),
-                        });
-                    }
-                    if !exists && matches!(op, Op::Update(..)) {
-                        return Err(StoreError::NotFound {
-                            table: table.name(),
-                            key: key.clone(),
-                        });
-                    }
-                    t.insert(k, value.to_string().as_str()).map_err(backend)?;
-                }
-                Op::Delete(..) => {
-                    t.remove(k).map_err(backend)?;
-                }
-            }
-        }
-        txn.commit().map_err(backend)
+        self.group.commit(ops, |batches| self.write_group(batches))
     }
 
     fn list_after(
