@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::compute::SkipReason;
-use super::{derived_id, get, get_existing, list, to_value, upsert, FleetError};
+use super::{decode_text, derived_id, get, get_existing, list, to_value, upsert, FleetError};
 use crate::store::{Key, Op, Store, Table};
 
 /// An inventory user.
@@ -181,13 +181,28 @@ pub fn sighting_ops(
     let mut ops = Vec::new();
     let user_ids: BTreeSet<String> = s.users.iter().map(|u| user_id(u)).collect();
     let mut device_ids = BTreeSet::new();
+    let mut devices = Vec::new();
     for d in s.devices {
         let key = device_key(s.agent, d);
         let id = derived_id(&key);
-        if !device_ids.insert(id.clone()) {
-            continue;
+        if device_ids.insert(id.clone()) {
+            devices.push((key, id, d));
         }
-        let old: Option<Device> = get(store, Table::InventoryDevices, tenant, &id)?;
+    }
+    // The devices, users and host as stored, in one read.
+    let mut keys: Vec<(Table, Key)> = devices
+        .iter()
+        .map(|(_, id, _)| (Table::InventoryDevices, Key::new(tenant, id)))
+        .collect();
+    keys.extend(
+        s.users
+            .iter()
+            .map(|name| (Table::InventoryUsers, Key::new(tenant, user_id(name)))),
+    );
+    keys.push((Table::InventoryHosts, Key::new(tenant, s.agent)));
+    let mut stored = store.get_texts(&keys)?.into_iter();
+    for (key, id, d) in devices {
+        let old: Option<Device> = decode_text(Table::InventoryDevices, stored.next().flatten())?;
         let mut users = old.as_ref().map(|o| o.users.clone()).unwrap_or_default();
         users.extend(user_ids.iter().cloned());
         let rec = Device {
@@ -220,7 +235,7 @@ pub fn sighting_ops(
     }
     for name in s.users {
         let id = user_id(name);
-        let old: Option<User> = get(store, Table::InventoryUsers, tenant, &id)?;
+        let old: Option<User> = decode_text(Table::InventoryUsers, stored.next().flatten())?;
         let exists = old.is_some();
         let mut u = old.unwrap_or_else(|| User {
             tenant: tenant.to_owned(),
@@ -242,7 +257,7 @@ pub fn sighting_ops(
             exists,
         ));
     }
-    let old: Option<Host> = get(store, Table::InventoryHosts, tenant, s.agent)?;
+    let old: Option<Host> = decode_text(Table::InventoryHosts, stored.next().flatten())?;
     let exists = old.is_some();
     let (first_seen, mut users, mut devices) = old
         .map(|h| (h.first_seen, h.users, h.devices))

@@ -26,7 +26,7 @@ pub(crate) use self::policies::releases_of_model;
 pub use self::policies::{
     FirmwarePolicy, FirmwarePolicyInput, SoftwarePolicy, SoftwarePolicyInput, VersionSpec,
 };
-pub use self::service::{CheckInAnswer, Fleet};
+pub use self::service::{CheckInAnswer, Fleet, TenantView};
 use crate::store::{Key, Op, Store, StoreError, Table};
 
 /// The id of the implicit group every user is in.
@@ -199,6 +199,15 @@ pub(crate) fn get<T: DeserializeOwned>(
     store
         .get(table, &Key::new(tenant, id))?
         .map(|v| decode(table, v))
+        .transpose()
+}
+
+/// A record's stored JSON text (from [`Store::get_texts`]) decoded.
+pub(crate) fn decode_text<T: DeserializeOwned>(
+    table: Table,
+    text: Option<String>,
+) -> Result<Option<T>, FleetError> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| FleetError::Store(corrupt(table, &e))))
         .transpose()
 }
 

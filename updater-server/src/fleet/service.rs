@@ -393,28 +393,60 @@ impl Fleet {
     /// flight, two processes sharing a credential) run one after the other:
     /// each reads what the one before wrote.
     pub fn check_in(&self, agent: &Agent, c: &CheckIn) -> Result<CheckInAnswer, FleetError> {
+        let view = self.tenant_view(&agent.tenant)?;
+        self.check_in_with(agent, c, &view)
+    }
+
+    /// The tenant's configuration as a check-in reads it (see [`TenantView`]).
+    pub fn tenant_view(&self, tenant: &str) -> Result<TenantView, FleetError> {
+        Ok(TenantView {
+            settings: self.settings(tenant)?,
+            groups: self.groups(tenant)?,
+            policies: self.firmware_policies(tenant)?,
+            software: self.software_policies(tenant)?,
+            rollouts: self.rollouts(tenant)?,
+        })
+    }
+
+    /// [`Fleet::check_in`] on a view of the tenant's configuration read
+    /// earlier at the tenant's current generation (the HTTP layer keeps one
+    /// per tenant and generation: `http::checkin_cache`).
+    pub fn check_in_with(
+        &self,
+        agent: &Agent,
+        c: &CheckIn,
+        view: &TenantView,
+    ) -> Result<CheckInAnswer, FleetError> {
         let _one_at_a_time = agent_lock(&agent.tenant, &agent.id);
         // The lock holds in this process only: a check-in of the same agent
         // on another node may commit between our reads and our write, and
         // ours then conflicts. Read again and write again: the later wins.
         let mut attempt = 1;
         loop {
-            match self.check_in_locked(agent, c) {
+            match self.check_in_locked(agent, c, view) {
                 Err(FleetError::Conflict(_)) if attempt < CHECK_IN_ATTEMPTS => attempt += 1,
                 other => return other,
             }
         }
     }
 
-    fn check_in_locked(&self, agent: &Agent, c: &CheckIn) -> Result<CheckInAnswer, FleetError> {
+    fn check_in_locked(
+        &self,
+        agent: &Agent,
+        c: &CheckIn,
+        view: &TenantView,
+    ) -> Result<CheckInAnswer, FleetError> {
         c.validate()
             .map_err(|e| FleetError::invalid("check-in", e.to_string()))?;
         let tenant = agent.tenant.as_str();
         let now = self.accounts.now();
-        let settings = self.settings(tenant)?;
-        let groups = self.groups(tenant)?;
-        let policies = self.firmware_policies(tenant)?;
-        let software_policies = self.software_policies(tenant)?;
+        let TenantView {
+            settings,
+            groups,
+            policies,
+            software: software_policies,
+            rollouts: all_rollouts,
+        } = view;
         let releases = self.releases()?;
         let mut reported = Reported {
             devices: &c.devices,
@@ -436,8 +468,14 @@ impl Fleet {
             }
         }
         let host_group = host_group(&groups, &reported).map_or(ALL_USERS, |g| g.id.as_str());
-        let (rollouts, plans) =
-            self.rollout_plans(tenant, &agent.id, host_group, &c.devices, &releases)?;
+        let (rollouts, plans) = self.rollout_plans(
+            tenant,
+            &agent.id,
+            host_group,
+            &c.devices,
+            &releases,
+            all_rollouts,
+        )?;
         reported.rollouts = plans;
         let outcome = compute(&groups, &policies, &releases, &reported);
         self.record_rollout_members(
@@ -587,6 +625,20 @@ impl Fleet {
             other => Ok(other?),
         }
     }
+}
+
+/// What a check-in reads of its tenant's configuration. Every change to
+/// any of it is committed through [`commit_changing`], which moves the
+/// tenant's generation, so one view serves every check-in of one
+/// generation.
+#[derive(Debug, Clone)]
+pub struct TenantView {
+    /// The fleet settings.
+    pub settings: Settings,
+    groups: Vec<super::Group>,
+    policies: Vec<super::FirmwarePolicy>,
+    software: Vec<super::SoftwarePolicy>,
+    rollouts: Vec<super::rollouts::Rollout>,
 }
 
 /// A file's length and modification time, `None` if it is missing.

@@ -54,8 +54,9 @@ pub(crate) async fn check_in(
                 .map_err(|r| rejection(r.status(), &r.body_text()))?;
             blocking(move || {
                 let f = fleet(&s);
-                let answer = f.check_in(&agent, &body)?;
-                let answer = with_directory(answer, &f.settings(&agent.tenant)?)?;
+                let view = s.checkins.tenant_view(&f, &agent.tenant, generation)?;
+                let answer = f.check_in_with(&agent, &body, &view)?;
+                let answer = with_directory(answer, &view.settings)?;
                 s.checkins
                     .put(&agent, fingerprint, generation, now, answer.clone());
                 Ok(answer)

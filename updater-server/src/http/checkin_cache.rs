@@ -17,13 +17,13 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::fleet::{CheckInAnswer, Fleet, FleetError};
+use crate::fleet::{CheckInAnswer, Fleet, FleetError, TenantView};
 use crate::store::Agent;
 
 /// How stale an agent's recorded `last_seen` may get while its repeated
@@ -39,6 +39,9 @@ const MAX_ENTRIES: usize = 200_000;
 /// something ([`Fleet::local_changes`]) or the store's file was written
 /// ([`Fleet::store_file_stamp`]), by any process.
 const MARKER_TTL: Duration = Duration::from_secs(1);
+
+/// Tenants whose configuration is kept; past it the table starts over.
+const MAX_VIEWS: usize = 10_000;
 
 /// File times are coarse (a kernel tick): a store file written less than
 /// this before the marker was read may be written again without its time
@@ -71,6 +74,8 @@ struct Entry {
 pub(crate) struct CheckInCache {
     entries: Mutex<HashMap<(String, String), Entry>>,
     markers: Mutex<HashMap<String, Marker>>,
+    /// Each tenant's configuration as of a generation.
+    views: Mutex<HashMap<String, (u64, Arc<TenantView>)>>,
 }
 
 /// The fingerprint of `agent` sending the request body `body` (raw bytes:
@@ -136,6 +141,35 @@ impl CheckInCache {
 
     /// The answer recorded for `agent` if the request, the generation and
     /// the recorded `last_seen` still hold at `now`.
+    /// The tenant's configuration at `generation` (from
+    /// [`CheckInCache::generation`]), read from the store once per
+    /// generation: every change to it moves the generation.
+    pub(crate) fn tenant_view(
+        &self,
+        fleet: &Fleet,
+        tenant: &str,
+        generation: u64,
+    ) -> Result<Arc<TenantView>, FleetError> {
+        {
+            let views = self.views.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((g, view)) = views.get(tenant) {
+                if *g == generation {
+                    return Ok(view.clone());
+                }
+            }
+        }
+        // Read after the generation was taken: at worst newer than it, and
+        // then the next generation reads again.
+        let view = Arc::new(fleet.tenant_view(tenant)?);
+        let mut views = self.views.lock().unwrap_or_else(|p| p.into_inner());
+        if views.len() >= MAX_VIEWS {
+            // A miss costs one read of the tenant's configuration.
+            views.clear();
+        }
+        views.insert(tenant.to_owned(), (generation, view.clone()));
+        Ok(view)
+    }
+
     pub(crate) fn get(
         &self,
         agent: &Agent,

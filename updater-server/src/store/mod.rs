@@ -215,6 +215,15 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Applies `ops` atomically and durably, or none of them.
     fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError>;
 
+    /// The JSON text of each record `keys` name (`None` where there is
+    /// none), in their order. Backends should override this with one read
+    /// (a check-in reads its host, users and devices this way).
+    fn get_texts(&self, keys: &[(Table, Key)]) -> Result<Vec<Option<String>>, StoreError> {
+        keys.iter()
+            .map(|(table, key)| Ok(self.get(*table, key)?.map(|v| v.to_string())))
+            .collect()
+    }
+
     /// Records of `tenant` in `table` whose id sorts after `after`, in key
     /// order, at most `limit` (paging). Backends should override this with a
     /// range query.
@@ -467,6 +476,20 @@ pub(crate) fn conformance(store: &dyn Store) {
             other => panic!("batch {i}: {other:?}"),
         }
     }
+
+    // Several records in one read, missing ones as None, in the order asked.
+    let texts = store
+        .get_texts(&[
+            (Table::InventoryHosts, k("g", "own-01")),
+            (Table::InventoryHosts, k("g", "nothing")),
+            (Table::Admins, k("a", "1")),
+        ])
+        .unwrap();
+    let values: Vec<Option<serde_json::Value>> = texts
+        .iter()
+        .map(|t| t.as_deref().map(|t| serde_json::from_str(t).unwrap()))
+        .collect();
+    assert_eq!(values, [Some(json!(1)), None, Some(json!({"n": 10}))]);
 
     // Prefix scans: the backend's own, and the default over `list_after`.
     store

@@ -256,48 +256,62 @@ enum Refusal {
     NotFound(Table, Key),
 }
 
-/// Writes `ops` into `txn`; a refusal leaves the caller to roll back.
+/// Writes `ops` into `txn`; a refusal leaves the caller to roll back. The
+/// statements go out pipelined (one round trip for the batch, not one per
+/// op); the server runs them in order.
 async fn apply(
     txn: &deadpool_postgres::Transaction<'_>,
     ops: &[Op],
 ) -> Result<Result<(), Refusal>, tokio_postgres::Error> {
+    let mut statements = Vec::with_capacity(ops.len());
     for op in ops {
-        let (table, key) = op.target();
+        let (table, _) = op.target();
         let name = ident(table);
-        let (sql, value, refusal) = match op {
-            Op::Insert(_, _, value) => (
-                format!(
-                    "INSERT INTO {name} (tenant, id, value) VALUES ($1, $2, $3) \
-                     ON CONFLICT DO NOTHING"
-                ),
-                Some(value),
-                Some(Refusal::Conflict as fn(Table, Key) -> Refusal),
+        let sql = match op {
+            Op::Insert(..) => format!(
+                "INSERT INTO {name} (tenant, id, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING"
             ),
-            Op::Update(_, _, value) => (
-                format!("UPDATE {name} SET value = $3 WHERE tenant = $1 AND id = $2"),
-                Some(value),
-                Some(Refusal::NotFound as fn(Table, Key) -> Refusal),
-            ),
-            Op::Delete(..) => (
-                format!("DELETE FROM {name} WHERE tenant = $1 AND id = $2"),
-                None,
-                None,
-            ),
-        };
-        let statement = txn.prepare_cached(&sql).await?;
-        let changed = match value {
-            Some(value) => {
-                let text = value.to_string();
-                txn.execute(&statement, &[&key.tenant, &key.id, &text])
-                    .await?
+            Op::Update(..) => {
+                format!("UPDATE {name} SET value = $3 WHERE tenant = $1 AND id = $2")
             }
-            None => txn.execute(&statement, &[&key.tenant, &key.id]).await?,
+            Op::Delete(..) => format!("DELETE FROM {name} WHERE tenant = $1 AND id = $2"),
         };
-        // An insert that met an existing key or an update that met none.
-        if let (0, Some(refusal)) = (changed, refusal) {
-            return Ok(Err(refusal(table, key.clone())));
-        }
+        // Prepared once per connection and table (cached).
+        statements.push(txn.prepare_cached(&sql).await?);
+    }
+    let texts: Vec<Option<String>> = ops
+        .iter()
+        .map(|op| match op {
+            Op::Insert(_, _, value) | Op::Update(_, _, value) => Some(value.to_string()),
+            Op::Delete(..) => None,
+        })
+        .collect();
+    let changed = futures_util::future::try_join_all(ops.iter().zip(&statements).zip(&texts).map(
+        |((op, statement), text)| {
+            let (_, key) = op.target();
+            async move {
+                match text {
+                    Some(text) => txn.execute(statement, &[&key.tenant, &key.id, text]).await,
+                    None => txn.execute(statement, &[&key.tenant, &key.id]).await,
+                }
+            }
+        },
+    ))
+    .await?;
+    for (op, changed) in ops.iter().zip(changed) {
+        let (table, key) = op.target();
         debug_assert!(changed <= 1, "a primary key names one row");
+        // An insert that met an existing key or an update that met none.
+        match op {
+            Op::Insert(..) if changed == 0 => {
+                return Ok(Err(Refusal::Conflict(table, key.clone())))
+            }
+            Op::Update(..) if changed == 0 => {
+                return Ok(Err(Refusal::NotFound(table, key.clone())))
+            }
+            _ => {}
+        }
     }
     Ok(Ok(()))
 }
@@ -422,6 +436,36 @@ impl Store for PgStore {
             return Ok(());
         }
         self.group.commit(ops, |batches| self.write_group(batches))
+    }
+
+    fn get_texts(&self, keys: &[(Table, Key)]) -> Result<Vec<Option<String>>, StoreError> {
+        let keys: Vec<(Table, Key)> = keys.to_vec();
+        let pool = self.pool.clone();
+        // One connection and one task for all of them (one hop to the
+        // store's runtime instead of one per record).
+        self.block(async move {
+            let client = pool.get().await.map_err(backend)?;
+            let mut statements = Vec::with_capacity(keys.len());
+            for (table, _) in &keys {
+                let sql = format!(
+                    "SELECT value FROM {} WHERE tenant = $1 AND id = $2",
+                    ident(*table)
+                );
+                statements.push(client.prepare_cached(&sql).await.map_err(backend)?);
+            }
+            // Pipelined: one round trip for all of them.
+            let rows = futures_util::future::try_join_all(keys.iter().zip(&statements).map(
+                |((_, key), statement)| {
+                    let client = &client;
+                    async move { client.query_opt(statement, &[&key.tenant, &key.id]).await }
+                },
+            ))
+            .await
+            .map_err(backend)?;
+            rows.into_iter()
+                .map(|row| row.map(|r| r.try_get(0)).transpose().map_err(backend))
+                .collect()
+        })
     }
 
     fn list_after(

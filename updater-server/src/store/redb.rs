@@ -303,6 +303,20 @@ impl Store for RedbStore {
         Ok(())
     }
 
+    fn get_texts(&self, keys: &[(Table, Key)]) -> Result<Vec<Option<String>>, StoreError> {
+        // One read transaction: in multi-writer mode each costs file locks.
+        let txn = self.db.begin_read().map_err(backend)?;
+        keys.iter()
+            .map(|(table, key)| {
+                let t = txn.open_table(def(*table)).map_err(backend)?;
+                let found = t
+                    .get((key.tenant.as_str(), key.id.as_str()))
+                    .map_err(backend)?;
+                Ok(found.map(|v| v.value().to_owned()))
+            })
+            .collect()
+    }
+
     fn modified(&self) -> Option<std::time::SystemTime> {
         std::fs::metadata(&self.path).ok()?.modified().ok()
     }

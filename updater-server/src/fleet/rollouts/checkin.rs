@@ -73,13 +73,10 @@ impl Fleet {
         host_group: &str,
         devices: &[DeviceReport],
         releases: &[FirmwareRelease],
+        rollouts: &[Rollout],
     ) -> Result<(CheckInRollouts, BTreeMap<String, Plan>), FleetError> {
         let mut view = CheckInRollouts {
-            rollouts: self
-                .rollouts(tenant)?
-                .into_iter()
-                .filter(Rollout::in_force)
-                .collect(),
+            rollouts: rollouts.iter().filter(|r| r.in_force()).cloned().collect(),
             claimed: Vec::new(),
         };
         let mut plans = BTreeMap::new();
