@@ -467,7 +467,7 @@ impl Fleet {
                 reported.installed_counters.insert(s.device.clone(), n);
             }
         }
-        let host_group = host_group(&groups, &reported).map_or(ALL_USERS, |g| g.id.as_str());
+        let host_group = host_group(groups, &reported).map_or(ALL_USERS, |g| g.id.as_str());
         let (rollouts, plans) = self.rollout_plans(
             tenant,
             &agent.id,
@@ -477,7 +477,7 @@ impl Fleet {
             all_rollouts,
         )?;
         reported.rollouts = plans;
-        let outcome = compute(&groups, &policies, &releases, &reported);
+        let outcome = compute(groups, policies, &releases, &reported);
         self.record_rollout_members(
             tenant,
             &rollouts,
@@ -488,7 +488,7 @@ impl Fleet {
         )?;
         let custom_group = (outcome.group != ALL_USERS).then_some(outcome.group.as_str());
         let software = compute_software(
-            &software_policies,
+            software_policies,
             custom_group,
             &c.platform,
             &c.agent_version,
@@ -529,8 +529,8 @@ impl Fleet {
         }
         let not_assigned = explain::not_assigned(
             &outcome,
-            &groups,
-            &policies,
+            groups,
+            policies,
             rollouts.rollouts(),
             &c.devices,
             !reported.users.is_empty(),
@@ -543,7 +543,7 @@ impl Fleet {
             // offers existed keep their content hash.
             content["software"] = to_value(s);
         }
-        let ldap_groups = super::ldap_definitions(&groups);
+        let ldap_groups = super::ldap_definitions(groups);
         if !ldap_groups.is_empty() {
             // Signed with the assignments: a changed definition re-signs.
             content["ldap_groups"] = serde_json::json!(ldap_groups);
