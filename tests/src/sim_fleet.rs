@@ -329,6 +329,28 @@ impl SimFleet {
         }
     }
 
+    /// Waits until the inventory holds `n` devices (every agent has
+    /// checked its devices in), for at most two simulated hours.
+    pub fn wait_for_inventory(&self, n: usize) {
+        self.wait_until(
+            &format!("{n} devices in the inventory"),
+            self.now() + chrono::Duration::hours(2),
+            || {
+                let count = self.admin().get("devices").as_array().map_or(0, Vec::len);
+                if count >= n {
+                    Ok(())
+                } else {
+                    Err(format!("{count} devices"))
+                }
+            },
+        );
+    }
+
+    /// `GET …/rollouts/{id}/status` as the scenario admin.
+    pub fn rollout_status(&self, id: &str) -> Value {
+        self.admin().get(&format!("rollouts/{id}/status"))
+    }
+
     /// Waits until the update history holds `n` devices with a successful
     /// install, and returns the installs.
     pub fn wait_for_installs(

@@ -26,28 +26,6 @@ fn versions(agents: &[SimAgent]) -> Vec<Option<FirmwareVersion>> {
         .collect()
 }
 
-fn status(fleet: &SimFleet, id: &str) -> Value {
-    fleet.admin().get(&format!("rollouts/{id}/status"))
-}
-
-/// Waits until every agent has checked in its device (the inventory has
-/// `n` devices).
-fn wait_for_inventory(fleet: &SimFleet, n: usize) {
-    fleet.wait_until(
-        &format!("{n} devices in the inventory"),
-        fleet.now() + Duration::hours(2),
-        || {
-            let d = fleet.admin().get("devices");
-            let count = d.as_array().map_or(0, Vec::len);
-            if count >= n {
-                Ok(())
-            } else {
-                Err(format!("{count} devices"))
-            }
-        },
-    );
-}
-
 #[test]
 fn a_wave_on_approval_a_late_device_and_a_pause_across_a_server_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -74,7 +52,7 @@ fn a_wave_on_approval_a_late_device_and_a_pause_across_a_server_restart() {
     for a in &mut agents {
         a.start();
     }
-    wait_for_inventory(&fleet, 3);
+    fleet.wait_for_inventory(3);
     let model = fleet_sim::firmware::hardware_id(&tests::sim_fleet::model("headset_tolerant"));
     let r = fleet.admin().post(
         "rollouts",
@@ -99,7 +77,7 @@ fn a_wave_on_approval_a_late_device_and_a_pause_across_a_server_restart() {
         "the pilot wave succeeded",
         fleet.now() + Duration::hours(2),
         || {
-            let s = status(&fleet, &id);
+            let s = fleet.rollout_status(&id);
             match s["waves"][0]["succeeded_at"].as_str() {
                 Some(_) => Ok(s),
                 None => Err(s.to_string()),
@@ -119,7 +97,7 @@ fn a_wave_on_approval_a_late_device_and_a_pause_across_a_server_restart() {
         "the late desk joined wave 2",
         fleet.now() + Duration::hours(2),
         || {
-            let s = status(&fleet, &id);
+            let s = fleet.rollout_status(&id);
             match s["waves"][1]["figures"]["devices"].as_u64() {
                 Some(3) => Ok(()),
                 _ => Err(s.to_string()),
@@ -134,7 +112,7 @@ fn a_wave_on_approval_a_late_device_and_a_pause_across_a_server_restart() {
         .post(&format!("rollouts/{id}/pause"), &json!({}));
     fleet.kill_server();
     fleet.restart_server();
-    let s = status(&fleet, &id);
+    let s = fleet.rollout_status(&id);
     assert_eq!(s["state"], "paused");
     assert!(s["waves"][1]["started_at"].is_null());
     let held_until = fleet.now() + Duration::hours(2);
@@ -168,7 +146,7 @@ fn a_wave_on_approval_a_late_device_and_a_pause_across_a_server_restart() {
         "the rollout completed",
         fleet.now() + Duration::hours(2),
         || {
-            let s = status(&fleet, &id);
+            let s = fleet.rollout_status(&id);
             if s["state"] == "completed" {
                 Ok(s)
             } else {
@@ -218,7 +196,7 @@ fn replug_failures_cross_the_error_threshold_and_later_waves_are_never_touched()
     for a in &mut agents {
         a.start();
     }
-    wait_for_inventory(&fleet, 5);
+    fleet.wait_for_inventory(5);
     let model = fleet_sim::firmware::hardware_id(&tests::sim_fleet::model("headset_needs_replug"));
     // The rest would begin six hours from now, long after the canaries
     // failed: only the pause keeps it from beginning.
@@ -257,7 +235,7 @@ fn replug_failures_cross_the_error_threshold_and_later_waves_are_never_touched()
         "the rollout paused itself",
         fleet.now() + Duration::hours(4),
         || {
-            let s = status(&fleet, &id);
+            let s = fleet.rollout_status(&id);
             if s["state"] == "paused" {
                 Ok(s)
             } else {
@@ -289,7 +267,7 @@ fn replug_failures_cross_the_error_threshold_and_later_waves_are_never_touched()
             "{serial}: {h:?}"
         );
     }
-    let s = status(&fleet, &id);
+    let s = fleet.rollout_status(&id);
     assert_eq!(s["state"], "paused");
     assert!(s["waves"][1]["started_at"].is_null(), "{s}");
     assert_eq!(s["installed"], 0);

@@ -61,18 +61,7 @@ fn three_nodes_one_killed_mid_rollout_update_every_device_once_and_store_every_e
     for a in &mut agents {
         a.start();
     }
-    fleet.wait_until(
-        "every device in the inventory",
-        fleet.now() + Duration::hours(2),
-        || {
-            let n = fleet.admin().get("devices").as_array().map_or(0, Vec::len);
-            if n == names.len() {
-                Ok(())
-            } else {
-                Err(format!("{n} devices"))
-            }
-        },
-    );
+    fleet.wait_for_inventory(names.len());
     let model = fleet_sim::firmware::hardware_id(&tests::sim_fleet::model("headset_tolerant"));
     let r = fleet.admin().post(
         "rollouts",
@@ -88,7 +77,7 @@ fn three_nodes_one_killed_mid_rollout_update_every_device_once_and_store_every_e
         "the second wave began",
         fleet.now() + Duration::hours(6),
         || {
-            let s = status(&fleet, &id);
+            let s = fleet.rollout_status(&id);
             match s["waves"][1]["started_at"].as_str() {
                 Some(_) => Ok(()),
                 None => Err(s.to_string()),
@@ -102,7 +91,7 @@ fn three_nodes_one_killed_mid_rollout_update_every_device_once_and_store_every_e
         "the rollout completed",
         killed_at + Duration::hours(8),
         || {
-            let s = status(&fleet, &id);
+            let s = fleet.rollout_status(&id);
             if s["state"] == "completed" {
                 Ok(())
             } else {
@@ -170,8 +159,4 @@ fn three_nodes_one_killed_mid_rollout_update_every_device_once_and_store_every_e
         by_agent.is_empty(),
         "events of unknown agents: {by_agent:?}"
     );
-}
-
-fn status(fleet: &SimFleet, id: &str) -> Value {
-    fleet.admin().get(&format!("rollouts/{id}/status"))
 }

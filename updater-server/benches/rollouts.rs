@@ -26,16 +26,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use catalog::import::ImportOptions;
-use catalog::package::HardwareId;
-use catalog::protocol::DfuState;
 use chrono::Utc;
-use common::{median, positional};
-use updater_server::auth::{Accounts, SessionPolicy, SystemClock};
-use updater_server::fleet::inventory::Device;
+use common::{bench_fleet, inventory_device, median, positional};
 use updater_server::fleet::rollouts::waves::{bucket, initial_wave};
 use updater_server::fleet::rollouts::{report, RolloutInput};
-use updater_server::fleet::Fleet;
 use updater_server::store::{Key, Op, RedbStore, Store, Table};
 
 fn main() {
@@ -47,34 +41,8 @@ fn main() {
     println!("{n} devices, {rounds} rounds (median)");
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let keys = dir.path().join("keys");
     let store = Arc::new(RedbStore::open(&dir.path().join("server.redb")).expect("store"));
-    let accounts = Accounts::new(
-        store.clone(),
-        Arc::new(SystemClock),
-        keys.clone(),
-        SessionPolicy::default(),
-    );
-    let cat_dir = dir.path().join("catalog");
-    let mut catalog = catalog::Catalog::init(&cat_dir, &keys, Utc::now()).expect("catalog");
-    let image = dir.path().join("fw.bin");
-    std::fs::write(&image, vec![0x5a; 4096]).expect("image");
-    catalog
-        .import(
-            &image,
-            &ImportOptions {
-                vendor: Some("Acme".into()),
-                model: Some("Voyager".into()),
-                hardware_ids: vec![HardwareId::new(0x047f, 0xc056)],
-                version: Some("2.0".into()),
-                ..Default::default()
-            },
-            Utc::now(),
-        )
-        .expect("import");
-    let (tenant, _) = accounts.create_tenant("Bench").expect("tenant");
-    let tenant = tenant.id;
-    let fleet = Fleet::new(accounts, cat_dir, keys);
+    let (fleet, tenant) = bench_fleet(dir.path(), store.clone(), &[(0x047f, 0xc056, "Voyager")]);
 
     let t = Instant::now();
     let now = Utc::now();
@@ -82,26 +50,9 @@ fn main() {
         let ops = chunk
             .iter()
             .map(|&i| {
-                let d = Device {
-                    tenant: tenant.clone(),
-                    id: format!("{i:016x}"),
-                    key: format!("047f/serial/SN{i}"),
-                    vendor_id: 0x047f,
-                    product_id: 0xc056,
-                    bcd_device: 0x100,
-                    serial: Some(format!("SN{i}")),
-                    manufacturer: None,
-                    product: None,
-                    firmware_version: Some(if i % 3 == 0 { "2.0" } else { "1.0" }.into()),
-                    dfu: DfuState::Runtime,
-                    telephony: true,
-                    battery: None,
-                    first_seen: now,
-                    last_seen: now,
-                    host: format!("h{}", i / 2),
-                    users: Default::default(),
-                    deleted_at: None,
-                };
+                let version = if i % 3 == 0 { "2.0" } else { "1.0" };
+                let host = format!("h{}", i / 2);
+                let d = inventory_device(&tenant, i, 0x047f, 0xc056, version, &host, now);
                 Op::Insert(
                     Table::InventoryDevices,
                     Key::new(&tenant, &d.id),

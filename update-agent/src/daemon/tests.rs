@@ -164,13 +164,7 @@ fn stopping_sends_the_event_spool_once() {
     let dir = tempfile::tempdir().unwrap();
     let bus = VirtualBus::new();
     let clock = Arc::new(ManualClock::new(t0()));
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let mut d = daemon_with(
-        &bus,
-        &clock,
-        dir.path(),
-        Box::new(Recording { log: log.clone() }),
-    );
+    let (mut d, log) = recording_daemon(&bus, &clock, dir.path());
     let (tx, rx) = std::sync::mpsc::channel();
     tx.send(Wake::Stop).unwrap();
     d.run(&rx).unwrap();
@@ -190,6 +184,17 @@ fn seconds_of(log: &HookLog, name: &str) -> Vec<i64> {
         .filter(|(n, _)| *n == name)
         .map(|(_, at)| (*at - t0()).num_seconds())
         .collect()
+}
+
+/// A daemon whose check-in is a [`Recording`], and its log.
+fn recording_daemon(
+    bus: &VirtualBus,
+    clock: &Arc<ManualClock>,
+    dir: &std::path::Path,
+) -> (Daemon, HookLog) {
+    let log = HookLog::default();
+    let d = daemon_with(bus, clock, dir, Box::new(Recording { log: log.clone() }));
+    (d, log)
 }
 
 /// Records which hooks ran when; asks for a 30-minute poll interval.
@@ -221,13 +226,7 @@ fn start_hook_event_timer_new_devices_and_the_servers_poll_interval() {
     let dir = tempfile::tempdir().unwrap();
     let bus = VirtualBus::new();
     let clock = Arc::new(ManualClock::new(t0()));
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let mut d = daemon_with(
-        &bus,
-        &clock,
-        dir.path(),
-        Box::new(Recording { log: log.clone() }),
-    );
+    let (mut d, log) = recording_daemon(&bus, &clock, dir.path());
     let s = |secs: i64| t0() + Duration::seconds(secs);
     let mut attached = false;
     while clock.now() < s(400) {

@@ -209,3 +209,74 @@ pub(crate) fn print_machine() {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("machine: {cores} cores, {cpu}");
 }
+
+/// Inventory device `i` of a generated fleet: model `vid:pid` at `version`,
+/// on host `host`, seen `now` (ids and serials from `i`).
+pub(crate) fn inventory_device(
+    tenant: &str,
+    i: usize,
+    vid: u16,
+    pid: u16,
+    version: &str,
+    host: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> updater_server::fleet::inventory::Device {
+    updater_server::fleet::inventory::Device {
+        tenant: tenant.to_owned(),
+        id: format!("{i:016x}"),
+        key: format!("{vid:04x}/serial/SN{i}"),
+        vendor_id: vid,
+        product_id: pid,
+        bcd_device: 0x100,
+        serial: Some(format!("SN{i}")),
+        manufacturer: None,
+        product: None,
+        firmware_version: Some(version.to_owned()),
+        dfu: catalog::protocol::DfuState::Runtime,
+        telephony: true,
+        battery: None,
+        first_seen: now,
+        last_seen: now,
+        host: host.to_owned(),
+        users: Default::default(),
+        deleted_at: None,
+    }
+}
+
+/// A fleet service over `store` for the in-process benchmarks: a catalog in
+/// `dir` with version 2.0 of each `(vid, pid, model name)`, and one tenant
+/// (its id returned).
+pub(crate) fn bench_fleet(
+    dir: &Path,
+    store: std::sync::Arc<dyn updater_server::store::Store>,
+    models: &[(u16, u16, &str)],
+) -> (updater_server::fleet::Fleet, String) {
+    use updater_server::auth::{Accounts, SessionPolicy, SystemClock};
+    let keys = dir.join("keys");
+    let accounts = Accounts::new(
+        store,
+        std::sync::Arc::new(SystemClock),
+        keys.clone(),
+        SessionPolicy::default(),
+    );
+    let cat_dir = dir.join("catalog");
+    let now = chrono::Utc::now();
+    let mut catalog = catalog::Catalog::init(&cat_dir, &keys, now).expect("catalog");
+    let image = dir.join("fw.bin");
+    std::fs::write(&image, vec![0x5a; 4096]).expect("image");
+    for (vid, pid, model) in models {
+        let options = catalog::import::ImportOptions {
+            vendor: Some("Acme".into()),
+            model: Some((*model).to_owned()),
+            hardware_ids: vec![catalog::package::HardwareId::new(*vid, *pid)],
+            version: Some("2.0".into()),
+            ..Default::default()
+        };
+        catalog.import(&image, &options, now).expect("import");
+    }
+    let (tenant, _) = accounts.create_tenant("Bench").expect("tenant");
+    (
+        updater_server::fleet::Fleet::new(accounts, cat_dir, keys),
+        tenant.id,
+    )
+}
