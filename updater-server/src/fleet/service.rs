@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use catalog::assignment::{sign_assignments, AssignmentSet};
 use catalog::checkin::{CheckIn, CheckInResponse};
@@ -186,23 +186,29 @@ impl Fleet {
     }
 
     /// The catalog's current releases: read again when the release index
-    /// changed (an import by the CLI or another node), else from memory.
+    /// changed (an import by the CLI or another node) or a second passed
+    /// (file times can be coarse, e.g. on a network share), else from
+    /// memory.
     pub fn releases(&self) -> Result<Vec<FirmwareRelease>, FleetError> {
-        static CACHE: Mutex<Option<(PathBuf, FileStamp, Vec<FirmwareRelease>)>> = Mutex::new(None);
+        type Cached = (PathBuf, FileStamp, Instant, Vec<FirmwareRelease>);
+        static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
+        const KEPT: Duration = Duration::from_secs(1);
         let stamp = file_stamp(&self.release_index());
         {
             let cached = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((dir, s, releases)) = cached.as_ref() {
-                if *dir == self.catalog_dir && *s == stamp && stamp.is_some() {
+            if let Some((dir, s, read_at, releases)) = cached.as_ref() {
+                let fresh = read_at.elapsed() < KEPT;
+                if *dir == self.catalog_dir && *s == stamp && stamp.is_some() && fresh {
                     return Ok(releases.clone());
                 }
             }
         }
+        // Stamped before the read: a change during it is read next time.
+        let read_at = Instant::now();
         let c = catalog::Catalog::open(&self.catalog_dir, &self.keys_dir)?;
         let releases = c.releases().to_vec();
-        // Stamped before the read: a change during it is read next time.
         *CACHE.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((self.catalog_dir.clone(), stamp, releases.clone()));
+            Some((self.catalog_dir.clone(), stamp, read_at, releases.clone()));
         Ok(releases)
     }
 

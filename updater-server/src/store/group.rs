@@ -64,6 +64,9 @@ impl GroupCommit {
                 Reply::Lead => {}
             }
         }
+        // Passes the lead on even if `write` panics (the replies it holds
+        // are dropped then, and their callers get an error, not a hang).
+        let _pass_on = PassLead(self);
         let group = std::mem::take(&mut self.lock().waiting);
         let (batches, replies): (Vec<Vec<Op>>, Vec<SyncSender<Reply>>) =
             group.into_iter().map(|w| (w.ops, w.reply)).unzip();
@@ -80,15 +83,7 @@ impl GroupCommit {
             // gone only if its thread died, and then nobody needs it.
             let _ = reply.send(Reply::Done(result));
         }
-        {
-            let mut q = self.lock();
-            match q.waiting.first() {
-                Some(next) => {
-                    let _ = next.reply.send(Reply::Lead);
-                }
-                None => q.leading = false,
-            }
-        }
+        drop(_pass_on);
         match wait(&answer) {
             Reply::Done(result) => result,
             Reply::Lead => unreachable!("the lead goes only to a batch not yet written"),
@@ -104,6 +99,22 @@ impl GroupCommit {
     #[cfg(test)]
     fn waiting(&self) -> usize {
         self.lock().waiting.len()
+    }
+}
+
+/// On drop, hands the lead to the oldest waiting batch's caller, or ends
+/// it when none waits.
+struct PassLead<'a>(&'a GroupCommit);
+
+impl Drop for PassLead<'_> {
+    fn drop(&mut self) {
+        let mut q = self.0.lock();
+        match q.waiting.first() {
+            Some(next) => {
+                let _ = next.reply.send(Reply::Lead);
+            }
+            None => q.leading = false,
+        }
     }
 }
 
@@ -202,6 +213,18 @@ mod tests {
         assert_eq!(second, ["b0", "b1", "b2", "b4", "b5", "b6", "b7", "bad-3"]);
         assert_eq!(gc.waiting(), 0);
         assert!(!gc.lock().leading);
+    }
+
+    #[test]
+    fn a_writer_that_panics_fails_its_group_and_the_next_commit_still_runs() {
+        let gc = GroupCommit::default();
+        let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            gc.commit(batch("x"), |_| panic!("writer bug"))
+        }));
+        assert!(crashed.is_err());
+        assert!(!gc.lock().leading, "the lead was given up");
+        let result = gc.commit(batch("y"), |b| b.iter().map(|_| Ok(())).collect());
+        assert!(result.is_ok(), "{result:?}");
     }
 
     #[test]
