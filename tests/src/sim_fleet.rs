@@ -329,6 +329,20 @@ impl SimFleet {
         }
     }
 
+    /// Starts one agent per name `n` (user `user-n`, one `profile` device
+    /// with serial `SN-n`).
+    pub fn start_desks<S: AsRef<str>>(&self, names: &[S], profile: &str) -> Vec<SimAgent> {
+        names
+            .iter()
+            .map(|n| {
+                let n = n.as_ref();
+                let mut a = self.agent(n, &format!("user-{n}"), &[(profile, &format!("SN-{n}"))]);
+                a.start();
+                a
+            })
+            .collect()
+    }
+
     /// Waits until the inventory holds `n` devices (every agent has
     /// checked its devices in), for at most two simulated hours.
     pub fn wait_for_inventory(&self, n: usize) {

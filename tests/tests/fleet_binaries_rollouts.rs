@@ -183,19 +183,7 @@ fn replug_failures_cross_the_error_threshold_and_later_waves_are_never_touched()
                 "members": ["user-canary-1", "user-canary-2"]}}),
     );
     let names = ["canary-1", "canary-2", "desk-1", "desk-2", "desk-3"];
-    let mut agents: Vec<SimAgent> = names
-        .iter()
-        .map(|n| {
-            fleet.agent(
-                n,
-                &format!("user-{n}"),
-                &[("headset_needs_replug", &format!("SN-{n}"))],
-            )
-        })
-        .collect();
-    for a in &mut agents {
-        a.start();
-    }
+    let agents = fleet.start_desks(&names, "headset_needs_replug");
     fleet.wait_for_inventory(5);
     let model = fleet_sim::firmware::hardware_id(&tests::sim_fleet::model("headset_needs_replug"));
     // The rest would begin six hours from now, long after the canaries

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::Duration;
 use fleet_sim::firmware::NEW_VERSION;
 use serde_json::{json, Value};
-use tests::sim_fleet::{at, SimAgent, SimFleet};
+use tests::sim_fleet::{at, SimFleet};
 
 /// Simulated seconds per real second: an hour takes 4 s.
 const SPEED: u32 = 900;
@@ -48,19 +48,7 @@ fn three_nodes_one_killed_mid_rollout_update_every_device_once_and_store_every_e
         .map(|i| format!("pilot-{i}"))
         .chain((0..7).map(|i| format!("desk-{i}")))
         .collect();
-    let mut agents: Vec<SimAgent> = names
-        .iter()
-        .map(|n| {
-            fleet.agent(
-                n,
-                &format!("user-{n}"),
-                &[("headset_tolerant", &format!("SN-{n}"))],
-            )
-        })
-        .collect();
-    for a in &mut agents {
-        a.start();
-    }
+    let mut agents = fleet.start_desks(&names, "headset_tolerant");
     fleet.wait_for_inventory(names.len());
     let model = fleet_sim::firmware::hardware_id(&tests::sim_fleet::model("headset_tolerant"));
     let r = fleet.admin().post(
