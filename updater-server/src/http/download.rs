@@ -3,6 +3,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -113,7 +114,7 @@ enum Opened {
 /// Opens `path`, and for a satisfiable range positions it (reading small
 /// ranges whole): one hop to the blocking pool instead of one per step.
 fn open_at(path: &Path, range: Option<&str>) -> Opened {
-    let mut file = match std::fs::File::open(path) {
+    let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Opened::Missing,
         Err(e) => {
@@ -130,6 +131,11 @@ fn open_at(path: &Path, range: Option<&str>) -> Opened {
         RangeRequest::Partial(r) => (r.start, r.end - r.start + 1),
         RangeRequest::Unsatisfiable => return Opened::Ready(len, None, None),
     };
+    let file = match mapped(file, start, count) {
+        Ok(body) => return Opened::Ready(len, Some(body), None),
+        Err(file) => file,
+    };
+    let mut file = file;
     if start > 0 && file.seek(SeekFrom::Start(start)).is_err() {
         return Opened::Failed("cannot seek file");
     }
@@ -150,6 +156,38 @@ fn open_at(path: &Path, range: Option<&str>) -> Opened {
         };
     }
     Opened::Ready(len, None, Some(file))
+}
+
+/// Bodies from this size on are sent from the page cache when the process
+/// serves plain HTTP ([`serve_zero_copy`]); smaller ones cost less to read.
+const ZERO_COPY_MIN: u64 = 64 * 1024;
+
+/// Whether large file bodies are mapped for `sendfile` ([`serve_zero_copy`]).
+static ZERO_COPY: AtomicBool = AtomicBool::new(false);
+
+/// Maps large file bodies from now on, for the process's connections to send
+/// them with `sendfile` (`sendfile_body`): only for a process whose every
+/// connection is a `SendfileStream` (plain HTTP on Linux).
+pub(crate) fn serve_zero_copy() {
+    ZERO_COPY.store(true, Ordering::Relaxed);
+}
+
+/// `count` bytes of `file` from `start` as a zero-copy body, when the
+/// process serves them so and the body is large enough; else the file back.
+#[cfg(target_os = "linux")]
+fn mapped(file: std::fs::File, start: u64, count: u64) -> Result<Bytes, std::fs::File> {
+    if count < ZERO_COPY_MIN || !ZERO_COPY.load(Ordering::Relaxed) {
+        return Err(file);
+    }
+    sendfile_body::map(file, start, count as usize).map_err(|(e, file)| {
+        tracing::warn!(error = %e, "mapping a file body failed; reading it instead");
+        file
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn mapped(file: std::fs::File, _start: u64, _count: u64) -> Result<Bytes, std::fs::File> {
+    Err(file)
 }
 
 /// Buffers for streamed pieces and for whole reads up to 1 MiB.

@@ -94,6 +94,12 @@ impl Metrics {
             "# HELP updater_events_duplicate_total Agent events received again after being stored (retries).\n# TYPE updater_events_duplicate_total counter\nupdater_events_duplicate_total {}",
             self.events_duplicate.load(Ordering::Relaxed)
         );
+        #[cfg(target_os = "linux")]
+        let _ = writeln!(
+            out,
+            "# HELP updater_download_sendfile_bytes_total File body bytes sent from the page cache with sendfile (plain HTTP).\n# TYPE updater_download_sendfile_bytes_total counter\nupdater_download_sendfile_bytes_total {}",
+            sendfile_body::bytes_sent()
+        );
         let start = self
             .started
             .duration_since(UNIX_EPOCH)

@@ -59,19 +59,7 @@ pub async fn serve(catalog: Catalog, accounts: Accounts, opts: ServeOptions) -> 
     let app = router(state, opts.limits);
     let refresher = tokio::spawn(refresh_timestamps(catalog, state_accounts, accounts_clock));
     let result = match &opts.tls {
-        None => {
-            let listener = tokio::net::TcpListener::bind(opts.listen).await?;
-            let addr = listener.local_addr()?;
-            tracing::info!(%addr, "listening");
-            println!("updater-server listening on http://{addr}");
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(anyhow::Error::from)
-        }
+        None => serve_plain(app, opts.listen).await,
         Some(tls) => serve_tls(app, opts.listen, tls).await,
     };
     refresher.abort();
@@ -84,6 +72,54 @@ pub async fn serve(catalog: Catalog, accounts: Accounts, opts: ServeOptions) -> 
 pub(crate) fn install_crypto_provider() {
     // Fails only if a provider is already installed, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Plain HTTP; on Linux, file bodies go from the page cache to the socket
+/// (`zero_copy`).
+async fn serve_plain(app: axum::Router, listen: SocketAddr) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(listen)?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    println!("updater-server listening on http://{addr}");
+    let server = axum_server::from_tcp(listener)?.handle(shutdown_handle());
+    #[cfg(target_os = "linux")]
+    let server = {
+        super::download::serve_zero_copy();
+        server.acceptor(SendfileAcceptor)
+    };
+    server
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+        .await?;
+    Ok(())
+}
+
+/// Wraps every accepted connection in a `SendfileStream`, which sends
+/// mapped file bodies from the page cache.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Clone, Copy)]
+struct SendfileAcceptor;
+
+#[cfg(target_os = "linux")]
+impl<S> axum_server::accept::Accept<tokio::net::TcpStream, S> for SendfileAcceptor {
+    type Stream = sendfile_body::SendfileStream;
+    type Service = S;
+    type Future = std::future::Ready<std::io::Result<(Self::Stream, S)>>;
+
+    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
+        std::future::ready(Ok((sendfile_body::SendfileStream::new(stream), service)))
+    }
+}
+
+/// A server handle that shuts down gracefully on Ctrl-C / SIGTERM, giving
+/// requests in flight ten seconds.
+fn shutdown_handle() -> axum_server::Handle<SocketAddr> {
+    let handle = axum_server::Handle::new();
+    let on_signal = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        on_signal.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    handle
 }
 
 async fn serve_tls(app: axum::Router, listen: SocketAddr, tls: &TlsFiles) -> anyhow::Result<()> {
@@ -102,14 +138,8 @@ async fn serve_tls(app: axum::Router, listen: SocketAddr, tls: &TlsFiles) -> any
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening (TLS)");
     println!("updater-server listening on https://{addr}");
-    let handle = axum_server::Handle::new();
-    let on_signal = handle.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        on_signal.graceful_shutdown(Some(Duration::from_secs(10)));
-    });
     axum_server::from_tcp_rustls(listener, config)?
-        .handle(handle)
+        .handle(shutdown_handle())
         .serve(app.into_make_service_with_connect_info::<SocketAddr>())
         .await?;
     Ok(())
