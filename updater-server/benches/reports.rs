@@ -13,12 +13,13 @@
 //! with another.
 //!
 //! Measured, median of ROUNDS: the snapshot read (`Snapshot::load`: every
-//! device, host and user decoded), and each report built from it; a report
-//! over the API costs the read plus its build. Reference: a scan of the same
+//! device, host and user decoded), and each report built from it and
+//! rendered as JSON and as CSV; a report over the API costs the read, the
+//! build and one rendering. Reference: a scan of the same
 //! device rows that decodes nothing (the store's own floor). Also the
 //! process's peak resident memory (`VmHWM`).
 //!
-//! Goal: each report (read + build) ≤ 1 s for 1,000,000 devices, on either
+//! Goal: each report (read + build + render) ≤ 1 s for 1,000,000 devices, on either
 //! store.
 
 mod common;
@@ -30,7 +31,7 @@ use chrono::Utc;
 use common::{bench_fleet, inventory_device, median, positional};
 use updater_server::fleet::inventory::Host;
 use updater_server::fleet::{FirmwarePolicyInput, GroupInput};
-use updater_server::reports::{self, ReportKind, Snapshot};
+use updater_server::reports::{self, Format, ReportKind, Snapshot};
 use updater_server::store::{Key, Op, PgStore, RedbStore, Store, Table};
 
 /// The two models: (vid, pid).
@@ -142,9 +143,11 @@ fn main() {
 
     let mut load = Vec::new();
     let mut floor = Vec::new();
-    let mut built: Vec<(ReportKind, Vec<f64>)> = [ReportKind::Versions, ReportKind::Compliance]
+    // Per report: build, render as JSON, render as CSV.
+    type Times = (Vec<f64>, Vec<f64>, Vec<f64>);
+    let mut built: Vec<(ReportKind, Times)> = [ReportKind::Versions, ReportKind::Compliance]
         .into_iter()
-        .map(|k| (k, Vec::new()))
+        .map(|k| (k, Default::default()))
         .collect();
     for _ in 0..rounds {
         let t = Instant::now();
@@ -163,11 +166,16 @@ fn main() {
             Snapshot::load(store.as_ref(), &fleet, &tenant, Utc::now()).expect("snapshot");
         load.push(t.elapsed().as_secs_f64());
         assert_eq!(snapshot.devices.len(), n);
-        for (kind, times) in &mut built {
+        for (kind, (build, json, csv)) in &mut built {
             let t = Instant::now();
             let report = reports::build(*kind, &snapshot).expect("a fleet report");
-            times.push(t.elapsed().as_secs_f64());
-            std::hint::black_box(&report);
+            build.push(t.elapsed().as_secs_f64());
+            for (format, times) in [(Format::Json, &mut *json), (Format::Csv, &mut *csv)] {
+                let t = Instant::now();
+                let bytes = report.render(format).expect("rendered");
+                times.push(t.elapsed().as_secs_f64());
+                std::hint::black_box(&bytes);
+            }
         }
     }
     let (l, f) = (median(load), median(floor));
@@ -176,13 +184,14 @@ fn main() {
         l / f
     );
     let goal = |v: f64| if v <= 1.0 { "met" } else { "MISSED" };
-    for (kind, times) in built {
-        let b = median(times);
+    for (kind, (build, json, csv)) in built {
+        let (b, j, c) = (median(build), median(json), median(csv));
         println!(
-            "{:<15} build {b:>7.3} s   read + build {:>7.3} s   goal ≤ 1 s: {}",
+            "{:<11} build {b:>6.3} s, render JSON {j:>6.3} s / CSV {c:>6.3} s   read + build + render {:>6.3} s / {:>6.3} s   goal ≤ 1 s: {}",
             kind.as_str(),
-            l + b,
-            goal(l + b)
+            l + b + j,
+            l + b + c,
+            goal(l + b + j.max(c))
         );
     }
     println!("peak resident memory: {} MiB", peak_rss_mib());

@@ -169,7 +169,7 @@ pub(super) fn run(data: &DataDir, command: RolloutCommand) -> anyhow::Result<()>
                 Some(OutputFormat::Csv) => {
                     out.write_all(&crate::reports::csv::write(
                         report::CSV_COLUMNS,
-                        &report::csv_rows(&built),
+                        report::csv_rows(&built),
                     )?)?;
                 }
                 None => {

@@ -117,7 +117,7 @@ pub(crate) async fn rollout_status(
             Format::Json => Json(built).into_response(),
             Format::Csv => {
                 let body =
-                    crate::reports::csv::write(report::CSV_COLUMNS, &report::csv_rows(&built))?;
+                    crate::reports::csv::write(report::CSV_COLUMNS, report::csv_rows(&built))?;
                 let mut resp = (StatusCode::OK, body).into_response();
                 let h = resp.headers_mut();
                 h.insert(

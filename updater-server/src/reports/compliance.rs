@@ -512,22 +512,24 @@ pub fn build(s: &Snapshot) -> Built {
     }
     let compliant = rows.iter().filter(|r| r.compliant).count();
     let without_policy = rows.iter().filter(|r| r.policy.is_none()).count();
-    Built {
-        kind: ReportKind::Compliance,
-        json: json!({
-            "report": ReportKind::Compliance,
-            "tenant": s.tenant,
-            "generated_at": s.now,
-            "devices": rows.len(),
-            "compliant": compliant,
-            "non_compliant": rows.len() - compliant - without_policy,
-            "without_policy": without_policy,
-            "by_status": by_status,
-            "rows": rows,
-        }),
-        columns: COLUMNS,
-        rows: rows.iter().map(cells).collect(),
-    }
+    let summary = json!({
+        "report": ReportKind::Compliance,
+        "tenant": s.tenant,
+        "generated_at": s.now,
+        "devices": rows.len(),
+        "compliant": compliant,
+        "non_compliant": rows.len() - compliant - without_policy,
+        "without_policy": without_policy,
+        "by_status": by_status,
+    });
+    Built::listed(
+        ReportKind::Compliance,
+        COLUMNS,
+        summary,
+        "rows",
+        rows,
+        cells,
+    )
 }
 
 #[cfg(test)]

@@ -431,18 +431,21 @@ fn rows_follow_the_hosts_group_and_list_devices_without_policy_apart() {
         "no enabled firmware policy for this model in the host's group or All Users"
     );
     let built = build(&s);
-    assert_eq!(built.json["devices"], 5);
-    assert_eq!(built.json["compliant"], 1);
-    assert_eq!(built.json["non_compliant"], 1);
-    assert_eq!(built.json["without_policy"], 3);
+    assert_eq!(built.json()["devices"], 5);
+    assert_eq!(built.json()["compliant"], 1);
+    assert_eq!(built.json()["non_compliant"], 1);
+    assert_eq!(built.json()["without_policy"], 3);
     assert_eq!(
-        built.json["by_status"],
+        built.json()["by_status"],
         serde_json::json!({"compliant": 1, "pending": 1, "no_policy": 2, "not_updatable": 1})
     );
-    assert_eq!(built.json["rows"][2]["deployment"], "optional");
-    assert_eq!(built.json["rows"][0]["deployment"], serde_json::Value::Null);
+    assert_eq!(built.json()["rows"][2]["deployment"], "optional");
     assert_eq!(
-        built.rows[2],
+        built.json()["rows"][0]["deployment"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        built.rows()[2],
         [
             "d1",
             "047f/serial/SN1",
@@ -465,7 +468,7 @@ fn rows_follow_the_hosts_group_and_list_devices_without_policy_apart() {
         ]
     );
     assert_eq!(
-        built.rows[0][8..12],
+        built.rows()[0][8..12],
         ["", "", "", ""],
         "no policy, name, deployment or target"
     );

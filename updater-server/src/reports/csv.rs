@@ -27,13 +27,20 @@ pub fn cell(value: &str) -> Cow<'_, str> {
 
 /// A header row and the rows, as CSV bytes (UTF-8, `\n` line ends, fields
 /// quoted when they hold a comma, quote or line break).
-pub fn write(columns: &[&str], rows: &[Vec<String>]) -> Result<Vec<u8>, ReportError> {
+pub fn write<R: AsRef<[String]>>(
+    columns: &[&str],
+    rows: impl IntoIterator<Item = R>,
+) -> Result<Vec<u8>, ReportError> {
     let mut w = ::csv::WriterBuilder::new()
         .terminator(::csv::Terminator::Any(b'\n'))
         .from_writer(Vec::new());
     w.write_record(columns)?;
     for row in rows {
-        w.write_record(row.iter().map(|c| cell(c).into_owned()))?;
+        for c in row.as_ref() {
+            w.write_field(cell(c).as_bytes())?;
+        }
+        // An empty record after its fields ends the row.
+        w.write_record(std::iter::empty::<&[u8]>())?;
     }
     w.into_inner()
         .map_err(|e| ReportError::Csv(e.into_error().into()))
@@ -112,6 +119,9 @@ mod tests {
 
     #[test]
     fn an_empty_report_is_its_header() {
-        assert_eq!(write(&["a", "b"], &[]).unwrap(), b"a,b\n");
+        assert_eq!(
+            write(&["a", "b"], Vec::<Vec<String>>::new()).unwrap(),
+            b"a,b\n"
+        );
     }
 }

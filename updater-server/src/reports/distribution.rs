@@ -204,18 +204,14 @@ pub fn build(s: &Snapshot) -> Built {
             ]);
         }
     }
-    Built {
-        kind: ReportKind::Distribution,
-        json: json!({
-            "report": ReportKind::Distribution,
-            "tenant": s.tenant,
-            "generated_at": s.now,
-            "groups": groups,
-            "users": users,
-        }),
-        columns: COLUMNS,
-        rows,
-    }
+    let json = json!({
+        "report": ReportKind::Distribution,
+        "tenant": s.tenant,
+        "generated_at": s.now,
+        "groups": groups,
+        "users": users,
+    });
+    Built::tabled(ReportKind::Distribution, COLUMNS, json, rows)
 }
 
 #[cfg(test)]
@@ -297,7 +293,7 @@ mod tests {
         );
         let built = build(&s);
         assert_eq!(
-            built.rows,
+            built.rows(),
             [
                 ["all-users", "All Users", "dave", "", "", "0"],
                 [
@@ -322,10 +318,10 @@ mod tests {
             ]
         );
         assert_eq!(
-            built.json["groups"][1]["models"][1]["model_name"],
+            built.json()["groups"][1]["models"][1]["model_name"],
             "Voyager"
         );
-        assert_eq!(built.json["users"][0]["models"], serde_json::json!([]));
+        assert_eq!(built.json()["users"][0]["models"], serde_json::json!([]));
     }
 
     #[test]

@@ -156,39 +156,33 @@ pub fn build(
             record,
         })
         .collect();
-    let cells = rows
-        .iter()
-        .map(|r| {
-            let e = &r.record;
-            vec![
-                e.seq.to_string(),
-                time(e.at),
-                e.agent.clone(),
-                r.hostname.clone(),
-                e.device.clone().unwrap_or_default(),
-                e.target.clone(),
-                e.version.clone(),
-                outcome_name(e),
-                e.reason.clone().unwrap_or_default(),
-                e.event_id.clone(),
-            ]
-        })
-        .collect();
-    Built {
-        kind: ReportKind::History,
-        json: json!({
-            "report": ReportKind::History,
-            "tenant": tenant,
-            "generated_at": now,
-            "from": range.from,
-            "to": range.to,
-            "entries": rows.len(),
-            "truncated": truncated,
-            "rows": rows,
-        }),
-        columns: COLUMNS,
-        rows: cells,
-    }
+    let summary = json!({
+        "report": ReportKind::History,
+        "tenant": tenant,
+        "generated_at": now,
+        "from": range.from,
+        "to": range.to,
+        "entries": rows.len(),
+        "truncated": truncated,
+    });
+    Built::listed(ReportKind::History, COLUMNS, summary, "rows", rows, cells)
+}
+
+/// A row's CSV cells.
+fn cells(r: &HistoryRow) -> Vec<String> {
+    let e = &r.record;
+    vec![
+        e.seq.to_string(),
+        time(e.at),
+        e.agent.clone(),
+        r.hostname.clone(),
+        e.device.clone().unwrap_or_default(),
+        e.target.clone(),
+        e.version.clone(),
+        outcome_name(e),
+        e.reason.clone().unwrap_or_default(),
+        e.event_id.clone(),
+    ]
 }
 
 #[cfg(test)]
@@ -302,13 +296,13 @@ mod tests {
             true,
             &[host("h1", "ws-1", "all-users", day(10))],
         );
-        assert_eq!(built.json["entries"], 2);
-        assert_eq!(built.json["truncated"], true);
-        assert_eq!(built.json["from"], "2026-01-03T00:00:00Z");
-        assert_eq!(built.json["rows"][1]["hostname"], "ws-1");
-        assert_eq!(built.json["rows"][1]["outcome"], "failed");
+        assert_eq!(built.json()["entries"], 2);
+        assert_eq!(built.json()["truncated"], true);
+        assert_eq!(built.json()["from"], "2026-01-03T00:00:00Z");
+        assert_eq!(built.json()["rows"][1]["hostname"], "ws-1");
+        assert_eq!(built.json()["rows"][1]["outcome"], "failed");
         assert_eq!(
-            built.rows[1],
+            built.rows()[1],
             [
                 "202", // seq: e201 is the 202nd event stored
                 "2026-01-03T00:00:00Z",

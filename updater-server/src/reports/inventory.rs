@@ -143,19 +143,14 @@ fn cells(r: &InventoryRow) -> Vec<String> {
 /// The report.
 pub fn build(s: &Snapshot) -> Built {
     let rows = rows(s);
-    Built {
-        kind: ReportKind::Inventory,
-        json: json!({
-            "report": ReportKind::Inventory,
-            "tenant": s.tenant,
-            "generated_at": s.now,
-            "devices": rows.len(),
-            "deleted": rows.iter().filter(|r| r.deleted).count(),
-            "rows": rows,
-        }),
-        columns: COLUMNS,
-        rows: rows.iter().map(cells).collect(),
-    }
+    let summary = json!({
+        "report": ReportKind::Inventory,
+        "tenant": s.tenant,
+        "generated_at": s.now,
+        "devices": rows.len(),
+        "deleted": rows.iter().filter(|r| r.deleted).count(),
+    });
+    Built::listed(ReportKind::Inventory, COLUMNS, summary, "rows", rows, cells)
 }
 
 #[cfg(test)]
@@ -256,12 +251,12 @@ mod tests {
         assert_eq!(rows[0].deleted_at, Some(day(11)));
 
         let built = build(&s);
-        assert_eq!(built.json["devices"], 3);
-        assert_eq!(built.json["deleted"], 1);
-        assert_eq!(built.json["rows"][1]["vendor_id"], "047f");
-        assert_eq!(built.rows[1].len(), COLUMNS.len());
+        assert_eq!(built.json()["devices"], 3);
+        assert_eq!(built.json()["deleted"], 1);
+        assert_eq!(built.json()["rows"][1]["vendor_id"], "047f");
+        assert_eq!(built.rows()[1].len(), COLUMNS.len());
         assert_eq!(
-            built.rows[1],
+            built.rows()[1],
             [
                 "d1",
                 "047f/serial/SN1",
@@ -294,7 +289,7 @@ mod tests {
     #[test]
     fn an_empty_inventory() {
         let built = build(&snapshot());
-        assert_eq!(built.json["rows"], serde_json::json!([]));
-        assert!(built.rows.is_empty());
+        assert_eq!(built.json()["rows"], serde_json::json!([]));
+        assert!(built.rows().is_empty());
     }
 }

@@ -162,28 +162,159 @@ impl FromStr for Format {
     }
 }
 
-/// A built report: its JSON document and its CSV table.
-#[derive(Debug, Clone, PartialEq)]
+/// A built report, rendered on demand in the one format asked: a report
+/// over a million devices holds its typed rows once, never a JSON value
+/// tree or a table of cells beside them.
 pub struct Built {
     /// Which report.
     pub kind: ReportKind,
-    /// The JSON document.
-    pub json: serde_json::Value,
     /// The CSV header.
     pub columns: &'static [&'static str],
-    /// The CSV rows (one cell per column).
-    pub rows: Vec<Vec<String>>,
+    content: Box<dyn Content>,
+}
+
+impl fmt::Debug for Built {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Built")
+            .field("kind", &self.kind)
+            .field("rows", &self.row_count())
+            .finish()
+    }
+}
+
+/// What a report holds, type-erased: its JSON document and its CSV rows.
+trait Content: Send + Sync {
+    fn to_json(&self) -> serde_json::Result<Vec<u8>>;
+    fn row_count(&self) -> usize;
+    fn row(&self, i: usize) -> Vec<String>;
+}
+
+/// Summary fields and a list of typed items under `key`, one CSV row each.
+struct Listed<T> {
+    summary: serde_json::Map<String, serde_json::Value>,
+    key: &'static str,
+    items: Vec<T>,
+    cells: fn(&T) -> Vec<String>,
+}
+
+impl<T: Serialize> Serialize for Listed<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.summary.len() + 1))?;
+        for (k, v) in &self.summary {
+            map.serialize_entry(k, v)?;
+        }
+        map.serialize_entry(self.key, &self.items)?;
+        map.end()
+    }
+}
+
+impl<T: Serialize + Send + Sync> Content for Listed<T> {
+    fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self)
+    }
+    fn row_count(&self) -> usize {
+        self.items.len()
+    }
+    fn row(&self, i: usize) -> Vec<String> {
+        (self.cells)(&self.items[i])
+    }
+}
+
+/// A small document and its table, both built (per-model and per-group
+/// reports: their size follows the catalog and the groups, not the fleet).
+struct Tabled {
+    json: serde_json::Value,
+    rows: Vec<Vec<String>>,
+}
+
+impl Content for Tabled {
+    fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec_pretty(&self.json)
+    }
+    fn row_count(&self) -> usize {
+        self.rows.len()
+    }
+    fn row(&self, i: usize) -> Vec<String> {
+        self.rows[i].clone()
+    }
 }
 
 impl Built {
+    /// A report of summary fields (a JSON object) and `items` under `key`,
+    /// each item a CSV row by `cells`.
+    pub(crate) fn listed<T: Serialize + Send + Sync + 'static>(
+        kind: ReportKind,
+        columns: &'static [&'static str],
+        summary: serde_json::Value,
+        key: &'static str,
+        items: Vec<T>,
+        cells: fn(&T) -> Vec<String>,
+    ) -> Self {
+        let summary = match summary {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        Built {
+            kind,
+            columns,
+            content: Box::new(Listed {
+                summary,
+                key,
+                items,
+                cells,
+            }),
+        }
+    }
+
+    /// A report whose document and table are both small, built as given.
+    pub(crate) fn tabled(
+        kind: ReportKind,
+        columns: &'static [&'static str],
+        json: serde_json::Value,
+        rows: Vec<Vec<String>>,
+    ) -> Self {
+        Built {
+            kind,
+            columns,
+            content: Box::new(Tabled { json, rows }),
+        }
+    }
+
     /// The report in `format`: JSON (pretty) or CSV bytes.
     pub fn render(&self, format: Format) -> Result<Vec<u8>, ReportError> {
         match format {
-            Format::Json => {
-                Ok(serde_json::to_vec_pretty(&self.json).unwrap_or_else(|_| b"null".to_vec()))
-            }
-            Format::Csv => csv::write(self.columns, &self.rows),
+            Format::Json => Ok(self.content.to_json().unwrap_or_else(|_| b"null".to_vec())),
+            Format::Csv => csv::write(
+                self.columns,
+                (0..self.row_count()).map(|i| self.content.row(i)),
+            ),
         }
+    }
+
+    /// How many CSV rows.
+    pub fn row_count(&self) -> usize {
+        self.content.row_count()
+    }
+
+    /// The CSV cells of row `i` (< [`Built::row_count`]), before formula
+    /// neutralisation.
+    pub fn row(&self, i: usize) -> Vec<String> {
+        self.content.row(i)
+    }
+
+    /// Every CSV row (a copy: for small reports and tests).
+    pub fn rows(&self) -> Vec<Vec<String>> {
+        (0..self.row_count()).map(|i| self.row(i)).collect()
+    }
+
+    /// The JSON document as a value (a copy: for small reports and tests).
+    pub fn json(&self) -> serde_json::Value {
+        self.content
+            .to_json()
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(serde_json::Value::Null)
     }
 }
 

@@ -180,17 +180,13 @@ pub fn build(s: &Snapshot) -> Built {
             ]);
         }
     }
-    Built {
-        kind: ReportKind::Versions,
-        json: json!({
-            "report": ReportKind::Versions,
-            "tenant": s.tenant,
-            "generated_at": s.now,
-            "models": models,
-        }),
-        columns: COLUMNS,
-        rows,
-    }
+    let json = json!({
+        "report": ReportKind::Versions,
+        "tenant": s.tenant,
+        "generated_at": s.now,
+        "models": models,
+    });
+    Built::tabled(ReportKind::Versions, COLUMNS, json, rows)
 }
 
 #[cfg(test)]
@@ -278,7 +274,7 @@ mod tests {
         );
         let built = build(&s);
         assert_eq!(
-            built.rows,
+            built.rows(),
             [
                 ["047F:C056", "Voyager", "2.0", "2.0", "up_to_date", "1"],
                 ["047F:C056", "Voyager", "2.0", "1.0", "outdated", "2"],
@@ -286,7 +282,10 @@ mod tests {
                 ["0B0E:0422", "Product d5", "", "7.1", "no_release", "1"],
             ]
         );
-        assert_eq!(built.json["models"][0]["versions"][1]["status"], "outdated");
-        assert_eq!(built.json["models"][0]["versions"][1]["devices"], 2);
+        assert_eq!(
+            built.json()["models"][0]["versions"][1]["status"],
+            "outdated"
+        );
+        assert_eq!(built.json()["models"][0]["versions"][1]["devices"], 2);
     }
 }

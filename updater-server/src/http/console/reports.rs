@@ -143,11 +143,11 @@ pub(crate) async fn show(
 
 fn table(built: &Built) -> Markup {
     html! {
-        p.muted #row-count { (built.rows.len()) " rows"
-            @if built.rows.len() > SHOWN_ROWS { "; the first " (SHOWN_ROWS) " are shown, the CSV has them all" } }
+        p.muted #row-count { (built.row_count()) " rows"
+            @if built.row_count() > SHOWN_ROWS { "; the first " (SHOWN_ROWS) " are shown, the CSV has them all" } }
         div.table-wrap { table #report {
             thead { tr { @for c in built.columns { th { (c.replace('_', " ")) } } } }
-            tbody { @for row in built.rows.iter().take(SHOWN_ROWS) { tr { @for cell in row { td { (cell) } } } } }
+            tbody { @for row in (0..built.row_count().min(SHOWN_ROWS)).map(|i| built.row(i)) { tr { @for cell in row { td { (cell) } } } } }
         } }
     }
 }
