@@ -2,13 +2,13 @@
 //! `If-None-Match` and single `Range` requests.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::mapped_files;
 use super::read_buffers::ReadBuffers;
 
 /// A byte range to serve, inclusive.
@@ -111,6 +111,20 @@ enum Opened {
     Ready(u64, Option<Bytes>, Option<std::fs::File>),
 }
 
+/// The requested bytes of a whole file held in memory (a mapping).
+fn sliced(whole: &Bytes, range: Option<&str>) -> Opened {
+    let len = whole.len() as u64;
+    match parse_range(range, len) {
+        RangeRequest::Full => Opened::Ready(len, Some(whole.clone()), None),
+        RangeRequest::Partial(r) => Opened::Ready(
+            len,
+            Some(whole.slice(r.start as usize..=r.end as usize)),
+            None,
+        ),
+        RangeRequest::Unsatisfiable => Opened::Ready(len, None, None),
+    }
+}
+
 /// Opens `path`, and for a satisfiable range positions it (reading small
 /// ranges whole): one hop to the blocking pool instead of one per step.
 fn open_at(path: &Path, range: Option<&str>) -> Opened {
@@ -126,16 +140,15 @@ fn open_at(path: &Path, range: Option<&str>) -> Opened {
         Ok(m) => m.len(),
         Err(_) => return Opened::Failed("cannot stat file"),
     };
+    let mut file = match mapped_files::map_whole(path, file, len) {
+        Ok(whole) => return sliced(&whole, range),
+        Err(file) => file,
+    };
     let (start, count) = match parse_range(range, len) {
         RangeRequest::Full => (0, len),
         RangeRequest::Partial(r) => (r.start, r.end - r.start + 1),
         RangeRequest::Unsatisfiable => return Opened::Ready(len, None, None),
     };
-    let file = match mapped(file, start, count) {
-        Ok(body) => return Opened::Ready(len, Some(body), None),
-        Err(file) => file,
-    };
-    let mut file = file;
     if start > 0 && file.seek(SeekFrom::Start(start)).is_err() {
         return Opened::Failed("cannot seek file");
     }
@@ -156,38 +169,6 @@ fn open_at(path: &Path, range: Option<&str>) -> Opened {
         };
     }
     Opened::Ready(len, None, Some(file))
-}
-
-/// Bodies from this size on are sent from the page cache when the process
-/// serves plain HTTP ([`serve_zero_copy`]); smaller ones cost less to read.
-const ZERO_COPY_MIN: u64 = 64 * 1024;
-
-/// Whether large file bodies are mapped for `sendfile` ([`serve_zero_copy`]).
-static ZERO_COPY: AtomicBool = AtomicBool::new(false);
-
-/// Maps large file bodies from now on, for the process's connections to send
-/// them with `sendfile` (`sendfile_body`): only for a process whose every
-/// connection is a `SendfileStream` (plain HTTP on Linux).
-pub(crate) fn serve_zero_copy() {
-    ZERO_COPY.store(true, Ordering::Relaxed);
-}
-
-/// `count` bytes of `file` from `start` as a zero-copy body, when the
-/// process serves them so and the body is large enough; else the file back.
-#[cfg(target_os = "linux")]
-fn mapped(file: std::fs::File, start: u64, count: u64) -> Result<Bytes, std::fs::File> {
-    if count < ZERO_COPY_MIN || !ZERO_COPY.load(Ordering::Relaxed) {
-        return Err(file);
-    }
-    sendfile_body::map(file, start, count as usize).map_err(|(e, file)| {
-        tracing::warn!(error = %e, "mapping a file body failed; reading it instead");
-        file
-    })
-}
-
-#[cfg(not(target_os = "linux"))]
-fn mapped(file: std::fs::File, _start: u64, _count: u64) -> Result<Bytes, std::fs::File> {
-    Err(file)
 }
 
 /// Buffers for streamed pieces and for whole reads up to 1 MiB.
@@ -248,6 +229,23 @@ fn file_body(file: std::fs::File, count: u64) -> Body {
     ))
 }
 
+/// Opens `path` on the blocking pool (or only checks it exists, for a
+/// matching `If-None-Match`).
+async fn open_blocking(path: PathBuf, not_modified: bool, range: Option<String>) -> Opened {
+    tokio::task::spawn_blocking(move || {
+        if not_modified {
+            return match std::fs::metadata(&path) {
+                Ok(m) => Opened::Ready(m.len(), None, None),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Opened::Missing,
+                Err(_) => Opened::Failed("cannot stat file"),
+            };
+        }
+        open_at(&path, range.as_deref())
+    })
+    .await
+    .unwrap_or(Opened::Failed("cannot read file"))
+}
+
 /// Serves `path` with the given strong `etag` (already quoted).
 pub(crate) async fn serve_file(
     path: &Path,
@@ -263,18 +261,11 @@ pub(crate) async fn serve_file(
     // A matching If-None-Match needs no body: only check that the file exists.
     let not_modified = none_match(headers, etag);
     let owned = path.to_owned();
-    let opened = tokio::task::spawn_blocking(move || {
-        if not_modified {
-            return match std::fs::metadata(&owned) {
-                Ok(m) => Opened::Ready(m.len(), None, None),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Opened::Missing,
-                Err(_) => Opened::Failed("cannot stat file"),
-            };
-        }
-        open_at(&owned, range_header.as_deref())
-    })
-    .await
-    .unwrap_or(Opened::Failed("cannot read file"));
+    let kept = (!not_modified).then(|| mapped_files::kept(path)).flatten();
+    let opened = match kept {
+        Some(whole) => sliced(&whole, range_header.as_deref()),
+        None => open_blocking(owned, not_modified, range_header).await,
+    };
     let (len, bytes, file) = match opened {
         Opened::Ready(len, bytes, file) => (len, bytes, file),
         Opened::Missing => return super::error(StatusCode::NOT_FOUND, "not_found", "no such file"),

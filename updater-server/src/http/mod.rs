@@ -12,6 +12,7 @@ mod download;
 mod errors;
 mod events;
 mod fleet;
+mod mapped_files;
 mod metrics;
 pub mod openapi;
 mod read_buffers;

@@ -84,7 +84,7 @@ async fn serve_plain(app: axum::Router, listen: SocketAddr) -> anyhow::Result<()
     let server = axum_server::from_tcp(listener)?.handle(shutdown_handle());
     #[cfg(target_os = "linux")]
     let server = {
-        super::download::serve_zero_copy();
+        super::mapped_files::serve_zero_copy();
         server.acceptor(SendfileAcceptor)
     };
     server
