@@ -194,17 +194,8 @@ fn main() {
             goal(l + b + j.max(c))
         );
     }
-    println!("peak resident memory: {} MiB", peak_rss_mib());
-}
-
-/// The process's peak resident set (`VmHWM` in `/proc/self/status`).
-fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib / 1024)
+    println!(
+        "peak resident memory: {} MiB",
+        common::resident_mib(std::process::id()).1
+    );
 }

@@ -39,7 +39,7 @@
 //! DFU-mode product id; it is reported under the model of the release its
 //! host says it is installing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use catalog::assignment::DeploymentType;
 use catalog::checkin::{UpdatePhase, UpdateState};
@@ -335,6 +335,10 @@ fn from_state(
 pub fn rows(s: &Snapshot) -> Vec<ComplianceRow> {
     let hosts = s.hosts_by_id();
     let users = s.users_by_id();
+    // The target depends on the policy and the hardware only: chosen once
+    // per (policy, model, revision), not per device.
+    let mut targets: HashMap<(&str, u16, u16, u16), Result<&FirmwareRelease, ComplianceStatus>> =
+        HashMap::new();
     let mut rows = Vec::new();
     for d in s.devices.iter().filter(|d| d.deleted_at.is_none()) {
         let host = hosts.get(d.host.as_str()).copied();
@@ -345,16 +349,9 @@ pub fn rows(s: &Snapshot) -> Vec<ComplianceRow> {
             rows.push(without_policy(d, host, group, &users));
             continue;
         };
-        let candidates: Vec<&FirmwareRelease> = s
-            .releases
-            .iter()
-            .filter(|r| r.fits(d.vendor_id, d.product_id, d.bcd_device))
-            .collect();
-        let target = match policy.spec.version.select(&candidates) {
-            Some(t) => Ok(t),
-            None if candidates.is_empty() => Err(ComplianceStatus::NoRelease),
-            None => Err(ComplianceStatus::PinnedVersionNotInCatalog),
-        };
+        let target = *targets
+            .entry((policy.id.as_str(), d.vendor_id, d.product_id, d.bcd_device))
+            .or_insert_with(|| target_of(&s.releases, policy, d));
         let (status, detail) = classify(d, host, policy, target);
         rows.push(row(
             Where { d, host, group },
@@ -364,10 +361,28 @@ pub fn rows(s: &Snapshot) -> Vec<ComplianceRow> {
             (status, detail),
         ));
     }
-    rows.sort_by(|a, b| {
+    // Ids are unique: an unstable sort gives the same order, faster.
+    rows.sort_unstable_by(|a, b| {
         (&a.model, &a.hostname, &a.device_id).cmp(&(&b.model, &b.hostname, &b.device_id))
     });
     rows
+}
+
+/// The release `policy` selects for `d`'s hardware, or why there is none.
+fn target_of<'r>(
+    releases: &'r [FirmwareRelease],
+    policy: &FirmwarePolicy,
+    d: &Device,
+) -> Result<&'r FirmwareRelease, ComplianceStatus> {
+    let candidates: Vec<&FirmwareRelease> = releases
+        .iter()
+        .filter(|r| r.fits(d.vendor_id, d.product_id, d.bcd_device))
+        .collect();
+    match policy.spec.version.select(&candidates) {
+        Some(t) => Ok(t),
+        None if candidates.is_empty() => Err(ComplianceStatus::NoRelease),
+        None => Err(ComplianceStatus::PinnedVersionNotInCatalog),
+    }
 }
 
 /// The row of a device no enabled policy covers (listed so that an admin
@@ -376,7 +391,7 @@ fn without_policy(
     d: &Device,
     host: Option<&Host>,
     group: &str,
-    users: &BTreeMap<&str, &User>,
+    users: &HashMap<&str, &User>,
 ) -> ComplianceRow {
     let (status, detail) = if d.dfu == DfuState::None {
         (
@@ -414,7 +429,7 @@ struct Where<'a> {
 /// (`None`: no policy covers it), and the verdict.
 fn row(
     at: Where<'_>,
-    users: &BTreeMap<&str, &User>,
+    users: &HashMap<&str, &User>,
     policy: Option<&FirmwarePolicy>,
     target_version: Option<String>,
     (status, detail): (ComplianceStatus, String),

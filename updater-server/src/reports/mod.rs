@@ -24,7 +24,7 @@ pub mod history;
 pub mod inventory;
 pub mod versions;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -349,12 +349,27 @@ impl Snapshot {
         tenant: &str,
         now: DateTime<Utc>,
     ) -> Result<Self, ReportError> {
+        // The devices on one thread, hosts and users on another: decoding
+        // the records is most of a large report's time.
+        let (devices, hosts, users) = std::thread::scope(|scope| {
+            let others = scope.spawn(|| {
+                Ok::<_, FleetError>((
+                    fleet_inventory::hosts(store, tenant)?,
+                    fleet_inventory::users(store, tenant)?,
+                ))
+            });
+            let devices = fleet_inventory::devices(store, tenant);
+            let others = others
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            others.and_then(|(hosts, users)| Ok((devices?, hosts, users)))
+        })?;
         Ok(Snapshot {
             tenant: tenant.to_owned(),
             now,
-            devices: fleet_inventory::devices(store, tenant)?,
-            hosts: fleet_inventory::hosts(store, tenant)?,
-            users: fleet_inventory::users(store, tenant)?,
+            devices,
+            hosts,
+            users,
             groups: fleet.groups(tenant)?,
             policies: fleet.firmware_policies(tenant)?,
             releases: fleet.releases()?,
@@ -362,11 +377,11 @@ impl Snapshot {
         })
     }
 
-    pub(crate) fn hosts_by_id(&self) -> BTreeMap<&str, &Host> {
+    pub(crate) fn hosts_by_id(&self) -> HashMap<&str, &Host> {
         self.hosts.iter().map(|h| (h.id.as_str(), h)).collect()
     }
 
-    pub(crate) fn users_by_id(&self) -> BTreeMap<&str, &User> {
+    pub(crate) fn users_by_id(&self) -> HashMap<&str, &User> {
         self.users.iter().map(|u| (u.id.as_str(), u)).collect()
     }
 
@@ -425,7 +440,7 @@ pub(crate) fn identity(d: &Device) -> &str {
 
 /// Inventory user names of `ids`, sorted, joined with `; `.
 pub(crate) fn user_names<'a>(
-    users: &BTreeMap<&str, &User>,
+    users: &HashMap<&str, &User>,
     ids: impl IntoIterator<Item = &'a String>,
 ) -> Vec<String> {
     let mut names: Vec<String> = ids

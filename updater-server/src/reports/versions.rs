@@ -8,7 +8,7 @@
 //! for it (other vendors' devices, models not imported yet). Deleted devices
 //! are left out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use catalog::package::{FirmwareRelease, Version};
 use serde::Serialize;
@@ -97,16 +97,23 @@ fn latest(
 
 /// A device's status against the latest release that fits it.
 pub fn status(releases: &[FirmwareRelease], d: &Device) -> VersionStatus {
-    let Some(latest) = latest(releases, |r| {
-        r.fits(d.vendor_id, d.product_id, d.bcd_device)
-    }) else {
+    status_of(
+        releases,
+        (d.vendor_id, d.product_id, d.bcd_device),
+        d.firmware_version.as_deref(),
+    )
+}
+
+/// The status of `version` on hardware `(vid, pid, bcdDevice)`.
+fn status_of(
+    releases: &[FirmwareRelease],
+    (vid, pid, bcd): (u16, u16, u16),
+    version: Option<&str>,
+) -> VersionStatus {
+    let Some(latest) = latest(releases, |r| r.fits(vid, pid, bcd)) else {
         return VersionStatus::NoRelease;
     };
-    match d
-        .firmware_version
-        .as_deref()
-        .and_then(|v| Version::parse(v, latest.version.format()).ok())
-    {
+    match version.and_then(|v| Version::parse(v, latest.version.format()).ok()) {
         None => VersionStatus::Unknown,
         Some(v) if v >= latest.version => VersionStatus::UpToDate,
         Some(_) => VersionStatus::Outdated,
@@ -115,12 +122,23 @@ pub fn status(releases: &[FirmwareRelease], d: &Device) -> VersionStatus {
 
 /// The models, by `VID:PID`.
 pub fn models(s: &Snapshot) -> Vec<ModelStatus> {
-    let mut by_model: BTreeMap<(u16, u16), Vec<&Device>> = BTreeMap::new();
+    // Devices counted per hardware and version first: the status is then
+    // worked out once per distinct pair, not once per device.
+    type Hardware = (u16, u16, u16);
+    type Counted<'a> = (Hardware, Option<&'a str>, usize);
+    let mut same: HashMap<(Hardware, Option<&str>), usize> = HashMap::new();
     for d in s.devices.iter().filter(|d| d.deleted_at.is_none()) {
+        let hardware = (d.vendor_id, d.product_id, d.bcd_device);
+        *same
+            .entry((hardware, d.firmware_version.as_deref()))
+            .or_default() += 1;
+    }
+    let mut by_model: BTreeMap<(u16, u16), Vec<Counted<'_>>> = BTreeMap::new();
+    for ((hardware, version), n) in same {
         by_model
-            .entry((d.vendor_id, d.product_id))
+            .entry((hardware.0, hardware.1))
             .or_default()
-            .push(d);
+            .push((hardware, version, n));
     }
     by_model
         .into_iter()
@@ -130,10 +148,13 @@ pub fn models(s: &Snapshot) -> Vec<ModelStatus> {
             })
             .map(|r| r.version.as_str().to_owned());
             let mut counts: BTreeMap<(VersionStatus, Option<String>), usize> = BTreeMap::new();
-            for d in &devices {
+            for &(hardware, version, n) in &devices {
                 *counts
-                    .entry((status(&s.releases, d), d.firmware_version.clone()))
-                    .or_default() += 1;
+                    .entry((
+                        status_of(&s.releases, hardware, version),
+                        version.map(str::to_owned),
+                    ))
+                    .or_default() += n;
             }
             let count = |st: VersionStatus| {
                 counts
@@ -146,7 +167,7 @@ pub fn models(s: &Snapshot) -> Vec<ModelStatus> {
                 model: model_key(vid, pid),
                 model_name: s.model_name(vid, pid),
                 latest_version,
-                devices: devices.len(),
+                devices: devices.iter().map(|(_, _, n)| n).sum(),
                 up_to_date: count(VersionStatus::UpToDate),
                 outdated: count(VersionStatus::Outdated),
                 unknown: count(VersionStatus::Unknown),

@@ -164,18 +164,27 @@ impl PgStore {
         &self,
         fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.start(fut)?.wait()
+    }
+
+    /// Starts `fut` on the store's runtime; its result is waited for later.
+    fn start<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<Started<T>, StoreError> {
         let runtime = self
             .runtime
             .as_ref()
             .ok_or_else(|| StoreError::Backend("the store is closed".into()))?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         runtime.spawn(async move {
-            // The receiver waits until this sends; it is gone only if the
-            // caller's thread died, and then nobody needs the answer.
+            // One send into a channel of one: never blocks the runtime. The
+            // receiver is gone only if the caller stopped waiting (its
+            // thread died, or a scan ended early), and then nobody needs
+            // the answer.
             let _ = tx.send(fut.await);
         });
-        rx.recv()
-            .map_err(|_| StoreError::Backend("the store's runtime stopped".into()))?
+        Ok(Started(rx))
     }
 
     /// Rows `(tenant, id, value)` of one query.
@@ -185,8 +194,19 @@ impl PgStore {
         sql: String,
         params: Vec<String>,
     ) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.rows_started(sql, params)?
+            .wait()
+            .map_err(|e| in_table(table, e))
+    }
+
+    /// [`PgStore::rows`], started: the caller does something else meanwhile.
+    fn rows_started(
+        &self,
+        sql: String,
+        params: Vec<String>,
+    ) -> Result<Started<Vec<Row>>, StoreError> {
         let pool = self.pool.clone();
-        self.block(async move {
+        self.start(async move {
             let client = pool.get().await.map_err(backend)?;
             let statement = client.prepare_cached(&sql).await.map_err(backend)?;
             let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
@@ -199,7 +219,6 @@ impl PgStore {
                 .collect::<Result<Vec<_>, tokio_postgres::Error>>()
                 .map_err(backend)
         })
-        .map_err(|e| in_table(table, e))
     }
 
     fn records(
@@ -226,6 +245,21 @@ fn job_lock_key(schema: &str, name: &str) -> i64 {
 }
 
 /// Names the table in a backend error.
+/// A record as queried: tenant, id, value.
+type Row = (String, String, String);
+
+/// The result of work started on the store's runtime ([`PgStore::start`]).
+struct Started<T>(std::sync::mpsc::Receiver<Result<T, StoreError>>);
+
+impl<T> Started<T> {
+    /// Waits for the result.
+    fn wait(self) -> Result<T, StoreError> {
+        self.0
+            .recv()
+            .map_err(|_| StoreError::Backend("the store's runtime stopped".into()))?
+    }
+}
+
 fn in_table(table: Table, e: StoreError) -> StoreError {
     match e {
         StoreError::Backend(why) => {
@@ -514,20 +548,30 @@ impl Store for PgStore {
             "SELECT tenant, id, value FROM {name} WHERE tenant = $1 AND id >= $3 AND id > $2 \
              AND starts_with(id, $3) {bound} ORDER BY id LIMIT {SCAN_PAGE}"
         );
-        let mut after = String::new();
-        loop {
-            let mut params = vec![tenant.to_owned(), after.clone(), prefix.to_owned()];
+        let params = |after: &str| {
+            let mut params = vec![tenant.to_owned(), after.to_owned(), prefix.to_owned()];
             if !bound.is_empty() {
                 params.push(end.clone());
             }
-            let page = self.rows(table, sql.clone(), params)?;
-            let full = page.len() as i64 == SCAN_PAGE;
+            params
+        };
+        // The next page is fetched while this one is visited: PostgreSQL
+        // producing rows and the visitor decoding them overlap.
+        let mut pending = self.rows_started(sql.clone(), params(""))?;
+        loop {
+            let page = pending.wait().map_err(|e| in_table(table, e))?;
+            let next = match page.last() {
+                Some((_, id, _)) if page.len() as i64 == SCAN_PAGE => {
+                    Some(self.rows_started(sql.clone(), params(id))?)
+                }
+                _ => None,
+            };
             for (_, id, value) in &page {
                 visit(id, value)?;
             }
-            match page.into_iter().last() {
-                Some((_, id, _)) if full => after = id,
-                _ => return Ok(()),
+            match next {
+                Some(next) => pending = next,
+                None => return Ok(()),
             }
         }
     }

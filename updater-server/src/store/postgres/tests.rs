@@ -175,6 +175,44 @@ fn prefix_scans_page_through_more_than_one_round_trip() {
 }
 
 #[test]
+fn a_scan_stopped_by_its_visitor_leaves_the_store_working() {
+    // The next page is already being fetched when the visitor fails.
+    let store = store();
+    let n = 2 * super::SCAN_PAGE as usize + 1;
+    store
+        .commit(
+            (0..n)
+                .map(|i| {
+                    Op::Insert(
+                        Table::RolloutMembers,
+                        Key::new("t", format!("m/{i:06}")),
+                        json!(i),
+                    )
+                })
+                .collect(),
+        )
+        .unwrap();
+    let mut visited = 0;
+    let stopped = store.scan_prefix(Table::RolloutMembers, "t", "m/", &mut |_, _| {
+        visited += 1;
+        if visited == 3 {
+            return Err(StoreError::Backend("enough".into()));
+        }
+        Ok(())
+    });
+    assert!(matches!(stopped, Err(StoreError::Backend(why)) if why.to_string() == "enough"));
+    assert_eq!(visited, 3);
+    let mut again = 0;
+    store
+        .scan_prefix(Table::RolloutMembers, "t", "m/", &mut |_, _| {
+            again += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(again, n);
+}
+
+#[test]
 fn prefix_end_is_the_least_bound_above_the_prefix() {
     let max = char::MAX.to_string();
     for (prefix, end) in [
