@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 
 use catalog::assignment::verify_assignments;
 use catalog::tuf::PublicKey;
-use common::{cli_json, import, median, percentile, positional, start_updater, Server};
-use serde_json::{json, Value};
+use common::{median, percentile, positional, start_updater, Server};
+use serde_json::Value;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -203,125 +203,24 @@ struct Fleet {
     answer_len: usize,
 }
 
-fn device(vid: u16, pid: u16, serial: Option<&str>, fw: &str) -> Value {
-    json!({"vendor_id": vid, "product_id": pid, "bcd_device": 0x0100, "serial": serial,
-        "port_path": "1-4", "manufacturer": "Vendor", "product": "Headset",
-        "firmware_version": fw, "dfu": "runtime", "telephony": true,
-        "battery": {"kind": "rough_percent", "value": 75}, "in_call": false})
-}
-
 fn setup(dir: &std::path::Path, agents: usize) -> Fleet {
-    let data = dir.join("data");
-    for (i, (model, hwid, version)) in [
-        ("Voyager", "047F:C056", "1.0"),
-        ("Voyager", "047F:C056", "1.1"),
-        ("Blackwire", "047F:02EE", "3.0"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        import(
-            &data,
-            dir,
-            model,
-            hwid,
-            version,
-            &common::noise(64 * 1024, i as u64 + 7),
-        );
-    }
-    let t = cli_json(&data, &["tenant", "create", "--name", "Bench", "--json"]);
-    let tenant = t["id"].as_str().expect("tenant id").to_owned();
-    let token = t["enrollment_token"].as_str().expect("token").to_owned();
-    cli_json(
-        &data,
-        &[
-            "admin",
-            "create",
-            "--tenant",
-            &tenant,
-            "--email",
-            "ann@bench.example",
-            "--role",
-            "full",
-            "--json",
-        ],
-    );
-    let server = start_updater(&data);
+    let world = common::checkin_world(dir, agents);
+    let (server, tenant, token) = (world.server, world.tenant, world.enrollment_token);
     let base = server.base.clone();
     let http = reqwest::blocking::Client::new();
-    let r: Value = http
-        .post(format!("{base}/api/v1/login"))
-        .json(
-            &json!({"tenant": tenant, "email": "ann@bench.example", "password": common::PASSWORD}),
-        )
-        .send()
-        .and_then(|r| r.error_for_status())
-        .and_then(|r| r.json())
-        .expect("login");
-    let session = r["token"].as_str().expect("session").to_owned();
-    let api = |path: &str, body: Value| -> Value {
-        http.post(format!("{base}/api/v1/tenants/{tenant}/{path}"))
-            .bearer_auth(&session)
-            .json(&body)
-            .send()
-            .and_then(|r| r.error_for_status())
-            .and_then(|r| r.json())
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
-    };
-    // A pilot group of every tenth user, pinned to 1.1 silently at night;
-    // everyone else gets the latest of both models.
-    let pilots: Vec<String> = (0..agents)
-        .step_by(10)
-        .map(|i| format!("user{i}"))
-        .collect();
-    let pilot = api(
-        "groups",
-        json!({"name": "Pilot", "membership": {"kind": "manual", "members": pilots}}),
-    );
-    let pilot = pilot["id"].as_str().expect("group id").to_owned();
-    api(
-        "policies/firmware",
-        json!({"name": "Pilot Voyager", "model": "047F:C056", "group": pilot, "version": "1.1",
-        "deployment": "silent",
-        "window": {"cron": "0 2 * * *", "duration_minutes": 120, "tz": "Europe/Berlin"}}),
-    );
-    api(
-        "policies/firmware",
-        json!({"name": "Voyager latest", "model": "047F:C056", "version": "latest"}),
-    );
-    api(
-        "policies/firmware",
-        json!({"name": "Blackwire latest", "model": "047F:02EE", "version": "latest"}),
-    );
-
     let mut checkins = Vec::with_capacity(agents);
     let mut answer_len = 0;
     for i in 0..agents {
         let e: Value = http
             .post(format!("{base}/api/v1/enroll"))
-            .json(
-                &json!({"tenant": tenant, "token": token, "system_id": format!("{{SYS-{i}}}"),
-                "machine_fingerprint": format!("fp-{i}"), "hostname": format!("ws-{i}"),
-                "os": "Linux"}),
-            )
+            .json(&common::enrollment(&tenant, &token, i))
             .send()
             .and_then(|r| r.error_for_status())
             .and_then(|r| r.json())
             .expect("enroll");
         let id = e["id"].as_str().expect("agent id").to_owned();
         let credential = e["credential"].as_str().expect("credential").to_owned();
-        let report = |battery: u8| {
-            let mut v = device(0x047f, 0xc056, Some(&format!("V{i}")), "1.0");
-            v["battery"]["value"] = json!(battery);
-            let body = json!({"agent_version": "0.1.0", "platform": "linux",
-                "hostname": format!("ws-{i}"), "users": [{"account": format!("user{i}")}],
-                "devices": [v,
-                            device(0x047f, 0x02ee, Some(&format!("B{i}")), "2.0"),
-                            device(0x0b0e, 0x0422, Some(&format!("J{i}")), "2.0")],
-                "update_states": [{"device": format!("047f/serial/V{i}"), "installed_security_counter": 0}]});
-            serde_json::to_vec(&body).expect("JSON")
-        };
-        let (body, moved) = (report(75), report(74));
+        let (body, moved) = (common::report(i, 75), common::report(i, 74));
         let url = format!("{base}/api/v1/agents/{id}/checkin");
         let r = http
             .post(&url)

@@ -280,3 +280,146 @@ pub(crate) fn bench_fleet(
         tenant.id,
     )
 }
+
+/// A device as an agent reports it at check-in.
+pub(crate) fn device(vid: u16, pid: u16, serial: Option<&str>, fw: &str) -> Value {
+    serde_json::json!({"vendor_id": vid, "product_id": pid, "bcd_device": 0x0100, "serial": serial,
+        "port_path": "1-4", "manufacturer": "Vendor", "product": "Headset",
+        "firmware_version": fw, "dfu": "runtime", "telephony": true,
+        "battery": {"kind": "rough_percent", "value": 75}, "in_call": false})
+}
+
+/// Agent `i`'s enrollment request.
+pub(crate) fn enrollment(tenant: &str, token: &str, i: usize) -> Value {
+    serde_json::json!({"tenant": tenant, "token": token, "system_id": format!("{{SYS-{i}}}"),
+        "machine_fingerprint": format!("fp-{i}"), "hostname": format!("ws-{i}"), "os": "Linux"})
+}
+
+/// Agent `i`'s check-in report: three devices (two of the catalog's models
+/// and another vendor's), its user, the Voyager's battery at `battery`.
+pub(crate) fn report(i: usize, battery: u8) -> Vec<u8> {
+    let mut v = device(0x047f, 0xc056, Some(&format!("V{i}")), "1.0");
+    v["battery"]["value"] = serde_json::json!(battery);
+    let body = serde_json::json!({"agent_version": "0.1.0", "platform": "linux",
+        "hostname": format!("ws-{i}"), "users": [{"account": format!("user{i}")}],
+        "devices": [v,
+                    device(0x047f, 0x02ee, Some(&format!("B{i}")), "2.0"),
+                    device(0x0b0e, 0x0422, Some(&format!("J{i}")), "2.0")],
+        "update_states": [{"device": format!("047f/serial/V{i}"), "installed_security_counter": 0}]});
+    serde_json::to_vec(&body).expect("JSON")
+}
+
+/// The check-in benchmarks' server and tenant.
+pub(crate) struct CheckinWorld {
+    /// The server (release binary), serving `dir/data`.
+    pub(crate) server: Server,
+    /// The tenant's id.
+    pub(crate) tenant: String,
+    /// Its enrollment token.
+    pub(crate) enrollment_token: String,
+}
+
+/// A catalog of three releases of two models; a tenant with an admin, a
+/// pilot group (every tenth of the first 10,000 agents' users) pinned to
+/// 1.1 silently at night, and the latest of both models for everyone else;
+/// its server started. Agents `0..agents` enroll with
+/// [`enrollment`] and report with [`report`].
+pub(crate) fn checkin_world(dir: &Path, agents: usize) -> CheckinWorld {
+    let data = dir.join("data");
+    for (i, (model, hwid, version)) in [
+        ("Voyager", "047F:C056", "1.0"),
+        ("Voyager", "047F:C056", "1.1"),
+        ("Blackwire", "047F:02EE", "3.0"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        import(
+            &data,
+            dir,
+            model,
+            hwid,
+            version,
+            &noise(64 * 1024, i as u64 + 7),
+        );
+    }
+    let t = cli_json(&data, &["tenant", "create", "--name", "Bench", "--json"]);
+    let tenant = t["id"].as_str().expect("tenant id").to_owned();
+    let token = t["enrollment_token"].as_str().expect("token").to_owned();
+    cli_json(
+        &data,
+        &[
+            "admin",
+            "create",
+            "--tenant",
+            &tenant,
+            "--email",
+            "ann@bench.example",
+            "--role",
+            "full",
+            "--json",
+        ],
+    );
+    let server = start_updater(&data);
+    let base = server.base.clone();
+    let http = reqwest::blocking::Client::new();
+    let r: Value = http
+        .post(format!("{base}/api/v1/login"))
+        .json(&serde_json::json!({"tenant": tenant, "email": "ann@bench.example", "password": PASSWORD}))
+        .send()
+        .and_then(|r| r.error_for_status())
+        .and_then(|r| r.json())
+        .expect("login");
+    let session = r["token"].as_str().expect("session").to_owned();
+    let api = |path: &str, body: Value| -> Value {
+        http.post(format!("{base}/api/v1/tenants/{tenant}/{path}"))
+            .bearer_auth(&session)
+            .json(&body)
+            .send()
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    };
+    let pilots: Vec<String> = (0..agents.min(10_000))
+        .step_by(10)
+        .map(|i| format!("user{i}"))
+        .collect();
+    let pilot = api(
+        "groups",
+        serde_json::json!({"name": "Pilot", "membership": {"kind": "manual", "members": pilots}}),
+    );
+    let pilot = pilot["id"].as_str().expect("group id").to_owned();
+    api(
+        "policies/firmware",
+        serde_json::json!({"name": "Pilot Voyager", "model": "047F:C056", "group": pilot, "version": "1.1",
+        "deployment": "silent",
+        "window": {"cron": "0 2 * * *", "duration_minutes": 120, "tz": "Europe/Berlin"}}),
+    );
+    api(
+        "policies/firmware",
+        serde_json::json!({"name": "Voyager latest", "model": "047F:C056", "version": "latest"}),
+    );
+    api(
+        "policies/firmware",
+        serde_json::json!({"name": "Blackwire latest", "model": "047F:02EE", "version": "latest"}),
+    );
+    CheckinWorld {
+        server,
+        tenant,
+        enrollment_token: token,
+    }
+}
+
+/// A process's resident memory now and at its peak (`VmRSS`, `VmHWM`), in
+/// MiB.
+pub(crate) fn resident_mib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kib| kib / 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}

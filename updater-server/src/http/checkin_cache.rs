@@ -30,9 +30,15 @@ use crate::store::Agent;
 /// check-ins are answered from the cache.
 pub(crate) const LAST_SEEN_RESOLUTION: TimeDelta = TimeDelta::seconds(60);
 
-/// Entries kept at most (one per agent); past that, expired ones are dropped,
-/// and if none are, all.
-const MAX_ENTRIES: usize = 200_000;
+/// Bytes of answers kept at most (bodies, ETags and keys). An answer is
+/// reused for a minute ([`LAST_SEEN_RESOLUTION`]): this holds a minute of
+/// check-ins at more than 500 a second of 4 KiB answers. Past it, expired
+/// entries are dropped, and if that is not enough, all.
+const MAX_ANSWER_BYTES: usize = 128 << 20;
+
+/// Checked credentials kept at most; each is used for [`MARKER_TTL`] only,
+/// and expired ones are swept as often.
+const MAX_CREDENTIALS: usize = 200_000;
 
 /// How long a tenant's generation marker read from the store is trusted at
 /// most. Before that, it is re-read as soon as this process changed
@@ -68,11 +74,34 @@ struct Entry {
     answer: CheckInAnswer,
 }
 
+/// The last answers per agent (keyed by tenant and agent id) and the bytes
+/// they hold.
+#[derive(Debug, Default)]
+struct Answers {
+    entries: HashMap<(String, String), Entry>,
+    bytes: usize,
+    /// When expired entries were last dropped.
+    swept: Option<DateTime<Utc>>,
+}
+
+impl Entry {
+    /// What the entry holds in bytes, besides the map's own overhead.
+    fn size(&self, key: &(String, String)) -> usize {
+        key.0.len() + key.1.len() + self.answer.body.len() + self.answer.etag.len()
+    }
+
+    fn fresh(&self, now: DateTime<Utc>) -> bool {
+        now >= self.recorded && now - self.recorded < LAST_SEEN_RESOLUTION
+    }
+}
+
 /// The last answer per agent (keyed by tenant and agent id), and each
 /// tenant's generation marker as last read.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct CheckInCache {
-    entries: Mutex<HashMap<(String, String), Entry>>,
+    answers: Mutex<Answers>,
+    /// [`MAX_ANSWER_BYTES`], or less in tests.
+    answer_budget: usize,
     markers: Mutex<HashMap<String, Marker>>,
     /// Each tenant's configuration as of a generation.
     views: Mutex<HashMap<String, (u64, Arc<TenantView>)>>,
@@ -94,7 +123,23 @@ pub(crate) fn fingerprint(agent: &Agent, body: &[u8]) -> Fingerprint {
     h.finalize().into()
 }
 
+impl Default for CheckInCache {
+    fn default() -> Self {
+        Self::with_budget(MAX_ANSWER_BYTES)
+    }
+}
+
 impl CheckInCache {
+    /// A cache keeping at most `answer_budget` bytes of answers.
+    fn with_budget(answer_budget: usize) -> Self {
+        Self {
+            answers: Mutex::default(),
+            answer_budget,
+            markers: Mutex::default(),
+            views: Mutex::default(),
+        }
+    }
+
     /// Everything besides the request that `tenant`'s answers depend on,
     /// hashed to a value that changes when any of it does: this process's
     /// change count, the tenant's marker (re-read from the store when this
@@ -177,10 +222,11 @@ impl CheckInCache {
         generation: u64,
         now: DateTime<Utc>,
     ) -> Option<CheckInAnswer> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let e = entries.get(&(agent.tenant.clone(), agent.id.clone()))?;
-        let fresh = now >= e.recorded && now - e.recorded < LAST_SEEN_RESOLUTION;
-        (fresh && e.fingerprint == *fingerprint && e.generation == generation)
+        let answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        let e = answers
+            .entries
+            .get(&(agent.tenant.clone(), agent.id.clone()))?;
+        (e.fresh(now) && e.fingerprint == *fingerprint && e.generation == generation)
             .then(|| e.answer.clone())
     }
 
@@ -194,22 +240,40 @@ impl CheckInCache {
         now: DateTime<Utc>,
         answer: CheckInAnswer,
     ) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, e| now >= e.recorded && now - e.recorded < LAST_SEEN_RESOLUTION);
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
+        let key = (agent.tenant.clone(), agent.id.clone());
+        let entry = Entry {
+            fingerprint,
+            generation,
+            recorded: now,
+            answer,
+        };
+        let size = entry.size(&key);
+        let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        let a = &mut *answers;
+        // Expired entries go once a resolution, or when the budget is hit.
+        let due = a
+            .swept
+            .is_none_or(|t| now < t || now - t >= LAST_SEEN_RESOLUTION);
+        if due || a.bytes + size > self.answer_budget {
+            a.entries.retain(|_, e| e.fresh(now));
+            a.bytes = a.entries.iter().map(|(k, e)| e.size(k)).sum();
+            a.swept = Some(now);
+            if a.bytes + size > self.answer_budget {
+                a.entries.clear();
+                a.bytes = 0;
             }
         }
-        entries.insert(
-            (agent.tenant.clone(), agent.id.clone()),
-            Entry {
-                fingerprint,
-                generation,
-                recorded: now,
-                answer,
-            },
-        );
+        if let Some(old) = a.entries.insert(key, entry) {
+            a.bytes -= old.size(&(agent.tenant.clone(), agent.id.clone()));
+        }
+        a.bytes += size;
+    }
+
+    /// Answers kept, and their bytes.
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize) {
+        let answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        (answers.entries.len(), answers.bytes)
     }
 }
 
@@ -238,6 +302,8 @@ struct Checked {
 #[derive(Debug, Default)]
 pub(crate) struct AgentCredentials {
     entries: Mutex<HashMap<[u8; 32], Checked>>,
+    /// When expired entries were last dropped.
+    swept: Mutex<Option<Instant>>,
 }
 
 impl AgentCredentials {
@@ -256,12 +322,31 @@ impl AgentCredentials {
     /// Records a successful check made with the store's file at
     /// `store_stamp` (taken before the check).
     pub(crate) fn put(&self, credential: &str, agent: Agent, store_stamp: Option<SystemTime>) {
+        self.put_at(credential, agent, store_stamp, Instant::now());
+    }
+
+    /// [`AgentCredentials::put`] at `now`.
+    fn put_at(
+        &self,
+        credential: &str,
+        agent: Agent,
+        store_stamp: Option<SystemTime>,
+        now: Instant,
+    ) {
         let Some(stamp) = settled(store_stamp) else {
             return;
         };
         let key: [u8; 32] = Sha256::digest(credential.as_bytes()).into();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= MAX_ENTRIES {
+        {
+            // Entries are good for MARKER_TTL: sweep the expired as often.
+            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+            if swept.is_none_or(|t| now.saturating_duration_since(t) >= MARKER_TTL) {
+                entries.retain(|_, c| now.saturating_duration_since(c.read_at) < MARKER_TTL);
+                *swept = Some(now);
+            }
+        }
+        if entries.len() >= MAX_CREDENTIALS {
             entries.clear();
         }
         entries.insert(
@@ -269,9 +354,15 @@ impl AgentCredentials {
             Checked {
                 agent,
                 store_stamp: stamp,
-                read_at: Instant::now(),
+                read_at: now,
             },
         );
+    }
+
+    /// Credentials kept.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 
@@ -360,6 +451,60 @@ mod tests {
             let got = c.get(credential, *stamp).map(|a| a.id);
             assert_eq!(got.as_deref(), *want, "{credential} {stamp:?}");
         }
+    }
+
+    #[test]
+    fn answers_are_bounded_by_bytes_and_expired_ones_swept_each_resolution() {
+        let t0 = DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let secs = |s: i64| t0 + TimeDelta::seconds(s);
+        let a = |i: usize| agent(&format!("a{i}"), None);
+        let fp = |i: usize| fingerprint(&a(i), &body("ws"));
+        let big = |c: char| answer(&c.to_string().repeat(1000));
+        // Each entry: "t1" + "aN" + 1000 body bytes + 1002 ETag bytes.
+        let size = 2 + 2 + 1000 + 1002;
+        let cache = CheckInCache::with_budget(3 * size);
+        cache.put(&a(1), fp(1), 1, t0, big('x'));
+        cache.put(&a(2), fp(2), 1, secs(10), big('y'));
+        assert_eq!(cache.held(), (2, 2 * size));
+        // The same agent again replaces its entry.
+        cache.put(&a(2), fp(2), 1, secs(20), big('z'));
+        assert_eq!(cache.held(), (2, 2 * size));
+        cache.put(&a(3), fp(3), 1, secs(30), big('w'));
+        assert_eq!(cache.held(), (3, 3 * size));
+        // Over budget: a1 has not expired (40 s old), so all go.
+        cache.put(&a(4), fp(4), 1, secs(40), big('v'));
+        assert_eq!(cache.held(), (1, size));
+        assert!(cache.get(&a(1), &fp(1), 1, secs(41)).is_none());
+        assert!(cache.get(&a(4), &fp(4), 1, secs(41)).is_some());
+        cache.put(&a(5), fp(5), 1, secs(50), big('u'));
+        // A resolution after the last sweep (at 40 s): the expired go, the
+        // fresh stay, though the budget is not reached.
+        cache.put(&a(6), fp(6), 1, secs(105), big('t'));
+        assert_eq!(cache.held(), (2, 2 * size), "a4 expired at 100 s");
+        assert!(cache.get(&a(5), &fp(5), 1, secs(106)).is_some());
+        assert!(cache.get(&a(6), &fp(6), 1, secs(106)).is_some());
+    }
+
+    #[test]
+    fn expired_credentials_are_swept() {
+        let old = SystemTime::now() - Duration::from_secs(10);
+        let c = AgentCredentials::default();
+        let t0 = Instant::now();
+        c.put_at("upda_t1_a", agent("a1", None), Some(old), t0);
+        c.put_at(
+            "upda_t1_b",
+            agent("a2", None),
+            Some(old),
+            t0 + MARKER_TTL / 2,
+        );
+        assert_eq!(c.held(), 2);
+        // A TTL after the first sweep: a1 is expired, a2 is not.
+        c.put_at("upda_t1_c", agent("a3", None), Some(old), t0 + MARKER_TTL);
+        assert_eq!(c.held(), 2);
+        assert!(c.get("upda_t1_c", Some(old)).is_some());
+        assert!(c.get("upda_t1_a", Some(old)).is_none());
     }
 
     #[test]

@@ -37,6 +37,12 @@ impl std::fmt::Debug for RedbStore {
     }
 }
 
+/// redb's own page cache (its default is 1 GiB). The kernel's page cache
+/// holds the file as well, so a miss here costs a read from memory, not the
+/// disk; a server with a million agents stays within its memory budget
+/// (docs/benchmarks.md, "Server memory with a million agents").
+const CACHE_BYTES: usize = 256 << 20;
+
 impl RedbStore {
     /// Opens `path`, creating the file and its tables on first use.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -45,6 +51,7 @@ impl RedbStore {
         }
         let db = Database::builder()
             .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+            .set_cache_size(CACHE_BYTES)
             .create(path)
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen
