@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use catalog::events::UpdateOutcome;
 use catalog::protocol::DfuState;
 use chrono::{TimeDelta, Utc};
-use common::{cli_json, import, percentile, positional, start_updater, PASSWORD};
+use common::{import, percentile, positional, start_updater, PASSWORD};
 use reqwest::blocking::Client;
 use updater_server::events::UpdateRecord;
 use updater_server::fleet::inventory::{Device, Host, User};
@@ -54,22 +54,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let t = Instant::now();
-    let tenant = cli_json(&data, &["tenant", "create", "--name", "Bench", "--json"]);
-    let tenant = tenant["id"].as_str().expect("tenant id").to_owned();
-    cli_json(
-        &data,
-        &[
-            "admin",
-            "create",
-            "--tenant",
-            &tenant,
-            "--email",
-            "ann@example.com",
-            "--role",
-            "full",
-            "--json",
-        ],
-    );
+    let (tenant, _) = common::tenant_with_admin(&data, "ann@example.com");
     import(&data, dir.path(), "Voyager", "047F:C056", "1.0", &[1; 4096]);
     import(&data, dir.path(), "Voyager", "047F:C056", "2.0", &[2; 4096]);
     fill(&data.join("server.redb"), &tenant, n);

@@ -343,23 +343,7 @@ pub(crate) fn checkin_world(dir: &Path, agents: usize) -> CheckinWorld {
             &noise(64 * 1024, i as u64 + 7),
         );
     }
-    let t = cli_json(&data, &["tenant", "create", "--name", "Bench", "--json"]);
-    let tenant = t["id"].as_str().expect("tenant id").to_owned();
-    let token = t["enrollment_token"].as_str().expect("token").to_owned();
-    cli_json(
-        &data,
-        &[
-            "admin",
-            "create",
-            "--tenant",
-            &tenant,
-            "--email",
-            "ann@bench.example",
-            "--role",
-            "full",
-            "--json",
-        ],
-    );
+    let (tenant, token) = tenant_with_admin(&data, "ann@bench.example");
     let server = start_updater(&data);
     let base = server.base.clone();
     let http = reqwest::blocking::Client::new();
@@ -422,4 +406,19 @@ pub(crate) fn resident_mib(pid: u32) -> (u64, u64) {
             .map_or(0, |kib| kib / 1024)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Tenant "Bench" with a full admin `email` (password [`PASSWORD`]), by the
+/// CLI: its id and enrollment token.
+pub(crate) fn tenant_with_admin(data: &Path, email: &str) -> (String, String) {
+    let t = cli_json(data, &["tenant", "create", "--name", "Bench", "--json"]);
+    let tenant = t["id"].as_str().expect("tenant id").to_owned();
+    let token = t["enrollment_token"].as_str().expect("token").to_owned();
+    cli_json(
+        data,
+        &[
+            "admin", "create", "--tenant", &tenant, "--email", email, "--role", "full", "--json",
+        ],
+    );
+    (tenant, token)
 }

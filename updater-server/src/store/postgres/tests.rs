@@ -139,20 +139,24 @@ fn concurrent_inserts_of_the_same_keys_store_each_once() {
     assert_eq!(conflicts.load(Ordering::Relaxed), 5 * 40);
 }
 
+/// Inserts of rollout members `{prefix}{i:06}` = `i` for `i` in `0..n`.
+fn members(prefix: &str, n: usize) -> impl Iterator<Item = Op> + '_ {
+    (0..n).map(move |i| {
+        Op::Insert(
+            Table::RolloutMembers,
+            Key::new("t", format!("{prefix}{i:06}")),
+            json!(i),
+        )
+    })
+}
+
 #[test]
 fn prefix_scans_page_through_more_than_one_round_trip() {
     let store = store();
     let n = super::SCAN_PAGE as usize + 25;
     store
         .commit(
-            (0..n)
-                .map(|i| {
-                    Op::Insert(
-                        Table::RolloutMembers,
-                        Key::new("t", format!("r1/{i:06}")),
-                        json!(i),
-                    )
-                })
+            members("r1/", n)
                 .chain([
                     Op::Insert(Table::RolloutMembers, Key::new("t", "r1"), json!("x")),
                     Op::Insert(Table::RolloutMembers, Key::new("t", "r10/a"), json!("x")),
@@ -179,19 +183,7 @@ fn a_scan_stopped_by_its_visitor_leaves_the_store_working() {
     // The next page is already being fetched when the visitor fails.
     let store = store();
     let n = 2 * super::SCAN_PAGE as usize + 1;
-    store
-        .commit(
-            (0..n)
-                .map(|i| {
-                    Op::Insert(
-                        Table::RolloutMembers,
-                        Key::new("t", format!("m/{i:06}")),
-                        json!(i),
-                    )
-                })
-                .collect(),
-        )
-        .unwrap();
+    store.commit(members("m/", n).collect()).unwrap();
     let mut visited = 0;
     let stopped = store.scan_prefix(Table::RolloutMembers, "t", "m/", &mut |_, _| {
         visited += 1;
