@@ -263,10 +263,10 @@ impl CheckInCache {
                 a.bytes = 0;
             }
         }
-        if let Some(old) = a.entries.insert(key, entry) {
-            a.bytes -= old.size(&(agent.tenant.clone(), agent.id.clone()));
-        }
-        a.bytes += size;
+        // A replaced entry had the same key: its size is computed with it.
+        let replaced = a.entries.get(&key).map(|old| old.size(&key));
+        a.entries.insert(key, entry);
+        a.bytes = a.bytes - replaced.unwrap_or(0) + size;
     }
 
     /// Answers kept, and their bytes.
